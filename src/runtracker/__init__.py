@@ -1,0 +1,19 @@
+"""runtracker: record every run of a scheduled pipeline; no run is ever left `running` by a process that died."""
+
+from .context import Run, Step, current_run, track
+from .outcomes import FAILURE, PARTIAL, RUNNING, SKIPPED, SUCCESS
+from .tracker import RunTracker
+
+__all__ = [
+    "FAILURE",
+    "PARTIAL",
+    "RUNNING",
+    "Run",
+    "RunTracker",
+    "SKIPPED",
+    "SUCCESS",
+    "Step",
+    "current_run",
+    "track",
+]
+__version__ = "0.1.0"

@@ -1,0 +1,33 @@
+"""The outcome constants of runs and steps; every other module takes them from here."""
+
+from __future__ import annotations
+
+import logging
+
+SUCCESS = "success"
+PARTIAL = "partial"
+FAILURE = "failure"
+RUNNING = "running"
+SKIPPED = "skipped"
+
+RUN_OUTCOMES = (SUCCESS, FAILURE, RUNNING, PARTIAL)
+STEP_OUTCOMES = (SUCCESS, FAILURE, SKIPPED, PARTIAL)
+
+# The step_name of the error row a crash leaves behind (the seed's name for it).
+CRASH_STEP = "crash"
+
+log = logging.getLogger("runtracker")
+
+
+def normalize_outcome(value: object, allowed: tuple[str, ...], what: str) -> str:
+    """Map a user's outcome to one the schema accepts: True/False, any case, else `failure` with a warning."""
+    if value is True:
+        return SUCCESS
+    if value is False or value is None:
+        return FAILURE
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered in allowed and lowered != RUNNING:
+            return lowered
+    log.warning("runtracker: unknown %s outcome %r recorded as 'failure'", what, value)
+    return FAILURE

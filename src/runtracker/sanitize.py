@@ -1,0 +1,117 @@
+"""Turn whatever a pipeline hands us into values the database accepts, without ever raising.
+
+Bad input gets a sane record: text is decoded, cleaned of NUL bytes and lone surrogates (PostgreSQL rejects
+both) and truncated; counts become non-negative ints; stats become JSON even when they hold sets, objects or
+themselves.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from datetime import date, datetime
+from typing import Any
+
+log = logging.getLogger("runtracker")
+
+MESSAGE_LIMIT = 2000
+STACK_LIMIT = 4000
+NAME_LIMIT = 200
+JSON_LIMIT = 65536
+_MAX_COUNT = 2**62
+_MAX_DEPTH = 20
+_TRUNCATED = "…[truncated]"
+
+
+def text(value: object, limit: int) -> str:
+    """Any value as clean text of at most `limit` characters."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        value = bytes(value).decode("utf-8", "replace")
+    elif not isinstance(value, str):
+        try:
+            value = str(value)
+        except Exception as exc:  # a __str__ that raises must not cost us the record
+            value = f"<unprintable {type(value).__name__}: {type(exc).__name__}>"
+    # Cut before cleaning so a 1 GB message costs no more than a short one.
+    if len(value) > limit * 2:
+        value = value[: limit * 2]
+    value = value.replace("\x00", "\ufffd")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        value = value.encode("utf-8", "replace").decode("utf-8")
+    if len(value) > limit:
+        value = value[: limit - len(_TRUNCATED)] + _TRUNCATED
+    return value
+
+
+def optional_text(value: object, limit: int) -> str | None:
+    return None if value is None else text(value, limit)
+
+
+def name(value: object, default: str = "(unnamed)") -> str:
+    if value is None or value == "":
+        return default
+    return text(value, NAME_LIMIT)
+
+
+def count(value: object, what: str = "count") -> int:
+    """A non-negative int; anything else becomes 0 (or is clamped) with a warning."""
+    if value is None:
+        return 0
+    try:
+        number = float(value) if not isinstance(value, int) else value
+        if isinstance(number, float):
+            if math.isnan(number):
+                raise ValueError("NaN")
+            number = int(min(max(number, -_MAX_COUNT), _MAX_COUNT))
+    except (TypeError, ValueError, OverflowError):
+        log.warning("runtracker: %s %r is not a number; recorded as 0", what, value)
+        return 0
+    if number < 0:
+        log.warning("runtracker: %s %r is negative; recorded as 0", what, value)
+        return 0
+    return min(int(number), _MAX_COUNT)
+
+
+def _plain(obj: Any, depth: int, seen: set[int]) -> Any:
+    """A JSON-compatible copy of obj: cycles and unknown types become strings, never an error."""
+    if obj is None or isinstance(obj, bool | int | str):
+        return obj if not isinstance(obj, str) else text(obj, JSON_LIMIT)
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else str(obj)
+    if depth > _MAX_DEPTH:
+        return "<too deep>"
+    if isinstance(obj, datetime | date):
+        return obj.isoformat()
+    if isinstance(obj, bytes | bytearray):
+        return text(obj, JSON_LIMIT)
+    if isinstance(obj, dict | list | tuple | set | frozenset):
+        if id(obj) in seen:
+            return "<cycle>"
+        seen.add(id(obj))
+        try:
+            if isinstance(obj, dict):
+                return {text(k, NAME_LIMIT): _plain(v, depth + 1, seen) for k, v in list(obj.items())}
+            return [_plain(v, depth + 1, seen) for v in list(obj)]
+        finally:
+            seen.discard(id(obj))
+    if isinstance(obj, BaseException):
+        return f"{type(obj).__name__}: {obj}"
+    return text(repr(obj), MESSAGE_LIMIT)
+
+
+def to_json(obj: object) -> str | None:
+    """Serialise stats or detail to JSON text; None stays None."""
+    if obj is None:
+        return None
+    try:
+        encoded = json.dumps(obj, allow_nan=False, ensure_ascii=False)
+    except (TypeError, ValueError, RecursionError):
+        encoded = json.dumps(_plain(obj, 0, set()), allow_nan=False, ensure_ascii=False)
+    encoded = text(encoded, JSON_LIMIT * 4)
+    if len(encoded) > JSON_LIMIT * 4 - len(_TRUNCATED):
+        # A truncated JSON document is not JSON: keep a valid one that says what happened.
+        encoded = json.dumps({"truncated": True, "preview": encoded[:JSON_LIMIT]}, ensure_ascii=False)
+    return encoded

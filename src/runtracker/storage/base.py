@@ -1,0 +1,292 @@
+"""The storage seam: one SQL store holds the queries; each backend supplies a connection and its dialect.
+
+Every public method is one transaction that has committed when it returns (durable against a process crash).
+Queries use `?` placeholders; a backend with another paramstyle rewrites them once (`_sql`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from ..config import now_iso
+from ..outcomes import RUNNING
+from . import schema
+
+log = logging.getLogger("runtracker")
+
+RUN_COLUMNS = (
+    "id, club_slug, pipeline, started_at, finished_at, duration_ms, outcome, total_created, total_updated,"
+    " total_skipped, total_failed, summary_json, hostname, pid, process_started_at, heartbeat_at, exit_code"
+)
+STEP_COLUMNS = (
+    "id, run_id, club_slug, step_name, started_at, finished_at, duration_ms, outcome, created_count,"
+    " updated_count, skipped_count, failed_count, detail_json"
+)
+ERROR_COLUMNS = (
+    "id, run_id, run_step_id, club_slug, step_name, member_identifier, error_message, error_stack, created_at"
+)
+
+# (run_id, run_step_id, club_slug, step_name, member_identifier, error_message, error_stack, created_at)
+ErrorRow = tuple[int, int | None, str | None, str | None, str | None, str | None, str | None, str]
+
+
+@dataclass(frozen=True)
+class RunEnd:
+    """How one run ends: applied only while the run is still `running` (compare-and-set)."""
+
+    run_id: int
+    outcome: str
+    finished_at: str
+    duration_ms: int
+    summary_json: str | None = None
+    exit_code: int | None = None
+
+
+@dataclass(frozen=True)
+class StepEnd:
+    step_id: int
+    outcome: str
+    finished_at: str
+    duration_ms: int
+    created: int = 0
+    updated: int = 0
+    skipped: int = 0
+    failed: int = 0
+    detail_json: str | None = None
+
+
+class Store(ABC):
+    """A database holding runs, run_steps and run_errors."""
+
+    dialect: str = ""
+    url: str = ""
+
+    def __init__(self) -> None:
+        # One connection per store and process, shared by every tracker and thread; the lock serialises
+        # transactions on it. It is re-entrant because a signal handler may interrupt the main thread while
+        # it holds the lock: see `crash_transaction`.
+        self._lock = threading.RLock()
+        self._sql_cache: dict[str, str] = {}
+
+    # -- backend hooks ---------------------------------------------------------------------------------
+    @abstractmethod
+    @contextmanager
+    def transaction(self) -> Iterator[Any]:
+        """Yield a cursor inside a write transaction that commits on success and rolls back on error."""
+
+    @abstractmethod
+    @contextmanager
+    def crash_transaction(self) -> Iterator[Any]:
+        """Like `transaction`, for crash handlers that may have interrupted one of our own transactions."""
+
+    @abstractmethod
+    def read(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """Run a query and return its rows as dicts."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def _sql(self, sql: str) -> str:
+        return sql
+
+    def _insert_returning_id(self, cur: Any, sql: str, params: Sequence[Any]) -> int:
+        cur.execute(self._sql(sql + " RETURNING id"), params)
+        return int(cur.fetchone()[0])
+
+    # -- schema --------------------------------------------------------------------------------------------
+    def migrate(self) -> int:
+        """Bring the schema to the latest version; returns the version the database had before."""
+        with self.transaction() as cur:
+            cur.execute(schema.BOOKKEEPING)
+            cur.execute("SELECT MAX(version) FROM schema_migrations")
+            current = cur.fetchone()[0] or 0
+            for migration in schema.MIGRATIONS:
+                if migration.version <= current:
+                    continue
+                for statement in schema.statements(migration, self.dialect):
+                    self._apply(cur, statement)
+                cur.execute(
+                    self._sql("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)"),
+                    (migration.version, migration.name, now_iso()),
+                )
+        return int(current)
+
+    def _apply(self, cur: Any, statement: str) -> None:
+        cur.execute(statement)
+
+    def schema_version(self) -> int:
+        rows = self.read("SELECT MAX(version) AS v FROM schema_migrations")
+        return int(rows[0]["v"] or 0)
+
+    # -- writes: runs -------------------------------------------------------------------------------------
+    def insert_run(
+        self,
+        *,
+        pipeline: str,
+        club_slug: str | None,
+        started_at: str,
+        hostname: str | None,
+        pid: int | None,
+        process_started_at: float | None,
+        retention_cutoff: str | None,
+    ) -> int:
+        """Delete runs older than the cutoff (if any) and insert a new `running` run, in one transaction."""
+        with self.transaction() as cur:
+            if retention_cutoff is not None:
+                self._delete_before(cur, retention_cutoff)
+            return self._insert_returning_id(
+                cur,
+                "INSERT INTO runs (club_slug, pipeline, started_at, outcome, hostname, pid,"
+                " process_started_at, heartbeat_at) VALUES (?, ?, ?, 'running', ?, ?, ?, ?)",
+                (club_slug, pipeline, started_at, hostname, pid, process_started_at, started_at),
+            )
+
+    def _delete_before(self, cur: Any, cutoff: str) -> int:
+        # Children first: a database adopted from the seed tool may have no ON DELETE CASCADE. With nothing
+        # to delete, each statement is one probe of idx_runs_started_at.
+        old = "SELECT id FROM runs WHERE started_at < ? AND outcome <> 'running'"
+        cur.execute(self._sql(f"DELETE FROM run_errors WHERE run_id IN ({old})"), (cutoff,))
+        cur.execute(self._sql(f"DELETE FROM run_steps WHERE run_id IN ({old})"), (cutoff,))
+        cur.execute(self._sql("DELETE FROM runs WHERE started_at < ? AND outcome <> 'running'"), (cutoff,))
+        return int(cur.rowcount or 0)
+
+    def delete_runs_before(self, cutoff: str) -> int:
+        with self.transaction() as cur:
+            return self._delete_before(cur, cutoff)
+
+    _FINISH_RUN = (
+        "UPDATE runs SET finished_at = ?, duration_ms = ?, outcome = ?, summary_json = ?, exit_code = ?,"
+        " total_created = t.c, total_updated = t.u, total_skipped = t.s, total_failed = t.f"
+        " FROM (SELECT COALESCE(SUM(created_count), 0) AS c, COALESCE(SUM(updated_count), 0) AS u,"
+        " COALESCE(SUM(skipped_count), 0) AS s, COALESCE(SUM(failed_count), 0) AS f"
+        " FROM run_steps WHERE run_id = ?) AS t"
+        " WHERE runs.id = ? AND runs.outcome = 'running'"
+    )
+
+    def _finish_run(self, cur: Any, end: RunEnd) -> bool:
+        # Compare-and-set: only a run still `running` changes, so a crash handler, a reaper and the owner's
+        # own end_run racing each other never double-act; zero rows changed means someone else won.
+        cur.execute(
+            self._sql(self._FINISH_RUN),
+            (end.finished_at, end.duration_ms, end.outcome, end.summary_json, end.exit_code, end.run_id,
+             end.run_id),
+        )
+        return bool(cur.rowcount)
+
+    def end_run(
+        self,
+        end: RunEnd,
+        open_steps: Sequence[StepEnd] = (),
+        errors: Sequence[ErrorRow] = (),
+    ) -> bool:
+        """End a run (with its still-open steps and any last error rows). False if it was no longer running."""
+        with self.transaction() as cur:
+            return self._end_run(cur, end, open_steps, errors)
+
+    def _end_run(self, cur: Any, end: RunEnd, open_steps: Sequence[StepEnd], errors: Sequence[ErrorRow]) -> bool:
+        cur.execute(self._sql("SELECT outcome FROM runs WHERE id = ?"), (end.run_id,))
+        row = cur.fetchone()
+        if row is None or row[0] != RUNNING:
+            return False
+        for step in open_steps:
+            self._finish_step(cur, step)
+        if errors:
+            self._insert_errors(cur, errors)
+        return self._finish_run(cur, end)
+
+    def end_runs_crashed(self, ends: Sequence[tuple[RunEnd, Sequence[StepEnd], Sequence[ErrorRow]]]) -> list[int]:
+        """Crash path: end several runs in one transaction; returns the ids that were still running."""
+        done = []
+        with self.crash_transaction() as cur:
+            for end, steps, errors in ends:
+                if self._end_run(cur, end, steps, errors):
+                    done.append(end.run_id)
+        return done
+
+    def touch_heartbeat(self, run_ids: Sequence[int], at: str) -> None:
+        if not run_ids:
+            return
+        marks = ", ".join("?" * len(run_ids))
+        with self.transaction() as cur:
+            cur.execute(
+                self._sql(f"UPDATE runs SET heartbeat_at = ? WHERE outcome = 'running' AND id IN ({marks})"),
+                (at, *run_ids),
+            )
+
+    # -- writes: steps and errors ---------------------------------------------------------------------------
+    def insert_step(self, *, run_id: int, club_slug: str | None, step_name: str, started_at: str) -> int:
+        with self.transaction() as cur:
+            return self._insert_returning_id(
+                cur,
+                "INSERT INTO run_steps (run_id, club_slug, step_name, started_at) VALUES (?, ?, ?, ?)",
+                (run_id, club_slug, step_name, started_at),
+            )
+
+    def _finish_step(self, cur: Any, end: StepEnd) -> bool:
+        cur.execute(
+            self._sql(
+                "UPDATE run_steps SET finished_at = ?, duration_ms = ?, outcome = ?, created_count = ?,"
+                " updated_count = ?, skipped_count = ?, failed_count = ?, detail_json = ? WHERE id = ?"
+            ),
+            (end.finished_at, end.duration_ms, end.outcome, end.created, end.updated, end.skipped, end.failed,
+             end.detail_json, end.step_id),
+        )
+        return bool(cur.rowcount)
+
+    def end_step(self, end: StepEnd) -> bool:
+        with self.transaction() as cur:
+            return self._finish_step(cur, end)
+
+    _INSERT_ERROR = (
+        "INSERT INTO run_errors (run_id, run_step_id, club_slug, step_name, member_identifier, error_message,"
+        " error_stack, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    )
+
+    def _insert_errors(self, cur: Any, rows: Sequence[ErrorRow]) -> None:
+        cur.executemany(self._sql(self._INSERT_ERROR), rows)
+
+    def insert_errors(self, rows: Sequence[ErrorRow]) -> None:
+        if rows:
+            with self.transaction() as cur:
+                self._insert_errors(cur, rows)
+
+    # -- reads ---------------------------------------------------------------------------------------------
+    def get_run(self, run_id: int) -> dict[str, Any] | None:
+        rows = self.read(f"SELECT {RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,))
+        return rows[0] if rows else None
+
+    def list_runs(
+        self, *, pipeline: str | None = None, outcome: str | None = None, limit: int = 50,
+        before_id: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Newest first; `before_id` pages backwards through history."""
+        where, params = [], []
+        for column, value in (("pipeline", pipeline), ("outcome", outcome)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if before_id is not None:
+            where.append("id < ?")
+            params.append(before_id)
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        return self.read(f"SELECT {RUN_COLUMNS} FROM runs{clause} ORDER BY id DESC LIMIT ?", (*params, limit))
+
+    def running_runs(self) -> list[dict[str, Any]]:
+        return self.read(f"SELECT {RUN_COLUMNS} FROM runs WHERE outcome = 'running' ORDER BY id")
+
+    def list_steps(self, run_id: int) -> list[dict[str, Any]]:
+        return self.read(f"SELECT {STEP_COLUMNS} FROM run_steps WHERE run_id = ? ORDER BY id", (run_id,))
+
+    def list_errors(self, run_id: int, limit: int = 1000) -> list[dict[str, Any]]:
+        return self.read(
+            f"SELECT {ERROR_COLUMNS} FROM run_errors WHERE run_id = ? ORDER BY id LIMIT ?", (run_id, limit)
+        )
+
+    def count_errors(self, run_id: int) -> int:
+        return int(self.read("SELECT COUNT(*) AS n FROM run_errors WHERE run_id = ?", (run_id,))[0]["n"])

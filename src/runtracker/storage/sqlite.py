@@ -1,0 +1,84 @@
+"""The embedded default: one SQLite file in WAL mode."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from .base import Store
+
+BUSY_TIMEOUT_S = 10.0
+# A crash is recorded even while a foreign process holds the write lock for a while.
+CRASH_BUSY_TIMEOUT_MS = 20_000
+
+
+class SQLiteStore(Store):
+    dialect = "sqlite"
+
+    def __init__(self, path: str, *, synchronous: str = "NORMAL") -> None:
+        super().__init__()
+        self.path = path
+        self.url = f"sqlite:///{path}"
+        directory = os.path.dirname(path)
+        if directory:
+            os.makedirs(directory, exist_ok=True)
+        # isolation_level=None: we issue BEGIN IMMEDIATE ourselves. In WAL a transaction that starts as a read
+        # and later writes gets SQLITE_BUSY at once, without waiting for the busy timeout.
+        self._conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        # NORMAL in WAL is durable against a process crash (not against power loss); FULL is selectable.
+        self._conn.execute(f"PRAGMA synchronous={synchronous}")
+        self._owner = threading.get_ident()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Cursor]:
+        with self._lock:
+            cur = self._conn.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                yield cur
+            except BaseException:
+                if self._conn.in_transaction:
+                    self._conn.rollback()
+                raise
+            cur.execute("COMMIT")
+
+    @contextmanager
+    def crash_transaction(self) -> Iterator[sqlite3.Cursor]:
+        # A signal handler runs in the main thread between bytecodes, possibly while that same thread is
+        # inside `transaction` above (the RLock lets it in). Writing on the connection would then silently
+        # join the interrupted transaction, which is rolled back when the process dies; a second connection
+        # would wait on our own write lock forever. So: roll the interrupted call back (it never returned,
+        # so nothing that was promised is lost) and write the crash in a transaction of its own.
+        with self._lock:
+            if self._conn.in_transaction:
+                self._conn.rollback()
+            self._conn.execute(f"PRAGMA busy_timeout={CRASH_BUSY_TIMEOUT_MS}")
+            try:
+                with self.transaction() as cur:
+                    yield cur
+            finally:
+                self._conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+
+    def read(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        with self._lock:
+            cur = self._conn.execute(sql, params)
+            names = [d[0] for d in cur.description]
+            return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+    def _apply(self, cur: Any, statement: str) -> None:
+        # Adopting a database made by the seed tool or a half-applied upgrade: a column that already
+        # exists is not an error.
+        try:
+            cur.execute(statement)
+        except sqlite3.OperationalError as exc:
+            if "duplicate column name" not in str(exc):
+                raise
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
