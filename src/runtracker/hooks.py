@@ -29,8 +29,14 @@ HANDLED_SIGNALS = ("SIGTERM", "SIGHUP")
 
 
 def install() -> None:
-    """Install every hook not yet installed in this process. Cheap after the first call."""
-    if len(_installed) == 6:
+    """Install every hook not yet installed in this process. Cheap after the first call.
+
+    Signal handlers are checked again on every call: a pipeline that set its own SIGTERM handler after
+    our first start_run replaced ours, and the next start_run wraps (and chains) the pipeline's handler.
+    """
+    if len(_installed) == len(_INSTALLERS):
+        if threading.current_thread() is threading.main_thread():
+            _recheck_signal_handlers()
         return
     with _install_lock:
         for name, installer in _INSTALLERS:
@@ -86,32 +92,32 @@ def _install_threading_excepthook() -> bool:
 
 
 # -- asyncio: an exception nobody retrieved (reported when the task is garbage-collected) ------------------
-class _AsyncioErrorHandler(logging.Handler):
+class _AsyncioErrorFilter(logging.Filter):
     """Sees what asyncio's default exception handler logs, without replacing any loop's handler.
 
-    A handler on the `asyncio` logger works for every loop, including ones created after start_run, and
-    leaves a user's own loop exception handler (which takes over the logging) in charge.
+    It is a filter on the `asyncio` logger, not a handler: a handler would stop Python's last-resort
+    handler from printing "Task exception was never retrieved" to stderr, and the process must print what
+    it prints without us. It works for every loop, including ones created after start_run, and a user's
+    own loop exception handler (which takes over the logging) stays in charge. It never filters anything out.
     """
 
-    def __init__(self) -> None:
-        super().__init__(level=logging.ERROR)
-
-    def emit(self, record: logging.LogRecord) -> None:
+    def filter(self, record: logging.LogRecord) -> bool:
         try:
-            if not record.exc_info or record.exc_info[1] is None:
-                return
+            if record.levelno < logging.ERROR or not record.exc_info or record.exc_info[1] is None:
+                return True
             exc = record.exc_info[1]
             if isinstance(exc, SystemExit | KeyboardInterrupt):
-                return
+                return True
             message, stack = process.format_exception(exc)
             first_line = record.getMessage().splitlines()[0] if record.msg else "asyncio error"
             process.record_crash_rows(f"asyncio: {first_line}", message, stack)
         except Exception as error:
             report("recording an asyncio exception", error)
+        return True
 
 
-def _install_asyncio_handler() -> bool:
-    logging.getLogger("asyncio").addHandler(_AsyncioErrorHandler())
+def _install_asyncio_filter() -> bool:
+    logging.getLogger("asyncio").addFilter(_AsyncioErrorFilter())
     return True
 
 
@@ -145,6 +151,15 @@ def _runtracker_signal_handler(signum: int, frame: Any) -> Any:
     signal.signal(signum, signal.SIG_DFL)
     os.kill(os.getpid(), signum)
     return None
+
+
+def _recheck_signal_handlers() -> None:
+    for name in HANDLED_SIGNALS:
+        signum = getattr(signal, name, None)
+        if signum is not None and signal.getsignal(signum) is not _runtracker_signal_handler:
+            with _install_lock:
+                _install_signal_handlers()
+            return
 
 
 def _install_signal_handlers() -> bool:
@@ -221,16 +236,46 @@ def _on_fork_child() -> None:
     storage.forget_inherited_stores()
 
 
+_fork_hook_registered = False
+
+
 def _install_fork_hook() -> bool:
-    if hasattr(os, "register_at_fork"):
+    global _fork_hook_registered
+    if not _fork_hook_registered and hasattr(os, "register_at_fork"):
         os.register_at_fork(after_in_child=_on_fork_child)
+        _fork_hook_registered = True
     return True
+
+
+def uninstall() -> None:
+    """Put back every hook we replaced (for tests; a pipeline never needs this). The fork hook stays,
+    since os.register_at_fork has no undo, but it only acts on runs this process registered."""
+    with _install_lock:
+        if sys.excepthook is _runtracker_excepthook:
+            sys.excepthook = _previous["excepthook"]
+        if threading.excepthook is _runtracker_threading_excepthook:
+            threading.excepthook = _previous["threading_excepthook"]
+        if sys.exit is _runtracker_sys_exit:
+            sys.exit = _previous["sys_exit"]
+        atexit.unregister(_runtracker_at_exit)
+        asyncio_logger = logging.getLogger("asyncio")
+        for log_filter in list(asyncio_logger.filters):
+            if isinstance(log_filter, _AsyncioErrorFilter):
+                asyncio_logger.removeFilter(log_filter)
+        if threading.current_thread() is threading.main_thread():
+            for key, previous in list(_previous.items()):
+                if key.startswith("signal:"):
+                    signum = int(key.split(":", 1)[1])
+                    if signal.getsignal(signum) is _runtracker_signal_handler:
+                        signal.signal(signum, previous)
+                    del _previous[key]
+        _installed.intersection_update({"fork"})
 
 
 _INSTALLERS: tuple[tuple[str, Callable[[], bool]], ...] = (
     ("excepthook", _install_excepthook),
     ("threading_excepthook", _install_threading_excepthook),
-    ("asyncio", _install_asyncio_handler),
+    ("asyncio", _install_asyncio_filter),
     ("signals", _install_signal_handlers),
     ("exit", _install_exit_hooks),
     ("fork", _install_fork_hook),

@@ -146,7 +146,7 @@ class RunTracker:
             return False
         outcome = normalize_outcome(outcome, RUN_OUTCOMES, "run")
         if outcome == SUCCESS and run.crashes:
-            log.warning("runtracker: run %s had %d crash(es) in threads or tasks; recorded as 'partial'",
+            log.info("runtracker: run %s had %d crash(es) in threads or tasks; recorded as 'partial'",
                         run.run_id, run.crashes)
             outcome = PARTIAL
         summary = sanitize.to_json(stats)

@@ -1,0 +1,29 @@
+"""Helpers for testing code that uses runtracker (and for runtracker's own tests)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from . import guard, hooks, process, storage
+
+
+def reset() -> None:
+    """Forget open runs, close this process's connections and put back every process hook."""
+    for run in process.open_runs():
+        process.unregister(run)
+    process.exit_code = None
+    process.pending_signal = None
+    storage.close_all()
+    hooks.uninstall()
+
+
+@contextmanager
+def capture_swallowed() -> Iterator[list[BaseException]]:
+    """Collect the exceptions the never-raise guard swallowed inside the block."""
+    previous = guard.swallowed
+    guard.swallowed = collected = []
+    try:
+        yield collected
+    finally:
+        guard.swallowed = previous

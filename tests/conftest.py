@@ -1,0 +1,57 @@
+"""Shared fixtures: a real database per test (SQLite file, or a PostgreSQL schema of its own), process-state
+reset, and the never-raise guard made loud."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+from runtracker import guard, testing
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+from helpers import BACKENDS, make_db_url, drop_db_url  # noqa: E402
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "swallows: the test expects the never-raise guard to swallow errors")
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
+    """A fresh, empty database for this test, on each backend."""
+    url = make_db_url(request.param, tmp_path, request.node.name)
+    try:
+        yield url
+    finally:
+        drop_db_url(url)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path) -> str:
+    return f"sqlite:///{tmp_path / 'dashboard.sqlite'}"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_process_state() -> Iterator[None]:
+    testing.reset()
+    yield
+    testing.reset()
+
+
+@pytest.fixture(autouse=True)
+def _loud_guard(request: pytest.FixtureRequest) -> Iterator[list[BaseException]]:
+    """Anything the guard swallows fails the test, unless the test says it expects that."""
+    with testing.capture_swallowed() as swallowed:
+        yield swallowed
+    if request.node.get_closest_marker("swallows") is None and swallowed:
+        raise AssertionError(f"runtracker swallowed errors: {swallowed!r}")
+
+
+@pytest.fixture
+def swallowed() -> list[BaseException]:
+    assert guard.swallowed is not None
+    return guard.swallowed

@@ -1,0 +1,94 @@
+"""Helpers for tests: databases per backend, a real subprocess running a small app, reading rows back."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+from runtracker.config import resolve_db
+from runtracker.storage import Store, _new_store
+
+# PostgreSQL joins this list in the postgres issue; every test taking `db_url` then runs on both.
+BACKENDS = ["sqlite"]
+
+SRC = str(Path(__file__).resolve().parent.parent / "src")
+
+
+def make_db_url(backend: str, tmp_path: Path, test_name: str) -> str:
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path / 'dashboard.sqlite'}"
+    raise ValueError(backend)
+
+
+def drop_db_url(url: str) -> None:
+    pass
+
+
+def open_fresh(url: str) -> Store:
+    """A store of its own (not the process's cached one), for reading what a subprocess wrote."""
+    store = _new_store(resolve_db(url))
+    store.migrate()
+    return store
+
+
+class Db:
+    """Read-only view of a test database."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def _with(self, fn: Any) -> Any:
+        store = open_fresh(self.url)
+        try:
+            return fn(store)
+        finally:
+            store.close()
+
+    def runs(self) -> list[dict[str, Any]]:
+        return self._with(lambda s: list(reversed(s.list_runs(limit=100000))))
+
+    def run(self, run_id: int | None = None) -> dict[str, Any]:
+        runs = self.runs()
+        return runs[-1] if run_id is None else next(r for r in runs if r["id"] == run_id)
+
+    def steps(self, run_id: int) -> list[dict[str, Any]]:
+        return self._with(lambda s: s.list_steps(run_id))
+
+    def errors(self, run_id: int) -> list[dict[str, Any]]:
+        return self._with(lambda s: s.list_errors(run_id))
+
+    def crash_rows(self, run_id: int) -> list[dict[str, Any]]:
+        return [e for e in self.errors(run_id) if e["step_name"] == "crash"]
+
+    def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+        return self._with(lambda s: s.read(sql, params))
+
+
+def run_app(tmp_path: Path, code: str, db_url: str, *, args: list[str] | None = None,
+            env: dict[str, str] | None = None, timeout: float = 60, **popen: Any) -> subprocess.CompletedProcess[str]:
+    """Write `code` to app.py in tmp_path and run it in a real subprocess with RUNTRACKER_DB=db_url."""
+    app = tmp_path / "app.py"
+    app.write_text(textwrap.dedent(code))
+    return subprocess.run([sys.executable, str(app), *(args or [])], env=app_env(db_url, env), text=True,
+                          capture_output=True, timeout=timeout, cwd=tmp_path, **popen)
+
+
+def start_app(tmp_path: Path, code: str, db_url: str, *, env: dict[str, str] | None = None,
+              name: str = "app.py") -> subprocess.Popen[str]:
+    app = tmp_path / name
+    app.write_text(textwrap.dedent(code))
+    return subprocess.Popen([sys.executable, str(app)], env=app_env(db_url, env), text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path)
+
+
+def app_env(db_url: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    env["RUNTRACKER_DB"] = db_url
+    env["PYTHONPATH"] = SRC + os.pathsep + env.get("PYTHONPATH", "")
+    env.pop("PYTHONWARNINGS", None)
+    env.update(extra or {})
+    return env
