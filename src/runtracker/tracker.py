@@ -14,12 +14,15 @@ import time
 import traceback
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import config, hooks, process, sanitize
 from .guard import guarded, report
 from .outcomes import FAILURE, PARTIAL, RUN_OUTCOMES, STEP_OUTCOMES, SUCCESS, normalize_outcome
 from .storage import ErrorRow, RunEnd, StepEnd, Store, open_store
+
+if TYPE_CHECKING:
+    from .context import Run, Step
 
 log = logging.getLogger("runtracker")
 

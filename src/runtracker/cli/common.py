@@ -15,7 +15,8 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
 def db_option(fn: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
         "--db", envvar="RUNTRACKER_DB", default=None, metavar="PATH|URL",
-        help="Database: a path, sqlite:///path or postgresql://... [env RUNTRACKER_DB; default ./data/dashboard.sqlite]",
+        help="Database: a path, sqlite:///path or postgresql://... "
+        "[env RUNTRACKER_DB; default ./data/dashboard.sqlite]",
     )(fn)
 
 
