@@ -13,7 +13,7 @@ from runtracker import guard, testing
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from helpers import BACKENDS, make_db_url, drop_db_url  # noqa: E402
+from helpers import BACKENDS, drop_db_url, make_db_url  # noqa: E402
 
 
 def pytest_configure(config: pytest.Config) -> None:
