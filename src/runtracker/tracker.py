@@ -51,7 +51,7 @@ class RunTracker:
         self._db = db
         self._store: Store | None = None
         self._open: process.OpenRun | None = None
-        self._closed = False
+        self._warned_no_run = False
 
     # -- the seed's API ---------------------------------------------------------------------------------
     @guarded(None)
@@ -166,7 +166,6 @@ class RunTracker:
 
     def close(self) -> None:
         """Detach from the database; idempotent. The process's connection stays open for other trackers."""
-        self._closed = True
         self._store = None
 
     # -- Pythonic forms ----------------------------------------------------------------------------------
@@ -187,12 +186,14 @@ class RunTracker:
     def _get_store(self) -> Store:
         if self._store is None:
             self._store = open_store(self._db)
-            self._closed = False
         return self._store
 
     def _require_run(self, what: str) -> process.OpenRun | None:
         if self._open is None:
-            log.warning("runtracker: %s without an open run (start_run failed or was not called); ignored", what)
+            # Once per tracker: a pipeline whose start_run failed may make thousands of calls.
+            level = logging.DEBUG if self._warned_no_run else logging.WARNING
+            self._warned_no_run = True
+            log.log(level, "runtracker: %s without an open run (start_run failed or was not called); ignored", what)
         return self._open
 
     def _error_row(self, run: process.OpenRun, step_name: object, step_id: object, member: object,

@@ -204,6 +204,7 @@ def test_unusable_database_location_does_not_break_the_pipeline(tmp_path, sqlite
     assert "run None" in result.stdout and "pipeline went on" in result.stdout
     assert "Traceback" not in result.stderr
     assert "RunTracker.start_run failed" in result.stderr
+    assert result.stderr.count("without an open run") == 1  # said once, not once per call
 
 
 def test_locked_database_does_not_break_the_pipeline(tmp_path, sqlite_url):
