@@ -9,11 +9,12 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+import pg_schemas
 from runtracker.config import resolve_db
 from runtracker.storage import Store, _new_store
 
-# PostgreSQL joins this list in the postgres issue; every test taking `db_url` then runs on both.
-BACKENDS = ["sqlite"]
+# Every test taking `db_url` runs on both; PostgreSQL gets a schema of its own per test (see pg_schemas).
+BACKENDS = ["sqlite", "postgresql"]
 
 SRC = str(Path(__file__).resolve().parent.parent / "src")
 
@@ -21,11 +22,14 @@ SRC = str(Path(__file__).resolve().parent.parent / "src")
 def make_db_url(backend: str, tmp_path: Path, test_name: str) -> str:
     if backend == "sqlite":
         return f"sqlite:///{tmp_path / 'dashboard.sqlite'}"
+    if backend == "postgresql":
+        return pg_schemas.new_schema_url(test_name)
     raise ValueError(backend)
 
 
 def drop_db_url(url: str) -> None:
-    pass
+    if url.startswith("postgresql://"):
+        pg_schemas.drop_schema_url(url)
 
 
 def open_fresh(url: str) -> Store:

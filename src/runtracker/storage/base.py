@@ -66,6 +66,8 @@ class Store(ABC):
 
     dialect: str = ""
     url: str = ""
+    # Appended to the SELECT that starts ending a run: a row lock where writers do not serialise anyway.
+    lock_run_row: str = ""
 
     def __init__(self) -> None:
         # One connection per store and process, shared by every tracker and thread; the lock serialises
@@ -103,6 +105,7 @@ class Store(ABC):
     def migrate(self) -> int:
         """Bring the schema to the latest version; returns the version the database had before."""
         with self.transaction() as cur:
+            self._lock_for_migration(cur)
             cur.execute(schema.BOOKKEEPING)
             cur.execute("SELECT MAX(version) FROM schema_migrations")
             current = cur.fetchone()[0] or 0
@@ -116,6 +119,10 @@ class Store(ABC):
                     (migration.version, migration.name, now_iso()),
                 )
         return int(current)
+
+    def _lock_for_migration(self, cur: Any) -> None:
+        """Make concurrent migrations wait for each other (SQLite's BEGIN IMMEDIATE already does)."""
+        return None
 
     def _apply(self, cur: Any, statement: str) -> None:
         cur.execute(statement)
@@ -190,7 +197,7 @@ class Store(ABC):
             return self._end_run(cur, end, open_steps, errors)
 
     def _end_run(self, cur: Any, end: RunEnd, open_steps: Sequence[StepEnd], errors: Sequence[ErrorRow]) -> bool:
-        cur.execute(self._sql("SELECT outcome FROM runs WHERE id = ?"), (end.run_id,))
+        cur.execute(self._sql("SELECT outcome FROM runs WHERE id = ?" + self.lock_run_row), (end.run_id,))
         row = cur.fetchone()
         if row is None or row[0] != RUNNING:
             return False

@@ -1,0 +1,256 @@
+"""PostgreSQL: several hosts, one dashboard database. psycopg 3, imported only when a postgresql:// URL is used.
+
+Same queries (`base.Store`), same schema and migrations (`schema.py`), same promises as SQLite: every call that
+returns has committed, and a server that is down, slow or restarting never breaks the pipeline (calls fail, the
+guard logs them, the pipeline goes on). What is specific to a server over a network is here:
+
+- Reconnecting. A connection lost since the previous call (server restart, idle timeout, failover) is noticed
+  by the first statement of the next transaction, its `BEGIN`; nothing of that transaction has reached the
+  server yet, so it is started again, once, on a fresh connection. A connection lost *during* a transaction
+  fails that call (it may or may not have committed, so it is not replayed) and the next call reconnects.
+- Not waiting for a server that is unreachable. After a failed connect, calls fail at once for a short while
+  (doubling up to 30 s) instead of each waiting for the connect timeout; crash writes ignore this pause.
+- Bounded waits: a connect timeout, TCP keepalives and a statement timeout per transaction (10 s, 20 s for
+  crash writes, as SQLite's busy timeouts), set with `SET LOCAL` so that poolers such as PgBouncer see no
+  session state.
+- Crash writes are retried on fresh connections for a few seconds. A crash that happens while the server
+  stays unreachable longer is not lost: the run stays `running` and the reaper ends it once the server is back.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from .base import ErrorRow, RunEnd, StepEnd, Store
+
+MISSING_DRIVER = (
+    "PostgreSQL support needs the psycopg driver, which is not installed: pip install runtracker[postgres]"
+)
+SERVER_PAUSED = "the PostgreSQL server was unreachable a moment ago; trying again in a few seconds"
+
+# Connection defaults; anything the URL sets itself wins.
+CONNECT_DEFAULTS = {
+    "connect_timeout": "3",
+    "application_name": "runtracker",
+    # A peer that vanished (host lost, network partition) is noticed within about 25 s instead of hanging.
+    "keepalives": "1",
+    "keepalives_idle": "10",
+    "keepalives_interval": "5",
+    "keepalives_count": "3",
+    "tcp_user_timeout": "25000",
+}
+STATEMENT_TIMEOUT_MS = 10_000
+CRASH_STATEMENT_TIMEOUT_MS = 20_000
+# How long a crash write keeps trying fresh connections before it leaves the run to the reaper.
+CRASH_RETRY_S = 5.0
+PAUSE_FIRST_S = 0.5
+PAUSE_MAX_S = 30.0
+
+_QUOTED = re.compile(r"('(?:[^']|'')*')")
+
+
+def driver() -> Any:
+    """The psycopg module, or an ImportError naming the extra to install."""
+    try:
+        import psycopg
+    except ImportError as exc:
+        raise ImportError(MISSING_DRIVER) from exc
+    return psycopg
+
+
+def to_pyformat(sql: str) -> str:
+    """`?` placeholders to psycopg's `%s`; a literal `%` becomes `%%`. Quoted strings keep their `?`."""
+    parts = _QUOTED.split(sql)
+    for i, part in enumerate(parts):
+        part = part.replace("%", "%%")
+        parts[i] = part if i % 2 else part.replace("?", "%s")
+    return "".join(parts)
+
+
+def masked(dsn: str) -> str:
+    """The URL without its password, for messages."""
+    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", dsn)
+
+
+class PostgresStore(Store):
+    dialect = "postgresql"
+    # Enders of one run (its owner, a crash handler, a reaper on another host) queue on the run's row, so
+    # under READ COMMITTED the loser sees the winner's outcome before it touches steps or errors. NO KEY:
+    # inserting steps and errors of the run (a foreign-key share lock on its row) is not held up by it.
+    lock_run_row = " FOR NO KEY UPDATE"
+
+    def __init__(self, dsn: str) -> None:
+        super().__init__()
+        self._pg = driver()
+        from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+        params = conninfo_to_dict(dsn)
+        for key, value in CONNECT_DEFAULTS.items():
+            params.setdefault(key, value)
+        self._conninfo = make_conninfo("", **params)
+        self.url = masked(dsn)
+        self._conn: Any = None
+        # How many of our calls are in progress in the thread holding `_lock`: more than zero when a
+        # crash handler (a signal handler) interrupted one of them. See `crash_transaction`.
+        self._depth = 0
+        self._pause_until = 0.0
+        self._pause = PAUSE_FIRST_S
+        # Connections abandoned by a crash handler; the interrupted frame may still hold them.
+        self._abandoned: list[Any] = []
+
+    # -- connection --------------------------------------------------------------------------------------
+    def _connection(self, *, crash: bool = False) -> Any:
+        conn = self._conn
+        if conn is not None and not conn.closed:
+            return conn
+        self._conn = None
+        if not crash and time.monotonic() < self._pause_until:
+            raise self._pg.OperationalError(SERVER_PAUSED)
+        try:
+            conn = self._pg.connect(self._conninfo, autocommit=True)
+        except self._pg.OperationalError:
+            self._pause_until = time.monotonic() + self._pause
+            self._pause = min(self._pause * 2, PAUSE_MAX_S)
+            raise
+        self._pause, self._pause_until = PAUSE_FIRST_S, 0.0
+        self._conn = conn
+        return conn
+
+    def _lost(self, conn: Any) -> bool:
+        return conn is None or conn.closed
+
+    def _begin(self, timeout_ms: int, *, crash: bool = False) -> Any:
+        # Autocommit connection with an explicit BEGIN, as the SQLite store does: the BEGIN is the first
+        # statement of every call, so a dead connection is found before anything of the call was sent.
+        begin = f"BEGIN; SET LOCAL statement_timeout = {int(timeout_ms)}"
+        for attempt in (1, 2):
+            conn = self._connection(crash=crash)
+            try:
+                cur = conn.cursor()
+                cur.execute(begin)
+                return cur
+            except self._pg.OperationalError:
+                if attempt == 2 or not self._lost(conn):
+                    raise
+        raise AssertionError("unreachable")
+
+    def _finish(self, cur: Any) -> Iterator[Any]:
+        try:
+            yield cur
+        except BaseException:
+            self._rollback(cur.connection)
+            raise
+        cur.execute("COMMIT")
+
+    def _rollback(self, conn: Any) -> None:
+        if conn.closed:
+            return
+        try:
+            if conn.info.transaction_status != self._pg.pq.TransactionStatus.IDLE:
+                conn.execute("ROLLBACK")
+        except Exception:
+            # The connection cannot even roll back: drop it, the server rolls back when it goes.
+            if self._conn is conn:
+                self._conn = None
+            conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Any]:
+        with self._lock:
+            self._depth += 1
+            try:
+                yield from self._finish(self._begin(STATEMENT_TIMEOUT_MS))
+            finally:
+                self._depth -= 1
+
+    @contextmanager
+    def crash_transaction(self) -> Iterator[Any]:
+        with self._lock:
+            interrupted = self._abandon_interrupted() if self._depth else None
+            self._depth += 1
+            try:
+                cur = self._begin(CRASH_STATEMENT_TIMEOUT_MS, crash=True)
+                if interrupted is not None:
+                    # Its open transaction may hold the run's row; ending its backend rolls it back (the
+                    # call never returned, so nothing promised is lost) and frees the row for this write.
+                    cur.execute("SELECT pg_terminate_backend(%s)", (interrupted,))
+                yield from self._finish(cur)
+            finally:
+                self._depth -= 1
+
+    def _abandon_interrupted(self) -> int | None:
+        """A signal handler interrupted one of our calls in this thread (the RLock let it in).
+
+        That call's connection is in the middle of a protocol exchange and psycopg's own lock on it is held
+        by the interrupted frame: using it would deadlock. Set it aside and return its backend pid.
+        """
+        conn, self._conn = self._conn, None
+        if conn is None or conn.closed:
+            return None
+        self._abandoned.append(conn)
+        return int(conn.info.backend_pid)
+
+    def end_runs_crashed(self, ends: Sequence[tuple[RunEnd, Sequence[StepEnd], Sequence[ErrorRow]]]) -> list[int]:
+        # Ending a run is compare-and-set, so trying again after a lost connection cannot end it twice.
+        deadline = time.monotonic() + CRASH_RETRY_S
+        delay = 0.1
+        while True:
+            try:
+                return super().end_runs_crashed(ends)
+            except self._pg.OperationalError:
+                if not self._lost(self._conn) or time.monotonic() + delay > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
+
+    def read(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        from psycopg.rows import dict_row
+
+        query = self._sql(sql)
+        with self._lock:
+            self._depth += 1
+            try:
+                for attempt in (1, 2):
+                    conn = self._connection()
+                    try:
+                        with conn.cursor(row_factory=dict_row) as cur:
+                            cur.execute(query, tuple(params))
+                            return cur.fetchall()
+                    except self._pg.OperationalError:
+                        # A read changes nothing: one more try on a fresh connection is always safe.
+                        if attempt == 2 or not self._lost(conn):
+                            raise
+                raise AssertionError("unreachable")
+            finally:
+                self._depth -= 1
+
+    def close(self) -> None:
+        with self._lock:
+            conn, self._conn = self._conn, None
+            if conn is not None:
+                conn.close()
+
+    # -- dialect -----------------------------------------------------------------------------------------
+    def _sql(self, sql: str) -> str:
+        cached = self._sql_cache.get(sql)
+        if cached is None:
+            cached = self._sql_cache[sql] = to_pyformat(sql)
+        return cached
+
+    def _lock_for_migration(self, cur: Any) -> None:
+        # Several processes starting at once: the first applies the migrations, the others wait here and then
+        # find them applied. CREATE TABLE IF NOT EXISTS alone is not safe under concurrency in PostgreSQL.
+        # The key includes the schema, so databases that live side by side in schemas do not wait on each other.
+        cur.execute(
+            "SELECT pg_advisory_xact_lock(hashtext('runtracker.migrate:' || COALESCE(current_schema(), '')))"
+        )
+
+    def _apply(self, cur: Any, statement: str) -> None:
+        # As the SQLite store: adopting a database whose columns already exist (a half-applied upgrade).
+        if "ADD COLUMN " in statement and "IF NOT EXISTS" not in statement:
+            statement = statement.replace("ADD COLUMN ", "ADD COLUMN IF NOT EXISTS ", 1)
+        cur.execute(statement)
