@@ -26,6 +26,10 @@ _TRUNCATED = "…[truncated]"
 
 def text(value: object, limit: int) -> str:
     """Any value as clean text of at most `limit` characters."""
+    # Fast path for the common case (record_errors calls this three times per row): short ASCII text without
+    # NUL is already clean, and the checks below run in C.
+    if type(value) is str and len(value) <= limit and value.isascii() and "\x00" not in value:
+        return value
     if isinstance(value, bytes | bytearray | memoryview):
         value = bytes(value).decode("utf-8", "replace")
     elif not isinstance(value, str):
