@@ -271,11 +271,17 @@ def _error_fields(item: object) -> tuple[object, object, object]:
         stack = "".join(traceback.format_exception(type(item), item, item.__traceback__))
         return None, f"{type(item).__name__}: {item}", stack
     if isinstance(item, dict):
-        def first(keys: tuple[str, ...]) -> object:
-            return next((item[k] for k in keys if item.get(k) is not None), None)
-
-        return first(_MEMBER_KEYS), first(_MESSAGE_KEYS), first(_STACK_KEYS)
+        return _first(item, _MEMBER_KEYS), _first(item, _MESSAGE_KEYS), _first(item, _STACK_KEYS)
     return None, item, None
+
+
+def _first(item: dict[Any, Any], keys: tuple[str, ...]) -> object:
+    """The first of `keys` that `item` holds a non-None value for (a plain loop: this runs per error row)."""
+    for key in keys:
+        value = item.get(key)
+        if value is not None:
+            return value
+    return None
 
 
 _HOSTNAME: str | None = None
