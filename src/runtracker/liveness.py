@@ -1,6 +1,93 @@
-"""Is a process alive, and is it the one that started a run? (psutil, so it works on Linux and macOS.)"""
+"""Is the process that owns a run still alive? The facts a run records about its owner, and how they are judged.
+
+A run records its owner's hostname, pid, start time and a `process_key`. The reaper judges a `running` run:
+
+- **same host** (same hostname and, where known, the same kernel boot and pid namespace): the pid is checked
+  at once. No such process, a zombie, or a process with another start time (the pid was reused) means the
+  owner is gone. No heartbeat timeout is waited for.
+- **another host**: the pid means nothing here, so only the heartbeat counts: older than the timeout means
+  the owner is gone.
+
+On Linux the `process_key` is `linux:<boot id>:<pid namespace>:<start in clock ticks since boot>`. Ticks since
+boot never change for a process and are unaffected by clock steps (psutil's wall-clock start time is computed
+from the boot time, which moves when NTP steps the clock). The boot id and the pid namespace tell two
+machines cloned with the same hostname, or two containers sharing the host's hostname but not its pids,
+apart: their pids are not comparable, so they are judged by heartbeat, as other hosts. Elsewhere (macOS)
+psutil's start time, which the kernel records at process creation, is compared with a small tolerance.
+"""
 
 from __future__ import annotations
+
+import os
+import re
+import socket
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from .config import parse_iso
+
+HOSTNAME_ENV = "RUNTRACKER_HOSTNAME"
+# Wall-clock start times read by two processes may differ by rounding; a reused pid is never this close.
+START_TIME_TOLERANCE_S = 1.0
+
+# Verdicts: why an owner is gone (also stored in runs.reap_reason).
+PID_GONE = "pid_gone"
+PID_REUSED = "pid_reused"
+HEARTBEAT_TIMEOUT = "heartbeat_timeout"
+
+_hostname: str | None = None
+_host_key: tuple[int, str | None] | None = None
+
+
+def hostname() -> str:
+    """This machine's name as runs record it: $RUNTRACKER_HOSTNAME if set (containers, tests), else the OS's."""
+    override = os.environ.get(HOSTNAME_ENV)
+    if override:
+        return override
+    global _hostname
+    if _hostname is None:
+        _hostname = socket.gethostname()
+    return _hostname
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def host_key() -> str | None:
+    """`linux:<boot id>:<pid namespace>` of this process, or None where /proc does not tell (macOS)."""
+    global _host_key
+    pid = os.getpid()
+    if _host_key is None or _host_key[0] != pid:  # a forked child may have entered another pid namespace
+        boot = _read("/proc/sys/kernel/random/boot_id")
+        try:
+            namespace = re.sub(r"\D", "", os.readlink("/proc/self/ns/pid"))
+        except OSError:
+            namespace = ""
+        _host_key = (pid, f"linux:{boot}:{namespace}" if boot and namespace else None)
+    return _host_key[1]
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    """Fields 3.. of /proc/<pid>/stat (after the command name, which may contain spaces and parentheses)."""
+    raw = _read(f"/proc/{pid}/stat")
+    if raw is None or ")" not in raw:
+        return None
+    return raw.rsplit(")", 1)[1].split()
+
+
+def process_key(pid: int | None = None) -> str | None:
+    """The owner identity a run records: host key plus the start in clock ticks since boot (Linux only)."""
+    host = host_key()
+    fields = _stat_fields(pid or os.getpid())
+    if host is None or fields is None or len(fields) < 20:
+        return None
+    return f"{host}:{fields[19]}"
 
 
 def process_start_time(pid: int) -> float | None:
@@ -11,3 +98,102 @@ def process_start_time(pid: int) -> float | None:
         return float(psutil.Process(pid).create_time())
     except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
         return None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The reaper's judgement of one `running` run whose owner is gone."""
+
+    reason: str  # PID_GONE, PID_REUSED or HEARTBEAT_TIMEOUT
+    detail: str  # a sentence for the crash row
+    same_host: bool
+
+
+@dataclass(frozen=True)
+class Observer:
+    """Who is judging: the reaper's host, and the heartbeat timeout it applies to other hosts."""
+
+    hostname: str
+    host_key: str | None
+    heartbeat_timeout_s: float
+    now: datetime
+
+    @classmethod
+    def here(cls, heartbeat_timeout_s: float, now: datetime) -> Observer:
+        return cls(hostname(), host_key(), heartbeat_timeout_s, now)
+
+
+def judge(run: dict[str, Any], observer: Observer) -> Verdict | None:
+    """None while the owner may be alive; else why it is gone. Never a guess that kills a live owner.
+
+    `run` is a runs row with hostname, pid, process_started_at, process_key, heartbeat_at and started_at.
+    """
+    where = f"pid {run.get('pid')} on {run.get('hostname') or '(unknown host)'}"
+    if _same_host(run, observer):
+        verdict = _judge_pid(run, where)
+        if verdict is not _UNKNOWN:
+            return verdict  # type: ignore[return-value]
+    # Another host, or a pid whose identity this host cannot check: only a stale heartbeat tells.
+    age = heartbeat_age_s(run, observer.now)
+    if age is not None and age > observer.heartbeat_timeout_s:
+        return Verdict(HEARTBEAT_TIMEOUT, f"no heartbeat from {where} for {age:.0f} s (timeout "
+                       f"{observer.heartbeat_timeout_s:g} s)", same_host=False)
+    return None
+
+
+def heartbeat_age_s(run: dict[str, Any], now: datetime) -> float | None:
+    last = run.get("heartbeat_at") or run.get("started_at")
+    if not last:
+        return None
+    try:
+        return (now - parse_iso(str(last))).total_seconds()
+    except ValueError:
+        return None
+
+
+def _same_host(run: dict[str, Any], observer: Observer) -> bool:
+    if run.get("hostname") != observer.hostname or run.get("pid") is None:
+        return False
+    key = run.get("process_key")
+    if key and observer.host_key:
+        # Same name but another boot or pid namespace: its pids are not ours to check.
+        return bool(str(key).startswith(observer.host_key + ":"))
+    return True
+
+
+_UNKNOWN = object()
+
+
+def _judge_pid(run: dict[str, Any], where: str) -> Verdict | None | object:
+    """Same host: the pid tells at once. _UNKNOWN when it cannot (no permission to look, no start time)."""
+    import psutil
+
+    pid = int(run["pid"])
+    if not psutil.pid_exists(pid):  # kill(pid, 0): a process of another user still counts as existing
+        return Verdict(PID_GONE, f"{where} no longer exists", same_host=True)
+    key = run.get("process_key")
+    if key and str(key).startswith("linux:"):
+        fields = _stat_fields(pid)
+        if fields is None or len(fields) < 20:
+            return _UNKNOWN  # /proc hides it (hidepid): fall back to the heartbeat
+        if fields[0] in ("Z", "X"):
+            return Verdict(PID_GONE, f"{where} has exited (zombie, not yet waited for)", same_host=True)
+        if fields[19] != str(key).rsplit(":", 1)[1]:
+            return Verdict(PID_REUSED, f"{where} now belongs to another process (the pid was reused)",
+                           same_host=True)
+        return None
+    try:
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return Verdict(PID_GONE, f"{where} has exited (zombie, not yet waited for)", same_host=True)
+        started = proc.create_time()
+    except psutil.NoSuchProcess:
+        return Verdict(PID_GONE, f"{where} no longer exists", same_host=True)
+    except (psutil.AccessDenied, psutil.ZombieProcess):
+        return _UNKNOWN
+    recorded = run.get("process_started_at")
+    if recorded is None:
+        return _UNKNOWN
+    if abs(float(started) - float(recorded)) > START_TIME_TOLERANCE_S:
+        return Verdict(PID_REUSED, f"{where} now belongs to another process (the pid was reused)", same_host=True)
+    return None

@@ -100,10 +100,16 @@ def format_exception(exc: BaseException | None) -> tuple[str, str | None]:
 
 def crash_error_row(run: OpenRun, message: str, stack: str | None, at: str) -> ErrorRow:
     step = run.current_step()
+    return crash_row(run.run_id, step.step_id if step else None, run.club_slug, message, stack, at)
+
+
+def crash_row(run_id: int, step_id: int | None, club_slug: str | None, message: str, stack: str | None,
+              at: str) -> ErrorRow:
+    """The `crash` error row a dying run leaves (the reaper builds it from database rows, not an OpenRun)."""
     return (
-        run.run_id,
-        step.step_id if step else None,
-        run.club_slug,
+        run_id,
+        step_id,
+        club_slug,
         CRASH_STEP,
         None,
         sanitize.text(message or "crash", sanitize.MESSAGE_LIMIT),
@@ -112,18 +118,25 @@ def crash_error_row(run: OpenRun, message: str, stack: str | None, at: str) -> E
     )
 
 
+def crash_summary(kind: str, message: str, step_name: str | None = None, exit_code: int | None = None,
+                  signal_name: str | None = None) -> dict[str, object]:
+    """The summary_json of a crashed run: `{"crash": true, "kind": ..., "error": ...}` and what else is known."""
+    summary: dict[str, object] = {"crash": True, "kind": kind, "error": message}
+    if step_name is not None:
+        summary["step_in_progress"] = step_name
+    if exit_code is not None:
+        summary["exit_code"] = exit_code
+    if signal_name is not None:
+        summary["signal"] = signal_name
+    return summary
+
+
 def crash_end(run: OpenRun, kind: str, message: str, at: str, exit_code: int | None = None,
               signal_name: str | None = None) -> tuple[RunEnd, list[StepEnd]]:
     """The failure end of a run that crashed, with its open steps ended as `failure` too."""
     now = time.monotonic()
     step = run.current_step()
-    summary: dict[str, object] = {"crash": True, "kind": kind, "error": message}
-    if step is not None:
-        summary["step_in_progress"] = step.name
-    if exit_code is not None:
-        summary["exit_code"] = exit_code
-    if signal_name is not None:
-        summary["signal"] = signal_name
+    summary = crash_summary(kind, message, step.name if step else None, exit_code, signal_name)
     steps = [
         StepEnd(s.step_id, FAILURE, at, int((now - s.started) * 1000), detail_json=sanitize.to_json({"crash": kind}))
         for s in run.steps.values()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from . import guard, hooks, process, storage
+from . import guard, heartbeat, hooks, process, storage
 
 
 def reset() -> None:
@@ -16,6 +16,7 @@ def reset() -> None:
     process.pending_signal = None
     storage.close_all()
     hooks.uninstall()
+    heartbeat.reset()
 
 
 @contextmanager

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import time
 import traceback
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from . import config, hooks, process, sanitize
+from . import config, heartbeat, hooks, liveness, process, reaper, sanitize
 from .guard import guarded, report
 from .outcomes import FAILURE, PARTIAL, RUN_OUTCOMES, STEP_OUTCOMES, SUCCESS, normalize_outcome
 from .storage import ErrorRow, RunEnd, StepEnd, Store, open_store
@@ -40,13 +39,20 @@ class RunTracker:
             ./data/dashboard.sqlite.
         club_slug: stored on every row, as the seed does.
         retention_days: runs older than this are deleted at start_run; 0 keeps everything.
+        heartbeat_s: how often the process's open runs get a fresh `heartbeat_at`; default
+            $RUNTRACKER_HEARTBEAT_S, else 10 s.
+        heartbeat_timeout_s: the reaper at start_run ends other hosts' runs whose heartbeat is older than
+            this; default $RUNTRACKER_HEARTBEAT_TIMEOUT_S, else 60 s.
     """
 
     def __init__(self, pipeline: str, db: object = None, club_slug: str | None = "rondo",
-                 retention_days: int | None = None) -> None:
+                 retention_days: int | None = None, heartbeat_s: float | None = None,
+                 heartbeat_timeout_s: float | None = None) -> None:
         self.pipeline = sanitize.name(pipeline)
         self.club_slug = None if club_slug is None else sanitize.name(club_slug)
         self.retention_days = config.retention_days(retention_days)
+        self.heartbeat_s = heartbeat.interval_s(heartbeat_s)
+        self.heartbeat_timeout_s = reaper.heartbeat_timeout_s(heartbeat_timeout_s)
         self.run_id: int | None = None
         self._db = db
         self._store: Store | None = None
@@ -56,9 +62,16 @@ class RunTracker:
     # -- the seed's API ---------------------------------------------------------------------------------
     @guarded(None)
     def start_run(self) -> int | None:
-        """Insert a `running` run (deleting runs past retention first) and return its id."""
+        """Insert a `running` run (deleting runs past retention first) and return its id.
+
+        Runs of other processes whose owner is gone are reaped first (see `reaper`).
+        """
         store = self._get_store()
         hooks.install()
+        try:
+            reaper.reap_at_start(store, self.heartbeat_timeout_s)
+        except Exception as exc:  # reaping is a service to others: it never costs this run
+            report("reaping lost runs at start_run", exc)
         started_at = config.now_iso()
         cutoff = None
         if self.retention_days > 0:
@@ -68,10 +81,12 @@ class RunTracker:
         run_id = store.insert_run(
             pipeline=self.pipeline, club_slug=self.club_slug, started_at=started_at, hostname=_hostname(),
             pid=os.getpid(), process_started_at=_process_started_at(), retention_cutoff=cutoff,
+            process_key=_process_key(),
         )
         self.run_id = run_id
         self._open = process.OpenRun(store, run_id, self.pipeline, self.club_slug, time.monotonic())
         process.register(self._open)
+        heartbeat.run_opened(store, self.heartbeat_s)
         return run_id
 
     @guarded(None)
@@ -142,7 +157,8 @@ class RunTracker:
         """End the open run: outcome ("success" | "partial" | "failure", True/False), stats -> summary_json.
 
         Step totals are summed from its steps. Steps still open are ended too (`failure` if the run failed,
-        else `partial`). A run that already ended (by a crash handler or the reaper) is not changed.
+        else `partial`). A run that already ended (by a crash handler) is not changed; a run the reaper had
+        declared lost gets this outcome after all, and keeps `reaped_at` / `reap_reason`.
         """
         run = self._require_run("end_run")
         if run is None:
@@ -160,6 +176,7 @@ class RunTracker:
             raise
         process.unregister(run)
         self._open = None
+        heartbeat.run_closed()
         if not ended:
             log.warning("runtracker: run %s had already ended; end_run(%r) not applied", run.run_id, outcome)
         return ended
@@ -223,12 +240,15 @@ class RunTracker:
             message, stack = process.format_exception(exc)
             at = config.now_iso()
             end, steps = process.crash_end(run, kind, message, at, exit_code=code)
-            run.store.end_run(end, steps, [process.crash_error_row(run, message, stack, at)])
+            errors = [process.crash_error_row(run, message, stack, at)]
+            if not run.store.end_run(end, steps, errors):
+                run.store.end_reaped_run(end, steps, errors)  # the owner's account wins over the reaper's
         except Exception as error:
             report("recording the run's exception", error)
             return  # the run stays registered: the exit hook will still end it
         process.unregister(run)
         self._open = None
+        heartbeat.run_closed()
 
 
 def _end(run: process.OpenRun, outcome: str, summary: str | None) -> bool:
@@ -240,7 +260,16 @@ def _end(run: process.OpenRun, outcome: str, summary: str | None) -> bool:
                 detail_json='{"unfinished": true}')
         for s in run.steps.values()
     ]
-    return run.store.end_run(RunEnd(run.run_id, outcome, at, int((now - run.started) * 1000), summary), steps)
+    end = RunEnd(run.run_id, outcome, at, int((now - run.started) * 1000), summary)
+    if run.store.end_run(end, steps):
+        return True
+    # Not running any more. If the reaper had declared it lost (this process looked dead to it: a partitioned
+    # host, a heartbeat that could not be written), the owner knows better: its outcome wins.
+    if run.store.end_reaped_run(end, steps):
+        log.warning("runtracker: run %s had been declared lost by the reaper; end_run(%r) applied, the reaper's "
+                    "verdict kept in reaped_at/reap_reason", run.run_id, outcome)
+        return True
+    return False
 
 
 def retry_pending_end(run: process.OpenRun) -> bool:
@@ -284,15 +313,19 @@ def _first(item: dict[Any, Any], keys: tuple[str, ...]) -> object:
     return None
 
 
-_HOSTNAME: str | None = None
 _PROCESS_START: tuple[int, float | None] | None = None
 
 
 def _hostname() -> str:
-    global _HOSTNAME
-    if _HOSTNAME is None:
-        _HOSTNAME = socket.gethostname()
-    return _HOSTNAME
+    return liveness.hostname()  # $RUNTRACKER_HOSTNAME, else the OS's name
+
+
+def _process_key() -> str | None:
+    try:
+        return liveness.process_key()
+    except Exception as exc:
+        report("reading the process identity", exc)
+        return None
 
 
 def _process_started_at() -> float | None:

@@ -14,9 +14,9 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from . import runs, selftest
+    from . import reap, runs, selftest
 
-    for module in (runs, selftest):
+    for module in (runs, selftest, reap):
         for command in module.COMMANDS:
             cli.add_command(command)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +22,8 @@ log = logging.getLogger("runtracker")
 
 RUN_COLUMNS = (
     "id, club_slug, pipeline, started_at, finished_at, duration_ms, outcome, total_created, total_updated,"
-    " total_skipped, total_failed, summary_json, hostname, pid, process_started_at, heartbeat_at, exit_code"
+    " total_skipped, total_failed, summary_json, hostname, pid, process_started_at, heartbeat_at, exit_code,"
+    " process_key, reaped_at, reap_reason"
 )
 STEP_COLUMNS = (
     "id, run_id, club_slug, step_name, started_at, finished_at, duration_ms, outcome, created_count,"
@@ -142,6 +143,7 @@ class Store(ABC):
         pid: int | None,
         process_started_at: float | None,
         retention_cutoff: str | None,
+        process_key: str | None = None,
     ) -> int:
         """Delete runs older than the cutoff (if any) and insert a new `running` run, in one transaction."""
         with self.transaction() as cur:
@@ -150,8 +152,8 @@ class Store(ABC):
             return self._insert_returning_id(
                 cur,
                 "INSERT INTO runs (club_slug, pipeline, started_at, outcome, hostname, pid,"
-                " process_started_at, heartbeat_at) VALUES (?, ?, ?, 'running', ?, ?, ?, ?)",
-                (club_slug, pipeline, started_at, hostname, pid, process_started_at, started_at),
+                " process_started_at, heartbeat_at, process_key) VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?)",
+                (club_slug, pipeline, started_at, hostname, pid, process_started_at, started_at, process_key),
             )
 
     def _delete_before(self, cur: Any, cutoff: str) -> int:
@@ -175,6 +177,8 @@ class Store(ABC):
         " FROM run_steps WHERE run_id = ?) AS t"
         " WHERE runs.id = ? AND runs.outcome = 'running'"
     )
+
+    _FINISH_REAPED = _FINISH_RUN.replace("runs.outcome = 'running'", "runs.reaped_at IS NOT NULL")
 
     def _finish_run(self, cur: Any, end: RunEnd) -> bool:
         # Compare-and-set: only a run still `running` changes, so a crash handler, a reaper and the owner's
@@ -208,13 +212,79 @@ class Store(ABC):
         return self._finish_run(cur, end)
 
     def end_runs_crashed(self, ends: Sequence[tuple[RunEnd, Sequence[StepEnd], Sequence[ErrorRow]]]) -> list[int]:
-        """Crash path: end several runs in one transaction; returns the ids that were still running."""
+        """Crash path: end several runs in one transaction; returns the ids that were still running (or that
+        the reaper had declared lost: the owner's own account wins, see `end_reaped_run`)."""
         done = []
         with self.crash_transaction() as cur:
             for end, steps, errors in ends:
-                if self._end_run(cur, end, steps, errors):
+                if self._end_run(cur, end, steps, errors) or self._end_reaped_run(cur, end, steps, errors):
                     done.append(end.run_id)
         return done
+
+    # -- the reaper -------------------------------------------------------------------------------------------
+    _LAST_ACTIVITY = (
+        "SELECT MAX(t) FROM (SELECT MAX(started_at) AS t FROM run_steps WHERE run_id = ?"
+        " UNION ALL SELECT MAX(finished_at) FROM run_steps WHERE run_id = ?"
+        " UNION ALL SELECT MAX(created_at) FROM run_errors WHERE run_id = ?) AS activity"
+    )
+
+    def reap_run(self, run_id: int, reaped_at: str, reason: str,
+                 build: Callable[[dict[str, Any]], tuple[RunEnd, Sequence[StepEnd], Sequence[ErrorRow]]]) -> bool:
+        """End a run whose owner is gone, if it is still `running`. False if someone else ended it first.
+
+        In one transaction: claim the row (compare-and-set on `running`, under the row lock where writers do
+        not serialise anyway), read what the end is built from — the run, its open steps and its latest step
+        or error time — call `build(facts)` for the end, write it, and mark the run reaped. Reading inside the
+        claim means an owner that is alive after all cannot slip a step between what we read and what we write.
+        """
+        with self.transaction() as cur:
+            cur.execute(self._sql(f"SELECT {RUN_COLUMNS} FROM runs WHERE id = ?" + self.lock_run_row), (run_id,))
+            runs = _dicts(cur)
+            if not runs or runs[0]["outcome"] != RUNNING:
+                return False
+            cur.execute(
+                self._sql(f"SELECT {STEP_COLUMNS} FROM run_steps WHERE run_id = ? AND finished_at IS NULL ORDER BY id"),
+                (run_id,),
+            )
+            open_steps = _dicts(cur)
+            cur.execute(self._sql(self._LAST_ACTIVITY), (run_id, run_id, run_id))
+            activity = cur.fetchone()[0]
+            end, steps, errors = build({"run": runs[0], "open_steps": open_steps, "last_activity": activity})
+            for step in steps:
+                self._finish_step(cur, step)
+            if errors:
+                self._insert_errors(cur, errors)
+            if not self._finish_run(cur, end):
+                return False
+            cur.execute(self._sql("UPDATE runs SET reaped_at = ?, reap_reason = ? WHERE id = ?"),
+                        (reaped_at, reason, run_id))
+            return True
+
+    def end_reaped_run(self, end: RunEnd, open_steps: Sequence[StepEnd] = (),
+                       errors: Sequence[ErrorRow] = ()) -> bool:
+        """The owner ends a run the reaper had declared lost (a partitioned host, a stalled process): the
+        owner's outcome wins. `reaped_at` / `reap_reason` and the reaper's crash row stay, saying it had been
+        declared lost. False if the run was not reaped (still running, or ended otherwise)."""
+        with self.transaction() as cur:
+            return self._end_reaped_run(cur, end, open_steps, errors)
+
+    def _end_reaped_run(self, cur: Any, end: RunEnd, open_steps: Sequence[StepEnd],
+                        errors: Sequence[ErrorRow]) -> bool:
+        cur.execute(self._sql("SELECT outcome, reaped_at FROM runs WHERE id = ?" + self.lock_run_row),
+                    (end.run_id,))
+        row = cur.fetchone()
+        if row is None or row[0] == RUNNING or row[1] is None:
+            return False
+        for step in open_steps:
+            self._finish_step(cur, step)
+        if errors:
+            self._insert_errors(cur, errors)
+        cur.execute(
+            self._sql(self._FINISH_REAPED),
+            (end.finished_at, end.duration_ms, end.outcome, end.summary_json, end.exit_code, end.run_id,
+             end.run_id),
+        )
+        return bool(cur.rowcount)
 
     def touch_heartbeat(self, run_ids: Sequence[int], at: str) -> None:
         if not run_ids:
@@ -297,3 +367,8 @@ class Store(ABC):
 
     def count_errors(self, run_id: int) -> int:
         return int(self.read("SELECT COUNT(*) AS n FROM run_errors WHERE run_id = ?", (run_id,))[0]["n"])
+
+
+def _dicts(cur: Any) -> list[dict[str, Any]]:
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]

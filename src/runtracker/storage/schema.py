@@ -96,6 +96,18 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX IF NOT EXISTS idx_run_errors_created ON run_errors (created_at)",
         ),
     ),
+    Migration(
+        3,
+        "reaper: the owner's process identity; that (and why) the reaper declared a run lost",
+        (
+            # linux:<boot id>:<pid namespace>:<start in clock ticks since boot>, immune to clock steps and
+            # telling cloned hosts and containers sharing a hostname apart; NULL where /proc is missing.
+            "ALTER TABLE runs ADD COLUMN process_key TEXT",
+            # Set by the reaper; kept when the owner turns out alive and its own end_run wins afterwards.
+            "ALTER TABLE runs ADD COLUMN reaped_at TEXT",
+            "ALTER TABLE runs ADD COLUMN reap_reason TEXT",
+        ),
+    ),
 )
 
 LATEST = MIGRATIONS[-1].version
