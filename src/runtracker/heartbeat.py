@@ -256,6 +256,10 @@ def _register_fork_hook() -> None:
 
 
 def reset() -> None:
-    """Put faulthandler back and let the heartbeat thread end (for tests, after their runs were forgotten)."""
-    _crash_file.close()
+    """For tests, once their runs are forgotten: end the heartbeat thread (waiting for a beat in progress, so
+    it never writes to a store being closed) and put faulthandler back."""
+    thread = current_thread()
     _wake.set()
+    if thread is not None and thread is not threading.current_thread():
+        thread.join(timeout=15)
+    _crash_file.close()

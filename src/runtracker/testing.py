@@ -14,9 +14,9 @@ def reset() -> None:
         process.unregister(run)
     process.exit_code = None
     process.pending_signal = None
+    heartbeat.reset()  # before closing the stores it may be writing to
     storage.close_all()
     hooks.uninstall()
-    heartbeat.reset()
 
 
 @contextmanager

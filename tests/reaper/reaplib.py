@@ -1,0 +1,52 @@
+"""Helpers for the reaper's tests (fixtures are in conftest.py)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from runtracker import liveness
+from runtracker.storage import Store
+
+
+def wait_for(predicate: Callable[[], Any], what: str, timeout: float = 30) -> Any:
+    """Poll until `predicate()` is truthy (a bound on waiting, not an assertion about speed)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {what}")
+        time.sleep(0.05)
+
+
+def dead_pid() -> int:
+    """The pid of a process that has exited and been waited for."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def insert_running(store: Store, *, hostname: str | None = None, pid: int | None = None,
+                   process_key: str | None = None, process_started_at: float | None = None,
+                   started_at: str = "2026-01-01T00:00:00.000Z", heartbeat_at: str | None = None,
+                   pipeline: str = "nikki") -> int:
+    """A `running` run row as an owner would have written it, with the ownership facts given."""
+    run_id = store.insert_run(pipeline=pipeline, club_slug="rondo", started_at=started_at,
+                              hostname=hostname or liveness.hostname(), pid=pid,
+                              process_started_at=process_started_at, retention_cutoff=None,
+                              process_key=process_key)
+    if heartbeat_at is not None:
+        with store.transaction() as cur:
+            cur.execute(store._sql("UPDATE runs SET heartbeat_at = ? WHERE id = ?"), (heartbeat_at, run_id))
+    return run_id
+
+
+def crash_files(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.glob("runtracker-crash-*")) if directory.exists() else []
+
