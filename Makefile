@@ -23,5 +23,23 @@ lint: $(STAMP)
 	$(PY) -m pip install --quiet ruff
 	$(VENV)/bin/ruff check src tests examples bench
 
+# Benchmarks (bench/README.md): ratios measured side by side; the quick one ends with one JSON line.
+bench: $(STAMP)
+	$(PY) bench/run.py
+
+bench-quick: $(STAMP)
+	$(PY) bench/run.py --quick
+
+# MLflow gets a venv of its own so that the project's dependencies stay lean.
+MLFLOW_VENV := bench/.venv-mlflow
+$(MLFLOW_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(MLFLOW_VENV)
+	$(MLFLOW_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(MLFLOW_VENV)/bin/python -m pip install --quiet 'mlflow==3.17.2' -e .
+	touch $@
+
+bench-peers: $(MLFLOW_VENV)/.installed
+	$(MLFLOW_VENV)/bin/python bench/peers_mlflow.py
+
 clean:
-	rm -rf $(VENV) data build src/*.egg-info
+	rm -rf $(VENV) data build src/*.egg-info bench/.cache $(MLFLOW_VENV)
