@@ -10,9 +10,8 @@ guard logs them, the pipeline goes on). What is specific to a server over a netw
   fails that call (it may or may not have committed, so it is not replayed) and the next call reconnects.
 - Not waiting for a server that is unreachable. After a failed connect, calls fail at once for a short while
   (doubling up to 30 s) instead of each waiting for the connect timeout; crash writes ignore this pause.
-- Bounded waits: a connect timeout, TCP keepalives and a statement timeout per transaction (10 s, 20 s for
-  crash writes, as SQLite's busy timeouts), set with `SET LOCAL` so that poolers such as PgBouncer see no
-  session state.
+- Bounded waits: a connect timeout, TCP keepalives, and a statement timeout (10 s, 20 s for crash writes,
+  as SQLite's busy timeouts) unless the URL sets its own (`options=-c statement_timeout=...`).
 - Crash writes are retried on fresh connections for a few seconds. A crash that happens while the server
   stays unreachable longer is not lost: the run stays `running` and the reaper ends it once the server is back.
 """
@@ -92,6 +91,7 @@ class PostgresStore(Store):
         for key, value in CONNECT_DEFAULTS.items():
             params.setdefault(key, value)
         self._conninfo = make_conninfo("", **params)
+        self._statement_timeout = "statement_timeout" not in params.get("options", "")
         self.url = masked(dsn)
         self._conn: Any = None
         # How many of our calls are in progress in the thread holding `_lock`: more than zero when a
@@ -117,16 +117,18 @@ class PostgresStore(Store):
             self._pause = min(self._pause * 2, PAUSE_MAX_S)
             raise
         self._pause, self._pause_until = PAUSE_FIRST_S, 0.0
+        if self._statement_timeout:
+            conn.execute(f"SET statement_timeout = {int(STATEMENT_TIMEOUT_MS)}")
         self._conn = conn
         return conn
 
     def _lost(self, conn: Any) -> bool:
         return conn is None or conn.closed
 
-    def _begin(self, timeout_ms: int, *, crash: bool = False) -> Any:
+    def _begin(self, timeout_ms: int | None = None, *, crash: bool = False) -> Any:
         # Autocommit connection with an explicit BEGIN, as the SQLite store does: the BEGIN is the first
         # statement of every call, so a dead connection is found before anything of the call was sent.
-        begin = f"BEGIN; SET LOCAL statement_timeout = {int(timeout_ms)}"
+        begin = "BEGIN" if timeout_ms is None else f"BEGIN; SET LOCAL statement_timeout = {int(timeout_ms)}"
         for attempt in (1, 2):
             conn = self._connection(crash=crash)
             try:
@@ -163,7 +165,7 @@ class PostgresStore(Store):
         with self._lock:
             self._depth += 1
             try:
-                yield from self._finish(self._begin(STATEMENT_TIMEOUT_MS))
+                yield from self._finish(self._begin())
             finally:
                 self._depth -= 1
 
