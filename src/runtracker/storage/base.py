@@ -333,6 +333,67 @@ class Store(ABC):
             with self.transaction() as cur:
                 self._insert_errors(cur, rows)
 
+    # -- runtracker exec -------------------------------------------------------------------------------------
+    def insert_exec_run(
+        self, *, pipeline: str, club_slug: str | None, started_at: str, hostname: str | None, pid: int | None,
+        process_started_at: float | None, process_key: str | None, retention_cutoff: str | None,
+        lock_key: str | None,
+    ) -> int | None:
+        """`insert_run` for `runtracker exec`. With a `lock_key`: None if a `running` run holds that key.
+
+        The unique index `idx_runs_lock` (lock_key, over running runs) decides, so two starts on two hosts
+        cannot both win; ON CONFLICT DO NOTHING turns the loser's insert into no row instead of an error.
+        """
+        with self.transaction() as cur:
+            if retention_cutoff is not None:
+                self._delete_before(cur, retention_cutoff)
+            cur.execute(
+                self._sql(
+                    "INSERT INTO runs (club_slug, pipeline, started_at, outcome, hostname, pid, process_started_at,"
+                    " heartbeat_at, process_key, lock_key) VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?)"
+                    " ON CONFLICT DO NOTHING RETURNING id"
+                ),
+                (club_slug, pipeline, started_at, hostname, pid, process_started_at, started_at, process_key,
+                 lock_key),
+            )
+            row = cur.fetchone()
+            return None if row is None else int(row[0])
+
+    def lock_holder(self, lock_key: str) -> dict[str, Any] | None:
+        """The `running` run holding an exec lock, if any."""
+        rows = self.read(f"SELECT {RUN_COLUMNS} FROM runs WHERE lock_key = ? AND outcome = 'running'", (lock_key,))
+        return rows[0] if rows else None
+
+    def end_exec_run(self, end: RunEnd, open_steps: Sequence[StepEnd], errors: Sequence[ErrorRow],
+                     output_tail: str | None) -> bool:
+        """End an exec run and store its output tail, in one transaction. As for the owner's end_run, a run
+        the reaper had declared lost gets this end after all; the tail is stored either way."""
+        with self.transaction() as cur:
+            cur.execute(self._sql("UPDATE runs SET output_tail = ? WHERE id = ?"), (output_tail, end.run_id))
+            return self._end_run(cur, end, open_steps, errors) or self._end_reaped_run(cur, end, open_steps, errors)
+
+    def get_output_tail(self, run_id: int) -> str | None:
+        rows = self.read("SELECT output_tail FROM runs WHERE id = ?", (run_id,))
+        return rows[0]["output_tail"] if rows else None
+
+    def record_child_view(self, run_id: int, open_steps: Sequence[StepEnd], errors: Sequence[ErrorRow],
+                          merge: Callable[[str | None], str | None], *, crash: bool = False) -> bool:
+        """A Python child attached to an exec run ends its part: its steps end, its errors are added, and
+        `merge(summary_json)` folds its view into the summary. The run stays `running` (the wrapper ends it).
+        False if the run is no longer running."""
+        with (self.crash_transaction() if crash else self.transaction()) as cur:
+            cur.execute(self._sql("SELECT outcome, summary_json FROM runs WHERE id = ?" + self.lock_run_row),
+                        (run_id,))
+            row = cur.fetchone()
+            if row is None or row[0] != RUNNING:
+                return False
+            for step in open_steps:
+                self._finish_step(cur, step)
+            if errors:
+                self._insert_errors(cur, errors)
+            cur.execute(self._sql("UPDATE runs SET summary_json = ? WHERE id = ?"), (merge(row[1]), run_id))
+            return True
+
     # -- reads ---------------------------------------------------------------------------------------------
     def get_run(self, run_id: int) -> dict[str, Any] | None:
         rows = self.read(f"SELECT {RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,))

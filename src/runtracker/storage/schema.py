@@ -108,6 +108,18 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE runs ADD COLUMN reap_reason TEXT",
         ),
     ),
+    Migration(
+        4,
+        "runtracker exec: the command's output tail; the per-pipeline lock",
+        (
+            "ALTER TABLE runs ADD COLUMN output_tail TEXT",
+            # `runtracker exec --lock`: the lock is the running run itself. At most one `running` run per
+            # lock_key, enforced by the database, so it is atomic across processes and hosts; ending the run
+            # (or the reaper ending it) releases it. NULL (no lock) never conflicts.
+            "ALTER TABLE runs ADD COLUMN lock_key TEXT",
+            "CREATE UNIQUE INDEX IF NOT EXISTS idx_runs_lock ON runs (lock_key) WHERE outcome = 'running'",
+        ),
+    ),
 )
 
 LATEST = MIGRATIONS[-1].version
