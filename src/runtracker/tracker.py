@@ -72,6 +72,13 @@ class RunTracker:
             reaper.reap_at_start(store, self.heartbeat_timeout_s)
         except Exception as exc:  # reaping is a service to others: it never costs this run
             report("reaping lost runs at start_run", exc)
+        if os.environ.get("RUNTRACKER_RUN_ID"):  # started by `runtracker exec`: join its run (see attach.py)
+            from . import attach
+
+            attached = attach.attach(store, self.pipeline, self.club_slug, self._db)
+            if attached is not None:
+                self.run_id, self._open = attached.run_id, attached
+                return attached.run_id
         started_at = config.now_iso()
         cutoff = None
         if self.retention_days > 0:
