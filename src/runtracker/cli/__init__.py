@@ -14,9 +14,9 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from . import reap, runs, selftest
+    from . import exec_, reap, runs, selftest
 
-    for module in (runs, selftest, reap):
+    for module in (runs, selftest, reap, exec_):
         for command in module.COMMANDS:
             cli.add_command(command)
 

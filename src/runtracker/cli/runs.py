@@ -63,8 +63,9 @@ def show_command(db: str | None, run_id: int, as_json: bool) -> None:
         raise click.ClickException(f"no run with id {run_id}")
     steps = store.list_steps(run_id)
     errors = store.list_errors(run_id)
+    output_tail = store.get_output_tail(run_id)  # runs of `runtracker exec`
     if as_json:
-        click.echo(json.dumps({"run": run, "steps": steps, "errors": errors}))
+        click.echo(json.dumps({"run": run, "steps": steps, "errors": errors, "output_tail": output_tail}))
         return
     click.echo(f"run {run['id']}  {run['pipeline']}  {run['outcome'].upper()}")
     for key in ("club_slug", "started_at", "finished_at", "heartbeat_at", "hostname", "pid", "exit_code",
@@ -79,6 +80,11 @@ def show_command(db: str | None, run_id: int, as_json: bool) -> None:
     click.echo("")
     _print_steps(steps)
     _print_errors(errors)
+    if output_tail:
+        click.echo("")
+        click.echo("output (the end of it):")
+        for line in output_tail.rstrip("\n").splitlines():
+            click.echo(f"  | {line}")
 
 
 def _print_steps(steps: list[dict[str, Any]]) -> None:
