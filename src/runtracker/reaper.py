@@ -197,9 +197,13 @@ def _last_sign_of_life(run: dict[str, Any], activity: str | None) -> str:
     return max(valid)[1] if valid else str(run["started_at"])
 
 
+# duration_ms is an INTEGER column (32 bits on PostgreSQL): a run found weeks after its host vanished must fit.
+_MAX_MS = 2**31 - 1
+
+
 def _ms(start: str, end: str) -> int:
     try:
-        return max(0, int((parse_iso(end) - parse_iso(start)).total_seconds() * 1000))
+        return min(_MAX_MS, max(0, int((parse_iso(end) - parse_iso(start)).total_seconds() * 1000)))
     except ValueError:
         return 0
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from runtracker import liveness
+from runtracker.config import now_iso
 from runtracker.storage import Store
 
 
@@ -34,10 +35,10 @@ def dead_pid() -> int:
 
 def insert_running(store: Store, *, hostname: str | None = None, pid: int | None = None,
                    process_key: str | None = None, process_started_at: float | None = None,
-                   started_at: str = "2026-01-01T00:00:00.000Z", heartbeat_at: str | None = None,
+                   started_at: str | None = None, heartbeat_at: str | None = None,
                    pipeline: str = "nikki") -> int:
     """A `running` run row as an owner would have written it, with the ownership facts given."""
-    run_id = store.insert_run(pipeline=pipeline, club_slug="rondo", started_at=started_at,
+    run_id = store.insert_run(pipeline=pipeline, club_slug="rondo", started_at=started_at or heartbeat_at or now_iso(),
                               hostname=hostname or liveness.hostname(), pid=pid,
                               process_started_at=process_started_at, retention_cutoff=None,
                               process_key=process_key)
