@@ -14,9 +14,9 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from . import exec_, reap, runs, selftest
+    from . import exec_, migrate, reap, runs, selftest
 
-    for module in (runs, selftest, reap, exec_):
+    for module in (runs, selftest, reap, exec_, migrate):
         for command in module.COMMANDS:
             cli.add_command(command)
 

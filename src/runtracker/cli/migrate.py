@@ -1,0 +1,48 @@
+"""`runtracker migrate --from A --to B`: copy the whole history from one database to another."""
+
+from __future__ import annotations
+
+import click
+
+from ..config import resolve_db
+from ..storage.copy import TargetNotEmpty, copy_history
+from .common import store_for
+
+SAME_DATABASE = "--from and --to name the same database"
+
+
+@click.command("migrate")
+@click.option("--from", "source", required=True, metavar="PATH|URL", help="The database to copy from.")
+@click.option("--to", "target", required=True, metavar="PATH|URL",
+              help="The database to copy into (created and brought to the latest schema if needed).")
+@click.option("--merge", is_flag=True,
+              help="Add to a target that already has runs: copied rows get new ids, runs already there are skipped.")
+def migrate_command(source: str, target: str, merge: bool) -> None:
+    """Copy every run, with its steps and errors, from one database to another (e.g. SQLite to PostgreSQL).
+
+    The copy is one transaction on the target. Into an empty target, ids are kept; a target that already
+    has runs is refused unless --merge. The source is only read. Stop the pipelines (or point them at the
+    target) first: runs written to the source during the copy are not copied.
+    """
+    if str(resolve_db(source)) == str(resolve_db(target)):
+        raise click.ClickException(SAME_DATABASE)
+    src, dst = store_for(source), store_for(target)
+    try:
+        report = copy_history(src, dst, merge=merge)
+    except TargetNotEmpty as exc:
+        raise click.ClickException(str(exc)) from exc
+    except Exception as exc:  # one transaction: it was rolled back
+        raise click.ClickException(f"the copy failed and nothing was written to the target: {exc}") from exc
+    ids = "ids kept" if report.ids_kept else "new ids"
+    click.echo(f"copied {report.runs} runs, {report.steps} steps and {report.errors} errors "
+               f"from {src.url} to {dst.url} ({ids})")
+    if report.already_there:
+        click.echo(f"skipped {report.already_there} runs the target already had")
+    if report.orphans:
+        click.echo(f"skipped {report.orphans} steps or errors whose run is not in the source")
+    if report.running:
+        click.echo(f"{report.running} runs were still running in the source; they were copied as running, "
+                   "and the reaper ends them on the target once their process is gone")
+
+
+COMMANDS = [migrate_command]

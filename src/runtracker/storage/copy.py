@@ -1,0 +1,134 @@
+"""Copy the history (runs with their steps and errors) from one database to another: `runtracker migrate`.
+
+Both databases are first brought to the latest schema by `open_store`, so they have the same columns; rows are
+copied column by column by name. The whole copy is one transaction on the target: it lands completely or not
+at all, and while it runs other writers of the target wait.
+
+Ids: into a target without runs, ids are kept (`runtracker show 42` still shows the same run); into a target
+that already has runs (`merge=True`), every copied row gets a new id and steps and errors follow their run.
+A merge skips source runs the target already holds (same pipeline, start time, host and pid), so running it
+twice copies nothing twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from ..outcomes import RUNNING
+from .base import Store
+
+BATCH = 2000
+
+# Per dialect: taken first in the copy's transaction, so that no writer of the target (a pipeline already
+# pointed at it) inserts rows, or takes ids, between the emptiness check and the commit.
+LOCK_TABLES = {"postgresql": "LOCK TABLE runs, run_steps, run_errors IN EXCLUSIVE MODE"}
+# After inserting explicit ids, the next generated id must come after them. (SQLite's AUTOINCREMENT
+# bookkeeping follows explicit ids on its own.)
+RESET_ID = {
+    "postgresql": "SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT COALESCE(MAX(id), 0) + 1"
+                  " FROM {table}), false)",
+}
+TARGET_NOT_EMPTY = (
+    "the target database already holds {n} runs: use --merge to add the source's runs to them (with new ids),"
+    " or choose an empty database"
+)
+
+
+class TargetNotEmpty(Exception):
+    pass
+
+
+@dataclass
+class CopyReport:
+    runs: int = 0
+    steps: int = 0
+    errors: int = 0
+    ids_kept: bool = True
+    already_there: int = 0  # merge: runs the target already held
+    orphans: int = 0  # steps or errors whose run is not in the source (a seed database had no enforced keys)
+    running: int = 0  # runs copied while still `running` in the source
+
+
+def rows(store: Store, table: str) -> Iterator[dict[str, Any]]:
+    """Every row of a table in id order, read in batches."""
+    last = -1
+    while True:
+        batch = store.read(f"SELECT * FROM {table} WHERE id > ? ORDER BY id LIMIT ?", (last, BATCH))
+        yield from batch
+        if len(batch) < BATCH:
+            return
+        last = batch[-1]["id"]
+
+
+def copy_history(source: Store, target: Store, *, merge: bool = False) -> CopyReport:
+    """Copy every run, step and error of `source` into `target` in one transaction; see the module docstring."""
+    report = CopyReport()
+    with target.transaction() as cur:
+        if target.dialect in LOCK_TABLES:
+            cur.execute(LOCK_TABLES[target.dialect])
+        cur.execute("SELECT COUNT(*) FROM runs")
+        present = int(cur.fetchone()[0])
+        if present and not merge:
+            raise TargetNotEmpty(TARGET_NOT_EMPTY.format(n=present))
+        report.ids_kept = present == 0
+        known = _run_keys(target, cur) if present else set()
+        run_ids = _copy_table(target, cur, rows(source, "runs"), report, "runs", {}, known)
+        step_ids = _copy_table(target, cur, rows(source, "run_steps"), report, "steps", run_ids)
+        _copy_table(target, cur, rows(source, "run_errors"), report, "errors", run_ids, step_ids=step_ids)
+        if report.ids_kept and target.dialect in RESET_ID:
+            for table in ("runs", "run_steps", "run_errors"):
+                cur.execute(RESET_ID[target.dialect].format(table=table))
+    return report
+
+
+def _key(run: dict[str, Any]) -> tuple[Any, ...]:
+    return run["pipeline"], run["started_at"], run["hostname"], run["pid"]
+
+
+def _run_keys(target: Store, cur: Any) -> set[tuple[Any, ...]]:
+    cur.execute("SELECT pipeline, started_at, hostname, pid FROM runs")
+    return {tuple(row) for row in cur.fetchall()}
+
+
+def _copy_table(target: Store, cur: Any, source_rows: Iterator[dict[str, Any]], report: CopyReport, kind: str,
+                run_ids: dict[int, int], known: set[tuple[Any, ...]] | None = None,
+                step_ids: dict[int, int] | None = None) -> dict[int, int]:
+    """Insert rows (runs, steps or errors); returns {source id: target id}, -1 for runs already there."""
+    table = {"runs": "runs", "steps": "run_steps", "errors": "run_errors"}[kind]
+    copied: dict[int, int] = {}
+    pending: list[tuple[Any, ...]] = []
+    sql = ""
+    for row in source_rows:
+        if kind == "runs":
+            if known and _key(row) in known:
+                report.already_there += 1
+                copied[row["id"]] = -1  # its steps and errors are in the target already
+                continue
+            report.running += row["outcome"] == RUNNING
+        else:
+            if run_ids.get(row["run_id"], -1) < 0:
+                report.orphans += row["run_id"] not in run_ids
+                continue
+            row["run_id"] = run_ids[row["run_id"]]
+            if step_ids is not None and row.get("run_step_id") is not None:
+                row["run_step_id"] = step_ids.get(row["run_step_id"])
+        old_id = row.pop("id")
+        columns = (["id"] if report.ids_kept else []) + list(row)
+        values = ([old_id] if report.ids_kept else []) + list(row.values())
+        sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+        if report.ids_kept or kind == "errors":
+            if kind != "errors":
+                copied[old_id] = old_id
+            pending.append(tuple(values))
+            if len(pending) >= BATCH:
+                cur.executemany(target._sql(sql), pending)
+                pending.clear()
+        else:
+            # New ids are needed to relink children: one insert per run or step, in the same transaction.
+            copied[old_id] = target._insert_returning_id(cur, sql, values)
+        setattr(report, kind, getattr(report, kind) + 1)
+    if pending:
+        cur.executemany(target._sql(sql), pending)
+    return copied
