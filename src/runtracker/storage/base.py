@@ -234,8 +234,9 @@ class Store(ABC):
 
         In one transaction: claim the row (compare-and-set on `running`, under the row lock where writers do
         not serialise anyway), read what the end is built from — the run, its open steps and its latest step
-        or error time — call `build(facts)` for the end, write it, and mark the run reaped. Reading inside the
-        claim means an owner that is alive after all cannot slip a step between what we read and what we write.
+        or error time — call `build(facts)` for the end, write it, and mark the run reaped. An owner that is
+        alive after all may still end a step meanwhile (end_step does not take the run's row lock): steps are
+        ended only while still open, so the owner's own end of a step is never overwritten.
         """
         with self.transaction() as cur:
             cur.execute(self._sql(f"SELECT {RUN_COLUMNS} FROM runs WHERE id = ?" + self.lock_run_row), (run_id,))
@@ -251,7 +252,7 @@ class Store(ABC):
             activity = cur.fetchone()[0]
             end, steps, errors = build({"run": runs[0], "open_steps": open_steps, "last_activity": activity})
             for step in steps:
-                self._finish_step(cur, step)
+                self._finish_step(cur, step, only_open=True)
             if errors:
                 self._insert_errors(cur, errors)
             if not self._finish_run(cur, end):
@@ -305,11 +306,12 @@ class Store(ABC):
                 (run_id, club_slug, step_name, started_at),
             )
 
-    def _finish_step(self, cur: Any, end: StepEnd) -> bool:
+    def _finish_step(self, cur: Any, end: StepEnd, *, only_open: bool = False) -> bool:
         cur.execute(
             self._sql(
                 "UPDATE run_steps SET finished_at = ?, duration_ms = ?, outcome = ?, created_count = ?,"
                 " updated_count = ?, skipped_count = ?, failed_count = ?, detail_json = ? WHERE id = ?"
+                + (" AND finished_at IS NULL" if only_open else "")
             ),
             (end.finished_at, end.duration_ms, end.outcome, end.created, end.updated, end.skipped, end.failed,
              end.detail_json, end.step_id),
