@@ -11,10 +11,13 @@ import time
 import uuid
 
 import pytest
+from click.testing import CliRunner
+from tcp_proxy import Proxy
 
 import pg_schemas
 from helpers import Db, app_env, run_app
 from runtracker import RunTracker
+from runtracker.cli import cli
 from runtracker.storage.postgres import MISSING_DRIVER, SERVER_PAUSED, masked, to_pyformat
 
 CLOSED_PORT_URL = "postgresql://postgres@127.0.0.1:1/test"
@@ -85,6 +88,7 @@ def test_missing_driver_names_the_extra_and_the_pipeline_goes_on(tmp_path, pg_ur
 import sys
 sys.modules["psycopg"] = None   # as if the driver were not installed
 from runtracker import RunTracker
+from runtracker.cli import cli
 t = RunTracker("nikki")
 print("run", t.start_run())
 t.end_run("success")
@@ -108,6 +112,7 @@ def test_cli_without_the_driver_says_which_extra_to_install(tmp_path, pg_url):
 DOWN_APP = """
 import sys
 from runtracker import RunTracker
+from runtracker.cli import cli
 t = RunTracker("nikki")
 print("run", t.start_run())
 s = t.start_step("nikki-sync")
@@ -178,6 +183,7 @@ def go_on(proc: subprocess.Popen[str]) -> None:
 READY = """
 import sys
 from runtracker import RunTracker
+from runtracker.cli import cli
 t = RunTracker("nikki")
 t.start_run()
 step = t.start_step("nikki-sync")
@@ -253,6 +259,7 @@ import sys
 import runtracker.storage.postgres as pg
 pg.STATEMENT_TIMEOUT_MS = 300   # so the test does not wait 10 s
 from runtracker import RunTracker
+from runtracker.cli import cli
 t = RunTracker("nikki")
 print("run", t.start_run())
 print("pipeline went on")
@@ -265,3 +272,54 @@ sys.exit(5)
         holder.rollback()
     assert result.returncode == 5 and "run None" in result.stdout and "pipeline went on" in result.stdout
     assert "statement timeout" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.fixture
+def proxy():
+    p = Proxy()
+    try:
+        yield p
+    finally:
+        p.close()
+
+
+CRASH_LATER = READY + "raise ValueError('boom')\n"
+
+
+def test_a_crash_during_a_short_outage_is_recorded_when_the_server_is_back(tmp_path, pg_url, proxy):
+    """The server goes away, the pipeline crashes, the server comes back while the crash handler retries:
+    the crash is recorded by the crash handler itself."""
+    proc = start(tmp_path, CRASH_LATER, proxy.url(pg_url))
+    proxy.reject()
+    proxy.drop_all()
+    go_on(proc)
+    wait_for(lambda: proxy.rejected >= 1, "the crash handler to try the server")
+    proxy.forward()
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1 and err.endswith("ValueError: boom\n")
+    db = Db(pg_url)
+    run = db.run()
+    assert run["outcome"] == "failure" and json.loads(run["summary_json"])["kind"] == "uncaught_exception"
+    assert [e["error_message"] for e in db.crash_rows(run["id"])] == ["ValueError: boom"]
+
+
+def test_a_crash_while_the_server_stays_unreachable_is_ended_by_the_reaper(tmp_path, pg_url, proxy):
+    """The server stays away longer than the crash handler retries: the run stays `running`, the process
+    still exits as it would, and the reaper ends the run once the server is reachable again."""
+    code = READY.replace("import sys\n", "import sys\nimport runtracker.storage.postgres as pg\n"
+                                         "pg.CRASH_RETRY_S = 0.3  # the test need not wait 5 s\n")
+    proc = start(tmp_path, code + "raise ValueError('boom')\n", proxy.url(pg_url))
+    proxy.reject()
+    proxy.drop_all()
+    go_on(proc)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1 and err.endswith("ValueError: boom\n")
+    assert "runtracker: recording a crash (uncaught_exception) failed" in err
+    db = Db(pg_url)
+    run_id = db.run()["id"]
+    assert db.run(run_id)["outcome"] == "running"
+    result = CliRunner().invoke(cli, ["reap", "--db", pg_url])
+    assert result.exit_code == 0 and f"reaped run {run_id}" in result.output
+    run = db.run(run_id)
+    assert run["outcome"] == "failure" and run["reap_reason"] == "pid_gone"
+    assert len(db.crash_rows(run_id)) == 1
