@@ -111,9 +111,11 @@ def die_by_signal(signum: int) -> None:
 
             _, hard = resource.getrlimit(resource.RLIMIT_CORE)
             resource.setrlimit(resource.RLIMIT_CORE, (0, hard))
-    with contextlib.suppress(Exception):
+    with contextlib.suppress(Exception):  # SIGKILL and SIGSTOP cannot be caught, nor their disposition set
         signal.signal(signum, signal.SIG_DFL)
+    with contextlib.suppress(Exception):
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signum})
+    with contextlib.suppress(Exception):
         os.kill(os.getpid(), signum)
         time.sleep(1.0)  # delivery is asynchronous; it normally ends us within microseconds
     os._exit(128 + signum)
