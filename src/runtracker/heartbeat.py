@@ -83,14 +83,16 @@ def run_opened(store: Store, heartbeat_s: float) -> None:
         elif heartbeat_s < _interval:
             _interval = heartbeat_s  # several trackers asking for different intervals: the shortest wins
             _wake.set()
-    _crash_file.open_for(store)
+        # Under the lock that the thread holds while it decides to stop and closes the file (see `_beat`): a
+        # file closed by a stopping thread is opened again here, never left closed under an open run.
+        _crash_file.open_for(store)
 
 
 def run_closed() -> None:
-    """A run of this process ended normally: with none left, stop the heartbeat and put faulthandler back."""
-    if not process.open_runs():
-        _wake.set()  # the thread sees no open run and ends now rather than at its next beat
-        _crash_file.close()
+    """A run of this process ended normally. Nothing happens at once: with no run open at its next beat, the
+    heartbeat thread ends and puts faulthandler back. A pipeline that runs one run after another in one
+    process so keeps one thread and one faulthandler file instead of paying for new ones every run (that
+    was a third of a short run's cost)."""
 
 
 def current_thread() -> threading.Thread | None:
@@ -113,6 +115,7 @@ def _beat() -> None:
             if not runs:
                 if _thread is threading.current_thread():
                     _thread = None
+                    _crash_file.close()
                 return
         failing = _touch(runs, failing)
 
