@@ -81,10 +81,19 @@ def _stat_fields(pid: int) -> list[str] | None:
     return raw.rsplit(")", 1)[1].split()
 
 
+_own_key: tuple[int, str | None] | None = None
+
+
 def process_key(pid: int | None = None) -> str | None:
     """The owner identity a run records: host key plus the start in clock ticks since boot (Linux only)."""
+    global _own_key
+    if pid is None:
+        # Our own key never changes (a forked child has another pid): read /proc once, not at every start_run.
+        if _own_key is None or _own_key[0] != os.getpid():
+            _own_key = (os.getpid(), process_key(os.getpid()))
+        return _own_key[1]
     host = host_key()
-    fields = _stat_fields(pid or os.getpid())
+    fields = _stat_fields(pid)
     if host is None or fields is None or len(fields) < 20:
         return None
     return f"{host}:{fields[19]}"
