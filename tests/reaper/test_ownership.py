@@ -176,3 +176,18 @@ def test_run_found_weeks_after_its_host_vanished_fits_the_duration_column(store,
     run = Db(db_url).run(run_id)
     assert run["outcome"] == "failure" and run["duration_ms"] == 2**31 - 1
     assert Db(db_url).steps(run_id)[0]["duration_ms"] == 2**31 - 1
+
+
+def test_the_probe_of_running_runs_uses_the_partial_index(sqlite_url):
+    """The reaper's look at `running` runs (at every start_run) searches idx_runs_running, not the table."""
+    import sqlite3
+
+    from helpers import open_fresh
+    from runtracker.storage.base import RUN_COLUMNS
+
+    open_fresh(sqlite_url).close()
+    conn = sqlite3.connect(sqlite_url[len("sqlite:///"):])
+    plan = conn.execute(
+        f"EXPLAIN QUERY PLAN SELECT {RUN_COLUMNS} FROM runs WHERE outcome = 'running' ORDER BY id").fetchall()
+    conn.close()
+    assert [row[3] for row in plan] == ["SEARCH runs USING INDEX idx_runs_running (outcome=?)"]
