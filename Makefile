@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench bench-quick bench-peers clean
+.PHONY: demo test lint bench bench-quick bench-peers bench-reaper clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ bench: $(STAMP)
 
 bench-quick: $(STAMP)
 	$(PY) bench/run.py --quick
+
+# How long a SIGKILLed run stays `running` under `runtracker monitor` (same host, simulated cross-host).
+bench-reaper: $(STAMP)
+	$(PY) bench/reaper_latency.py
 
 # MLflow gets a venv of its own so that the project's dependencies stay lean.
 MLFLOW_VENV := bench/.venv-mlflow
