@@ -53,6 +53,8 @@ def ensure_history(runs: int, log: object = print) -> tuple[Path, float]:
     log(f"building {path.name}: {runs:,} runs, {runs * STEPS_PER_RUN:,} steps, "  # type: ignore[operator]
         f"{runs * ERRORS_PER_RUN:,} errors (once; cached in bench/.cache/)")
     start = time.perf_counter()
+    for stale in path.parent.glob(path.name.rsplit("-v", 1)[0] + "-v*.sqlite*"):  # older schema versions
+        stale.unlink(missing_ok=True)
     tmp = path.with_suffix(".building")
     for suffix in ("", "-wal", "-shm"):
         Path(f"{tmp}{suffix}").unlink(missing_ok=True)

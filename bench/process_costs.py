@@ -10,7 +10,8 @@
   unwinding to sys.excepthook, formatting the traceback, and the transaction; it excludes interpreter
   shutdown, which happens the same with or without the tracker. No polling from outside, no atexit.
 - rss_overhead_mb: peak RSS (VmHWM; see RSS_APP for why not ru_maxrss) of a process that imports
-  runtracker and runs 1,000 lifecycles vs one that only imports it; median of alternated pairs.
+  runtracker and runs 1,000 lifecycles vs one that only imports it; median of alternated pairs. A process
+  running a single lifecycle is measured alongside, to tell set-up cost from growth per run.
 """
 
 from __future__ import annotations
@@ -144,6 +145,11 @@ def measure_rss(workdir: Path, rounds: int, lifecycles: int = 1000) -> dict[str,
         db = workdir / f"rss-{next(counter)}.sqlite"
         return int(_python(str(app), str(db), str(n), str(BENCH_DIR)).stdout.strip()) / 1024
 
-    results = alternate(rounds, {"lifecycles": lambda: peak(lifecycles), "import": lambda: peak(0)})
+    results = alternate(rounds, {"lifecycles": lambda: peak(lifecycles), "one": lambda: peak(1),
+                                 "import": lambda: peak(0)})
     diffs = [a - b for a, b in zip(results["lifecycles"], results["import"], strict=True)]
-    return {"mb": median(diffs), "import_mb": median(results["import"]), "lifecycles": lifecycles}
+    # One lifecycle already brings the connection, psutil and the heartbeat thread: what the other 999 add
+    # on top is what would grow in a long-lived process.
+    first = [a - b for a, b in zip(results["one"], results["import"], strict=True)]
+    return {"mb": median(diffs), "first_mb": median(first), "import_mb": median(results["import"]),
+            "lifecycles": lifecycles}

@@ -56,17 +56,17 @@ def main(argv: list[str] | None = None) -> int:
     history_path, build_s = history.ensure_history(plan["history_runs"], log=say)
     workdir = Path(tempfile.mkdtemp(prefix="run-", dir=cache_dir()))
     try:
-        say("1/7 lifecycle vs raw sqlite3 …")
+        say("measure 1: lifecycle vs raw sqlite3 …")
         life = lifecycle.measure(workdir, *plan["lifecycle"])
-        say("3/7 start_run on a long history vs empty …")
+        say("measure 3: start_run on a long history vs empty …")
         hist = history.measure(history_path, workdir, *plan["start_run"])
-        say("4/7 record_errors × 10,000 …")
+        say("measure 4: record_errors × 10,000 …")
         errors = bulk.measure(workdir, plan["bulk"])
-        say("5/7 import cost …")
+        say("measure 5: import cost …")
         imp = process_costs.measure_import(plan["import"])
-        say("6/7 crash to committed crash row …")
+        say("measure 6: crash to committed crash row …")
         crash = process_costs.measure_crash(workdir, plan["crash"])
-        say("7/7 peak RSS of 1,000 lifecycles …")
+        say("measure 7: peak RSS of 1,000 lifecycles …")
         rss = process_costs.measure_rss(workdir, plan["rss"])
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -100,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
          f"`raise` → crash row committed, probed in-process by the excepthook runtracker chains; median of "
          f"{len(crash['samples'])} subprocesses"),
         ("rss_overhead_mb", f"{rss['mb']:.1f}", "—",
-         f"peak RSS, {rss['lifecycles']:,} lifecycles − import only ({rss['import_mb']:.1f} MB)"),
+         f"peak RSS, {rss['lifecycles']:,} lifecycles − import only ({rss['import_mb']:.1f} MB); a single "
+         f"lifecycle: {rss['first_mb']:.1f} MB"),
     ]
     text = table(rows)
     elapsed = time.perf_counter() - began
