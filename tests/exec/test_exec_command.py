@@ -3,13 +3,18 @@ the status it exits with (the command's own, or death by the command's signal)."
 
 from __future__ import annotations
 
+import fcntl
 import os
+import pty
 import shlex
 import signal
+import subprocess
+import sys
+import termios
 
-from exec_support import PY, child, run_exec, start_exec, summary
+from exec_support import PY, child, exec_argv, run_exec, start_exec, summary
 
-from helpers import Db
+from helpers import Db, app_env
 from runtracker.execwrap import oom, wrapper
 
 
@@ -225,11 +230,6 @@ def test_show_prints_the_output_tail(tmp_path, db_url):
     """`runtracker show` ends with the tail of the command's output."""
     run_exec(tmp_path, db_url, "--", "sh", "-c", "echo first; echo last line")
     [run] = Db(db_url).runs()
-    import subprocess
-    import sys
-
-    from helpers import app_env
-
     shown = subprocess.run([sys.executable, "-m", "runtracker", "show", str(run["id"])], env=app_env(db_url),
                            capture_output=True, text=True, timeout=60)
     assert shown.returncode == 0, shown.stderr
@@ -265,3 +265,61 @@ def test_an_ignored_sigint_stays_ignored_for_the_command(tmp_path, db_url):
                       preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     assert result.stdout == b"True\n"
     assert os.environ.get("RUNTRACKER_RUN_ID") is None
+
+
+COUNTS_SIGINT = """
+import os, signal, sys, time
+# The wakeup fd gets one byte per delivery at the C level: two SIGINTs are counted as two even when Python
+# would run its handler only once for them.
+r, w = os.pipe()
+os.set_blocking(w, False)
+signal.set_wakeup_fd(w)
+signal.signal(signal.SIGINT, lambda signum, frame: None)
+print("ready", flush=True)
+os.set_blocking(r, True)
+seen = os.read(r, 1)
+time.sleep(0.5)  # a second SIGINT, if one were coming, arrives here
+os.set_blocking(r, False)
+try:
+    seen += os.read(r, 100)
+except BlockingIOError:
+    pass
+print("SIGINTs:", len(seen), flush=True)
+sys.exit(130)
+"""
+
+
+def test_ctrl_c_on_a_terminal_reaches_the_command_once(tmp_path, db_url):
+    """Ctrl-C on the controlling terminal: the command (same process group) gets one SIGINT, not two."""
+    master, slave = pty.openpty()
+
+    def take_terminal() -> None:  # in the wrapper, after setsid: the pty becomes its controlling terminal
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    proc = subprocess.Popen(exec_argv("--", *child(tmp_path, COUNTS_SIGINT)), env=app_env(db_url), cwd=tmp_path,
+                            stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
+                            preexec_fn=take_terminal)
+    os.close(slave)
+    output = b""
+    try:
+        while b"ready" not in output:
+            output += os.read(master, 1024)
+        os.write(master, b"\x03")  # the terminal's interrupt character
+        proc.wait(timeout=30)
+        while True:
+            try:
+                chunk = os.read(master, 1024)
+            except OSError:  # EIO: every process holding the terminal has exited
+                break
+            if not chunk:
+                break
+            output += chunk
+    finally:
+        os.close(master)
+        if proc.poll() is None:
+            proc.kill()
+    assert b"SIGINTs: 1" in output
+    assert proc.returncode == 130
+    [run] = Db(db_url).runs()
+    assert run["exit_code"] == 130 and summary(run)["signals_received"] == ["SIGINT"]
+    assert Db(db_url).crash_rows(run["id"])[0]["error_message"] == "exited with code 130"

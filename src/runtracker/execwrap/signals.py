@@ -38,7 +38,8 @@ class Forwarder:
     """Installs handlers that pass signals on to the command (see the module docstring)."""
 
     def __init__(self) -> None:
-        self.received: list[int] = []
+        self.received: list[int] = []  # every forwarded-kind signal the wrapper got
+        self.passed_on: list[int] = []  # those it sent on to the command
         self._send: Any = None  # a callable taking a signal number, once the command exists
         self._pending: list[int] = []
         self._previous: dict[int, Any] = {}
@@ -66,11 +67,14 @@ class Forwarder:
         self._send = send
         pending, self._pending = self._pending, []
         for signum in pending:
+            self.passed_on.append(signum)
             send(signum)
 
     def detach(self) -> None:
-        """The command has ended: later signals are remembered, not sent (its pid may be reused)."""
+        """The command has ended: later signals are only remembered (its pid may be reused), and the wrapper
+        goes on recording the run; it then exits as the command did."""
         self._send = None
+        self._pending = []
 
     def _handle(self, signum: int, frame: Any) -> None:
         # A Python signal handler runs in the main thread between bytecodes; the main thread is waiting for
@@ -81,6 +85,7 @@ class Forwarder:
         if self._send is None:
             self._pending.append(signum)
         else:
+            self.passed_on.append(signum)
             self._send(signum)
 
     def _in_terminal_foreground(self) -> bool:

@@ -86,7 +86,8 @@ class Ending:
     killed: bool = False  # the timeout's grace ran out and SIGKILL was sent
     message: str | None = None  # why it failed; None on success
     kind: str | None = None  # "exit", "signal", "timeout", "not_found", "not_executable"
-    received: list[int] = field(default_factory=list)  # signals the wrapper received and passed on
+    received: list[int] = field(default_factory=list)  # signals the wrapper received while the command ran
+    passed_on: list[int] = field(default_factory=list)  # those it sent on (a terminal's Ctrl-C is not)
     output_complete: bool = True
 
 
@@ -115,9 +116,16 @@ def run(request: ExecRequest) -> int:
             return EXIT_LOCKED
         _say(UNTRACKED.format(error=_short(exc)))
         open_run = None
-    ending, tail = _execute(request, open_run)
-    if open_run is not None:
-        _record(open_run, request, ending, tail)
+    # Installed before the command starts and removed only after the run is recorded: from here on, no
+    # SIGINT, SIGQUIT, SIGTERM or SIGHUP ends the wrapper before its run is written.
+    forwarder = Forwarder()
+    forwarder.install()
+    try:
+        ending, tail = _execute(request, open_run, forwarder)
+        if open_run is not None:
+            _record(open_run, request, ending, tail)
+    finally:
+        forwarder.uninstall()
     if ending.timed_out:
         return EXIT_TIMEOUT
     if ending.signum is not None:
@@ -159,35 +167,31 @@ def _open_run(tracker: RunTracker, lock: bool) -> process.OpenRun:
     raise Locked({"id": "?", "pid": "?", "hostname": "?", "started_at": "?"})
 
 
-def _execute(request: ExecRequest, open_run: process.OpenRun | None) -> tuple[Ending, OutputTail]:
+def _execute(request: ExecRequest, open_run: process.OpenRun | None,
+             forwarder: Forwarder) -> tuple[Ending, OutputTail]:
     settings = request.settings
     tail = OutputTail(settings.tail)
-    forwarder = Forwarder()
-    forwarder.install()
     try:
-        try:
-            proc = subprocess.Popen(request.command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, bufsize=0,
-                                    env=_child_env(request, open_run))
-        except OSError as exc:
-            ending = _not_started(request.command[0], exc)
-            _say(f"runtracker exec: {ending.message}")
-            return ending, tail
-        assert proc.stdout is not None
-        oom = OomWatch()
-        pump = Pump(proc.stdout, tail)
-        pump.start()
-        forwarder.attach(proc.send_signal)
-        try:
-            ending = _wait(proc, settings)
-        finally:
-            forwarder.detach()
-        ending.received = list(forwarder.received)
-        ending.output_complete = pump.finish(_OUTPUT_IDLE_S)
-        _describe(ending, proc.pid, oom, settings)
-        oom.close()
+        proc = subprocess.Popen(request.command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, bufsize=0,
+                                env=_child_env(request, open_run))
+    except OSError as exc:
+        ending = _not_started(request.command[0], exc)
+        _say(f"runtracker exec: {ending.message}")
         return ending, tail
+    assert proc.stdout is not None
+    oom = OomWatch()
+    pump = Pump(proc.stdout, tail)
+    pump.start()
+    forwarder.attach(proc.send_signal)
+    try:
+        ending = _wait(proc, settings)
     finally:
-        forwarder.uninstall()
+        forwarder.detach()
+    ending.received, ending.passed_on = list(forwarder.received), list(forwarder.passed_on)
+    ending.output_complete = pump.finish(_OUTPUT_IDLE_S)
+    _describe(ending, proc.pid, oom, settings)
+    oom.close()
+    return ending, tail
 
 
 def _child_env(request: ExecRequest, open_run: process.OpenRun | None) -> dict[str, str]:
@@ -271,7 +275,7 @@ def _describe(ending: Ending, pid: int, oom: OomWatch, settings: ExecSettings) -
             ending.message = oom.reason(pid)
         else:
             ending.message = KILLED_BY.format(signal=signal_name(ending.signum))
-        if ending.signum in ending.received:
+        if ending.signum in ending.passed_on:
             ending.message += PASSED_ON
     elif ending.exit_code:
         ending.kind = "exit"
