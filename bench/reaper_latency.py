@@ -2,7 +2,7 @@
 
     python bench/reaper_latency.py                 # 10 runs per mode, the monitor's default interval (5 s)
     python bench/reaper_latency.py --quick         # 5 runs per mode, monitor interval 1 s
-    python bench/reaper_latency.py --db postgresql://postgres@127.0.0.1:5432/test
+    python bench/reaper_latency.py --db postgresql://postgres@127.0.0.1:5432/test   # its runs deleted after
 
 Pipelines run in subprocesses, each with an open run inside a step; one `runtracker monitor` watches the
 database. The pipelines are SIGKILLed one by one at random moments, and the latency of each is the reaper's
@@ -95,6 +95,19 @@ def _measure(mode: str, n: int, db: str, env: dict[str, str], spread_s: float, w
             for i in killed_at]
 
 
+def _forget_bench_runs(db: str) -> None:
+    """On a database given with --db, leave no trace: delete this benchmark's runs."""
+    store = _new_store(resolve_db(db))
+    try:
+        with store.transaction() as cur:
+            ids = "SELECT id FROM runs WHERE pipeline = 'bench-reaper'"
+            for table in ("run_errors", "run_steps"):
+                cur.execute(f"DELETE FROM {table} WHERE run_id IN ({ids})")
+            cur.execute("DELETE FROM runs WHERE pipeline = 'bench-reaper'")
+    finally:
+        store.close()
+
+
 def _summary(latencies: list[float]) -> dict[str, float | int]:
     return {"n": len(latencies), "median_s": round(statistics.median(latencies), 3),
             "max_s": round(max(latencies), 3), "min_s": round(min(latencies), 3)}
@@ -134,6 +147,8 @@ def main() -> int:
         finally:
             monitor.send_signal(signal.SIGTERM)
             monitor.wait(timeout=30)
+        if args.db:
+            _forget_bench_runs(db)
 
     backend = "postgresql" if db.startswith("postgres") else "sqlite"
     result = {
