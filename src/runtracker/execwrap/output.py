@@ -6,7 +6,7 @@ import os
 import select
 import threading
 import time
-from typing import BinaryIO
+from typing import IO
 
 _CHUNK = 65536
 # Bytes 0x80-0xBF continue a UTF-8 character; a tail cut in the middle of one starts with up to 3 of them.
@@ -63,7 +63,7 @@ class Pump(threading.Thread):
     keeps reading so that the command is never blocked on a full pipe, and the tail is still kept.
     """
 
-    def __init__(self, stream: BinaryIO, tail: OutputTail, out_fd: int = 1) -> None:
+    def __init__(self, stream: IO[bytes], tail: OutputTail, out_fd: int = 1) -> None:
         super().__init__(name="runtracker-exec-output", daemon=True)
         self.stream = stream  # the unbuffered read end of the command's pipe: each read is one os.read
         self.tail = tail

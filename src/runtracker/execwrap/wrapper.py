@@ -171,15 +171,16 @@ def _execute(request: ExecRequest, open_run: process.OpenRun | None,
              forwarder: Forwarder) -> tuple[Ending, OutputTail]:
     settings = request.settings
     tail = OutputTail(settings.tail)
+    oom = OomWatch()  # before the command starts: the kernel log is read from this point on
     try:
         proc = subprocess.Popen(request.command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, bufsize=0,
                                 env=_child_env(request, open_run))
     except OSError as exc:
+        oom.close()
         ending = _not_started(request.command[0], exc)
         _say(f"runtracker exec: {ending.message}")
         return ending, tail
     assert proc.stdout is not None
-    oom = OomWatch()
     pump = Pump(proc.stdout, tail)
     pump.start()
     forwarder.attach(proc.send_signal)
