@@ -115,7 +115,6 @@ class Verdict:
 
     reason: str  # PID_GONE, PID_REUSED or HEARTBEAT_TIMEOUT
     detail: str  # a sentence for the crash row
-    same_host: bool
 
 
 @dataclass(frozen=True)
@@ -137,7 +136,9 @@ def judge(run: dict[str, Any], observer: Observer) -> Verdict | None:
 
     `run` is a runs row with hostname, pid, process_started_at, process_key, heartbeat_at and started_at.
     """
-    where = f"pid {run.get('pid')} on {run.get('hostname') or '(unknown host)'}"
+    # Runs left `running` by the seed tool (schema version 1) know neither: they are judged by age alone.
+    pid = f"pid {run['pid']}" if run.get("pid") is not None else "the owner (pid unknown)"
+    where = f"{pid} on {run.get('hostname') or 'an unknown host'}"
     if _same_host(run, observer):
         verdict = _judge_pid(run, where)
         if verdict is not _UNKNOWN:
@@ -146,7 +147,7 @@ def judge(run: dict[str, Any], observer: Observer) -> Verdict | None:
     age = heartbeat_age_s(run, observer.now)
     if age is not None and age > observer.heartbeat_timeout_s:
         return Verdict(HEARTBEAT_TIMEOUT, f"no heartbeat from {where} for {age:.0f} s (timeout "
-                       f"{observer.heartbeat_timeout_s:g} s)", same_host=False)
+                       f"{observer.heartbeat_timeout_s:g} s)")
     return None
 
 
@@ -179,30 +180,29 @@ def _judge_pid(run: dict[str, Any], where: str) -> Verdict | None | object:
 
     pid = int(run["pid"])
     if not psutil.pid_exists(pid):  # kill(pid, 0): a process of another user still counts as existing
-        return Verdict(PID_GONE, f"{where} no longer exists", same_host=True)
+        return Verdict(PID_GONE, f"{where} no longer exists")
     key = run.get("process_key")
     if key and str(key).startswith("linux:"):
         fields = _stat_fields(pid)
         if fields is None or len(fields) < 20:
             return _UNKNOWN  # /proc hides it (hidepid): fall back to the heartbeat
         if fields[0] in ("Z", "X"):
-            return Verdict(PID_GONE, f"{where} has exited (zombie, not yet waited for)", same_host=True)
+            return Verdict(PID_GONE, f"{where} has exited (zombie, not yet waited for)")
         if fields[19] != str(key).rsplit(":", 1)[1]:
-            return Verdict(PID_REUSED, f"{where} now belongs to another process (the pid was reused)",
-                           same_host=True)
+            return Verdict(PID_REUSED, f"{where} now belongs to another process (the pid was reused)")
         return None
     try:
         proc = psutil.Process(pid)
         if proc.status() == psutil.STATUS_ZOMBIE:
-            return Verdict(PID_GONE, f"{where} has exited (zombie, not yet waited for)", same_host=True)
+            return Verdict(PID_GONE, f"{where} has exited (zombie, not yet waited for)")
         started = proc.create_time()
     except psutil.NoSuchProcess:
-        return Verdict(PID_GONE, f"{where} no longer exists", same_host=True)
+        return Verdict(PID_GONE, f"{where} no longer exists")
     except (psutil.AccessDenied, psutil.ZombieProcess):
         return _UNKNOWN
     recorded = run.get("process_started_at")
     if recorded is None:
         return _UNKNOWN
     if abs(float(started) - float(recorded)) > START_TIME_TOLERANCE_S:
-        return Verdict(PID_REUSED, f"{where} now belongs to another process (the pid was reused)", same_host=True)
+        return Verdict(PID_REUSED, f"{where} now belongs to another process (the pid was reused)")
     return None

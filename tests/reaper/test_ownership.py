@@ -191,3 +191,15 @@ def test_the_probe_of_running_runs_uses_the_partial_index(sqlite_url):
         f"EXPLAIN QUERY PLAN SELECT {RUN_COLUMNS} FROM runs WHERE outcome = 'running' ORDER BY id").fetchall()
     conn.close()
     assert [row[3] for row in plan] == ["SEARCH runs USING INDEX idx_runs_running (outcome=?)"]
+
+
+def test_run_left_running_by_the_seed_tool_is_reaped_by_its_age(store, db_url):
+    """A `running` row from before ownership facts existed (no host, pid or heartbeat): reaped once its start
+    is older than the timeout, as a lost host's would be."""
+    with store.transaction() as cur:
+        cur.execute(store._sql("INSERT INTO runs (club_slug, pipeline, started_at, outcome) VALUES (?, ?, ?, ?)"),
+                    ("rondo", "nikki", _ago(3600), "running"))
+    found = reaper.reap(store)
+    assert [r.reason for r in found] == ["heartbeat_timeout"]
+    crash = Db(db_url).crash_rows(found[0].run_id)[0]["error_message"]
+    assert "no heartbeat from the owner (pid unknown) on an unknown host" in crash

@@ -42,8 +42,12 @@ def _printer(as_json: bool) -> reaper.OnReaped:
 @json_option
 def reap_command(db: str | None, heartbeat_timeout: float | None, as_json: bool) -> None:
     """End `running` runs whose process is gone (SIGKILL, OOM, segfault, lost host) as `failure`, once."""
-    found = reaper.reap(store_for(db), heartbeat_timeout=heartbeat_timeout, detected_by="runtracker reap",
-                        on_reaped=_printer(as_json))
+    store = store_for(db)
+    try:
+        found = reaper.reap(store, heartbeat_timeout=heartbeat_timeout, detected_by="runtracker reap",
+                            on_reaped=_printer(as_json))
+    except Exception as exc:
+        raise click.ClickException(f"reaping failed: {type(exc).__name__}: {exc}") from exc
     if not found and not as_json:
         click.echo("nothing to reap")
 
