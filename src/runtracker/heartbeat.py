@@ -13,7 +13,8 @@ fatal signal (SIGSEGV, SIGFPE, SIGABRT, SIGBUS, SIGILL) into a file per process,
 process start time, in the database's directory (SQLite) or $RUNTRACKER_CRASH_DIR (default: a `runtracker`
 folder in the temp directory). The reaper attaches it to the crash row and removes it. faulthandler is
 process-wide: if the program (or PYTHONFAULTHANDLER / -X faulthandler) enabled it already, it is left alone.
-It is disabled and the empty file removed when the last run ends.
+It is disabled and the empty file removed by the heartbeat thread as it ends (at its first beat with no run
+open), or at exit.
 
 Both are reset in a forked child (see `_after_fork_in_child`): the parent's thread does not exist there and
 the child's fatal errors are not the parent's runs'.
