@@ -16,6 +16,7 @@ The order of things, and why:
 
 from __future__ import annotations
 
+import atexit
 import os
 import shlex
 import signal
@@ -129,6 +130,9 @@ def run(request: ExecRequest) -> int:
     if ending.timed_out:
         return EXIT_TIMEOUT
     if ending.signum is not None:
+        # Dying by a signal skips atexit handlers: run them first, as a normal exit would (they remove the
+        # empty faulthandler file and flush the logs; the run is recorded and no longer open).
+        atexit._run_exitfuncs()
         die_by_signal(ending.signum)
     return ending.exit_code if ending.exit_code is not None else 1
 
