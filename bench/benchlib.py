@@ -103,7 +103,7 @@ def _disk(path: Path) -> str:
     for name in (device, base):
         try:
             rotational = Path(f"/sys/block/{name}/queue/rotational").read_text().strip()
-            kind = ", rotational" if rotational == "1" else ", non-rotational (SSD or virtual disk)"
+            kind = f", rotational={rotational} as the kernel reports it"
             break
         except OSError:
             continue
@@ -124,7 +124,7 @@ def _row(cells: tuple[str, ...]) -> str:
 
 def verdict(value: float, goal: float, higher_is_better: bool) -> str:
     met = value >= goal if higher_is_better else value <= goal
-    return ("≥ " if higher_is_better else "≤ ") + f"{goal:g}" + (" ✓" if met else " ✗ missed")
+    return ("≥ " if higher_is_better else "≤ ") + f"{goal:,g}" + (" ✓" if met else " ✗ missed")
 
 
 def write_section(name: str, text: str, title: str = "# Benchmark results") -> None:
