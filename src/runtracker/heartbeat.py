@@ -28,7 +28,6 @@ import faulthandler
 import logging
 import os
 import re
-import tempfile
 import threading
 from typing import IO
 
@@ -150,6 +149,8 @@ def crash_dir(store: Store) -> str:
     path = getattr(store, "path", None)
     if store.dialect == "sqlite" and path:
         return os.path.dirname(os.path.abspath(path))
+    import tempfile  # here, not at the top: with shutil, lzma and random it is a tenth of `import runtracker`
+
     return os.path.join(tempfile.gettempdir(), "runtracker")
 
 
