@@ -27,9 +27,9 @@ from benchlib import cache_dir, machine, table, verdict, write_section  # noqa: 
 
 # (rounds, batch sizes, history size) per mode. Quick fits in 60 s including a first build of its history.
 MODES = {
-    "quick": {"lifecycle": (9, 40), "history_runs": 200_000, "start_run": (9, 20), "bulk": 5, "import": 11,
+    "quick": {"lifecycle": (9, 40), "history_runs": 200_000, "start_run": (9, 20), "bulk": 9, "import": 11,
               "crash": 5, "rss": 3},
-    "full": {"lifecycle": (21, 100), "history_runs": 1_000_000, "start_run": (21, 50), "bulk": 11, "import": 31,
+    "full": {"lifecycle": (21, 100), "history_runs": 1_000_000, "start_run": (21, 50), "bulk": 15, "import": 31,
              "crash": 15, "rss": 5},
 }
 
