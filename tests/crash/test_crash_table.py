@@ -140,9 +140,20 @@ time.sleep(30)
 """
 
 
+def _wait_until_asleep(pid: int) -> None:
+    import psutil
+
+    process = psutil.Process(pid)
+    for _ in range(500):
+        if process.status() == psutil.STATUS_SLEEPING:
+            return
+        time.sleep(0.01)
+
+
 def _signal_app(tmp_path, db_url, code, signum, track="1"):
     proc = start_app(tmp_path, PRELUDE + code, db_url, env={"TRACK": track})
     assert proc.stdout.readline().strip() == "ready"
+    _wait_until_asleep(proc.pid)  # so the signal lands in time.sleep, where the traceback is comparable
     proc.send_signal(signum)
     out, err = proc.communicate(timeout=30)
     return proc.returncode, out, err
