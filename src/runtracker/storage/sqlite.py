@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -29,10 +30,24 @@ class SQLiteStore(Store):
         # isolation_level=None: we issue BEGIN IMMEDIATE ourselves. In WAL a transaction that starts as a read
         # and later writes gets SQLITE_BUSY at once, without waiting for the busy timeout.
         self._conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
-        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._enable_wal()
         # NORMAL in WAL is durable against a process crash (not against power loss); FULL is selectable.
         self._conn.execute(f"PRAGMA synchronous={synchronous}")
         self._owner = threading.get_ident()
+
+    def _enable_wal(self) -> None:
+        # Several processes opening a new database at once: switching it to WAL needs an exclusive lock, and
+        # SQLite answers "database is locked" at once, without the busy handler, to all but one of them (they
+        # would otherwise wait on each other's shared locks). Try again until the busy timeout.
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        while True:
+            try:
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.005)
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Cursor]:
