@@ -70,12 +70,15 @@ OnReaped = Callable[[Reaped], None]
 
 
 def reap(store: Store, *, heartbeat_timeout: float | None = None, detected_by: str = "runtracker reap",
-         on_reaped: OnReaped | None = None) -> list[Reaped]:
+         on_reaped: OnReaped | None = None, sweep: bool = True) -> list[Reaped]:
     """End every `running` run of `store` whose owner is gone; returns what it ended. Raises on database errors.
 
-    The runs this process has open itself are never judged.
+    The runs this process has open itself are never judged. `sweep` also removes faulthandler files left by
+    this host's dead processes that own no `running` run (see `_sweep_crash_files`).
     """
     rows = store.running_runs()
+    if sweep:
+        _sweep_crash_files(store, rows)
     if not rows:
         return []
     now = datetime.now(UTC)
@@ -97,13 +100,22 @@ def reap(store: Store, *, heartbeat_timeout: float | None = None, detected_by: s
                 on_reaped(done)
             except Exception as exc:  # a broken callback must not stop the reaping of the others
                 log.error("runtracker: handling reaped run %s failed (%s: %s)", done.run_id, type(exc).__name__, exc)
-    _sweep_crash_files(store, rows)
     return reaped
 
 
+_swept: set[tuple[int, str]] = set()
+
+
 def reap_at_start(store: Store, heartbeat_timeout: float | None = None) -> list[Reaped]:
-    """What start_run calls: reap, and say in the log what was found."""
-    found = reap(store, heartbeat_timeout=heartbeat_timeout, detected_by="start_run")
+    """What start_run calls: reap, and say in the log what was found.
+
+    Leftover faulthandler files are swept at the first start_run of a process per database (a directory
+    listing: a process that runs many runs need not pay it every time); `reap` and `monitor` sweep every pass.
+    """
+    key = (os.getpid(), heartbeat.crash_dir(store))
+    sweep = key not in _swept
+    _swept.add(key)
+    found = reap(store, heartbeat_timeout=heartbeat_timeout, detected_by="start_run", sweep=sweep)
     for lost in found:
         log.warning("runtracker: %s", describe(lost))
     return found
@@ -270,7 +282,8 @@ def _sweep_crash_files(store: Store, rows: Sequence[dict[str, Any]]) -> None:
         if pid in running_pids or pid == os.getpid():
             continue
         start = liveness.process_start_time(pid) if psutil.pid_exists(pid) else None
-        if start is not None and abs(start * 1000 - int(match["started"])) <= liveness.START_TIME_TOLERANCE_S * 1000:
-            continue  # its owner is alive
+        recorded = int(match["started"]) / 1000
+        if start is not None and (not recorded or abs(start - recorded) <= liveness.START_TIME_TOLERANCE_S):
+            continue  # its owner is alive (a name without a start time: its pid is, which must do)
         with contextlib.suppress(OSError):
             os.unlink(os.path.join(directory, name))

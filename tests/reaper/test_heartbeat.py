@@ -159,3 +159,14 @@ def test_crash_file_name_is_a_plain_file_name_whatever_the_hostname(name):
     """Hostnames (or $RUNTRACKER_HOSTNAME) with odd characters still give one plain file name."""
     file_name = heartbeat.crash_file_name(name, 42, 1.5)
     assert "/" not in file_name and file_name.endswith("-42-1500.txt")
+
+
+def test_first_start_run_of_a_process_sweeps_leftover_faulthandler_files(db_url, crash_dir, owner_env):
+    """A file left by a dead process is swept by the next process's first start_run, even with nothing running."""
+    crash_dir.mkdir(exist_ok=True)
+    leftover = crash_dir / heartbeat.crash_file_name(liveness.hostname(), dead_pid(), 1_700_000_000.0)
+    leftover.write_text("")
+    tracker = RunTracker("nikki", db=db_url)
+    tracker.start_run()
+    tracker.end_run("success")
+    assert not leftover.exists()
