@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench bench-quick bench-peers bench-reaper clean
+.PHONY: demo test lint bench bench-quick bench-peers bench-reaper bench-load clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,11 @@ $(MLFLOW_VENV)/.installed: pyproject.toml
 
 bench-peers: $(MLFLOW_VENV)/.installed
 	$(MLFLOW_VENV)/bin/python bench/peers_mlflow.py
+
+# 8 processes x 500 runs on SQLite and PostgreSQL ($$RUNTRACKER_BENCH_PG, default the local test server), then
+# the same with 1 in 10 processes SIGKILLed mid-run; every row checked.
+bench-load: $(STAMP)
+	$(PY) bench/load.py
 
 clean:
 	rm -rf $(VENV) data build src/*.egg-info bench/.cache $(MLFLOW_VENV)

@@ -47,7 +47,8 @@ OTHER_HOST = "load-other-host"
 STEPS, ERRORS_PER_STEP = 5, 4
 PAUSE_STEP, PAUSE_ERRORS = 3, 2  # a victim stops inside its 4th step, after 2 of its errors
 CALLS = ("start_run", "start_step", "record_error", "end_step", "end_run")
-HEARTBEAT = {"RUNTRACKER_HEARTBEAT_S": "1", "RUNTRACKER_HEARTBEAT_TIMEOUT_S": "10"}
+# (heartbeat interval, another host's heartbeat timeout), seconds.
+HEARTBEAT = (1.0, 10.0)
 
 
 # -- the worker: one pipeline process ----------------------------------------------------------------------
@@ -103,6 +104,7 @@ class Phase:
     name: str
     finished: list[int] = field(default_factory=list)
     killed: list[int] = field(default_factory=list)
+    killed_on_other_host: int = 0
     latency: dict[str, list[float]] = field(default_factory=lambda: {name: [] for name in CALLS})
     raised: int = 0
     logged: list[str] = field(default_factory=list)
@@ -114,9 +116,9 @@ class Phase:
         return len(self.finished) / self.seconds if self.seconds else 0.0
 
 
-def _env(url: str, workdir: Path, other_host: bool) -> dict[str, str]:
+def _env(url: str, workdir: Path, other_host: bool, heartbeat: tuple[float, float]) -> dict[str, str]:
     env = dict(os.environ)
-    env.update(HEARTBEAT)
+    env["RUNTRACKER_HEARTBEAT_S"], env["RUNTRACKER_HEARTBEAT_TIMEOUT_S"] = map(str, heartbeat)
     env["RUNTRACKER_DB"] = url
     env["RUNTRACKER_CRASH_DIR"] = str(workdir / "crash")
     env["PYTHONPATH"] = str(SRC) + os.pathsep + env.get("PYTHONPATH", "")
@@ -128,11 +130,12 @@ def _env(url: str, workdir: Path, other_host: bool) -> dict[str, str]:
 
 
 def _slot(phase: Phase, lock: threading.Lock, url: str, workdir: Path, other_host: bool,
-          jobs: list[tuple[int, int | None]]) -> None:
+          jobs: list[tuple[int, int | None]], heartbeat: tuple[float, float]) -> None:
     """One concurrency slot: its processes one after another; a victim is killed once it says it paused."""
     for runs, pause_at in jobs:
+        env = _env(url, workdir, other_host, heartbeat)
         proc = subprocess.Popen([sys.executable, __file__, "worker", str(runs), str(pause_at)], text=True,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(url, workdir, other_host))
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
         if pause_at is not None:
             line = proc.stdout.readline() if proc.stdout else ""
             proc.kill()
@@ -141,6 +144,7 @@ def _slot(phase: Phase, lock: threading.Lock, url: str, workdir: Path, other_hos
                 try:
                     paused = json.loads(line)
                     phase.killed.append(int(paused["paused"]))
+                    phase.killed_on_other_host += other_host
                     phase.finished += paused["runs"]
                 except (ValueError, KeyError, TypeError):
                     phase.problems.append(f"a victim did not pause: {line!r} {err[-2000:]}")
@@ -160,10 +164,12 @@ def _slot(phase: Phase, lock: threading.Lock, url: str, workdir: Path, other_hos
 
 
 def run_phase(backend: str, name: str, url: str, workdir: Path, slots: list[list[tuple[int, int | None]]],
-              other_hosts: int) -> Phase:
+              other_hosts: int, heartbeat: tuple[float, float] = HEARTBEAT) -> Phase:
+    """Run the slots at once (the last `other_hosts` slots as another host) and collect what the workers did."""
     phase = Phase(backend, name)
     lock = threading.Lock()
-    threads = [threading.Thread(target=_slot, args=(phase, lock, url, workdir, i >= len(slots) - other_hosts, jobs))
+    threads = [threading.Thread(target=_slot, args=(phase, lock, url, workdir, i >= len(slots) - other_hosts, jobs,
+                                                     heartbeat))
                for i, jobs in enumerate(slots)]
     began = time.perf_counter()
     for t in threads:
@@ -186,8 +192,9 @@ def plan(procs: int, runs: int, kill_every: int, per_slot: int) -> tuple[list[li
 
 
 # -- checking the database --------------------------------------------------------------------------------
-def check(phase: Phase, url: str, *, reap_within: float = 30.0) -> None:
-    """Reap what is left, then compare every row with what the workers did."""
+def check(phase: Phase, url: str, *, heartbeat_timeout: float = HEARTBEAT[1], reap_within: float = 60.0) -> None:
+    """Reap what is left (another host's runs once their heartbeat is older than the timeout), then compare
+    every row with what the workers did; what differs goes to `phase.problems`."""
     sys.path.insert(0, str(SRC))
     from runtracker import reaper
     from runtracker.config import resolve_db
@@ -199,7 +206,7 @@ def check(phase: Phase, url: str, *, reap_within: float = 30.0) -> None:
     try:
         deadline = time.monotonic() + reap_within
         while True:
-            reaper.reap(store, heartbeat_timeout=float(HEARTBEAT["RUNTRACKER_HEARTBEAT_TIMEOUT_S"]))
+            reaper.reap(store, heartbeat_timeout=heartbeat_timeout)
             if not store.running_runs() or time.monotonic() > deadline:
                 break
             time.sleep(1.0)
@@ -298,10 +305,11 @@ def _pct(values: list[float], q: float) -> float:
 def report(phases: list[Phase], procs: int, runs: int) -> str:
     lines = [f"Load: {procs} processes × {runs} runs (5 steps, 20 errors each), 2 of 8 on another host; "
              f"then the same load with 1 in 10 processes SIGKILLed mid-run.", "",
-             "| backend | phase | runs finished | killed → reaped | runs/s | problems |", "|---|---|---|---|---|---|"]
+             "| backend | phase | runs finished intact | killed → reaped (other host) | runs/s | problems |",
+             "|---|---|---|---|---|---|"]
     for ph in phases:
-        lines.append(f"| {ph.backend} | {ph.name} | {len(ph.finished)} | {len(ph.killed)} | "
-                     f"{ph.runs_per_s:.0f} | {len(ph.problems) or 'none'} |")
+        lines.append(f"| {ph.backend} | {ph.name} | {len(ph.finished)} | {len(ph.killed)} ({ph.killed_on_other_host})"
+                     f" | {ph.runs_per_s:.0f} | {len(ph.problems) or 'none'} |")
     lines += ["", "Latency per call in the clean phase, ms (p50 / p95 / p99 / max):", "",
               "| call | " + " | ".join(ph.backend for ph in phases if ph.name == "clean") + " |",
               "|---|" + "---|" * sum(ph.name == "clean" for ph in phases)]
