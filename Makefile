@@ -45,7 +45,7 @@ $(MLFLOW_VENV)/.installed: pyproject.toml
 bench-peers: $(MLFLOW_VENV)/.installed
 	$(MLFLOW_VENV)/bin/python bench/peers_mlflow.py
 
-# 8 processes x 500 runs on SQLite and PostgreSQL ($$RUNTRACKER_BENCH_PG, default the local test server), then
+# 8 processes x 500 runs on SQLite and PostgreSQL (RUNTRACKER_BENCH_PG, default the local test server), then
 # the same with 1 in 10 processes SIGKILLed mid-run; every row checked.
 bench-load: $(STAMP)
 	$(PY) bench/load.py
