@@ -294,6 +294,66 @@ def run_load(backends: list[str], procs: int, runs: int, other_hosts: int, kill_
     return phases
 
 
+# -- one process: the tracker against raw psycopg doing the same commits ---------------------------------------
+def raw_ratio(url: str, rounds: int = 11, batch: int = 10) -> tuple[float, float, float]:
+    """(tracker ms, raw ms, tracker / raw) per lifecycle on PostgreSQL, one process, alternating side by side.
+    Raw: hand-written psycopg, one BEGIN … COMMIT per call as the tracker does, the same inserts and updates."""
+    sys.path.insert(0, str(SRC))
+    import psycopg
+
+    from runtracker import RunTracker
+
+    tracker = RunTracker("raw-ratio", db=url, retention_days=0)
+    conn = psycopg.connect(url, autocommit=True)
+    now = "2026-01-01T00:00:00.000Z"
+
+    def tx(sql: str, params: tuple[Any, ...], returning: bool = False) -> Any:
+        cur = conn.cursor()
+        cur.execute("BEGIN")
+        cur.execute(sql, params)
+        row = cur.fetchone() if returning else None
+        cur.execute("COMMIT")
+        return row
+
+    def raw() -> None:
+        run_id = tx("INSERT INTO runs (pipeline, club_slug, started_at, outcome, hostname, pid, heartbeat_at)"
+                    " VALUES (%s, 'rondo', %s, 'running', 'h', 1, %s) RETURNING id", ("raw", now, now), True)[0]
+        for s in range(STEPS):
+            step = tx("INSERT INTO run_steps (run_id, club_slug, step_name, started_at) VALUES (%s, 'rondo', %s, %s)"
+                      " RETURNING id", (run_id, f"step-{s}", now), True)[0]
+            for e in range(ERRORS_PER_STEP):
+                tx("INSERT INTO run_errors (run_id, run_step_id, club_slug, step_name, member_identifier,"
+                   " error_message, created_at) VALUES (%s, %s, 'rondo', %s, %s, 'failed', %s)",
+                   (run_id, step, f"step-{s}", f"M{e}", now))
+            tx("UPDATE run_steps SET finished_at = %s, duration_ms = 1, outcome = 'partial', created_count = %s"
+               " WHERE id = %s", (now, s + 1, step))
+        tx("UPDATE runs SET finished_at = %s, duration_ms = 1, outcome = 'partial' WHERE id = %s", (now, run_id))
+
+    def ours() -> None:
+        tracker.start_run()
+        for s in range(STEPS):
+            step = tracker.start_step(f"step-{s}")
+            for e in range(ERRORS_PER_STEP):
+                tracker.record_error(step_name=f"step-{s}", step_id=step, member_identifier=f"M{e}",
+                                     error_message="failed")
+            tracker.end_step(step, "partial", created=s + 1)
+        tracker.end_run("partial")
+
+    sides = {"ours": ours, "raw": raw}
+    times: dict[str, list[float]] = {"ours": [], "raw": []}
+    ours()  # warm up: connections, prepared statements
+    raw()
+    for r in range(rounds):
+        for name in (("ours", "raw") if r % 2 == 0 else ("raw", "ours")):
+            began = time.perf_counter()
+            for _ in range(batch):
+                sides[name]()
+            times[name].append((time.perf_counter() - began) / batch * 1000)
+    conn.close()
+    ratios = sorted(a / b for a, b in zip(times["ours"], times["raw"], strict=True))
+    return (sorted(times["ours"])[rounds // 2], sorted(times["raw"])[rounds // 2], ratios[rounds // 2])
+
+
 # -- report -------------------------------------------------------------------------------------------------
 def _pct(values: list[float], q: float) -> float:
     if not values:
@@ -342,11 +402,18 @@ def main(argv: list[str] | None = None) -> int:
     phases = run_load(opts.backends.split(","), opts.procs, opts.runs, opts.other_hosts, opts.kill_every,
                       opts.per_slot, log=lambda m: print(m, file=sys.stderr, flush=True))
     print(report(phases, opts.procs, opts.runs))
+    ratio = None
+    if "postgresql" in opts.backends.split(","):
+        with database("postgresql", Path(tempfile.gettempdir())) as url:
+            ours_ms, raw_ms, ratio = raw_ratio(url)
+        print(f"\nOne process, PostgreSQL lifecycle: tracker {ours_ms:.2f} ms, raw psycopg with the same commits"
+              f" {raw_ms:.2f} ms: ratio {ratio:.2f} (median of paired rounds)")
     problems = [f"{ph.backend}/{ph.name}: {msg}" for ph in phases for msg in ph.problems]
     for msg in problems[:20]:
         print("PROBLEM", msg)
     print(json.dumps({f"{ph.backend}_{ph.name}_runs_per_s": round(ph.runs_per_s, 1) for ph in phases}
-                     | {"problems": len(problems)}))
+                     | {"postgresql_lifecycle_ratio_vs_raw_psycopg": None if ratio is None else round(ratio, 2),
+                        "problems": len(problems)}))
     return 1 if problems else 0
 
 
