@@ -323,3 +323,27 @@ def test_a_crash_while_the_server_stays_unreachable_is_ended_by_the_reaper(tmp_p
     run = db.run(run_id)
     assert run["outcome"] == "failure" and run["reap_reason"] == "pid_gone"
     assert len(db.crash_rows(run_id)) == 1
+
+
+def test_a_forked_child_never_closes_the_parents_connection(tmp_path, pg_url):
+    """A child forked mid-run tracks its own run and exits; the parent's connection to the server survives."""
+    code = """
+import os, sys
+from runtracker import RunTracker
+t = RunTracker("parent")
+t.start_run()
+pid_before = t._store._conn.info.backend_pid
+child = os.fork()
+if child == 0:
+    c = RunTracker("child")
+    c.start_run()
+    c.end_run("success")
+    sys.exit(0)
+os.waitpid(child, 0)
+t.end_run("success")
+print(pid_before == t._store._conn.info.backend_pid)
+"""
+    result = run_app(tmp_path, code, pg_url)
+    assert result.returncode == 0 and result.stdout.strip() == "True", result.stderr
+    assert sorted((r["pipeline"], r["outcome"]) for r in Db(pg_url).runs()) == [
+        ("child", "success"), ("parent", "success")]
