@@ -70,6 +70,8 @@ def test_placeholders_are_rewritten_once_and_percent_signs_kept_literal():
 def test_messages_never_show_the_password():
     """The store's URL, used in messages, hides a password given in the URL."""
     assert masked("postgresql://bob:s3cr%40t@db:5432/x") == "postgresql://bob:***@db:5432/x"
+    assert masked("postgresql://bob@db/x?sslmode=require&password=pw&x=1") == (
+        "postgresql://bob@db/x?sslmode=require&password=***&x=1")
     assert masked("postgresql://bob@db/x") == "postgresql://bob@db/x"
 
 

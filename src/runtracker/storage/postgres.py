@@ -72,7 +72,8 @@ def to_pyformat(sql: str) -> str:
 
 def masked(dsn: str) -> str:
     """The URL without its password, for messages."""
-    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", dsn)
+    dsn = re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", dsn)
+    return re.sub(r"([?&]password=)[^&]*", r"\1***", dsn)
 
 
 class PostgresStore(Store):
