@@ -322,13 +322,22 @@ class Store(ABC):
         with self.transaction() as cur:
             return self._finish_step(cur, end)
 
-    _INSERT_ERROR = (
+    _INSERT_ERRORS = (
         "INSERT INTO run_errors (run_id, run_step_id, club_slug, step_name, member_identifier, error_message,"
-        " error_stack, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+        " error_stack, created_at) VALUES "
     )
+    _ERROR_VALUES = "(?, ?, ?, ?, ?, ?, ?, ?)"
+    _INSERT_ERROR = _INSERT_ERRORS + _ERROR_VALUES
+    # Rows per INSERT statement. SQLite runs an executemany as one statement per row; one multi-row INSERT per
+    # 100 rows is 1.7x as fast for 10,000 rows (bench/bulk.py). 100 rows x 8 = 800 parameters, under the
+    # 999 that the oldest SQLite builds allow.
+    ERRORS_PER_INSERT = 100
 
     def _insert_errors(self, cur: Any, rows: Sequence[ErrorRow]) -> None:
-        cur.executemany(self._sql(self._INSERT_ERROR), rows)
+        for start in range(0, len(rows), self.ERRORS_PER_INSERT):
+            chunk = rows[start : start + self.ERRORS_PER_INSERT]
+            sql = self._INSERT_ERRORS + ", ".join([self._ERROR_VALUES] * len(chunk))
+            cur.execute(self._sql(sql), [value for row in chunk for value in row])
 
     def insert_errors(self, rows: Sequence[ErrorRow]) -> None:
         if rows:
