@@ -134,8 +134,8 @@ class RunTracker:
         run = self._require_run("record_error")
         if run is not None:
             step_id = _known_step(run, step_id)
-            run.store.insert_errors([self._error_row(run, step_name, step_id, member_identifier, error_message,
-                                                     error_stack, config.now_iso())])
+            run.store.insert_errors([self._error_row(run, _step_name(step_name), step_id, member_identifier,
+                                                     error_message, error_stack, config.now_iso())])
 
     @guarded(None)
     def record_errors(self, step_name: object, step_id: int | None, errors: object) -> None:
@@ -149,14 +149,15 @@ class RunTracker:
             return
         at = config.now_iso()
         step_id = _known_step(run, step_id)
+        name = _step_name(step_name)  # once for every row
         if isinstance(errors, int | float) and not isinstance(errors, bool):
             n = sanitize.count(errors, "error count")
             if n:
-                run.store.insert_errors([self._error_row(run, step_name, step_id, None, f"{n} errors", None, at)])
+                run.store.insert_errors([self._error_row(run, name, step_id, None, f"{n} errors", None, at)])
             return
         if isinstance(errors, str | bytes | dict | BaseException) or not isinstance(errors, Iterable):
             errors = [errors]
-        rows = [self._error_row(run, step_name, step_id, *_error_fields(item), at) for item in errors]
+        rows = [self._error_row(run, name, step_id, *_error_fields(item), at) for item in errors]
         run.store.insert_errors(rows)
 
     @guarded(False)
@@ -220,14 +221,15 @@ class RunTracker:
             log.log(level, "runtracker: %s without an open run (start_run failed or was not called); ignored", what)
         return self._open
 
-    def _error_row(self, run: process.OpenRun, step_name: object, step_id: object, member: object,
+    def _error_row(self, run: process.OpenRun, step_name: str | None, step_id: object, member: object,
                    message: object, stack: object, at: str) -> ErrorRow:
+        """One run_errors row; `step_name` is already clean (`_step_name`). Runs once per row of record_errors,
+        hence the inlined None checks."""
         return (
-            run.run_id, step_id, self.club_slug,  # type: ignore[return-value]
-            None if step_name is None else sanitize.name(step_name),
-            sanitize.optional_text(member, sanitize.NAME_LIMIT),
+            run.run_id, step_id, self.club_slug, step_name,  # type: ignore[return-value]
+            None if member is None else sanitize.text(member, sanitize.NAME_LIMIT),
             sanitize.text("(no message)" if message is None else message, sanitize.MESSAGE_LIMIT),
-            sanitize.optional_text(stack, sanitize.STACK_LIMIT), at,
+            None if stack is None else sanitize.text(stack, sanitize.STACK_LIMIT), at,
         )
 
     def _end_with_exception(self, exc: BaseException) -> None:
@@ -299,6 +301,10 @@ def _known_step(run: process.OpenRun, step_id: object) -> int | None:
         return step_id  # type: ignore[return-value]
     log.warning("runtracker: error recorded against unknown step id %r; stored without the step link", step_id)
     return None
+
+
+def _step_name(step_name: object) -> str | None:
+    return None if step_name is None else sanitize.name(step_name)
 
 
 def _error_fields(item: object) -> tuple[object, object, object]:
