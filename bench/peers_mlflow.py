@@ -59,6 +59,16 @@ def _tracker_with_fsync(path: Path) -> RunTracker:
     return RunTracker("bench", db=str(path))
 
 
+def _why(speedup: float, ceiling: float) -> list[str]:
+    """A sentence for RESULTS.md when the goal is missed because no tracker committing every call could meet it."""
+    if speedup >= GOAL or ceiling >= GOAL:
+        return []
+    return [f"The goal is out of reach for a lifecycle that commits {CALLS} times: hand-written sqlite3 making the "
+            f"same commits is only {ceiling:.0f}× faster than MLflow on this disk. The ratio follows MLflow's fsync "
+            "latency, so it rises under I/O load; per committed call, and at equal durability, see the rows above.",
+            ""]
+
+
 def main() -> int:
     quick = "--quick" in sys.argv
     rounds, mlflow_batch, ours_batch = (5, 3, 20) if quick else (11, 5, 50)
@@ -130,7 +140,7 @@ def main() -> int:
             "## Against MLflow (`make bench-peers`)", "",
             f"Measured {when} on the same machine ({facts['nproc']} cores, {facts['python']}, SQLite "
             f"{facts['sqlite']}), both on SQLite files in the same directory, alternating in one process.", "",
-            text, "", "```json", json.dumps(result), "```",
+            text, "", *_why(speedup, ceiling), "```json", json.dumps(result), "```",
         ]))
     print(json.dumps(result))
     return 0
