@@ -14,7 +14,6 @@ import re
 import sqlite3
 import statistics
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -52,11 +51,6 @@ def timed(fn: Callable[[], object]) -> float:
     start = time.perf_counter()
     fn()
     return time.perf_counter() - start
-
-
-def spread(values: list[float]) -> str:
-    """min–max of a list, for the table: shows how noisy the rounds were."""
-    return f"{min(values):.3g}–{max(values):.3g}"
 
 
 def machine() -> dict[str, str]:
@@ -139,7 +133,3 @@ def write_section(name: str, text: str, title: str = "# Benchmark results") -> N
     else:
         current = current.rstrip() + "\n\n" + block + "\n"
     RESULTS.write_text(current)
-
-
-def python_cmd() -> list[str]:
-    return [sys.executable]
