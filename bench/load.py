@@ -386,6 +386,26 @@ def report(phases: list[Phase], procs: int, runs: int) -> str:
     return "\n".join(lines)
 
 
+def _write_results(phases: list[Phase], procs: int, runs: int, ratio: float | None) -> None:
+    """The full run's results into bench/RESULTS.md (section `load`), with the machine they came from."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from datetime import UTC, datetime
+
+    import psycopg
+    from benchlib import machine, write_section
+
+    server = os.environ.get(PG_ENV) or PG_DEFAULT
+    with psycopg.connect(server) as conn:
+        version = conn.execute("SHOW server_version").fetchone()[0]
+        sync = conn.execute("SHOW synchronous_commit").fetchone()[0]
+    where = ", ".join(f"{k} {v}" for k, v in machine().items())
+    text = (f"## Load (`make bench-load`), {datetime.now(UTC):%Y-%m-%d}\n\n{where}; PostgreSQL {version} on the "
+            f"same machine (synchronous_commit={sync}), over TCP to 127.0.0.1.\n\n" + report(phases, procs, runs))
+    if ratio is not None:
+        text += f"\n\nOne process, PostgreSQL lifecycle, tracker / raw psycopg with the same commits: {ratio:.2f}"
+    write_section("load", text)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if args and args[0] == "worker":
@@ -408,6 +428,8 @@ def main(argv: list[str] | None = None) -> int:
             ours_ms, raw_ms, ratio = raw_ratio(url)
         print(f"\nOne process, PostgreSQL lifecycle: tracker {ours_ms:.2f} ms, raw psycopg with the same commits"
               f" {raw_ms:.2f} ms: ratio {ratio:.2f} (median of paired rounds)")
+    if (opts.procs, opts.runs, opts.backends) == (8, 500, "sqlite,postgresql"):
+        _write_results(phases, opts.procs, opts.runs, ratio)
     problems = [f"{ph.backend}/{ph.name}: {msg}" for ph in phases for msg in ph.problems]
     for msg in problems[:20]:
         print("PROBLEM", msg)
