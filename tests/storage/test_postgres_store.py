@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -349,3 +350,14 @@ print(pid_before == t._store._conn.info.backend_pid)
     assert result.returncode == 0 and result.stdout.strip() == "True", result.stderr
     assert sorted((r["pipeline"], r["outcome"]) for r in Db(pg_url).runs()) == [
         ("child", "success"), ("parent", "success")]
+
+
+def test_an_unreachable_test_server_fails_the_postgresql_tests_with_a_clear_message():
+    """Without the test server, PostgreSQL tests fail (never skip) and say which server and variable."""
+    code = "import pg_schemas\npg_schemas.new_schema_url('x')\n"
+    env = {**app_env(CLOSED_PORT_URL), pg_schemas.SERVER_ENV: CLOSED_PORT_URL}
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60,
+                            cwd=Path(pg_schemas.__file__).parent)
+    assert result.returncode == 1
+    assert f"the PostgreSQL tests need a server at {CLOSED_PORT_URL}" in result.stderr
+    assert pg_schemas.SERVER_ENV in result.stderr
