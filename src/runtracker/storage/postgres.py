@@ -92,7 +92,7 @@ class PostgresStore(Store):
         for key, value in CONNECT_DEFAULTS.items():
             params.setdefault(key, value)
         self._conninfo = make_conninfo("", **params)
-        self._statement_timeout = "statement_timeout" not in params.get("options", "")
+        self._statement_timeout = "statement_timeout" not in str(params.get("options") or "")
         self.url = masked(dsn)
         self._conn: Any = None
         # How many of our calls are in progress in the thread holding `_lock`: more than zero when a
