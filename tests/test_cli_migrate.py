@@ -78,6 +78,22 @@ def test_sqlite_to_postgresql_and_back_keeps_every_row_and_id(tmp_path, sqlite_u
     assert snapshot(back) == snapshot(sqlite_url)
 
 
+@pytest.mark.parametrize("merge", [False, True])
+def test_histories_larger_than_one_batch_are_copied_whole(tmp_path, sqlite_url, pg_url, monkeypatch, merge):
+    """Rows are read in batches (here of 2): every row of every batch arrives, ids kept or remapped."""
+    monkeypatch.setattr(copy_module, "BATCH", 2)
+    history(sqlite_url, n=4)
+    if merge:
+        history(pg_url, "laposta", n=1)
+    before = snapshot(pg_url, keep_ids=False)
+    result = migrate("--from", sqlite_url, "--to", pg_url, *(["--merge"] if merge else []))
+    assert result.exit_code == 0, result.output
+    assert "copied 6 runs, 5 steps and 14 errors" in result.output
+    assert snapshot(pg_url, keep_ids=False) == before + snapshot(sqlite_url, keep_ids=False)
+    if not merge:
+        assert snapshot(pg_url) == snapshot(sqlite_url)
+
+
 def test_the_target_goes_on_with_new_ids_after_the_copied_ones(sqlite_url, pg_url):
     """After a copy that kept ids, the next run in the target gets an id after the copied ones."""
     ids = history(sqlite_url)

@@ -56,10 +56,10 @@ def rows(store: Store, table: str) -> Iterator[dict[str, Any]]:
     last = -1
     while True:
         batch = store.read(f"SELECT * FROM {table} WHERE id > ? ORDER BY id LIMIT ?", (last, BATCH))
-        yield from batch
-        if len(batch) < BATCH:
+        if not batch:
             return
-        last = batch[-1]["id"]
+        last = batch[-1]["id"]  # before the rows are handed out: the copy takes their ids out
+        yield from batch
 
 
 def copy_history(source: Store, target: Store, *, merge: bool = False) -> CopyReport:
