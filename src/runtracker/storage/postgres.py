@@ -237,13 +237,6 @@ class PostgresStore(Store):
             if conn is not None:
                 conn.close()
 
-    def _insert_errors(self, cur: Any, rows: Sequence[ErrorRow]) -> None:
-        # psycopg runs executemany in pipeline mode: fast for many rows, extra round trips for one.
-        if len(rows) == 1:
-            cur.execute(self._sql(self._INSERT_ERROR), rows[0])
-        else:
-            super()._insert_errors(cur, rows)
-
     # -- dialect -----------------------------------------------------------------------------------------
     def _sql(self, sql: str) -> str:
         cached = self._sql_cache.get(sql)
