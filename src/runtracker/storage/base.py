@@ -201,15 +201,24 @@ class Store(ABC):
             return self._end_run(cur, end, open_steps, errors)
 
     def _end_run(self, cur: Any, end: RunEnd, open_steps: Sequence[StepEnd], errors: Sequence[ErrorRow]) -> bool:
-        cur.execute(self._sql("SELECT outcome FROM runs WHERE id = ?" + self.lock_run_row), (end.run_id,))
+        if self._add_to_running_run(cur, end.run_id, open_steps, errors) is None:
+            return False
+        return self._finish_run(cur, end)
+
+    def _add_to_running_run(self, cur: Any, run_id: int, open_steps: Sequence[StepEnd], errors: Sequence[ErrorRow],
+                            columns: str = "outcome") -> tuple[Any, ...] | None:
+        """Lock the run's row; if it is still running, end the given steps and add the errors.
+
+        Returns the selected columns (outcome first), or None when the run is gone or no longer running."""
+        cur.execute(self._sql(f"SELECT {columns} FROM runs WHERE id = ?" + self.lock_run_row), (run_id,))
         row = cur.fetchone()
         if row is None or row[0] != RUNNING:
-            return False
+            return None
         for step in open_steps:
             self._finish_step(cur, step)
         if errors:
             self._insert_errors(cur, errors)
-        return self._finish_run(cur, end)
+        return tuple(row)
 
     def end_runs_crashed(self, ends: Sequence[tuple[RunEnd, Sequence[StepEnd], Sequence[ErrorRow]]]) -> list[int]:
         """Crash path: end several runs in one transaction; returns the ids that were still running (or that
@@ -393,15 +402,9 @@ class Store(ABC):
         `merge(summary_json)` folds its view into the summary. The run stays `running` (the wrapper ends it).
         False if the run is no longer running."""
         with (self.crash_transaction() if crash else self.transaction()) as cur:
-            cur.execute(self._sql("SELECT outcome, summary_json FROM runs WHERE id = ?" + self.lock_run_row),
-                        (run_id,))
-            row = cur.fetchone()
-            if row is None or row[0] != RUNNING:
+            row = self._add_to_running_run(cur, run_id, open_steps, errors, "outcome, summary_json")
+            if row is None:
                 return False
-            for step in open_steps:
-                self._finish_step(cur, step)
-            if errors:
-                self._insert_errors(cur, errors)
             cur.execute(self._sql("UPDATE runs SET summary_json = ? WHERE id = ?"), (merge(row[1]), run_id))
             return True
 
