@@ -20,8 +20,9 @@ test: $(STAMP)
 	$(PY) -m pytest -q -n 2 tests
 
 lint: $(STAMP)
-	$(PY) -m pip install --quiet ruff
+	$(PY) -m pip install --quiet ruff mypy types-psutil
 	$(VENV)/bin/ruff check src tests examples bench
+	$(VENV)/bin/mypy src --ignore-missing-imports
 
 # Benchmarks (bench/README.md): ratios measured side by side; the quick one ends with one JSON line.
 bench: $(STAMP)

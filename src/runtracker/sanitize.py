@@ -65,7 +65,7 @@ def count(value: object, what: str = "count") -> int:
     if value is None:
         return 0
     try:
-        number = float(value) if not isinstance(value, int) else value
+        number = float(value) if not isinstance(value, int) else value  # type: ignore[arg-type]
         if isinstance(number, float):
             if math.isnan(number):
                 raise ValueError("NaN")

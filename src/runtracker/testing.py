@@ -23,7 +23,8 @@ def reset() -> None:
 def capture_swallowed() -> Iterator[list[BaseException]]:
     """Collect the exceptions the never-raise guard swallowed inside the block."""
     previous = guard.swallowed
-    guard.swallowed = collected = []
+    collected: list[BaseException] = []
+    guard.swallowed = collected
     try:
         yield collected
     finally:

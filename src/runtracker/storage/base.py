@@ -418,7 +418,8 @@ class Store(ABC):
         before_id: int | None = None,
     ) -> list[dict[str, Any]]:
         """Newest first; `before_id` pages backwards through history."""
-        where, params = [], []
+        where: list[str] = []
+        params: list[Any] = []
         for column, value in (("pipeline", pipeline), ("outcome", outcome)):
             if value is not None:
                 where.append(f"{column} = ?")
