@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -16,7 +17,17 @@ def main() -> int:
         code = subprocess.call([sys.executable, pipeline, "--mode", mode])
         print(f"(exit code {code})", flush=True)
     print("\n$ runtracker runs --pipeline nikki --limit 10", flush=True)
-    return subprocess.call([sys.executable, "-m", "runtracker", "runs", "--pipeline", "nikki", "--limit", "10"])
+    code = subprocess.call([sys.executable, "-m", "runtracker", "runs", "--pipeline", "nikki", "--limit", "10"])
+    crashed = subprocess.run(
+        [sys.executable, "-m", "runtracker", "runs", "--pipeline", "nikki", "--outcome", "failure", "-n", "1",
+         "--json"],
+        capture_output=True, text=True,
+    ).stdout.strip()
+    if crashed:
+        run_id = str(json.loads(crashed)["id"])
+        print(f"\n$ runtracker show {run_id}   # the crashed run: failure, with its crash row", flush=True)
+        subprocess.call([sys.executable, "-m", "runtracker", "show", run_id])
+    return code
 
 
 if __name__ == "__main__":
