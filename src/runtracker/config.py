@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 DEFAULT_DB_PATH = os.path.join("data", "dashboard.sqlite")
 DB_ENV = "RUNTRACKER_DB"
@@ -49,6 +49,11 @@ def retention_days(value: object = None) -> int:
     except (TypeError, ValueError):
         return DEFAULT_RETENTION_DAYS
     return max(days, 0)
+
+
+def retention_cutoff(days: int) -> str | None:
+    """The started_at before which finished runs are deleted; None when retention is off (0 days)."""
+    return iso(datetime.now(UTC) - timedelta(days=days)) if days > 0 else None
 
 
 def now_iso() -> str:

@@ -12,7 +12,6 @@ import os
 import time
 import traceback
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from . import config, heartbeat, hooks, liveness, process, reaper, sanitize
@@ -80,9 +79,7 @@ class RunTracker:
                 self.run_id, self._open = attached.run_id, attached
                 return attached.run_id
         started_at = config.now_iso()
-        cutoff = None
-        if self.retention_days > 0:
-            cutoff = config.iso(datetime.now(UTC) - timedelta(days=self.retention_days))
+        cutoff = config.retention_cutoff(self.retention_days)
         if self._open is not None:
             log.warning("runtracker: start_run while run %s is still open; it stays open", self.run_id)
         run_id = store.insert_run(
@@ -90,6 +87,7 @@ class RunTracker:
             pid=os.getpid(), process_started_at=_process_started_at(), retention_cutoff=cutoff,
             process_key=_process_key(),
         )
+        assert run_id is not None  # without a lock_key the insert always returns its row
         self.run_id = run_id
         self._open = process.OpenRun(store, run_id, self.pipeline, self.club_slug, time.monotonic())
         process.register(self._open)

@@ -24,7 +24,6 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .. import config, heartbeat, hooks, process, reaper, sanitize
@@ -145,12 +144,10 @@ def _open_run(tracker: RunTracker, lock: bool) -> process.OpenRun:
         reaper.reap_at_start(store, tracker.heartbeat_timeout_s)
     except Exception as exc:
         report("reaping lost runs before exec", exc)
-    cutoff = None
-    if tracker.retention_days > 0:
-        cutoff = config.iso(datetime.now(UTC) - timedelta(days=tracker.retention_days))
+    cutoff = config.retention_cutoff(tracker.retention_days)
     lock_key = tracker.pipeline if lock else None
     for attempt in range(3):
-        run_id = store.insert_exec_run(
+        run_id = store.insert_run(
             pipeline=tracker.pipeline, club_slug=tracker.club_slug, started_at=config.now_iso(),
             hostname=_hostname(), pid=os.getpid(), process_started_at=_process_started_at(),
             process_key=_process_key(), retention_cutoff=cutoff, lock_key=lock_key,

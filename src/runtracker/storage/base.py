@@ -144,17 +144,28 @@ class Store(ABC):
         process_started_at: float | None,
         retention_cutoff: str | None,
         process_key: str | None = None,
-    ) -> int:
-        """Delete runs older than the cutoff (if any) and insert a new `running` run, in one transaction."""
+        lock_key: str | None = None,
+    ) -> int | None:
+        """Delete runs older than the cutoff (if any) and insert a new `running` run, in one transaction.
+
+        With a `lock_key` (`runtracker exec --lock`): None if a `running` run holds that key. The unique index
+        `idx_runs_lock` (lock_key, over running runs) decides, so two starts on two hosts cannot both win;
+        ON CONFLICT DO NOTHING turns the loser's insert into no row instead of an error.
+        """
         with self.transaction() as cur:
             if retention_cutoff is not None:
                 self._delete_before(cur, retention_cutoff)
-            return self._insert_returning_id(
-                cur,
-                "INSERT INTO runs (club_slug, pipeline, started_at, outcome, hostname, pid,"
-                " process_started_at, heartbeat_at, process_key) VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?)",
-                (club_slug, pipeline, started_at, hostname, pid, process_started_at, started_at, process_key),
+            cur.execute(
+                self._sql(
+                    "INSERT INTO runs (club_slug, pipeline, started_at, outcome, hostname, pid, process_started_at,"
+                    " heartbeat_at, process_key, lock_key) VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?)"
+                    + (" ON CONFLICT DO NOTHING" if lock_key is not None else "") + " RETURNING id"
+                ),
+                (club_slug, pipeline, started_at, hostname, pid, process_started_at, started_at, process_key,
+                 lock_key),
             )
+            row = cur.fetchone()
+            return None if row is None else int(row[0])
 
     def _delete_before(self, cur: Any, cutoff: str) -> int:
         # Children first: a database adopted from the seed tool may have no ON DELETE CASCADE. With nothing
@@ -180,11 +191,12 @@ class Store(ABC):
 
     _FINISH_REAPED = _FINISH_RUN.replace("runs.outcome = 'running'", "runs.reaped_at IS NOT NULL")
 
-    def _finish_run(self, cur: Any, end: RunEnd) -> bool:
+    def _finish_run(self, cur: Any, end: RunEnd, *, reaped: bool = False) -> bool:
         # Compare-and-set: only a run still `running` changes, so a crash handler, a reaper and the owner's
         # own end_run racing each other never double-act; zero rows changed means someone else won.
+        # `reaped`: the owner overrides a run the reaper had declared lost (see `end_reaped_run`).
         cur.execute(
-            self._sql(self._FINISH_RUN),
+            self._sql(self._FINISH_REAPED if reaped else self._FINISH_RUN),
             (end.finished_at, end.duration_ms, end.outcome, end.summary_json, end.exit_code, end.run_id,
              end.run_id),
         )
@@ -206,19 +218,24 @@ class Store(ABC):
         return self._finish_run(cur, end)
 
     def _add_to_running_run(self, cur: Any, run_id: int, open_steps: Sequence[StepEnd], errors: Sequence[ErrorRow],
-                            columns: str = "outcome") -> tuple[Any, ...] | None:
+                            columns: str = "outcome", *, reaped: bool = False) -> tuple[Any, ...] | None:
         """Lock the run's row; if it is still running, end the given steps and add the errors.
 
-        Returns the selected columns (outcome first), or None when the run is gone or no longer running."""
-        cur.execute(self._sql(f"SELECT {columns} FROM runs WHERE id = ?" + self.lock_run_row), (run_id,))
+        `reaped`: instead, only if the reaper has ended it (the owner's own account then wins).
+        Returns the selected columns (outcome first), or None when the run is gone or not in that state."""
+        cur.execute(self._sql(f"SELECT {columns}, reaped_at FROM runs WHERE id = ?" + self.lock_run_row),
+                    (run_id,))
         row = cur.fetchone()
-        if row is None or row[0] != RUNNING:
+        if row is None:
+            return None
+        running = row[0] == RUNNING
+        if not ((not running and row[-1] is not None) if reaped else running):
             return None
         for step in open_steps:
             self._finish_step(cur, step)
         if errors:
             self._insert_errors(cur, errors)
-        return tuple(row)
+        return tuple(row[:-1])
 
     def end_runs_crashed(self, ends: Sequence[tuple[RunEnd, Sequence[StepEnd], Sequence[ErrorRow]]]) -> list[int]:
         """Crash path: end several runs in one transaction; returns the ids that were still running (or that
@@ -226,7 +243,7 @@ class Store(ABC):
         done = []
         with self.crash_transaction() as cur:
             for end, steps, errors in ends:
-                if self._end_run(cur, end, steps, errors) or self._end_reaped_run(cur, end, steps, errors):
+                if self._end_own_run(cur, end, steps, errors):
                     done.append(end.run_id)
         return done
 
@@ -280,21 +297,13 @@ class Store(ABC):
 
     def _end_reaped_run(self, cur: Any, end: RunEnd, open_steps: Sequence[StepEnd],
                         errors: Sequence[ErrorRow]) -> bool:
-        cur.execute(self._sql("SELECT outcome, reaped_at FROM runs WHERE id = ?" + self.lock_run_row),
-                    (end.run_id,))
-        row = cur.fetchone()
-        if row is None or row[0] == RUNNING or row[1] is None:
+        if self._add_to_running_run(cur, end.run_id, open_steps, errors, reaped=True) is None:
             return False
-        for step in open_steps:
-            self._finish_step(cur, step)
-        if errors:
-            self._insert_errors(cur, errors)
-        cur.execute(
-            self._sql(self._FINISH_REAPED),
-            (end.finished_at, end.duration_ms, end.outcome, end.summary_json, end.exit_code, end.run_id,
-             end.run_id),
-        )
-        return bool(cur.rowcount)
+        return self._finish_run(cur, end, reaped=True)
+
+    def _end_own_run(self, cur: Any, end: RunEnd, open_steps: Sequence[StepEnd], errors: Sequence[ErrorRow]) -> bool:
+        """The owner ends its run: still running, or declared lost by the reaper (the owner's account wins)."""
+        return self._end_run(cur, end, open_steps, errors) or self._end_reaped_run(cur, end, open_steps, errors)
 
     def touch_heartbeat(self, run_ids: Sequence[int], at: str) -> None:
         if not run_ids:
@@ -354,31 +363,6 @@ class Store(ABC):
                 self._insert_errors(cur, rows)
 
     # -- runtracker exec -------------------------------------------------------------------------------------
-    def insert_exec_run(
-        self, *, pipeline: str, club_slug: str | None, started_at: str, hostname: str | None, pid: int | None,
-        process_started_at: float | None, process_key: str | None, retention_cutoff: str | None,
-        lock_key: str | None,
-    ) -> int | None:
-        """`insert_run` for `runtracker exec`. With a `lock_key`: None if a `running` run holds that key.
-
-        The unique index `idx_runs_lock` (lock_key, over running runs) decides, so two starts on two hosts
-        cannot both win; ON CONFLICT DO NOTHING turns the loser's insert into no row instead of an error.
-        """
-        with self.transaction() as cur:
-            if retention_cutoff is not None:
-                self._delete_before(cur, retention_cutoff)
-            cur.execute(
-                self._sql(
-                    "INSERT INTO runs (club_slug, pipeline, started_at, outcome, hostname, pid, process_started_at,"
-                    " heartbeat_at, process_key, lock_key) VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?)"
-                    " ON CONFLICT DO NOTHING RETURNING id"
-                ),
-                (club_slug, pipeline, started_at, hostname, pid, process_started_at, started_at, process_key,
-                 lock_key),
-            )
-            row = cur.fetchone()
-            return None if row is None else int(row[0])
-
     def lock_holder(self, lock_key: str) -> dict[str, Any] | None:
         """The `running` run holding an exec lock, if any."""
         rows = self.read(f"SELECT {RUN_COLUMNS} FROM runs WHERE lock_key = ? AND outcome = 'running'", (lock_key,))
@@ -390,7 +374,7 @@ class Store(ABC):
         the reaper had declared lost gets this end after all; the tail is stored either way."""
         with self.transaction() as cur:
             cur.execute(self._sql("UPDATE runs SET output_tail = ? WHERE id = ?"), (output_tail, end.run_id))
-            return self._end_run(cur, end, open_steps, errors) or self._end_reaped_run(cur, end, open_steps, errors)
+            return self._end_own_run(cur, end, open_steps, errors)
 
     def get_output_tail(self, run_id: int) -> str | None:
         rows = self.read("SELECT output_tail FROM runs WHERE id = ?", (run_id,))
