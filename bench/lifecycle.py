@@ -85,8 +85,9 @@ class RawLifecycle:
         cur.execute("DELETE FROM runs WHERE started_at < ? AND outcome <> 'running'", (cutoff,))
         cur.execute(
             "INSERT INTO runs (club_slug, pipeline, started_at, outcome, hostname, pid, process_started_at,"
-            " heartbeat_at) VALUES (?, ?, ?, 'running', ?, ?, ?, ?) RETURNING id",
-            ("rondo", "bench", started_at, self.hostname, self.pid, self.process_started_at, started_at),
+            " heartbeat_at, process_key, lock_key) VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?) RETURNING id",
+            ("rondo", "bench", started_at, self.hostname, self.pid, self.process_started_at, started_at,
+             "bench-key", None),
         )
         run_id = cur.fetchone()[0]
         cur.execute("COMMIT")
