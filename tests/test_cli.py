@@ -1,12 +1,14 @@
-"""The command line: runs, show, selftest, and help for every command."""
+"""The command line: runs, show, selftest; help and docs/cli.md for every command; the docs' links."""
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -14,7 +16,10 @@ from helpers import app_env
 from runtracker import RunTracker
 from runtracker.cli import cli
 
-README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+DOCS = sorted((ROOT / "docs").glob("*.md"))
+CLI_DOCS = ROOT / "docs" / "cli.md"
 
 
 def invoke(*args: str):
@@ -90,10 +95,114 @@ def _commands():
     return sorted(cli.commands)
 
 
+# -- the documentation -------------------------------------------------------------------------------------
+# Markdown is read the way GitHub renders it: headings and links inside ``` fences are code, not markdown,
+# and a heading's anchor is its text lower-cased, without punctuation, spaces turned into hyphens.
+FENCE = re.compile(r"^\s*(```|~~~)")
+HEADING = re.compile(r"^(#{1,6}) +(.*?)\s*#*\s*$")
+LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
+
+
+def _outside_fences(text: str) -> list[tuple[int, str]]:
+    """The (index, line) pairs of `text` that are not inside a fenced code block."""
+    lines, inside = [], False
+    for index, line in enumerate(text.splitlines()):
+        if FENCE.match(line):
+            inside = not inside
+        elif not inside:
+            lines.append((index, line))
+    return lines
+
+
+def _headings(text: str) -> list[tuple[int, int, str]]:
+    """(line index, level, text) of every heading outside code blocks."""
+    found = []
+    for index, line in _outside_fences(text):
+        match = HEADING.match(line)
+        if match:
+            found.append((index, len(match.group(1)), match.group(2)))
+    return found
+
+
+def _anchors(text: str) -> set[str]:
+    """The anchors GitHub gives the headings of `text` (a repeated heading gets -1, -2, ...)."""
+    anchors: set[str] = set()
+    for _, _, heading in _headings(text):
+        slug = re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-")
+        candidate, n = slug, 0
+        while candidate in anchors:
+            n += 1
+            candidate = f"{slug}-{n}"
+        anchors.add(candidate)
+    return anchors
+
+
+def _links(path: Path) -> list[str]:
+    """Every link target in the markdown file, outside code blocks and inline code."""
+    targets = []
+    for _, line in _outside_fences(path.read_text()):
+        targets += LINK.findall(re.sub(r"`[^`]*`", "", line))
+    return targets
+
+
+def _cli_section(name: str) -> str | None:
+    """The text of docs/cli.md's `## ` or `### ` section whose heading names `runtracker NAME`."""
+    text = CLI_DOCS.read_text()
+    lines = text.splitlines()
+    headings = _headings(text)
+    for position, (index, level, heading) in enumerate(headings):
+        if level in (2, 3) and re.search(rf"\bruntracker {re.escape(name)}\b", heading):
+            end = next((i for i, lvl, _ in headings[position + 1 :] if lvl <= 3), len(lines))
+            return "\n".join(lines[index:end])
+    return None
+
+
+def _options(name: str) -> list[str]:
+    """Every option string the command's -h lists (`-p`, `--pipeline`, `--no-lock`, `-h`, ...)."""
+    command = cli.commands[name]
+    group = click.Context(cli, info_name="runtracker", **cli.context_settings)  # -h comes from the group
+    ctx = click.Context(command, info_name=name, parent=group, **command.context_settings)
+    return [opt for param in command.get_params(ctx) if isinstance(param, click.Option) and not param.hidden
+            for opt in (*param.opts, *param.secondary_opts)]
+
+
+def _mentions(text: str, option: str) -> bool:
+    """Whether `option` appears in `text` as a whole option (`-p` is not found inside `--pipeline`)."""
+    return re.search(rf"(?<![\w-]){re.escape(option)}(?![\w-])", text) is not None
+
+
 @pytest.mark.parametrize("name", _commands())
-def test_every_command_has_help_and_is_documented(name):
-    """Each command answers -h with its help text and appears in the README's CLI reference."""
+def test_every_command_has_help_and_a_section_in_docs_cli_naming_each_option(name):
+    """Each command answers -h with its help text and has a docs/cli.md section naming every option -h lists."""
     result = invoke(name, "-h")
     assert result.exit_code == 0 and "Usage:" in result.output
     assert (cli.commands[name].help or "").strip()
-    assert f"runtracker {name}" in README
+    section = _cli_section(name)
+    assert section is not None, f"docs/cli.md has no `## runtracker {name}` section"
+    options = _options(name)
+    assert options and all(_mentions(result.output, option) for option in options)
+    missing = [option for option in options if not _mentions(section, option)]
+    assert not missing, f"docs/cli.md's section on `runtracker {name}` does not name {missing}"
+
+
+def test_every_docs_page_is_linked_from_the_readme():
+    """The README links every page of docs/, so none is an orphan."""
+    linked = {(ROOT / target.split("#", 1)[0]).resolve() for target in _links(README)}
+    assert DOCS, "docs/ has no pages"
+    assert [page.name for page in DOCS if page.resolve() not in linked] == []
+
+
+@pytest.mark.parametrize("page", [README, *DOCS], ids=lambda page: str(page.relative_to(ROOT)))
+def test_every_relative_link_points_to_an_existing_file_and_heading(page):
+    """Each relative link in the README and docs/ names a file that exists and, after #, one of its headings."""
+    broken = []
+    for target in _links(page):
+        if re.match(r"^[a-z][a-z0-9+.-]*:", target):  # https:, mailto: -- not ours to check
+            continue
+        path, _, anchor = target.partition("#")
+        file = (page.parent / path).resolve() if path else page
+        if not file.exists():
+            broken.append(target)
+        elif anchor and file.suffix == ".md" and anchor not in _anchors(file.read_text()):
+            broken.append(target)
+    assert broken == []
