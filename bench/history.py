@@ -59,7 +59,7 @@ def ensure_history(runs: int, log: object = print) -> tuple[Path, float]:
     for suffix in ("", "-wal", "-shm"):
         Path(f"{tmp}{suffix}").unlink(missing_ok=True)
     store = SQLiteStore(str(tmp))  # the tracker's own schema, migrations and indexes
-    store.migrate()
+    store.upgrade_schema()
     store.close()
     _fill(tmp, runs)
     os.replace(tmp, path)

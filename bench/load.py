@@ -197,12 +197,10 @@ def check(phase: Phase, url: str, *, heartbeat_timeout: float = HEARTBEAT[1], re
     every row with what the workers did; what differs goes to `phase.problems`."""
     sys.path.insert(0, str(SRC))
     from runtracker import reaper
-    from runtracker.config import resolve_db
-    from runtracker.storage import _new_store
+    from runtracker.storage import open_store
 
     os.environ["RUNTRACKER_CRASH_DIR"] = str(Path(tempfile.gettempdir()) / "runtracker-load-crash")
-    store = _new_store(resolve_db(url))
-    store.migrate()
+    store = open_store(url)
     try:
         deadline = time.monotonic() + reap_within
         while True:

@@ -54,7 +54,7 @@ def _tracker_with_fsync(path: Path) -> RunTracker:
     from runtracker.storage.sqlite import SQLiteStore
 
     store = SQLiteStore(str(path), synchronous="FULL")
-    store.migrate()
+    store.upgrade_schema()
     _stores[str(resolve_db(str(path)))] = store
     return RunTracker("bench", db=str(path))
 

@@ -31,8 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from runtracker.config import resolve_db  # noqa: E402
-from runtracker.storage import _new_store  # noqa: E402
+from runtracker.storage import open_store  # noqa: E402
 
 PIPELINE = """
 import time
@@ -78,7 +77,7 @@ def _measure(mode: str, n: int, db: str, env: dict[str, str], spread_s: float, w
         proc.send_signal(signal.SIGKILL)
         killed_at[run_id] = time.time()
         proc.wait()
-    store = _new_store(resolve_db(db))
+    store = open_store(db)
     try:
         deadline = time.monotonic() + give_up_s
         while True:
@@ -97,7 +96,7 @@ def _measure(mode: str, n: int, db: str, env: dict[str, str], spread_s: float, w
 
 def _forget_bench_runs(db: str) -> None:
     """On a database given with --db, leave no trace: delete this benchmark's runs."""
-    store = _new_store(resolve_db(db))
+    store = open_store(db)
     try:
         with store.transaction() as cur:
             ids = "SELECT id FROM runs WHERE pipeline = 'bench-reaper'"
@@ -129,7 +128,7 @@ def main() -> int:
         workdir = Path(tmp)
         db = args.db or f"sqlite:///{workdir / 'dashboard.sqlite'}"
         crash_dir = {"RUNTRACKER_CRASH_DIR": str(workdir / "crash")}
-        _new_store(resolve_db(db)).close()  # create and migrate before anyone races to
+        open_store(db).close()  # create and migrate before anyone races to
         monitor = subprocess.Popen(
             [sys.executable, "-m", "runtracker", "monitor", "--interval", str(args.interval),
              "--heartbeat-timeout", str(args.timeout)],

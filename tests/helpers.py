@@ -10,8 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pg_schemas
-from runtracker.config import resolve_db
-from runtracker.storage import Store, _new_store
+from runtracker.storage import Store, open_store
 
 # Every test taking `db_url` runs on both; PostgreSQL gets a schema of its own per test (see pg_schemas).
 BACKENDS = ["sqlite", "postgresql"]
@@ -34,9 +33,7 @@ def drop_db_url(url: str) -> None:
 
 def open_fresh(url: str) -> Store:
     """A store of its own (not the process's cached one), for reading what a subprocess wrote."""
-    store = _new_store(resolve_db(url))
-    store.migrate()
-    return store
+    return open_store(url)
 
 
 class Db:

@@ -12,6 +12,7 @@ import pytest
 
 from helpers import Db, open_fresh
 from runtracker import RunTracker, current_run, hooks, track
+from runtracker.state import STATE
 
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
@@ -92,7 +93,7 @@ def test_database_comes_from_argument_then_environment_then_default(tmp_path, mo
 def _age_run(db_url: str, run_id: int, started_at: str) -> None:
     store = open_fresh(db_url)
     with store.transaction() as cur:
-        cur.execute(store._sql("UPDATE runs SET started_at = ? WHERE id = ?"), (started_at, run_id))
+        cur.execute(store.sql("UPDATE runs SET started_at = ? WHERE id = ?"), (started_at, run_id))
     store.close()
 
 
@@ -198,11 +199,11 @@ def test_a_database_at_an_older_version_is_upgraded_without_losing_rows(tmp_path
         cur.execute("INSERT INTO runs (pipeline, started_at, outcome) VALUES ('nikki', '2099-01-01T00:00:00.000Z',"
                     " 'success')")
     store.close()
-    assert SQLiteStore(path).migrate() == 1
+    assert SQLiteStore(path).upgrade_schema() == 1
     store = SQLiteStore(path)
     assert store.schema_version() == schema.LATEST
     assert store.get_run(1)["pipeline"] == "nikki"
-    assert store.migrate() == schema.LATEST  # idempotent
+    assert store.upgrade_schema() == schema.LATEST  # idempotent
     store.close()
 
 
@@ -320,6 +321,6 @@ def test_hooks_are_installed_once_however_many_trackers(db_url):
     for t in trackers:
         t.start_run()
     assert sys.excepthook is hooks._runtracker_excepthook
-    assert hooks._previous["excepthook"] is before
+    assert STATE.hooks.previous["excepthook"] is before
     for t in trackers:
         t.end_run("success")

@@ -9,7 +9,7 @@ import pg_schemas
 from helpers import Db, open_fresh
 from runtracker import RunTracker
 from runtracker.cli import cli
-from runtracker.config import now_iso
+from runtracker.clock import now_iso
 from runtracker.storage import copy as copy_module
 
 

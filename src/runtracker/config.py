@@ -1,15 +1,23 @@
-"""Where the database is and how the tracker behaves, from arguments, then the environment, then defaults."""
+"""Settings: where the database is and how the tracker behaves, from arguments, then the environment, then defaults."""
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+
+from .clock import iso, now_ms
+
+log = logging.getLogger("runtracker")
 
 DEFAULT_DB_PATH = os.path.join("data", "dashboard.sqlite")
 DB_ENV = "RUNTRACKER_DB"
 RETENTION_ENV = "RUNTRACKER_RETENTION_DAYS"
 DEFAULT_RETENTION_DAYS = 3
+HEARTBEAT_ENV = "RUNTRACKER_HEARTBEAT_S"
+DEFAULT_HEARTBEAT_S = 10.0
+HEARTBEAT_TIMEOUT_ENV = "RUNTRACKER_HEARTBEAT_TIMEOUT_S"
+DEFAULT_HEARTBEAT_TIMEOUT_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -53,17 +61,29 @@ def retention_days(value: object = None) -> int:
 
 def retention_cutoff(days: int) -> str | None:
     """The started_at before which finished runs are deleted; None when retention is off (0 days)."""
-    return iso(datetime.now(UTC) - timedelta(days=days)) if days > 0 else None
+    return iso(now_ms() - days * 86_400_000) if days > 0 else None
 
 
-def now_iso() -> str:
-    """The current UTC time as ISO-8601 with milliseconds and a Z, sortable as text."""
-    return iso(datetime.now(UTC))
+def heartbeat_interval_s(value: object = None) -> float:
+    """How often open runs get a fresh `heartbeat_at`: argument, else $RUNTRACKER_HEARTBEAT_S, else 10 s."""
+    return _positive(value, HEARTBEAT_ENV, DEFAULT_HEARTBEAT_S)
 
 
-def iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+def heartbeat_timeout_s(value: object = None) -> float:
+    """How old another host's heartbeat may get before its run is lost: argument, else
+    $RUNTRACKER_HEARTBEAT_TIMEOUT_S, else 60 s."""
+    return _positive(value, HEARTBEAT_TIMEOUT_ENV, DEFAULT_HEARTBEAT_TIMEOUT_S)
 
 
-def parse_iso(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+def _positive(value: object, env: str, default: float) -> float:
+    if value is None:
+        value = os.environ.get(env) or default
+    try:
+        seconds = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        log.warning("runtracker: %s=%r is not a number of seconds; using %g", env, value, default)
+        return default
+    if not seconds > 0 or seconds == float("inf"):
+        log.warning("runtracker: %s=%r must be a positive number of seconds; using %g", env, value, default)
+        return default
+    return seconds

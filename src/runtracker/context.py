@@ -1,25 +1,20 @@
-"""The Pythonic forms: `with tracker.run() as run`, `with run.step(name) as step`, and `@track`.
+"""The Pythonic forms: `with tracker.run() as run`, `with run.step(name) as step` (and `@track`, in tracker.py).
 
-They write the same records as the seed's calls. A block that sees an exception records it, marks the
-step/run `failure`, and re-raises: the user's exception is never swallowed.
+They write the same records as the seed's calls, through the tracker's public methods. A block that sees an
+exception records it, marks the step/run `failure`, and re-raises: the user's exception is never swallowed.
 """
 
 from __future__ import annotations
 
 import contextvars
-import functools
-import inspect
 import traceback
-from collections.abc import Callable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from .outcomes import FAILURE, PARTIAL, SUCCESS
 
 if TYPE_CHECKING:
     from .tracker import RunTracker
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 _current: contextvars.ContextVar[Run | None] = contextvars.ContextVar("runtracker_current_run", default=None)
 
@@ -98,49 +93,7 @@ class Run:
             _current.reset(self._token)
             self._token = None
         if exc is not None:
-            self.tracker._end_with_exception(exc)
+            self.tracker.end_run_with_exception(exc)
             return
-        self.tracker.end_run(self.outcome or self._auto_outcome(), self.stats or None)
-
-    def _auto_outcome(self) -> str:
-        run = self.tracker._open
-        if run is None:
-            return SUCCESS
-        try:
-            steps = run.store.read(
-                "SELECT COUNT(*) AS bad FROM run_steps WHERE run_id = ? AND (outcome IN ('failure', 'partial')"
-                " OR failed_count > 0)", (run.run_id,))
-            errors = run.store.count_errors(run.run_id)
-        except Exception:
-            return SUCCESS
-        return PARTIAL if steps[0]["bad"] or errors else SUCCESS
-
-
-def track(pipeline: str | Callable[..., Any] | None = None, **tracker_options: Any) -> Any:
-    """Decorate a pipeline function (sync or async) so every call is one tracked run.
-
-    ``@track``, ``@track("nikki")`` or ``@track("nikki", db="sqlite:///dash.sqlite")``. Inside, use
-    ``current_run()`` to reach the run.
-    """
-    from .tracker import RunTracker
-
-    def decorate(fn: F, name: str | None) -> F:
-        pipeline_name = name or fn.__name__
-        if inspect.iscoroutinefunction(fn):
-            @functools.wraps(fn)
-            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                with RunTracker(pipeline_name, **tracker_options).run():
-                    return await fn(*args, **kwargs)
-
-            return async_wrapper  # type: ignore[return-value]
-
-        @functools.wraps(fn)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            with RunTracker(pipeline_name, **tracker_options).run():
-                return fn(*args, **kwargs)
-
-        return wrapper  # type: ignore[return-value]
-
-    if callable(pipeline):
-        return decorate(pipeline, None)
-    return lambda fn: decorate(fn, pipeline)
+        outcome = self.outcome or (PARTIAL if self.tracker.had_problems else SUCCESS)
+        self.tracker.end_run(outcome, self.stats or None)

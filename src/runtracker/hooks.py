@@ -1,9 +1,14 @@
 """Process hooks that end open runs when the process dies while it can still run code.
 
-One function per kind of death, in the order of the README's crash table. Each is installed once per
+One function per kind of death, in the order of the crash table (docs/crashes.md). Each is installed once per
 process (under a lock, whatever the number of trackers), keeps the hook that was there before, and calls it
 exactly once, so the process ends as it would without us: same traceback, same exit code, same signal.
 Hard deaths (SIGKILL, os._exit, segfaults, power loss) run no code at all; the reaper finds those.
+
+Every hook ends runs through `lifecycle.end_run`: a run whose owner asked for an end that could not be written
+yet (its `pending` end) gets that end, never the hook's guess. Runs belong to the thread that opened them: an
+uncaught exception ends its own thread's runs (and those of threads already gone); a live thread's run is ended
+by that thread, or at the latest by the exit hook.
 """
 
 from __future__ import annotations
@@ -17,14 +22,14 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from . import process
+from . import lifecycle
 from .guard import report
+from .lifecycle import EXIT, KEYBOARD_INTERRUPT, SIGNAL, UNCAUGHT_EXCEPTION, Ending
+from .outcomes import FAILURE
+from .state import STATE, Crash
 
 log = logging.getLogger("runtracker")
 
-_install_lock = threading.Lock()
-_installed: set[str] = set()
-_previous: dict[str, Any] = {}
 HANDLED_SIGNALS = ("SIGTERM", "SIGHUP")
 
 
@@ -34,17 +39,18 @@ def install() -> None:
     Signal handlers are checked again on every call: a pipeline that set its own SIGTERM handler after
     our first start_run replaced ours, and the next start_run wraps (and chains) the pipeline's handler.
     """
-    if len(_installed) == len(_INSTALLERS):
+    hooks = STATE.hooks
+    if len(hooks.installed) == len(_INSTALLERS):
         if threading.current_thread() is threading.main_thread():
             _recheck_signal_handlers()
         return
-    with _install_lock:
+    with hooks.lock:
         for name, installer in _INSTALLERS:
-            if name in _installed:
+            if name in hooks.installed:
                 continue
             try:
                 if installer():
-                    _installed.add(name)
+                    hooks.installed.add(name)
             except Exception as exc:  # one hook failing to install must not cost the others
                 report(f"installing the {name} hook", exc)
 
@@ -52,21 +58,24 @@ def install() -> None:
 # -- uncaught exception in the main thread (incl. asyncio.run(main) raising, KeyboardInterrupt) ------------
 def _runtracker_excepthook(exc_type: type[BaseException], exc: BaseException, tb: Any) -> Any:
     try:
-        kind = "keyboard_interrupt" if issubclass(exc_type, KeyboardInterrupt) else "uncaught_exception"
+        kind = KEYBOARD_INTERRUPT if issubclass(exc_type, KeyboardInterrupt) else UNCAUGHT_EXCEPTION
         if exc is not None and exc.__traceback__ is None:
             exc = exc.with_traceback(tb)
-        message, stack = process.format_exception(exc)
-        signal_name = _signal_name(process.pending_signal)
-        process.finish_all_crashed(kind, message, stack, signal_name=signal_name)
+        ending = lifecycle.crash(kind, exc, summary=_signal_fields(STATE.pending_signal))
+        # Runs of threads still alive are theirs to end: Python waits for non-daemon threads before it exits,
+        # and the exit hook ends whatever is left then, naming this exception.
+        STATE.crash = Crash(kind, ending.message or "", ending.stack)
+        lifecycle.end_open_runs(lifecycle.runs_of_dying_thread(threading.current_thread()), ending,
+                                "an uncaught exception")
     except BaseException as error:  # noqa: BLE001 - the previous hook must run whatever happens here
         report("recording an uncaught exception", error)
     finally:
-        result = _previous["excepthook"](exc_type, exc, tb)
+        result = STATE.hooks.previous["excepthook"](exc_type, exc, tb)
     return result
 
 
 def _install_excepthook() -> bool:
-    _previous["excepthook"] = sys.excepthook
+    STATE.hooks.previous["excepthook"] = sys.excepthook
     sys.excepthook = _runtracker_excepthook
     return True
 
@@ -75,18 +84,23 @@ def _install_excepthook() -> bool:
 def _runtracker_threading_excepthook(args: Any) -> Any:
     try:
         if args.exc_type is not SystemExit:  # the default hook ignores SystemExit in threads; so do we
-            message, stack = process.format_exception(args.exc_value)
-            thread = getattr(args.thread, "name", "?")
-            process.record_crash_rows(f"uncaught exception in thread {thread}", message, stack)
+            thread = args.thread if args.thread is not None else threading.current_thread()
+            name = getattr(thread, "name", "?")
+            # Its own runs can never be ended by it now; the others' go on, but cannot end `success`.
+            own = [run for run in STATE.open_runs() if run.thread is thread]
+            ending = lifecycle.crash(UNCAUGHT_EXCEPTION, args.exc_value, summary={"thread": name})
+            lifecycle.end_open_runs(own, ending, f"an uncaught exception in thread {name}")
+            others = [run for run in STATE.open_runs() if run.thread is not thread]
+            lifecycle.record_crash_rows(f"uncaught exception in thread {name}", args.exc_value, others)
     except BaseException as error:  # noqa: BLE001
         report("recording a thread exception", error)
     finally:
-        result = _previous["threading_excepthook"](args)
+        result = STATE.hooks.previous["threading_excepthook"](args)
     return result
 
 
 def _install_threading_excepthook() -> bool:
-    _previous["threading_excepthook"] = threading.excepthook
+    STATE.hooks.previous["threading_excepthook"] = threading.excepthook
     threading.excepthook = _runtracker_threading_excepthook
     return True
 
@@ -108,9 +122,8 @@ class _AsyncioErrorFilter(logging.Filter):
             exc = record.exc_info[1]
             if isinstance(exc, SystemExit | KeyboardInterrupt):
                 return True
-            message, stack = process.format_exception(exc)
             first_line = record.getMessage().splitlines()[0] if record.msg else "asyncio error"
-            process.record_crash_rows(f"asyncio: {first_line}", message, stack)
+            lifecycle.record_crash_rows(f"asyncio: {first_line}", exc, STATE.open_runs())
         except Exception as error:
             report("recording an asyncio exception", error)
         return True
@@ -122,7 +135,7 @@ def _install_asyncio_filter() -> bool:
 
 
 # -- SIGTERM, SIGHUP -------------------------------------------------------------------------------------
-def _signal_name(signum: int | None) -> str | None:
+def signal_name(signum: int | None) -> str | None:
     if signum is None:
         return None
     try:
@@ -131,21 +144,28 @@ def _signal_name(signum: int | None) -> str | None:
         return f"signal {signum}"
 
 
+def _signal_fields(signum: int | None) -> dict[str, Any] | None:
+    name = signal_name(signum)
+    return {"signal": name} if name else None
+
+
 def _runtracker_signal_handler(signum: int, frame: Any) -> Any:
     """Record the signal, then behave as the previous disposition would.
 
     A user's own Python handler decides what the signal means (it may shut down gracefully and end the run
     itself), so it is called and nothing is written here; if the process then exits with the run still open,
     the exit hook records the failure naming this signal. With the default disposition the process must die
-    by the signal: record the crash, restore SIG_DFL and send the signal again, so the parent sees -N.
+    by the signal: record the crash of every open run (no thread of this process will run again), restore
+    SIG_DFL and send the signal again, so the parent sees -N.
     """
-    previous = _previous.get(f"signal:{signum}")
+    previous = STATE.hooks.previous.get(f"signal:{signum}")
     if callable(previous):
-        process.pending_signal = signum
+        STATE.pending_signal = signum
         return previous(signum, frame)
-    name = _signal_name(signum) or str(signum)
+    name = signal_name(signum) or str(signum)
     try:
-        process.finish_all_crashed("signal", f"received {name}", None, signal_name=name)
+        ending = Ending(FAILURE, kind=SIGNAL, message=f"received {name}", summary={"signal": name})
+        lifecycle.end_open_runs(STATE.open_runs(), ending, name)
     except BaseException as error:  # noqa: BLE001 - the process must still die by its signal
         report(f"recording {name}", error)
     signal.signal(signum, signal.SIG_DFL)
@@ -157,7 +177,7 @@ def _recheck_signal_handlers() -> None:
     for name in HANDLED_SIGNALS:
         signum = getattr(signal, name, None)
         if signum is not None and signal.getsignal(signum) is not _runtracker_signal_handler:
-            with _install_lock:
+            with STATE.hooks.lock:
                 _install_signal_handlers()
             return
 
@@ -174,102 +194,97 @@ def _install_signal_handlers() -> bool:
         # Ignored signals stay ignored, and a handler set outside Python (None) is left alone.
         if current in (signal.SIG_IGN, None) or current is _runtracker_signal_handler:
             continue
-        _previous[f"signal:{signum}"] = current
+        STATE.hooks.previous[f"signal:{signum}"] = current
         signal.signal(signum, _runtracker_signal_handler)
     return True
 
 
-# -- sys.exit(n) and falling off the end without end_run ---------------------------------------------------
+# -- sys.exit(n), falling off the end without end_run: the exit handler ---------------------------------------
 def _runtracker_sys_exit(status: object = None) -> Any:
     # SystemExit reaches no hook and atexit is not told the exit code: remember it here. A SystemExit
     # raised directly (not through sys.exit) outside `with tracker.run()` is seen only as "exit code 0".
-    process.exit_code = _exit_status(status)
-    return _previous["sys_exit"](status)
+    STATE.exit_code = lifecycle.exit_status(status)
+    return STATE.hooks.previous["sys_exit"](status)
 
 
-def _exit_status(status: object) -> int:
-    if status is None:
-        return 0
-    if isinstance(status, int):
-        return status
-    return 1  # sys.exit("message") prints the message and exits 1
+def _at_exit() -> None:
+    """The one exit handler of the process. Its steps, in this order:
 
-
-def _runtracker_at_exit() -> None:
-    # Python swallows exceptions raised in atexit handlers (they go to sys.unraisablehook): catch our own.
+    1. End every run still open: with the end its owner asked for and could not write yet (a lock held too
+       long), else as `failure` of kind `exit`, naming the exit code, the signal being handled, or the uncaught
+       exception the process dies of. The heartbeat keeps beating meanwhile: a slow write is not a dead run.
+    2. Stop the heartbeat thread: nothing of this process is running any more.
+    3. Put faulthandler back and delete the empty faulthandler file, last: a fatal signal while the runs are
+       being ended is still written there for the reaper.
+    Python swallows exceptions raised in atexit handlers (they go to sys.unraisablehook): each step catches
+    and logs its own.
+    """
     try:
-        runs = process.open_runs()
-        if not runs:
-            return
-        from .tracker import retry_pending_end
-
-        runs = [run for run in runs if not retry_pending_end(run)]
-        if not runs:
-            return
-        code = process.exit_code
-        signal_name = _signal_name(process.pending_signal)
-        if signal_name:
-            message = f"received {signal_name}; process exited with code {code if code is not None else 0}"
-        elif code is not None:
-            message = f"process exited with code {code} without end_run"
-        else:
-            message = "process exited without end_run"
-        process.finish_all_crashed("exit", message, None, exit_code=code if code is not None else 0,
-                                   signal_name=signal_name)
+        runs = STATE.open_runs()
+        if runs:
+            lifecycle.end_open_runs(runs, _exit_ending(), "the process exit")
     except BaseException as error:  # noqa: BLE001
         report("recording the process exit", error)
+    try:
+        STATE.heartbeat.stop()
+    except BaseException as error:  # noqa: BLE001
+        report("stopping the heartbeat at exit", error)
+    try:
+        STATE.crash_file.close()
+    except BaseException as error:  # noqa: BLE001
+        report("removing the faulthandler file at exit", error)
+
+
+def _exit_ending() -> Ending:
+    crash = STATE.crash
+    if crash is not None:  # the excepthook ended its thread's runs; these belong to threads still running
+        return Ending(FAILURE, kind=crash.kind, stack=crash.stack,
+                      message=f"the process died of {crash.message} while this run's thread was still running")
+    code = STATE.exit_code if STATE.exit_code is not None else 0
+    name = signal_name(STATE.pending_signal)
+    if name:
+        message = f"received {name}; process exited with code {code}"
+    elif STATE.exit_code is not None:
+        message = f"process exited with code {code} without end_run"
+    else:
+        message = "process exited without end_run"
+    summary: dict[str, Any] = {"exit_code": code}
+    if name:
+        summary["signal"] = name
+    return Ending(FAILURE, kind=EXIT, message=message, exit_code=code, summary=summary)
 
 
 def _install_exit_hooks() -> bool:
-    _previous["sys_exit"] = sys.exit
+    STATE.hooks.previous["sys_exit"] = sys.exit
     sys.exit = _runtracker_sys_exit
-    atexit.register(_runtracker_at_exit)
-    return True
-
-
-# -- os.fork(): the child's death is not the parent's -------------------------------------------------------
-def _on_fork_child() -> None:
-    from . import storage
-
-    process.reset_after_fork()
-    storage._lock = threading.Lock()
-    storage.forget_inherited_stores()
-
-
-_fork_hook_registered = False
-
-
-def _install_fork_hook() -> bool:
-    global _fork_hook_registered
-    if not _fork_hook_registered and hasattr(os, "register_at_fork"):
-        os.register_at_fork(after_in_child=_on_fork_child)
-        _fork_hook_registered = True
+    atexit.register(_at_exit)
     return True
 
 
 def uninstall() -> None:
-    """Put back every hook we replaced (for tests; a pipeline never needs this). The fork hook stays,
-    since os.register_at_fork has no undo, but it only acts on runs this process registered."""
-    with _install_lock:
+    """Put back every hook we replaced (for tests; a pipeline never needs this). The fork hook stays (see
+    `runtracker.state`): it only forgets this process's state in a child."""
+    hooks = STATE.hooks
+    with hooks.lock:
         if sys.excepthook is _runtracker_excepthook:
-            sys.excepthook = _previous["excepthook"]
+            sys.excepthook = hooks.previous["excepthook"]
         if threading.excepthook is _runtracker_threading_excepthook:
-            threading.excepthook = _previous["threading_excepthook"]
+            threading.excepthook = hooks.previous["threading_excepthook"]
         if sys.exit is _runtracker_sys_exit:
-            sys.exit = _previous["sys_exit"]
-        atexit.unregister(_runtracker_at_exit)
+            sys.exit = hooks.previous["sys_exit"]
+        atexit.unregister(_at_exit)
         asyncio_logger = logging.getLogger("asyncio")
         for log_filter in list(asyncio_logger.filters):
             if isinstance(log_filter, _AsyncioErrorFilter):
                 asyncio_logger.removeFilter(log_filter)
         if threading.current_thread() is threading.main_thread():
-            for key, previous in list(_previous.items()):
+            for key, previous in list(hooks.previous.items()):
                 if key.startswith("signal:"):
                     signum = int(key.split(":", 1)[1])
                     if signal.getsignal(signum) is _runtracker_signal_handler:
                         signal.signal(signum, previous)
-                    del _previous[key]
-        _installed.intersection_update({"fork"})
+                    del hooks.previous[key]
+        hooks.installed.clear()
 
 
 _INSTALLERS: tuple[tuple[str, Callable[[], bool]], ...] = (
@@ -278,5 +293,4 @@ _INSTALLERS: tuple[tuple[str, Callable[[], bool]], ...] = (
     ("asyncio", _install_asyncio_filter),
     ("signals", _install_signal_handlers),
     ("exit", _install_exit_hooks),
-    ("fork", _install_fork_hook),
 )

@@ -20,12 +20,11 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
-from .config import parse_iso
+from .clock import to_ms
+from .guard import report
 
 HOSTNAME_ENV = "RUNTRACKER_HOSTNAME"
 # Wall-clock start times read by two processes may differ by rounding; a reused pid is never this close.
@@ -36,19 +35,36 @@ PID_GONE = "pid_gone"
 PID_REUSED = "pid_reused"
 HEARTBEAT_TIMEOUT = "heartbeat_timeout"
 
-_hostname: str | None = None
-_host_key: tuple[int, str | None] | None = None
+
+@dataclass(frozen=True)
+class Identity:
+    """Who owns a run: what every run records about the process that opened it."""
+
+    hostname: str
+    pid: int
+    process_started_at: float | None  # seconds since the epoch (psutil), to tell a reused pid
+    process_key: str | None  # linux:<boot id>:<pid namespace>:<start in ticks since boot>; None off Linux
+
+
+def own_identity() -> Identity:
+    """This process's identity, read from /proc and psutil (the process state keeps it, per pid)."""
+    pid = os.getpid()
+    try:
+        started = process_start_time(pid)
+    except Exception as exc:
+        report("reading the process start time", exc)
+        started = None
+    try:
+        key = process_key(pid)
+    except Exception as exc:
+        report("reading the process identity", exc)
+        key = None
+    return Identity(hostname(), pid, started, key)
 
 
 def hostname() -> str:
     """This machine's name as runs record it: $RUNTRACKER_HOSTNAME if set (containers, tests), else the OS's."""
-    override = os.environ.get(HOSTNAME_ENV)
-    if override:
-        return override
-    global _hostname
-    if _hostname is None:
-        _hostname = socket.gethostname()
-    return _hostname
+    return os.environ.get(HOSTNAME_ENV) or os.uname().nodename
 
 
 def _read(path: str) -> str | None:
@@ -61,16 +77,12 @@ def _read(path: str) -> str | None:
 
 def host_key() -> str | None:
     """`linux:<boot id>:<pid namespace>` of this process, or None where /proc does not tell (macOS)."""
-    global _host_key
-    pid = os.getpid()
-    if _host_key is None or _host_key[0] != pid:  # a forked child may have entered another pid namespace
-        boot = _read("/proc/sys/kernel/random/boot_id")
-        try:
-            namespace = re.sub(r"\D", "", os.readlink("/proc/self/ns/pid"))
-        except OSError:
-            namespace = ""
-        _host_key = (pid, f"linux:{boot}:{namespace}" if boot and namespace else None)
-    return _host_key[1]
+    boot = _read("/proc/sys/kernel/random/boot_id")
+    try:
+        namespace = re.sub(r"\D", "", os.readlink("/proc/self/ns/pid"))
+    except OSError:
+        namespace = ""
+    return f"linux:{boot}:{namespace}" if boot and namespace else None
 
 
 def _stat_fields(pid: int) -> list[str] | None:
@@ -81,17 +93,8 @@ def _stat_fields(pid: int) -> list[str] | None:
     return raw.rsplit(")", 1)[1].split()
 
 
-_own_key: tuple[int, str | None] | None = None
-
-
-def process_key(pid: int | None = None) -> str | None:
+def process_key(pid: int) -> str | None:
     """The owner identity a run records: host key plus the start in clock ticks since boot (Linux only)."""
-    global _own_key
-    if pid is None:
-        # Our own key never changes (a forked child has another pid): read /proc once, not at every start_run.
-        if _own_key is None or _own_key[0] != os.getpid():
-            _own_key = (os.getpid(), process_key(os.getpid()))
-        return _own_key[1]
     host = host_key()
     fields = _stat_fields(pid)
     if host is None or fields is None or len(fields) < 20:
@@ -124,11 +127,11 @@ class Observer:
     hostname: str
     host_key: str | None
     heartbeat_timeout_s: float
-    now: datetime
+    now_ms: int  # the moment of judging, milliseconds since the epoch
 
     @classmethod
-    def here(cls, heartbeat_timeout_s: float, now: datetime) -> Observer:
-        return cls(hostname(), host_key(), heartbeat_timeout_s, now)
+    def here(cls, heartbeat_timeout_s: float, now_ms: int) -> Observer:
+        return cls(hostname(), host_key(), heartbeat_timeout_s, now_ms)
 
 
 def judge(run: dict[str, Any], observer: Observer) -> Verdict | None:
@@ -144,21 +147,17 @@ def judge(run: dict[str, Any], observer: Observer) -> Verdict | None:
         if verdict is not _UNKNOWN:
             return verdict  # type: ignore[return-value]
     # Another host, or a pid whose identity this host cannot check: only a stale heartbeat tells.
-    age = heartbeat_age_s(run, observer.now)
+    age = heartbeat_age_s(run, observer.now_ms)
     if age is not None and age > observer.heartbeat_timeout_s:
         return Verdict(HEARTBEAT_TIMEOUT, f"no heartbeat from {where} for {age:.0f} s (timeout "
                        f"{observer.heartbeat_timeout_s:g} s)")
     return None
 
 
-def heartbeat_age_s(run: dict[str, Any], now: datetime) -> float | None:
-    last = run.get("heartbeat_at") or run.get("started_at")
-    if not last:
-        return None
-    try:
-        return (now - parse_iso(str(last))).total_seconds()
-    except ValueError:
-        return None
+def heartbeat_age_s(run: dict[str, Any], now_ms: int) -> float | None:
+    """Seconds since the run's last heartbeat (or its start); None if neither is a readable time."""
+    last = to_ms(run.get("heartbeat_at") or run.get("started_at"))
+    return None if last is None else (now_ms - last) / 1000
 
 
 def _same_host(run: dict[str, Any], observer: Observer) -> bool:

@@ -26,27 +26,19 @@ import re
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
-from . import heartbeat, liveness, process, sanitize
-from .config import iso, parse_iso
+from . import heartbeat, lifecycle, liveness, sanitize
+from .clock import iso, now_ms
+from .config import heartbeat_timeout_s
+from .lifecycle import LOST, Ending
 from .outcomes import FAILURE
-from .storage import ErrorRow, RunEnd, StepEnd, Store
+from .state import STATE
+from .storage import ENDED, Store
 
 log = logging.getLogger("runtracker")
 
-HEARTBEAT_TIMEOUT_ENV = "RUNTRACKER_HEARTBEAT_TIMEOUT_S"
-DEFAULT_HEARTBEAT_TIMEOUT_S = 60.0
 DEFAULT_MONITOR_INTERVAL_S = 5.0
-# The `kind` in a reaped run's summary_json, next to the in-process kinds (`signal`, `exit`, ...).
-LOST = "lost"
-
-
-def heartbeat_timeout_s(value: object = None) -> float:
-    """How old another host's heartbeat may get before its run is lost: argument, else
-    $RUNTRACKER_HEARTBEAT_TIMEOUT_S, else 60 s."""
-    return heartbeat._positive(value, HEARTBEAT_TIMEOUT_ENV, DEFAULT_HEARTBEAT_TIMEOUT_S)
 
 
 @dataclass(frozen=True)
@@ -81,19 +73,23 @@ def reap(store: Store, *, heartbeat_timeout: float | None = None, detected_by: s
         _sweep_crash_files(store, rows)
     if not rows:
         return []
-    now = datetime.now(UTC)
-    observer = liveness.Observer.here(heartbeat_timeout_s(heartbeat_timeout), now)
-    own = {run.run_id for run in process.open_runs() if run.store is store}
+    observer = liveness.Observer.here(heartbeat_timeout_s(heartbeat_timeout), now_ms())
+    own = {run.run_id for run in STATE.open_runs() if run.store is store}
     reaped: list[Reaped] = []
     for row in rows:
         if row["id"] in own:
             continue
-        verdict = liveness.judge(row, observer)
-        if verdict is None:
+        try:
+            verdict = liveness.judge(row, observer)
+            done = None if verdict is None else _reap_one(store, row, verdict, observer, detected_by)
+        except Exception as exc:
+            # One run that cannot be judged or ended (a row another tool wrote, a constraint it breaks) is
+            # logged and skipped: never a stop for the others.
+            log.error("runtracker: reaping run %s failed, skipped (%s: %s)", row.get("id"), type(exc).__name__,
+                      exc)
             continue
-        done = _reap_one(store, row, verdict, observer, detected_by)
         if done is None:
-            continue  # another reaper, or the owner itself, ended it first
+            continue  # alive, or another reaper, or the owner itself, ended it first
         reaped.append(done)
         if on_reaped is not None:
             try:
@@ -103,18 +99,15 @@ def reap(store: Store, *, heartbeat_timeout: float | None = None, detected_by: s
     return reaped
 
 
-_swept: set[tuple[int, str]] = set()
-
-
 def reap_at_start(store: Store, heartbeat_timeout: float | None = None) -> list[Reaped]:
     """What start_run calls: reap, and say in the log what was found.
 
     Leftover faulthandler files are swept at the first start_run of a process per database (a directory
     listing: a process that runs many runs need not pay it every time); `reap` and `monitor` sweep every pass.
     """
-    key = (os.getpid(), heartbeat.crash_dir(store))
-    sweep = key not in _swept
-    _swept.add(key)
+    directory = heartbeat.crash_dir(store)
+    sweep = directory not in STATE.swept_crash_dirs
+    STATE.swept_crash_dirs.add(directory)
     found = reap(store, heartbeat_timeout=heartbeat_timeout, detected_by="start_run", sweep=sweep)
     for lost in found:
         log.warning("runtracker: %s", describe(lost))
@@ -147,77 +140,29 @@ def monitor(store: Store, *, interval: float = DEFAULT_MONITOR_INTERVAL_S, heart
 # -- ending one lost run ------------------------------------------------------------------------------------
 def _reap_one(store: Store, row: dict[str, Any], verdict: liveness.Verdict, observer: liveness.Observer,
               detected_by: str) -> Reaped | None:
-    reaped_at = iso(observer.now)
+    """End a lost run `failure` at its last sign of life; None if someone else ended it first."""
+    reaped_at = iso(observer.now_ms)
     fault_path = _crash_file_path(store, row)
     fault = _read_fault(fault_path)
-    result: dict[str, Any] = {}
-
-    def build(facts: dict[str, Any]) -> tuple[RunEnd, list[StepEnd], list[ErrorRow]]:
-        # Called inside the reaper's transaction, after it has claimed the still-running row.
-        end, steps, errors, message, step = lost_end(facts, verdict, observer.hostname, detected_by, reaped_at,
-                                                    fault)
-        result.update(message=message, step=step, finished_at=end.finished_at)
-        return end, steps, errors
-
-    if not store.reap_run(row["id"], reaped_at, verdict.reason, build):
+    message = f"process lost: {verdict.detail}"
+    fatal = _fatal_error(fault)
+    if fatal:
+        message += f"; {fatal}"
+    message += f"; detected by {detected_by} on {observer.hostname}"
+    ending = Ending(
+        FAILURE, kind=LOST, message=message, stack=fault, name_step=True, reaped=(reaped_at, verdict.reason),
+        summary={"reason": verdict.reason, "detected_by": detected_by, "detected_at": reaped_at,
+                 "last_heartbeat_at": row.get("heartbeat_at")},
+    )
+    report = lifecycle.end_run(store, int(row["id"]), ending)
+    if report.result != ENDED:
         return None
     if fault_path is not None:
         with contextlib.suppress(OSError):
             os.unlink(fault_path)
     return Reaped(row["id"], row["pipeline"], row.get("hostname"), row.get("pid"), verdict.reason,
-                  result["message"], result["step"], result["finished_at"], reaped_at, detected_by, bool(fault))
-
-
-def lost_end(facts: dict[str, Any], verdict: liveness.Verdict, observer_host: str, detected_by: str,
-             reaped_at: str, fault: str | None
-             ) -> tuple[RunEnd, list[StepEnd], list[ErrorRow], str, str | None]:
-    """The `failure` end of a lost run, from what the database holds about it (`Store.reap_run`'s facts)."""
-    run = facts["run"]
-    open_steps = facts["open_steps"]
-    last = _last_sign_of_life(run, facts.get("last_activity"))
-    step = open_steps[-1] if open_steps else None
-    message = f"process lost: {verdict.detail}"
-    fatal = _fatal_error(fault)
-    if fatal:
-        message += f"; {fatal}"
-    if step is not None:
-        message += f"; step in progress: {step['step_name']}"
-    message += f"; detected by {detected_by} on {observer_host}"
-    summary = process.crash_summary(LOST, message, step["step_name"] if step else None)
-    summary.update(reason=verdict.reason, detected_by=detected_by, detected_at=reaped_at,
-                   last_heartbeat_at=run.get("heartbeat_at"))
-    steps = [
-        StepEnd(s["id"], FAILURE, max(last, s["started_at"]), _ms(s["started_at"], last),
-                detail_json=sanitize.to_json({"crash": LOST}))
-        for s in open_steps
-    ]
-    end = RunEnd(run["id"], FAILURE, last, _ms(run["started_at"], last), sanitize.to_json(summary))
-    error = process.crash_row(run["id"], step["id"] if step else None, run.get("club_slug"), message, fault,
-                              reaped_at)
-    return end, steps, [error], message, step["step_name"] if step else None
-
-
-def _last_sign_of_life(run: dict[str, Any], activity: str | None) -> str:
-    """The latest moment the owner is known to have been alive: heartbeat, step start/end, error."""
-    moments = [m for m in (run.get("heartbeat_at"), activity, run["started_at"]) if m]
-    valid = []
-    for moment in moments:
-        try:
-            valid.append((parse_iso(str(moment)), str(moment)))
-        except ValueError:
-            continue
-    return max(valid)[1] if valid else str(run["started_at"])
-
-
-# duration_ms is an INTEGER column (32 bits on PostgreSQL): a run found weeks after its host vanished must fit.
-_MAX_MS = 2**31 - 1
-
-
-def _ms(start: str, end: str) -> int:
-    try:
-        return min(_MAX_MS, max(0, int((parse_iso(end) - parse_iso(start)).total_seconds() * 1000)))
-    except ValueError:
-        return 0
+                  report.message or message, report.step_in_progress, report.finished_at or reaped_at, reaped_at,
+                  detected_by, bool(fault))
 
 
 # -- the faulthandler file ----------------------------------------------------------------------------------

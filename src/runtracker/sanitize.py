@@ -19,7 +19,9 @@ MESSAGE_LIMIT = 2000
 STACK_LIMIT = 4000
 NAME_LIMIT = 200
 JSON_LIMIT = 65536
-_MAX_COUNT = 2**62
+# The largest count a step records: a 32-bit signed integer, so that every backend's count columns hold it and
+# a run's totals (sums over its steps, 64-bit columns) cannot overflow. Larger counts are clamped, with a warning.
+MAX_COUNT = 2**31 - 1
 _MAX_DEPTH = 20
 _TRUNCATED = "…[truncated]"
 
@@ -61,7 +63,7 @@ def name(value: object, default: str = "(unnamed)") -> str:
 
 
 def count(value: object, what: str = "count") -> int:
-    """A non-negative int; anything else becomes 0 (or is clamped) with a warning."""
+    """A count between 0 and MAX_COUNT; anything else becomes 0 (or is clamped) with a warning."""
     if value is None:
         return 0
     try:
@@ -69,14 +71,17 @@ def count(value: object, what: str = "count") -> int:
         if isinstance(number, float):
             if math.isnan(number):
                 raise ValueError("NaN")
-            number = int(min(max(number, -_MAX_COUNT), _MAX_COUNT))
+            number = int(min(max(number, -1.0), MAX_COUNT + 1.0))
     except (TypeError, ValueError, OverflowError):
         log.warning("runtracker: %s %r is not a number; recorded as 0", what, value)
         return 0
     if number < 0:
         log.warning("runtracker: %s %r is negative; recorded as 0", what, value)
         return 0
-    return min(int(number), _MAX_COUNT)
+    if number > MAX_COUNT:
+        log.warning("runtracker: %s %r is more than %d; recorded as %d", what, value, MAX_COUNT, MAX_COUNT)
+        return MAX_COUNT
+    return int(number)
 
 
 def _plain(obj: Any, depth: int, seen: set[int]) -> Any:

@@ -5,17 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from . import guard, heartbeat, hooks, process, storage
+from . import guard, hooks
+from .state import STATE
 
 
 def reset() -> None:
-    """Forget open runs, close this process's connections and put back every process hook."""
-    for run in process.open_runs():
-        process.unregister(run)
-    process.exit_code = None
-    process.pending_signal = None
-    heartbeat.reset()  # before closing the stores it may be writing to
-    storage.close_all()
+    """Forget open runs, stop the heartbeat, close this process's connections and put back every process hook."""
+    STATE.reset()
     hooks.uninstall()
 
 

@@ -2,27 +2,29 @@
 
 Every public method is guarded: whatever goes wrong inside is logged on the `runtracker` logger and the
 method returns (None, or False), so tracking never breaks the pipeline. Every call that returns has
-committed its write.
+committed its write. Runs open and end through `runtracker.lifecycle`, like every other opener and ender.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
-import os
-import time
 import traceback
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
-from . import config, heartbeat, hooks, liveness, process, reaper, sanitize
+from . import attach, config, hooks, lifecycle, reaper, sanitize
+from .clock import iso, later, ms_between, now_ms
+from .context import Run, Step
 from .guard import guarded, report
+from .lifecycle import EXCEPTION, EXIT, KEYBOARD_INTERRUPT, Ending
 from .outcomes import FAILURE, PARTIAL, RUN_OUTCOMES, STEP_OUTCOMES, SUCCESS, normalize_outcome
-from .storage import ErrorRow, RunEnd, StepEnd, Store, open_store
-
-if TYPE_CHECKING:
-    from .context import Run, Step
+from .state import STATE, OpenRun, OpenStep
+from .storage import ALREADY_ENDED, ErrorRow, StepEnd
 
 log = logging.getLogger("runtracker")
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 _MEMBER_KEYS = ("member_identifier", "memberIdentifier", "member", "identifier", "id")
 _MESSAGE_KEYS = ("error_message", "errorMessage", "message", "error", "msg")
@@ -50,12 +52,11 @@ class RunTracker:
         self.pipeline = sanitize.name(pipeline)
         self.club_slug = None if club_slug is None else sanitize.name(club_slug)
         self.retention_days = config.retention_days(retention_days)
-        self.heartbeat_s = heartbeat.interval_s(heartbeat_s)
-        self.heartbeat_timeout_s = reaper.heartbeat_timeout_s(heartbeat_timeout_s)
+        self.heartbeat_s = config.heartbeat_interval_s(heartbeat_s)
+        self.heartbeat_timeout_s = config.heartbeat_timeout_s(heartbeat_timeout_s)
         self.run_id: int | None = None
         self._db = db
-        self._store: Store | None = None
-        self._open: process.OpenRun | None = None
+        self._open: OpenRun | None = None
         self._warned_no_run = False
 
     # -- the seed's API ---------------------------------------------------------------------------------
@@ -63,52 +64,48 @@ class RunTracker:
     def start_run(self) -> int | None:
         """Insert a `running` run (deleting runs past retention first) and return its id.
 
-        Runs of other processes whose owner is gone are reaped first (see `reaper`).
+        Its `started_at` is the moment of this call. Runs of other processes whose owner is gone are reaped
+        first (see `reaper`).
         """
-        store = self._get_store()
+        started_ms = now_ms()
+        store = STATE.stores.get(self._db)
         hooks.install()
         try:
             reaper.reap_at_start(store, self.heartbeat_timeout_s)
         except Exception as exc:  # reaping is a service to others: it never costs this run
             report("reaping lost runs at start_run", exc)
-        if os.environ.get("RUNTRACKER_RUN_ID"):  # started by `runtracker exec`: join its run (see attach.py)
-            from . import attach
-
-            attached = attach.attach(store, self.pipeline, self.club_slug, self._db)
-            if attached is not None:
-                self.run_id, self._open = attached.run_id, attached
-                return attached.run_id
-        started_at = config.now_iso()
-        cutoff = config.retention_cutoff(self.retention_days)
-        if self._open is not None:
+        if self._open is not None and not self._open.ended:
             log.warning("runtracker: start_run while run %s is still open; it stays open", self.run_id)
-        run_id = store.insert_run(
-            pipeline=self.pipeline, club_slug=self.club_slug, started_at=started_at, hostname=_hostname(),
-            pid=os.getpid(), process_started_at=_process_started_at(), retention_cutoff=cutoff,
-            process_key=_process_key(),
-        )
-        assert run_id is not None  # without a lock_key the insert always returns its row
-        self.run_id = run_id
-        self._open = process.OpenRun(store, run_id, self.pipeline, self.club_slug, time.monotonic())
-        process.register(self._open)
-        heartbeat.run_opened(store, self.heartbeat_s)
-        return run_id
+        # Started by `runtracker exec`: join its run (see attach.py), else open one of its own.
+        run = lifecycle.open_run(store, pipeline=self.pipeline, club_slug=self.club_slug, started_ms=started_ms,
+                                 heartbeat_s=self.heartbeat_s, attach_to=attach.target(self._db),
+                                 retention_cutoff=config.retention_cutoff(self.retention_days))
+        assert run is not None  # without a lock_key a new run always opens
+        self._open, self.run_id = run, run.run_id
+        return run.run_id
 
     @guarded(None)
     def start_step(self, step_name: str) -> int | None:
+        """Start a step of the open run and return its id; None (with a warning) if the run has ended."""
         run = self._require_run("start_step")
         if run is None:
             return None
         name = sanitize.name(step_name)
-        step_id = run.store.insert_step(run_id=run.run_id, club_slug=self.club_slug, step_name=name,
-                                        started_at=config.now_iso())
-        run.steps[step_id] = process.OpenStep(step_id, name, time.monotonic())
+        started_at = iso(now_ms())
+        step_id = None if run.ended else run.store.insert_step(run_id=run.run_id, club_slug=self.club_slug,
+                                                                  step_name=name, started_at=started_at)
+        if step_id is None:
+            log.warning("runtracker: start_step(%r) after run %s had ended; not recorded", name, run.run_id)
+            return None
+        run.steps[step_id] = OpenStep(step_id, name, started_at)
         run.known_steps.add(step_id)
         return step_id
 
     @guarded(False)
     def end_step(self, step_id: int | None, outcome: object = SUCCESS, created: object = 0, updated: object = 0,
                  skipped: object = 0, failed: object = 0, detail: object = None) -> bool:
+        """End a step with its counts (each clamped to 0..sanitize.MAX_COUNT). False, with a warning, for an
+        unknown step or one that was already ended (its run crashed meanwhile)."""
         run = self._require_run("end_step")
         if run is None:
             return False
@@ -116,14 +113,22 @@ class RunTracker:
         if step is None:
             log.warning("runtracker: end_step on unknown step id %r ignored", step_id)
             return False
+        outcome = normalize_outcome(outcome, STEP_OUTCOMES, "step")
+        failed_count = sanitize.count(failed, "failed")
+        finished_at = later(iso(now_ms()), step.started_at)
         end = StepEnd(
-            step.step_id, normalize_outcome(outcome, STEP_OUTCOMES, "step"), config.now_iso(),
-            int((time.monotonic() - step.started) * 1000),
+            step.step_id, outcome, finished_at, ms_between(step.started_at, finished_at),
             sanitize.count(created, "created"), sanitize.count(updated, "updated"),
-            sanitize.count(skipped, "skipped"), sanitize.count(failed, "failed"), sanitize.to_json(detail),
+            sanitize.count(skipped, "skipped"), failed_count, sanitize.to_json(detail),
         )
-        run.store.end_step(end)
+        ended = run.store.end_step(run.run_id, end)
         run.steps.pop(step.step_id, None)
+        if not ended:
+            log.warning("runtracker: step %s had already ended (its run ended first); end_step not applied",
+                        step.step_id)
+            return False
+        if outcome in (FAILURE, PARTIAL) or failed_count:
+            run.problems += 1
         return True
 
     @guarded(None)
@@ -133,7 +138,8 @@ class RunTracker:
         if run is not None:
             step_id = _known_step(run, step_id)
             run.store.insert_errors([self._error_row(run, _step_name(step_name), step_id, member_identifier,
-                                                     error_message, error_stack, config.now_iso())])
+                                                     error_message, error_stack, iso(now_ms()))])
+            run.problems += 1
 
     @guarded(None)
     def record_errors(self, step_name: object, step_id: int | None, errors: object) -> None:
@@ -145,18 +151,20 @@ class RunTracker:
         run = self._require_run("record_errors")
         if run is None or errors is None:
             return
-        at = config.now_iso()
+        at = iso(now_ms())
         step_id = _known_step(run, step_id)
         name = _step_name(step_name)  # once for every row
         if isinstance(errors, int | float) and not isinstance(errors, bool):
             n = sanitize.count(errors, "error count")
             if n:
                 run.store.insert_errors([self._error_row(run, name, step_id, None, f"{n} errors", None, at)])
+                run.problems += 1
             return
         if isinstance(errors, str | bytes | dict | BaseException) or not isinstance(errors, Iterable):
             errors = [errors]
         rows = [self._error_row(run, name, step_id, *_error_fields(item), at) for item in errors]
         run.store.insert_errors(rows)
+        run.problems += len(rows)
 
     @guarded(False)
     def end_run(self, outcome: object = SUCCESS, stats: object = None) -> bool:
@@ -164,7 +172,9 @@ class RunTracker:
 
         Step totals are summed from its steps. Steps still open are ended too (`failure` if the run failed,
         else `partial`). A run that already ended (by a crash handler) is not changed; a run the reaper had
-        declared lost gets this outcome after all, and keeps `reaped_at` / `reap_reason`.
+        declared lost gets this outcome after all, and keeps `reaped_at` / `reap_reason`. If the end cannot be
+        written now (the database locked longer than the busy timeout), it is written by the process's next
+        end, at exit at the latest: never replaced by a guess.
         """
         run = self._require_run("end_run")
         if run is None:
@@ -172,46 +182,62 @@ class RunTracker:
         outcome = normalize_outcome(outcome, RUN_OUTCOMES, "run")
         if outcome == SUCCESS and run.crashes:
             log.info("runtracker: run %s had %d crash(es) in threads or tasks; recorded as 'partial'",
-                        run.run_id, run.crashes)
+                     run.run_id, run.crashes)
             outcome = PARTIAL
-        summary = sanitize.to_json(stats)
-        try:
-            ended = _end(run, outcome, summary)
-        except Exception:
-            run.pending_end = (outcome, summary)  # the exit hook tries once more
-            raise
-        process.unregister(run)
+        ending = Ending(outcome, summary_json=sanitize.to_json(stats))
+        report_ = lifecycle.end_run(run.store, run.run_id, ending, run=run)
         self._open = None
-        heartbeat.run_closed()
-        if not ended:
-            log.warning("runtracker: run %s had already ended; end_run(%r) not applied", run.run_id, outcome)
-        return ended
+        return report_.result != ALREADY_ENDED
+
+    def end_run_with_exception(self, exc: BaseException) -> bool:
+        """End the open run as its block or function died of `exc` (what `with tracker.run()` and `@track` do):
+        `failure` with the exception as its crash row; `sys.exit(0)` / `SystemExit(0)` ends it `success`.
+        Never raises; True if the end was written."""
+        run = self._open
+        if run is None:
+            return False
+        try:
+            code = None
+            if isinstance(exc, SystemExit):
+                code = lifecycle.exit_status(exc.code)
+                if code == 0:
+                    return self.end_run(SUCCESS)
+            if isinstance(exc, KeyboardInterrupt):
+                kind = KEYBOARD_INTERRUPT
+            else:
+                kind = EXIT if code is not None else EXCEPTION
+            summary = None if code is None else {"exit_code": code}
+            lifecycle.end_run(run.store, run.run_id, lifecycle.crash(kind, exc, exit_code=code, summary=summary),
+                              run=run)
+        except Exception as error:
+            report("recording the run's exception", error)
+            return False  # the run stays registered with its pending end: the exit hook writes it
+        self._open = None
+        return True
+
+    @property
+    def had_problems(self) -> bool:
+        """Whether the open run recorded an error or ended a step failed or partial (or lost a thread or task):
+        `with tracker.run()` then ends it `partial` rather than `success`."""
+        run = self._open
+        return run is not None and bool(run.problems or run.crashes)
 
     def close(self) -> None:
-        """Detach from the database; idempotent. The process's connection stays open for other trackers."""
-        self._store = None
+        """The seed's close: nothing to do. The process keeps one connection per database for all its trackers
+        (closing it at every run would cost more than the run), and a run left open stays open."""
 
     # -- Pythonic forms ----------------------------------------------------------------------------------
     def run(self, stats: dict[str, Any] | None = None) -> Run:
         """``with tracker.run() as run:`` starts a run, ends it `success` (or `partial`), or `failure` on an
         exception, which is recorded as the run's crash and re-raised."""
-        from .context import Run
-
         return Run(self, stats)
 
     def step(self, name: str) -> Step:
         """``with tracker.step("download") as step: step.created += 1``"""
-        from .context import Step
-
         return Step(self, name)
 
     # -- internals ---------------------------------------------------------------------------------------
-    def _get_store(self) -> Store:
-        if self._store is None:
-            self._store = open_store(self._db)
-        return self._store
-
-    def _require_run(self, what: str) -> process.OpenRun | None:
+    def _require_run(self, what: str) -> OpenRun | None:
         if self._open is None:
             # Once per tracker: a pipeline whose start_run failed may make thousands of calls.
             level = logging.DEBUG if self._warned_no_run else logging.WARNING
@@ -219,7 +245,7 @@ class RunTracker:
             log.log(level, "runtracker: %s without an open run (start_run failed or was not called); ignored", what)
         return self._open
 
-    def _error_row(self, run: process.OpenRun, step_name: str | None, step_id: object, member: object,
+    def _error_row(self, run: OpenRun, step_name: str | None, step_id: object, member: object,
                    message: object, stack: object, at: str) -> ErrorRow:
         """One run_errors row; `step_name` is already clean (`_step_name`). Runs once per row of record_errors,
         hence the inlined None checks."""
@@ -230,69 +256,47 @@ class RunTracker:
             None if stack is None else sanitize.text(stack, sanitize.STACK_LIMIT), at,
         )
 
-    def _end_with_exception(self, exc: BaseException) -> None:
-        """A `with` block or decorated function ended in an exception: the run's crash, recorded once."""
-        run = self._open
-        if run is None:
-            return
-        try:
-            code = None
-            if isinstance(exc, SystemExit):
-                code = hooks._exit_status(exc.code)
-                if code == 0:
-                    self.end_run(SUCCESS)
-                    return
-            kind = "keyboard_interrupt" if isinstance(exc, KeyboardInterrupt) else (
-                "exit" if code is not None else "exception")
-            message, stack = process.format_exception(exc)
-            at = config.now_iso()
-            end, steps = process.crash_end(run, kind, message, at, exit_code=code)
-            errors = [process.crash_error_row(run, message, stack, at)]
-            if not run.store.end_run(end, steps, errors):
-                run.store.end_reaped_run(end, steps, errors)  # the owner's account wins over the reaper's
-        except Exception as error:
-            report("recording the run's exception", error)
-            return  # the run stays registered: the exit hook will still end it
-        process.unregister(run)
-        self._open = None
-        heartbeat.run_closed()
+
+def track(pipeline: str | Callable[..., Any] | None = None, **tracker_options: Any) -> Any:
+    """Decorate a pipeline function (sync or async) so every call is one tracked run.
+
+    ``@track``, ``@track("nikki")`` or ``@track("nikki", db="sqlite:///dash.sqlite")``. Inside, use
+    ``current_run()`` to reach the run.
+    """
+
+    def decorate(fn: F, name: str | None) -> F:
+        pipeline_name = name or fn.__name__
+        if _is_coroutine_function(fn):
+            @functools.wraps(fn)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                with RunTracker(pipeline_name, **tracker_options).run():
+                    return await fn(*args, **kwargs)
+
+            return async_wrapper  # type: ignore[return-value]
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with RunTracker(pipeline_name, **tracker_options).run():
+                return fn(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    if callable(pipeline):
+        return decorate(pipeline, None)
+    return lambda fn: decorate(fn, pipeline)
 
 
-def _end(run: process.OpenRun, outcome: str, summary: str | None) -> bool:
-    at = config.now_iso()
-    now = time.monotonic()
-    step_outcome = FAILURE if outcome == FAILURE else PARTIAL
-    steps = [
-        StepEnd(s.step_id, step_outcome, at, int((now - s.started) * 1000),
-                detail_json='{"unfinished": true}')
-        for s in run.steps.values()
-    ]
-    end = RunEnd(run.run_id, outcome, at, int((now - run.started) * 1000), summary)
-    if run.store.end_run(end, steps):
-        return True
-    # Not running any more. If the reaper had declared it lost (this process looked dead to it: a partitioned
-    # host, a heartbeat that could not be written), the owner knows better: its outcome wins.
-    if run.store.end_reaped_run(end, steps):
-        log.warning("runtracker: run %s had been declared lost by the reaper; end_run(%r) applied, the reaper's "
-                    "verdict kept in reaped_at/reap_reason", run.run_id, outcome)
-        return True
-    return False
+_CO_COROUTINE = 0x0080  # inspect.CO_COROUTINE; `inspect` itself costs a third of `import runtracker`
 
 
-def retry_pending_end(run: process.OpenRun) -> bool:
-    """At exit: apply an end_run whose write had failed. True if the run is now ended."""
-    if run.pending_end is None:
-        return False
-    try:
-        _end(run, *run.pending_end)
-    except Exception as exc:
-        report("retrying end_run at exit", exc)
-        return False
-    process.unregister(run)
-    return True
+def _is_coroutine_function(fn: Callable[..., Any]) -> bool:
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    code = getattr(getattr(fn, "__func__", fn), "__code__", None)
+    return code is not None and bool(code.co_flags & _CO_COROUTINE)
 
 
-def _known_step(run: process.OpenRun, step_id: object) -> int | None:
+def _known_step(run: OpenRun, step_id: object) -> int | None:
     """The step id if it is one of this run's steps; an unknown id would break the foreign key, so the
     error is kept and the link dropped."""
     if step_id is None or step_id in run.known_steps:
@@ -322,33 +326,3 @@ def _first(item: dict[Any, Any], keys: tuple[str, ...]) -> object:
         if value is not None:
             return value
     return None
-
-
-_PROCESS_START: tuple[int, float | None] | None = None
-
-
-def _hostname() -> str:
-    return liveness.hostname()  # $RUNTRACKER_HOSTNAME, else the OS's name
-
-
-def _process_key() -> str | None:
-    try:
-        return liveness.process_key()
-    except Exception as exc:
-        report("reading the process identity", exc)
-        return None
-
-
-def _process_started_at() -> float | None:
-    """This process's start time, so that a reaper can tell it from a later process with the same pid."""
-    global _PROCESS_START
-    pid = os.getpid()
-    if _PROCESS_START is None or _PROCESS_START[0] != pid:
-        try:
-            from .liveness import process_start_time
-
-            _PROCESS_START = (pid, process_start_time(pid))
-        except Exception as exc:
-            report("reading the process start time", exc)
-            _PROCESS_START = (pid, None)
-    return _PROCESS_START[1]

@@ -227,7 +227,7 @@ sys.exit(5)
     conn.execute("PRAGMA journal_mode=WAL")
     from runtracker.storage.sqlite import SQLiteStore
 
-    SQLiteStore(path).migrate()
+    SQLiteStore(path).upgrade_schema()
     conn.execute("BEGIN IMMEDIATE")
     try:
         result = run_app(tmp_path, code, sqlite_url)

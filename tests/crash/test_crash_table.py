@@ -274,7 +274,8 @@ raise RuntimeError("both")
 def test_sigterm_while_our_own_write_transaction_is_open_still_records_the_crash(tmp_path, db_url):
     """SIGTERM lands while the main thread is inside one of our transactions: the crash is still committed."""
     code = """
-run = next(iter(__import__("runtracker.process").process.open_runs()))
+from runtracker.state import STATE
+run = STATE.open_runs()[0]
 with run.store.transaction() as cur:
     os.kill(os.getpid(), signal.SIGTERM)   # the handler runs here, inside the open transaction
     time.sleep(5)

@@ -74,7 +74,8 @@ def test_python_child_exiting_without_end_run_leaves_the_outcome_to_its_exit_sta
 
 
 def test_python_child_killed_mid_step_leaves_no_step_open(tmp_path, db_url):
-    """The child is SIGKILLed inside a step: the wrapper ends the run `failure` and the open step with it."""
+    """The child is SIGKILLed inside a step: the wrapper ends the run `failure` and the open step with it,
+    saying how the command died."""
     code = PIPELINE.format(pipeline="nikki", rest="import os, signal; os.kill(os.getpid(), signal.SIGKILL)")
     result = run_exec(tmp_path, db_url, "--", *child(tmp_path, code))
     assert result.returncode == -9
@@ -84,7 +85,7 @@ def test_python_child_killed_mid_step_leaves_no_step_open(tmp_path, db_url):
     steps = db.steps(run["id"])
     assert [(s["step_name"], s["outcome"]) for s in steps] == [("nikki-download", "success"),
                                                               ("nikki-sync", "failure")]
-    assert json.loads(steps[1]["detail_json"]) == {"unfinished": True}
+    assert json.loads(steps[1]["detail_json"]) == {"crash": "signal"}
 
 
 def test_python_child_tracking_another_pipeline_starts_a_run_of_its_own(tmp_path, db_url):

@@ -8,9 +8,9 @@ from exec_support import run_exec, summary
 
 from helpers import Db
 from runtracker.cli import cli
+from runtracker.configfile import ConfigError, ExecSettings, load, parse
 from runtracker.execwrap.output import OutputTail
 from runtracker.execwrap.units import format_duration, parse_duration, parse_size
-from runtracker.pipelines import ConfigError, ExecSettings, load, parse
 
 
 @pytest.mark.parametrize("text, seconds", [("90", 90), ("90s", 90), ("500ms", 0.5), ("30m", 1800), ("2h", 7200),

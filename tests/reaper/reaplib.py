@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from runtracker import liveness
-from runtracker.config import now_iso
+from runtracker.clock import now_iso
 from runtracker.storage import Store
 
 
@@ -44,7 +44,7 @@ def insert_running(store: Store, *, hostname: str | None = None, pid: int | None
                               process_key=process_key)
     if heartbeat_at is not None:
         with store.transaction() as cur:
-            cur.execute(store._sql("UPDATE runs SET heartbeat_at = ? WHERE id = ?"), (heartbeat_at, run_id))
+            cur.execute(store.sql("UPDATE runs SET heartbeat_at = ? WHERE id = ?"), (heartbeat_at, run_id))
     return run_id
 
 

@@ -12,7 +12,7 @@ import pytest
 from reaplib import crash_files, dead_pid, insert_running, wait_for
 
 from helpers import Db, run_app
-from runtracker import RunTracker, heartbeat, liveness, reaper
+from runtracker import RunTracker, config, heartbeat, liveness, reaper
 
 
 def _heartbeat_threads() -> list[threading.Thread]:
@@ -54,7 +54,7 @@ def test_heartbeat_interval_from_argument_then_environment_then_default(monkeypa
 def test_heartbeat_timeout_from_argument_then_environment_then_default(monkeypatch):
     """heartbeat_timeout_s= wins, then $RUNTRACKER_HEARTBEAT_TIMEOUT_S, then 60 s."""
     monkeypatch.delenv("RUNTRACKER_HEARTBEAT_TIMEOUT_S", raising=False)
-    assert RunTracker("nikki").heartbeat_timeout_s == reaper.heartbeat_timeout_s() == 60.0
+    assert RunTracker("nikki").heartbeat_timeout_s == config.heartbeat_timeout_s() == 60.0
     monkeypatch.setenv("RUNTRACKER_HEARTBEAT_TIMEOUT_S", "90")
     assert RunTracker("nikki").heartbeat_timeout_s == 90.0
     assert RunTracker("nikki", heartbeat_timeout_s=5).heartbeat_timeout_s == 5.0
@@ -62,21 +62,22 @@ def test_heartbeat_timeout_from_argument_then_environment_then_default(monkeypat
 
 FORK = """
 import os, time, faulthandler
-from runtracker import RunTracker, heartbeat
+from runtracker import RunTracker
+from runtracker.state import STATE
 tracker = RunTracker("parent")
 parent_run = tracker.start_run()
 pid = os.fork()
 if pid == 0:
-    print("child inherits", heartbeat.current_thread() is not None, faulthandler.is_enabled(), flush=True)
+    print("child inherits", STATE.heartbeat.thread() is not None, faulthandler.is_enabled(), flush=True)
     child = RunTracker("child")
     child.start_run()
-    print("child beats", heartbeat.current_thread() is not None, faulthandler.is_enabled(), flush=True)
+    print("child beats", STATE.heartbeat.thread() is not None, faulthandler.is_enabled(), flush=True)
     time.sleep(0.5)
     child.end_run("success")
     os._exit(0)
 os.waitpid(pid, 0)
 time.sleep(0.5)
-print("parent beats", heartbeat.current_thread() is not None, faulthandler.is_enabled(), flush=True)
+print("parent beats", STATE.heartbeat.thread() is not None, faulthandler.is_enabled(), flush=True)
 tracker.end_run("success")
 """
 
@@ -97,7 +98,8 @@ def test_forked_child_has_no_heartbeat_of_the_parents_and_beats_for_its_own_runs
 
 LIFECYCLE = """
 import os, faulthandler, time
-from runtracker import RunTracker, heartbeat
+from runtracker import RunTracker
+from runtracker.state import STATE
 crash_dir = os.environ["CRASH_DIR"]
 files = lambda: sorted(f for f in os.listdir(crash_dir) if f.startswith("runtracker-crash-"))
 print("before", faulthandler.is_enabled(), flush=True)
@@ -107,7 +109,7 @@ print("open", faulthandler.is_enabled(), files(), flush=True)
 a.end_run("success")
 print("one left", faulthandler.is_enabled(), len(files()), flush=True)
 b.end_run("success")
-thread = heartbeat.current_thread()
+thread = STATE.heartbeat.thread()
 if thread is not None:
     thread.join()
 print("none left", faulthandler.is_enabled(), files(), flush=True)

@@ -6,13 +6,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from datetime import UTC, datetime, timedelta
 
 from reaplib import dead_pid, insert_running
 
 from helpers import Db, app_env, run_app
 from runtracker import RunTracker
-from runtracker.config import iso
+from runtracker.clock import iso, now_ms
 
 REAPER = """
 import json, os, sys, time
@@ -31,7 +30,7 @@ def test_four_reapers_at_once_reap_each_of_fifty_dead_runs_exactly_once(tmp_path
     """50 dead runs (half on this host, half another host's with stale heartbeats), 4 reaper processes released
     at the same moment: every run reaped once, one crash row each, and the reapers' reports add up to 50."""
     pid = dead_pid()
-    stale = iso(datetime.now(UTC) - timedelta(minutes=5))
+    stale = iso(now_ms() - 5 * 60_000)
     ids = []
     for i in range(50):
         if i % 2:

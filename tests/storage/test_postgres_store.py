@@ -142,12 +142,12 @@ def test_after_a_failed_connect_calls_fail_fast_until_the_pause_ends(swallowed):
 
     store = PostgresStore(CLOSED_PORT_URL)
     with pytest.raises(Exception, match="Connection refused"):
-        store.migrate()
+        store.upgrade_schema()
     with pytest.raises(Exception, match=SERVER_PAUSED):
-        store.migrate()
+        store.upgrade_schema()
     store._pause_until = 0.0  # the pause is over
     with pytest.raises(Exception, match="Connection refused"):
-        store.migrate()
+        store.upgrade_schema()
 
 
 def test_a_dropped_connection_between_calls_is_replaced_without_losing_a_call(pg_url):
@@ -213,7 +213,7 @@ def test_end_run_cut_off_by_a_dropped_connection_is_applied_at_exit(tmp_path, pg
     """The connection drops while end_run waits on the server: the call gives up, and the exit hook applies it."""
     import psycopg
 
-    proc = start(tmp_path, READY + "t.end_step(step, 'success')\nprint('end_run', t.end_run('success'))\n", pg_url)
+    proc = start(tmp_path, READY + "print('end_run', t.end_run('success'))\n", pg_url)
     run_id = Db(pg_url).run()["id"]
     with psycopg.connect(pg_url.replace("application_name=", "application_name=holder_")) as holder:
         holder.execute("SELECT id FROM runs WHERE id = %s FOR UPDATE", (run_id,))
@@ -317,7 +317,7 @@ def test_a_crash_while_the_server_stays_unreachable_is_ended_by_the_reaper(tmp_p
     go_on(proc)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 1 and err.endswith("ValueError: boom\n")
-    assert "runtracker: recording a crash (uncaught_exception) failed" in err
+    assert "runtracker: recording an uncaught exception failed" in err
     db = Db(pg_url)
     run_id = db.run()["id"]
     assert db.run(run_id)["outcome"] == "running"
@@ -333,9 +333,11 @@ def test_a_forked_child_never_closes_the_parents_connection(tmp_path, pg_url):
     code = """
 import os, sys
 from runtracker import RunTracker
+from runtracker.state import STATE
 t = RunTracker("parent")
 t.start_run()
-pid_before = t._store._conn.info.backend_pid
+backend = lambda: STATE.stores.get().read("SELECT pg_backend_pid() AS pid")[0]["pid"]
+pid_before = backend()
 child = os.fork()
 if child == 0:
     c = RunTracker("child")
@@ -344,7 +346,7 @@ if child == 0:
     sys.exit(0)
 os.waitpid(child, 0)
 t.end_run("success")
-print(pid_before == t._store._conn.info.backend_pid)
+print(pid_before == backend())
 """
     result = run_app(tmp_path, code, pg_url)
     assert result.returncode == 0 and result.stdout.strip() == "True", result.stderr

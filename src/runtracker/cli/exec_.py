@@ -6,8 +6,8 @@ import sys
 
 import click
 
+from ..configfile import ConfigError, load, parse_tail
 from ..execwrap.units import parse_duration
-from ..pipelines import ConfigError, load, parse_tail
 from .common import CONTEXT_SETTINGS, db_option
 
 NO_COMMAND = (

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from .. import reaper
+from .. import config, reaper
 from .common import db_option, store_for
 
 log = logging.getLogger("runtracker")
@@ -21,7 +21,7 @@ def timeout_option(fn: Any) -> Any:
     return click.option(
         "--heartbeat-timeout", "heartbeat_timeout", type=float, default=None, metavar="SECONDS",
         help="Another host's run is lost when its heartbeat is older than this "
-             f"[env {reaper.HEARTBEAT_TIMEOUT_ENV}; default {reaper.DEFAULT_HEARTBEAT_TIMEOUT_S:g}].",
+             f"[env {config.HEARTBEAT_TIMEOUT_ENV}; default {config.DEFAULT_HEARTBEAT_TIMEOUT_S:g}].",
     )(fn)
 
 

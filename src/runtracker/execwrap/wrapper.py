@@ -22,18 +22,17 @@ import shlex
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import config, heartbeat, hooks, process, reaper, sanitize
+from .. import config, hooks, lifecycle, reaper, sanitize
 from ..attach import RUN_ID_ENV, child_view, worse
-from ..config import DB_ENV, parse_iso, resolve_db
+from ..clock import now_ms
+from ..config import DB_ENV, resolve_db
+from ..configfile import ExecSettings
 from ..guard import report
 from ..outcomes import FAILURE, PARTIAL, SUCCESS
-from ..pipelines import ExecSettings
-from ..storage import RunEnd, StepEnd
-from ..tracker import RunTracker, _hostname, _process_key, _process_started_at
+from ..state import STATE, OpenRun
 from .oom import OomWatch
 from .output import OutputTail, Pump
 from .signals import Forwarder, die_by_signal, signal_name
@@ -77,7 +76,7 @@ class ExecRequest:
 
 
 @dataclass
-class Ending:
+class CommandEnd:
     """How the command ended, as the run records it."""
 
     exit_code: int | None = None  # the command's own exit code; 127/126 when it could not be started
@@ -101,9 +100,9 @@ class Locked(Exception):
 
 def run(request: ExecRequest) -> int:
     """Run the command as a tracked run; returns the exit status for the wrapper (or dies by a signal)."""
-    tracker = RunTracker(request.pipeline, db=request.db)
+    pipeline = sanitize.name(request.pipeline)
     try:
-        open_run = _open_run(tracker, request.settings.lock)
+        open_run = _open_run(pipeline, request)
     except Locked as locked:
         holder = locked.holder
         _say(LOCKED.format(pipeline=request.pipeline, run_id=holder.get("id"), pid=holder.get("pid"),
@@ -129,38 +128,36 @@ def run(request: ExecRequest) -> int:
     if ending.timed_out:
         return EXIT_TIMEOUT
     if ending.signum is not None:
-        # Dying by a signal skips atexit handlers: run them first, as a normal exit would (they remove the
-        # empty faulthandler file and flush the logs; the run is recorded and no longer open).
+        # Dying by a signal skips atexit handlers: run them first, as a normal exit would (the exit handler
+        # writes the run's end if it could not be written yet, and removes the empty faulthandler file).
         atexit._run_exitfuncs()
         die_by_signal(ending.signum)
     return ending.exit_code if ending.exit_code is not None else 1
 
 
-def _open_run(tracker: RunTracker, lock: bool) -> process.OpenRun:
-    """Insert the `running` run, as start_run does; raises Locked if --lock and another run holds the lock."""
-    store = tracker._get_store()
+def _open_run(pipeline: str, request: ExecRequest) -> OpenRun:
+    """Open the run, as start_run does; raises Locked if --lock and another run holds the lock."""
+    started_ms = now_ms()
+    store = STATE.stores.get(request.db)
     hooks.install()  # the wrapper's own crash (a bug of ours) still ends its run
+    heartbeat_timeout = config.heartbeat_timeout_s()
     try:
-        reaper.reap_at_start(store, tracker.heartbeat_timeout_s)
+        reaper.reap_at_start(store, heartbeat_timeout)
     except Exception as exc:
         report("reaping lost runs before exec", exc)
-    cutoff = config.retention_cutoff(tracker.retention_days)
-    lock_key = tracker.pipeline if lock else None
+    lock_key = pipeline if request.settings.lock else None
     for attempt in range(3):
-        run_id = store.insert_run(
-            pipeline=tracker.pipeline, club_slug=tracker.club_slug, started_at=config.now_iso(),
-            hostname=_hostname(), pid=os.getpid(), process_started_at=_process_started_at(),
-            process_key=_process_key(), retention_cutoff=cutoff, lock_key=lock_key,
+        run = lifecycle.open_run(
+            store, pipeline=pipeline, club_slug="rondo", started_ms=started_ms,
+            heartbeat_s=config.heartbeat_interval_s(), lock_key=lock_key,
+            retention_cutoff=config.retention_cutoff(config.retention_days()),
         )
-        if run_id is not None:
-            run = process.OpenRun(store, run_id, tracker.pipeline, tracker.club_slug, time.monotonic())
-            process.register(run)
-            heartbeat.run_opened(store, tracker.heartbeat_s)
+        if run is not None:
             return run
         assert lock_key is not None
         if attempt == 0:
             # The holder may have died after the reaping above (or between two hosts' reaps): look again.
-            reaper.reap(store, heartbeat_timeout=tracker.heartbeat_timeout_s, detected_by="runtracker exec --lock")
+            reaper.reap(store, heartbeat_timeout=heartbeat_timeout, detected_by="runtracker exec --lock")
         holder = store.lock_holder(lock_key)
         if holder is not None:
             raise Locked(holder)
@@ -168,8 +165,8 @@ def _open_run(tracker: RunTracker, lock: bool) -> process.OpenRun:
     raise Locked({"id": "?", "pid": "?", "hostname": "?", "started_at": "?"})
 
 
-def _execute(request: ExecRequest, open_run: process.OpenRun | None,
-             forwarder: Forwarder) -> tuple[Ending, OutputTail]:
+def _execute(request: ExecRequest, open_run: OpenRun | None,
+             forwarder: Forwarder) -> tuple[CommandEnd, OutputTail]:
     settings = request.settings
     tail = OutputTail(settings.tail)
     oom = OomWatch()  # before the command starts: the kernel log is read from this point on
@@ -196,7 +193,7 @@ def _execute(request: ExecRequest, open_run: process.OpenRun | None,
     return ending, tail
 
 
-def _child_env(request: ExecRequest, open_run: process.OpenRun | None) -> dict[str, str]:
+def _child_env(request: ExecRequest, open_run: OpenRun | None) -> dict[str, str]:
     env = dict(os.environ)
     if open_run is None:
         env.pop(RUN_ID_ENV, None)  # never let an untracked command join a run of an outer wrapper
@@ -207,15 +204,15 @@ def _child_env(request: ExecRequest, open_run: process.OpenRun | None) -> dict[s
     return env
 
 
-def _not_started(program: str, exc: OSError) -> Ending:
+def _not_started(program: str, exc: OSError) -> CommandEnd:
     if isinstance(exc, FileNotFoundError):
-        return Ending(exit_code=EXIT_NOT_FOUND, kind="not_found", message=NOT_FOUND.format(program=program))
+        return CommandEnd(exit_code=EXIT_NOT_FOUND, kind="not_found", message=NOT_FOUND.format(program=program))
     reason = exc.strerror or str(exc)
-    return Ending(exit_code=EXIT_NOT_EXECUTABLE, kind="not_executable",
+    return CommandEnd(exit_code=EXIT_NOT_EXECUTABLE, kind="not_executable",
                   message=NOT_EXECUTABLE.format(program=program, reason=reason))
 
 
-def _wait(proc: subprocess.Popen[bytes], settings: ExecSettings) -> Ending:
+def _wait(proc: subprocess.Popen[bytes], settings: ExecSettings) -> CommandEnd:
     """Wait for the command; past the timeout, SIGTERM it and its descendants, then SIGKILL after the grace."""
     if not settings.timeout:
         return _ended(proc.wait())
@@ -254,13 +251,13 @@ def _signal_tree(proc: subprocess.Popen[bytes], signum: int, known: list[Any]) -
     return [*known, *tree]
 
 
-def _ended(returncode: int) -> Ending:
+def _ended(returncode: int) -> CommandEnd:
     if returncode < 0:
-        return Ending(signum=-returncode)
-    return Ending(exit_code=returncode)
+        return CommandEnd(signum=-returncode)
+    return CommandEnd(exit_code=returncode)
 
 
-def _describe(ending: Ending, pid: int, oom: OomWatch, settings: ExecSettings) -> None:
+def _describe(ending: CommandEnd, pid: int, oom: OomWatch, settings: ExecSettings) -> None:
     """Fill in the kind and the message of a failed ending."""
     if ending.timed_out:
         if ending.killed:
@@ -284,33 +281,31 @@ def _describe(ending: Ending, pid: int, oom: OomWatch, settings: ExecSettings) -
         ending.message = EXITED.format(code=ending.exit_code)
 
 
-def _record(open_run: process.OpenRun, request: ExecRequest, ending: Ending, tail: OutputTail) -> None:
-    """End the run with everything known; a failure to write is logged and the exit status is still ours."""
+def _record(open_run: OpenRun, request: ExecRequest, ending: CommandEnd, tail: OutputTail) -> None:
+    """End the run with everything known. A failure to write is logged; the end stays the run's pending end,
+    which the exit handler writes (never a generic failure instead), and the exit status is still ours."""
     try:
-        store = open_run.store
-        current = store.get_run(open_run.run_id)
+        current = open_run.store.get_run(open_run.run_id)
         view = child_view(current.get("summary_json") if current else None)
-        outcome = FAILURE if ending.message else SUCCESS
-        if outcome == SUCCESS and view and view.get("outcome") in (PARTIAL, FAILURE):
-            outcome = worse(outcome, view["outcome"])
-        at = config.now_iso()
-        summary = _summary(request, ending, tail, view)
-        end = RunEnd(open_run.run_id, outcome, at, int((time.monotonic() - open_run.started) * 1000),
-                     sanitize.to_json(summary), ending.exit_code)
-        errors = [process.crash_error_row(open_run, ending.message, None, at)] if ending.message else []
-        store.end_exec_run(end, _open_steps(store, open_run.run_id, outcome, at), errors, tail.text())
+    except Exception as exc:  # what a Python child reported is lost; the command's own end is not
+        report("reading what the command's Python child reported", exc)
+        view = None
+    outcome = FAILURE if ending.message else SUCCESS
+    if outcome == SUCCESS and view and view.get("outcome") in (PARTIAL, FAILURE):
+        outcome = worse(outcome, view["outcome"])
+    end = lifecycle.Ending(outcome, summary=_summary(request, ending, tail, view),
+                           kind=ending.kind if ending.message else None, message=ending.message,
+                           exit_code=ending.exit_code, output_tail=tail.text())
+    try:
+        lifecycle.end_run(open_run.store, open_run.run_id, end, run=open_run)
     except Exception as exc:
         report("recording the end of the exec run", exc)
-        return  # still registered: the exit hook records a failure, or the reaper finds the run
-    process.unregister(open_run)
-    heartbeat.run_closed()
 
 
-def _summary(request: ExecRequest, ending: Ending, tail: OutputTail, view: dict[str, Any] | None) -> dict[str, Any]:
+def _summary(request: ExecRequest, ending: CommandEnd, tail: OutputTail,
+             view: dict[str, Any] | None) -> dict[str, Any]:
     command = shlex.join(request.command)
-    summary: dict[str, Any] = {"command": command[:_COMMAND_LIMIT]}
-    if ending.message:
-        summary.update(crash=True, kind=ending.kind, error=ending.message)
+    summary: dict[str, Any] = {"command": command[:_COMMAND_LIMIT]}  # a failure's crash fields: lifecycle
     if ending.exit_code is not None:
         summary["exit_code"] = ending.exit_code
     if ending.signum is not None:
@@ -325,20 +320,6 @@ def _summary(request: ExecRequest, ending: Ending, tail: OutputTail, view: dict[
     if view:
         summary["child"] = view
     return summary
-
-
-def _open_steps(store: Any, run_id: int, outcome: str, at: str) -> list[StepEnd]:
-    """Steps an attached child left open (it was killed mid-step): ended with the run."""
-    steps = []
-    for step in store.list_steps(run_id):
-        if step["finished_at"] is None:
-            try:
-                ms = int((parse_iso(at) - parse_iso(step["started_at"])).total_seconds() * 1000)
-            except ValueError:
-                ms = 0
-            steps.append(StepEnd(step["id"], FAILURE if outcome == FAILURE else PARTIAL, at, max(ms, 0),
-                                 detail_json='{"unfinished": true}'))
-    return steps
 
 
 def _say(message: str) -> None:

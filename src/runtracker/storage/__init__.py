@@ -1,62 +1,91 @@
-"""Open the store for a database URL: one per URL and process, shared by every tracker in it."""
+"""The storage seam: `open_store(db)` gives a Store (SQLite or PostgreSQL) with its schema brought up to date.
+
+A process keeps one store per database, shared by every tracker in it: that cache is a `StoreCache`, owned by
+the process state (`runtracker.state`). The CLI and tests open stores of their own with `open_store`.
+"""
 
 from __future__ import annotations
 
-import os
 import threading
 
 from ..config import DatabaseURL, resolve_db
-from .base import ErrorRow, RunEnd, StepEnd, Store
+from .base import (
+    ALREADY_ENDED,
+    ENDED,
+    OVERRODE_REAPER,
+    OWNER,
+    REAPER,
+    ErrorRow,
+    RunEnd,
+    RunFacts,
+    StepEnd,
+    Store,
+)
 
-__all__ = ["ErrorRow", "RunEnd", "StepEnd", "Store", "open_store", "forget_inherited_stores"]
-
-_stores: dict[str, Store] = {}
-_stores_pid = os.getpid()
-_lock = threading.Lock()
-# Stores inherited through fork. They are never used nor closed in the child: closing an inherited SQLite
-# connection can checkpoint or unlink files the parent still relies on. Holding a reference keeps them alive.
-_inherited: list[Store] = []
-
-
-def _new_store(url: DatabaseURL) -> Store:
-    if url.scheme == "postgresql":
-        from .postgres import PostgresStore  # the driver is imported only when Postgres is used
-
-        return PostgresStore(url.target)
-    from .sqlite import SQLiteStore
-
-    return SQLiteStore(url.target)
+__all__ = [
+    "ALREADY_ENDED",
+    "ENDED",
+    "OVERRODE_REAPER",
+    "OWNER",
+    "REAPER",
+    "ErrorRow",
+    "RunEnd",
+    "RunFacts",
+    "StepEnd",
+    "Store",
+    "StoreCache",
+    "open_store",
+]
 
 
 def open_store(db: object = None) -> Store:
-    """The process's store for `db` (argument, $RUNTRACKER_DB or the default), migrated on first use."""
+    """A new store for `db` (argument, $RUNTRACKER_DB or the default), its schema upgraded to the latest."""
     url = db if isinstance(db, DatabaseURL) else resolve_db(db)
-    key = str(url)
-    with _lock:
-        if os.getpid() != _stores_pid:
-            forget_inherited_stores()
-        store = _stores.get(key)
-        if store is None:
-            store = _new_store(url)
-            store.migrate()
-            _stores[key] = store
-        return store
+    if url.scheme == "postgresql":
+        from .postgres import PostgresStore  # the driver is imported only when Postgres is used
+
+        store: Store = PostgresStore(url.target)
+    else:
+        from .sqlite import SQLiteStore
+
+        store = SQLiteStore(url.target)
+    store.upgrade_schema()
+    return store
 
 
-def forget_inherited_stores() -> None:
-    """After fork, in the child: set aside the parent's connections (see `_inherited`)."""
-    global _stores_pid
-    _inherited.extend(_stores.values())
-    _stores.clear()
-    _stores_pid = os.getpid()
+class StoreCache:
+    """One store per database for a process, opened on first use."""
 
+    def __init__(self) -> None:
+        self._stores: dict[str, Store] = {}
+        self._lock = threading.Lock()
+        # Stores inherited through fork. They are never used nor closed in the child: closing an inherited
+        # SQLite connection can checkpoint or unlink files the parent still relies on. Holding a reference
+        # keeps them from being garbage-collected (and so closed).
+        self._inherited: list[Store] = []
 
-def close_all() -> None:
-    """Close every store of this process (tests and the CLI use this; pipelines need not)."""
-    with _lock:
-        for store in _stores.values():
-            try:
-                store.close()
-            except Exception:
-                pass
-        _stores.clear()
+    def get(self, db: object = None) -> Store:
+        url = db if isinstance(db, DatabaseURL) else resolve_db(db)
+        key = str(url)
+        with self._lock:
+            store = self._stores.get(key)
+            if store is None:
+                store = self._stores[key] = open_store(url)
+            return store
+
+    def forget_in_child(self) -> None:
+        """After fork, in the child: set the parent's connections aside (see `_inherited`). The lock may have
+        been held by a parent thread at the moment of the fork: the child gets a new one."""
+        self._lock = threading.Lock()
+        self._inherited.extend(self._stores.values())
+        self._stores.clear()
+
+    def close_all(self) -> None:
+        """Close every store (tests do this between tests; pipelines need not)."""
+        with self._lock:
+            for store in self._stores.values():
+                try:
+                    store.close()
+                except Exception:
+                    pass
+            self._stores.clear()

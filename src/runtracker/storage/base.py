@@ -1,7 +1,10 @@
 """The storage seam: one SQL store holds the queries; each backend supplies a connection and its dialect.
 
 Every public method is one transaction that has committed when it returns (durable against a process crash).
-Queries use `?` placeholders; a backend with another paramstyle rewrites them once (`_sql`).
+Queries use `?` placeholders; a backend with another paramstyle rewrites them once (`sql`).
+
+Ending a run is one method, `end_run`, whoever ends it: the run's own process (its `end_run`, a crash hook, the
+exit hook, `runtracker exec`) or the reaper. See its docstring for the rules it applies in one transaction.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from ..config import now_iso
+from ..clock import now_iso
 from ..outcomes import RUNNING
 from . import schema
 
@@ -23,7 +26,7 @@ log = logging.getLogger("runtracker")
 RUN_COLUMNS = (
     "id, club_slug, pipeline, started_at, finished_at, duration_ms, outcome, total_created, total_updated,"
     " total_skipped, total_failed, summary_json, hostname, pid, process_started_at, heartbeat_at, exit_code,"
-    " process_key, reaped_at, reap_reason"
+    " process_key, reaped_at, reap_reason, ended_by"
 )
 STEP_COLUMNS = (
     "id, run_id, club_slug, step_name, started_at, finished_at, duration_ms, outcome, created_count,"
@@ -36,17 +39,14 @@ ERROR_COLUMNS = (
 # (run_id, run_step_id, club_slug, step_name, member_identifier, error_message, error_stack, created_at)
 ErrorRow = tuple[int, int | None, str | None, str | None, str | None, str | None, str | None, str]
 
+# Who ended a run (runs.ended_by).
+OWNER = "owner"
+REAPER = "reaper"
 
-@dataclass(frozen=True)
-class RunEnd:
-    """How one run ends: applied only while the run is still `running` (compare-and-set)."""
-
-    run_id: int
-    outcome: str
-    finished_at: str
-    duration_ms: int
-    summary_json: str | None = None
-    exit_code: int | None = None
+# What `end_run` did.
+ENDED = "ended"
+OVERRODE_REAPER = "overrode_reaper"  # the owner replaced the reaper's verdict with its own account
+ALREADY_ENDED = "already_ended"  # nothing written: someone else ended it first (or it does not exist)
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,31 @@ class StepEnd:
     detail_json: str | None = None
 
 
+@dataclass(frozen=True)
+class RunEnd:
+    """Everything one end of a run writes (built inside `end_run`'s transaction from `RunFacts`)."""
+
+    outcome: str
+    finished_at: str
+    duration_ms: int
+    summary_json: str | None = None
+    exit_code: int | None = None
+    steps: Sequence[StepEnd] = ()  # ends of the steps still open; applied only to steps still open
+    errors: Sequence[ErrorRow] = ()  # e.g. the crash row
+    reaped: tuple[str, str] | None = None  # (reaped_at, reason) when the reaper ends the run
+    output_tail: str | None = None  # `runtracker exec`: the end of the command's output
+
+
+@dataclass
+class RunFacts:
+    """What the database holds about a run at the moment it is ended, read under the run's lock."""
+
+    run: dict[str, Any]  # the runs row (RUN_COLUMNS)
+    open_steps: list[dict[str, Any]]  # id, step_name, started_at of its steps not yet ended, oldest first
+    last_activity: Callable[[], str | None]  # its latest step start or end or error time (one more query)
+    now: str  # the moment the run's lock was taken: what is committed on the run happened before it
+
+
 class Store(ABC):
     """A database holding runs, run_steps and run_errors."""
 
@@ -71,9 +96,9 @@ class Store(ABC):
     lock_run_row: str = ""
 
     def __init__(self) -> None:
-        # One connection per store and process, shared by every tracker and thread; the lock serialises
-        # transactions on it. It is re-entrant because a signal handler may interrupt the main thread while
-        # it holds the lock: see `crash_transaction`.
+        # One connection per store, shared by every tracker and thread of the process that opened it; the
+        # lock serialises transactions on it. It is re-entrant because a signal handler may interrupt the main
+        # thread while it holds the lock: see `crash_transaction`.
         self._lock = threading.RLock()
         self._sql_cache: dict[str, str] = {}
 
@@ -95,18 +120,34 @@ class Store(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
-    def _sql(self, sql: str) -> str:
+    @property
+    def directory(self) -> str | None:
+        """The directory the database lives in, if it is a file (where its crash files go)."""
+        return None
+
+    def sql(self, sql: str) -> str:
+        """A query written with `?` placeholders, in this backend's paramstyle."""
         return sql
 
-    def _insert_returning_id(self, cur: Any, sql: str, params: Sequence[Any]) -> int:
-        cur.execute(self._sql(sql + " RETURNING id"), params)
+    def insert_returning_id(self, cur: Any, sql: str, params: Sequence[Any]) -> int:
+        cur.execute(self.sql(sql + " RETURNING id"), params)
         return int(cur.fetchone()[0])
 
+    def _retry_crash_write(self, write: Callable[[], Any]) -> Any:
+        """A crash write, tried again where the backend can lose its connection (see PostgresStore)."""
+        return write()
+
+    def _hold_run(self, cur: Any, run_id: int) -> None:
+        """Inside a transaction adding or ending a step: wait for an end of the run in progress, and keep the
+        run from being ended until this commits (a backend whose writers do not serialise takes a share lock on
+        the run's row here)."""
+        return None
+
     # -- schema --------------------------------------------------------------------------------------------
-    def migrate(self) -> int:
+    def upgrade_schema(self) -> int:
         """Bring the schema to the latest version; returns the version the database had before."""
         with self.transaction() as cur:
-            self._lock_for_migration(cur)
+            self._lock_for_upgrade(cur)
             cur.execute(schema.BOOKKEEPING)
             cur.execute("SELECT MAX(version) FROM schema_migrations")
             current = cur.fetchone()[0] or 0
@@ -116,13 +157,13 @@ class Store(ABC):
                 for statement in schema.statements(migration, self.dialect):
                     self._apply(cur, statement)
                 cur.execute(
-                    self._sql("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)"),
+                    self.sql("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)"),
                     (migration.version, migration.name, now_iso()),
                 )
         return int(current)
 
-    def _lock_for_migration(self, cur: Any) -> None:
-        """Make concurrent migrations wait for each other (SQLite's BEGIN IMMEDIATE already does)."""
+    def _lock_for_upgrade(self, cur: Any) -> None:
+        """Make concurrent upgrades wait for each other (SQLite's BEGIN IMMEDIATE already does)."""
         return None
 
     def _apply(self, cur: Any, statement: str) -> None:
@@ -156,7 +197,7 @@ class Store(ABC):
             if retention_cutoff is not None:
                 self._delete_before(cur, retention_cutoff)
             cur.execute(
-                self._sql(
+                self.sql(
                     "INSERT INTO runs (club_slug, pipeline, started_at, outcome, hostname, pid, process_started_at,"
                     " heartbeat_at, process_key, lock_key) VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?)"
                     + (" ON CONFLICT DO NOTHING" if lock_key is not None else "") + " RETURNING id"
@@ -171,139 +212,117 @@ class Store(ABC):
         # Children first: a database adopted from the seed tool may have no ON DELETE CASCADE. With nothing
         # to delete, each statement is one probe of idx_runs_started_at.
         old = "SELECT id FROM runs WHERE started_at < ? AND outcome <> 'running'"
-        cur.execute(self._sql(f"DELETE FROM run_errors WHERE run_id IN ({old})"), (cutoff,))
-        cur.execute(self._sql(f"DELETE FROM run_steps WHERE run_id IN ({old})"), (cutoff,))
-        cur.execute(self._sql("DELETE FROM runs WHERE started_at < ? AND outcome <> 'running'"), (cutoff,))
+        cur.execute(self.sql(f"DELETE FROM run_errors WHERE run_id IN ({old})"), (cutoff,))
+        cur.execute(self.sql(f"DELETE FROM run_steps WHERE run_id IN ({old})"), (cutoff,))
+        cur.execute(self.sql("DELETE FROM runs WHERE started_at < ? AND outcome <> 'running'"), (cutoff,))
         return int(cur.rowcount or 0)
 
     def delete_runs_before(self, cutoff: str) -> int:
         with self.transaction() as cur:
             return self._delete_before(cur, cutoff)
 
+    def end_run(self, run_id: int, build: Callable[[RunFacts], RunEnd], *, by_owner: bool = True,
+                crash: bool = False) -> str:
+        """End a run in one transaction; returns ENDED, OVERRODE_REAPER or ALREADY_ENDED.
+
+        The run's row is locked first (SQLite: the write lock; PostgreSQL: the row), so whoever ends a run at
+        the same moment — its owner, a crash hook in another thread, reapers on several hosts — queue, and the
+        later ones see the first one's end. Then:
+
+        - a run still `running` is ended (compare-and-set: zero runs are ended twice);
+        - a run the reaper ended is ended again when `by_owner`: an owner that was alive after all (a host cut
+          off from the database, a stopped process) knows better, and its account replaces the verdict, while
+          `reaped_at`, `reap_reason` and the reaper's crash row stay as the record that it had been declared
+          lost. An owner's own end is never replaced;
+        - otherwise nothing is written.
+
+        `build(facts)` makes the end from what the database holds (the run, its open steps); it runs inside
+        the transaction. Steps are ended only while still open, so a step end that was acknowledged to its
+        caller is never rewritten. `crash`: the write of a crash handler (see `crash_transaction`).
+        """
+
+        def write() -> str:
+            with self.crash_transaction() if crash else self.transaction() as cur:
+                cur.execute(self.sql(f"SELECT {RUN_COLUMNS} FROM runs WHERE id = ?" + self.lock_run_row), (run_id,))
+                rows = _dicts(cur)
+                if not rows:
+                    return ALREADY_ENDED
+                run = rows[0]
+                if run["outcome"] == RUNNING:
+                    result = ENDED
+                elif by_owner and run["ended_by"] == REAPER:
+                    result = OVERRODE_REAPER
+                else:
+                    return ALREADY_ENDED
+                cur.execute(self.sql("SELECT id, step_name, started_at FROM run_steps"
+                                     " WHERE run_id = ? AND finished_at IS NULL ORDER BY id"), (run_id,))
+                end = build(RunFacts(run, _dicts(cur), lambda: self._last_activity(cur, run_id), now_iso()))
+                for step in end.steps:
+                    self._finish_step(cur, step, only_open=True)
+                if end.errors:
+                    self._insert_errors(cur, end.errors)
+                reaped_at, reason = end.reaped or (None, None)
+                cur.execute(
+                    self.sql(self._FINISH_RUN),
+                    (end.finished_at, end.duration_ms, end.outcome, end.summary_json, end.exit_code,
+                     REAPER if end.reaped else OWNER, reaped_at, reason, end.output_tail, run_id, run_id),
+                )
+                return result
+
+        return self._retry_crash_write(write) if crash else write()
+
+    # Totals are summed from the steps. Each count is capped at 2^31 - 1 on the way in, so that a row another
+    # writer left with an absurd count cannot make the sum overflow and the run impossible to end.
+    _CAPPED = "SUM(CASE WHEN {c} > 2147483647 THEN 2147483647 ELSE {c} END)"
     _FINISH_RUN = (
         "UPDATE runs SET finished_at = ?, duration_ms = ?, outcome = ?, summary_json = ?, exit_code = ?,"
+        " ended_by = ?, reaped_at = COALESCE(?, reaped_at), reap_reason = COALESCE(?, reap_reason),"
+        " output_tail = COALESCE(?, output_tail),"
         " total_created = t.c, total_updated = t.u, total_skipped = t.s, total_failed = t.f"
-        " FROM (SELECT COALESCE(SUM(created_count), 0) AS c, COALESCE(SUM(updated_count), 0) AS u,"
-        " COALESCE(SUM(skipped_count), 0) AS s, COALESCE(SUM(failed_count), 0) AS f"
+        f" FROM (SELECT COALESCE({_CAPPED.format(c='created_count')}, 0) AS c,"
+        f" COALESCE({_CAPPED.format(c='updated_count')}, 0) AS u,"
+        f" COALESCE({_CAPPED.format(c='skipped_count')}, 0) AS s,"
+        f" COALESCE({_CAPPED.format(c='failed_count')}, 0) AS f"
         " FROM run_steps WHERE run_id = ?) AS t"
-        " WHERE runs.id = ? AND runs.outcome = 'running'"
+        " WHERE runs.id = ?"
     )
 
-    _FINISH_REAPED = _FINISH_RUN.replace("runs.outcome = 'running'", "runs.reaped_at IS NOT NULL")
-
-    def _finish_run(self, cur: Any, end: RunEnd, *, reaped: bool = False) -> bool:
-        # Compare-and-set: only a run still `running` changes, so a crash handler, a reaper and the owner's
-        # own end_run racing each other never double-act; zero rows changed means someone else won.
-        # `reaped`: the owner overrides a run the reaper had declared lost (see `end_reaped_run`).
-        cur.execute(
-            self._sql(self._FINISH_REAPED if reaped else self._FINISH_RUN),
-            (end.finished_at, end.duration_ms, end.outcome, end.summary_json, end.exit_code, end.run_id,
-             end.run_id),
-        )
-        return bool(cur.rowcount)
-
-    def end_run(
-        self,
-        end: RunEnd,
-        open_steps: Sequence[StepEnd] = (),
-        errors: Sequence[ErrorRow] = (),
-    ) -> bool:
-        """End a run (with its still-open steps and any last error rows). False if it was no longer running."""
-        with self.transaction() as cur:
-            return self._end_run(cur, end, open_steps, errors)
-
-    def _end_run(self, cur: Any, end: RunEnd, open_steps: Sequence[StepEnd], errors: Sequence[ErrorRow]) -> bool:
-        if self._add_to_running_run(cur, end.run_id, open_steps, errors) is None:
-            return False
-        return self._finish_run(cur, end)
-
-    def _add_to_running_run(self, cur: Any, run_id: int, open_steps: Sequence[StepEnd], errors: Sequence[ErrorRow],
-                            columns: str = "outcome", *, reaped: bool = False) -> tuple[Any, ...] | None:
-        """Lock the run's row; if it is still running, end the given steps and add the errors.
-
-        `reaped`: instead, only if the reaper has ended it (the owner's own account then wins).
-        Returns the selected columns (outcome first), or None when the run is gone or not in that state."""
-        cur.execute(self._sql(f"SELECT {columns}, reaped_at FROM runs WHERE id = ?" + self.lock_run_row),
-                    (run_id,))
-        row = cur.fetchone()
-        if row is None:
-            return None
-        running = row[0] == RUNNING
-        if not ((not running and row[-1] is not None) if reaped else running):
-            return None
-        for step in open_steps:
-            self._finish_step(cur, step)
-        if errors:
-            self._insert_errors(cur, errors)
-        return tuple(row[:-1])
-
-    def end_runs_crashed(self, ends: Sequence[tuple[RunEnd, Sequence[StepEnd], Sequence[ErrorRow]]]) -> list[int]:
-        """Crash path: end several runs in one transaction; returns the ids that were still running (or that
-        the reaper had declared lost: the owner's own account wins, see `end_reaped_run`)."""
-        done = []
-        with self.crash_transaction() as cur:
-            for end, steps, errors in ends:
-                if self._end_own_run(cur, end, steps, errors):
-                    done.append(end.run_id)
-        return done
-
-    # -- the reaper -------------------------------------------------------------------------------------------
     _LAST_ACTIVITY = (
         "SELECT MAX(t) FROM (SELECT MAX(started_at) AS t FROM run_steps WHERE run_id = ?"
         " UNION ALL SELECT MAX(finished_at) FROM run_steps WHERE run_id = ?"
         " UNION ALL SELECT MAX(created_at) FROM run_errors WHERE run_id = ?) AS activity"
     )
 
-    def reap_run(self, run_id: int, reaped_at: str, reason: str,
-                 build: Callable[[dict[str, Any]], tuple[RunEnd, Sequence[StepEnd], Sequence[ErrorRow]]]) -> bool:
-        """End a run whose owner is gone, if it is still `running`. False if someone else ended it first.
+    def _last_activity(self, cur: Any, run_id: int) -> str | None:
+        cur.execute(self.sql(self._LAST_ACTIVITY), (run_id, run_id, run_id))
+        value = cur.fetchone()[0]
+        return None if value is None else str(value)
 
-        In one transaction: claim the row (compare-and-set on `running`, under the row lock where writers do
-        not serialise anyway), read what the end is built from — the run, its open steps and its latest step
-        or error time — call `build(facts)` for the end, write it, and mark the run reaped. An owner that is
-        alive after all may still end a step meanwhile (end_step does not take the run's row lock): steps are
-        ended only while still open, so the owner's own end of a step is never overwritten.
-        """
-        with self.transaction() as cur:
-            cur.execute(self._sql(f"SELECT {RUN_COLUMNS} FROM runs WHERE id = ?" + self.lock_run_row), (run_id,))
-            runs = _dicts(cur)
-            if not runs or runs[0]["outcome"] != RUNNING:
-                return False
-            cur.execute(
-                self._sql(f"SELECT {STEP_COLUMNS} FROM run_steps WHERE run_id = ? AND finished_at IS NULL ORDER BY id"),
-                (run_id,),
-            )
-            open_steps = _dicts(cur)
-            cur.execute(self._sql(self._LAST_ACTIVITY), (run_id, run_id, run_id))
-            activity = cur.fetchone()[0]
-            end, steps, errors = build({"run": runs[0], "open_steps": open_steps, "last_activity": activity})
-            for step in steps:
-                self._finish_step(cur, step, only_open=True)
-            if errors:
-                self._insert_errors(cur, errors)
-            if not self._finish_run(cur, end):
-                return False
-            cur.execute(self._sql("UPDATE runs SET reaped_at = ?, reap_reason = ? WHERE id = ?"),
-                        (reaped_at, reason, run_id))
-            return True
+    def record_child_view(self, run_id: int,
+                          build: Callable[[RunFacts], tuple[Sequence[StepEnd], Sequence[ErrorRow], str | None]],
+                          *, crash: bool = False) -> bool:
+        """A Python child attached to a `runtracker exec` run ends its part, without ending the run (the wrapper
+        does): `build(facts)` gives the ends of its open steps, its error rows, and the run's new summary_json
+        (the child's view folded in). False if the run is no longer running."""
 
-    def end_reaped_run(self, end: RunEnd, open_steps: Sequence[StepEnd] = (),
-                       errors: Sequence[ErrorRow] = ()) -> bool:
-        """The owner ends a run the reaper had declared lost (a partitioned host, a stalled process): the
-        owner's outcome wins. `reaped_at` / `reap_reason` and the reaper's crash row stay, saying it had been
-        declared lost. False if the run was not reaped (still running, or ended otherwise)."""
-        with self.transaction() as cur:
-            return self._end_reaped_run(cur, end, open_steps, errors)
+        def write() -> bool:
+            with self.crash_transaction() if crash else self.transaction() as cur:
+                cur.execute(self.sql(f"SELECT {RUN_COLUMNS} FROM runs WHERE id = ?" + self.lock_run_row), (run_id,))
+                rows = _dicts(cur)
+                if not rows or rows[0]["outcome"] != RUNNING:
+                    return False
+                cur.execute(self.sql("SELECT id, step_name, started_at FROM run_steps"
+                                     " WHERE run_id = ? AND finished_at IS NULL ORDER BY id"), (run_id,))
+                steps, errors, summary_json = build(
+                    RunFacts(rows[0], _dicts(cur), lambda: self._last_activity(cur, run_id), now_iso()))
+                for step in steps:
+                    self._finish_step(cur, step, only_open=True)
+                if errors:
+                    self._insert_errors(cur, errors)
+                cur.execute(self.sql("UPDATE runs SET summary_json = ? WHERE id = ?"), (summary_json, run_id))
+                return True
 
-    def _end_reaped_run(self, cur: Any, end: RunEnd, open_steps: Sequence[StepEnd],
-                        errors: Sequence[ErrorRow]) -> bool:
-        if self._add_to_running_run(cur, end.run_id, open_steps, errors, reaped=True) is None:
-            return False
-        return self._finish_run(cur, end, reaped=True)
-
-    def _end_own_run(self, cur: Any, end: RunEnd, open_steps: Sequence[StepEnd], errors: Sequence[ErrorRow]) -> bool:
-        """The owner ends its run: still running, or declared lost by the reaper (the owner's account wins)."""
-        return self._end_run(cur, end, open_steps, errors) or self._end_reaped_run(cur, end, open_steps, errors)
+        return bool(self._retry_crash_write(write)) if crash else write()
 
     def touch_heartbeat(self, run_ids: Sequence[int], at: str) -> None:
         if not run_ids:
@@ -311,33 +330,52 @@ class Store(ABC):
         marks = ", ".join("?" * len(run_ids))
         with self.transaction() as cur:
             cur.execute(
-                self._sql(f"UPDATE runs SET heartbeat_at = ? WHERE outcome = 'running' AND id IN ({marks})"),
+                self.sql(f"UPDATE runs SET heartbeat_at = ? WHERE outcome = 'running' AND id IN ({marks})"),
                 (at, *run_ids),
             )
 
     # -- writes: steps and errors ---------------------------------------------------------------------------
-    def insert_step(self, *, run_id: int, club_slug: str | None, step_name: str, started_at: str) -> int:
+    _INSERT_STEP = (
+        "INSERT INTO run_steps (run_id, club_slug, step_name, started_at) SELECT ?, ?, ?, ?"
+        " WHERE EXISTS (SELECT 1 FROM runs WHERE id = ? AND (outcome = 'running' OR ended_by = 'reaper'))"
+        " RETURNING id"
+    )
+
+    def insert_step(self, *, run_id: int, club_slug: str | None, step_name: str, started_at: str) -> int | None:
+        """Add a step to a run that is still `running`; None if the run has ended, so that no step is ever left
+        open in an ended run. A run the reaper ended still takes its owner's steps: an owner that was alive
+        after all goes on, and its own end replaces the reaper's (see `end_run`)."""
         with self.transaction() as cur:
-            return self._insert_returning_id(
-                cur,
-                "INSERT INTO run_steps (run_id, club_slug, step_name, started_at) VALUES (?, ?, ?, ?)",
-                (run_id, club_slug, step_name, started_at),
-            )
+            self._hold_run(cur, run_id)
+            cur.execute(self.sql(self._INSERT_STEP), (run_id, club_slug, step_name, started_at, run_id))
+            row = cur.fetchone()
+            return None if row is None else int(row[0])
+
+    _FINISH_STEP = (
+        "UPDATE run_steps SET finished_at = ?, duration_ms = ?, outcome = ?, created_count = ?,"
+        " updated_count = ?, skipped_count = ?, failed_count = ?, detail_json = ? WHERE id = ?"
+    )
 
     def _finish_step(self, cur: Any, end: StepEnd, *, only_open: bool = False) -> bool:
         cur.execute(
-            self._sql(
-                "UPDATE run_steps SET finished_at = ?, duration_ms = ?, outcome = ?, created_count = ?,"
-                " updated_count = ?, skipped_count = ?, failed_count = ?, detail_json = ? WHERE id = ?"
-                + (" AND finished_at IS NULL" if only_open else "")
-            ),
-            (end.finished_at, end.duration_ms, end.outcome, end.created, end.updated, end.skipped, end.failed,
-             end.detail_json, end.step_id),
+            self.sql(self._FINISH_STEP + (" AND finished_at IS NULL" if only_open else self._OPEN_OR_REAPED)),
+            (end.finished_at, end.duration_ms, end.outcome, end.created, end.updated,
+             end.skipped, end.failed, end.detail_json, end.step_id),
         )
         return bool(cur.rowcount)
 
-    def end_step(self, end: StepEnd) -> bool:
+    # The owner's own end of a step: while the step is open, or when the reaper ended its run (and so the step)
+    # while the owner was alive after all; never over an end the owner's own process wrote.
+    _OPEN_OR_REAPED = (
+        " AND (finished_at IS NULL OR EXISTS (SELECT 1 FROM runs WHERE runs.id = run_steps.run_id"
+        " AND runs.ended_by = 'reaper'))"
+    )
+
+    def end_step(self, run_id: int, end: StepEnd) -> bool:
+        """The owner ends a step of its run; False if it was already ended (by a crash handler, or it does not
+        exist). An end of the run in progress is waited for, so that its outcome (the reaper's?) is seen."""
         with self.transaction() as cur:
+            self._hold_run(cur, run_id)
             return self._finish_step(cur, end)
 
     _INSERT_ERRORS = (
@@ -345,7 +383,6 @@ class Store(ABC):
         " error_stack, created_at) VALUES "
     )
     _ERROR_VALUES = "(?, ?, ?, ?, ?, ?, ?, ?)"
-    _INSERT_ERROR = _INSERT_ERRORS + _ERROR_VALUES
     # Rows per INSERT statement. SQLite runs an executemany as one statement per row; one multi-row INSERT per
     # 100 rows is 1.7x as fast for 10,000 rows (bench/bulk.py). 100 rows x 8 = 800 parameters, under the
     # 999 that the oldest SQLite builds allow.
@@ -355,7 +392,7 @@ class Store(ABC):
         for start in range(0, len(rows), self.ERRORS_PER_INSERT):
             chunk = rows[start : start + self.ERRORS_PER_INSERT]
             sql = self._INSERT_ERRORS + ", ".join([self._ERROR_VALUES] * len(chunk))
-            cur.execute(self._sql(sql), [value for row in chunk for value in row])
+            cur.execute(self.sql(sql), [value for row in chunk for value in row])
 
     def insert_errors(self, rows: Sequence[ErrorRow]) -> None:
         if rows:
@@ -368,29 +405,20 @@ class Store(ABC):
         rows = self.read(f"SELECT {RUN_COLUMNS} FROM runs WHERE lock_key = ? AND outcome = 'running'", (lock_key,))
         return rows[0] if rows else None
 
-    def end_exec_run(self, end: RunEnd, open_steps: Sequence[StepEnd], errors: Sequence[ErrorRow],
-                     output_tail: str | None) -> bool:
-        """End an exec run and store its output tail, in one transaction. As for the owner's end_run, a run
-        the reaper had declared lost gets this end after all; the tail is stored either way."""
-        with self.transaction() as cur:
-            cur.execute(self._sql("UPDATE runs SET output_tail = ? WHERE id = ?"), (output_tail, end.run_id))
-            return self._end_own_run(cur, end, open_steps, errors)
-
     def get_output_tail(self, run_id: int) -> str | None:
         rows = self.read("SELECT output_tail FROM runs WHERE id = ?", (run_id,))
         return rows[0]["output_tail"] if rows else None
 
-    def record_child_view(self, run_id: int, open_steps: Sequence[StepEnd], errors: Sequence[ErrorRow],
-                          merge: Callable[[str | None], str | None], *, crash: bool = False) -> bool:
-        """A Python child attached to an exec run ends its part: its steps end, its errors are added, and
-        `merge(summary_json)` folds its view into the summary. The run stays `running` (the wrapper ends it).
-        False if the run is no longer running."""
-        with (self.crash_transaction() if crash else self.transaction()) as cur:
-            row = self._add_to_running_run(cur, run_id, open_steps, errors, "outcome, summary_json")
-            if row is None:
-                return False
-            cur.execute(self._sql("UPDATE runs SET summary_json = ? WHERE id = ?"), (merge(row[1]), run_id))
-            return True
+    # -- runtracker migrate: copying a history into this database -------------------------------------------
+    def lock_for_copy(self, cur: Any) -> None:
+        """Taken first in a copy's transaction, so that no writer of this database (a pipeline already pointed
+        at it) inserts rows, or takes ids, between the emptiness check and the commit."""
+        return None
+
+    def reset_ids(self, cur: Any, tables: Sequence[str]) -> None:
+        """After inserting explicit ids: make the next generated id come after them (SQLite's AUTOINCREMENT
+        bookkeeping follows explicit ids on its own)."""
+        return None
 
     # -- reads ---------------------------------------------------------------------------------------------
     def get_run(self, run_id: int) -> dict[str, Any] | None:

@@ -21,15 +21,6 @@ from .base import Store
 
 BATCH = 2000
 
-# Per dialect: taken first in the copy's transaction, so that no writer of the target (a pipeline already
-# pointed at it) inserts rows, or takes ids, between the emptiness check and the commit.
-LOCK_TABLES = {"postgresql": "LOCK TABLE runs, run_steps, run_errors IN EXCLUSIVE MODE"}
-# After inserting explicit ids, the next generated id must come after them. (SQLite's AUTOINCREMENT
-# bookkeeping follows explicit ids on its own.)
-RESET_ID = {
-    "postgresql": "SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT COALESCE(MAX(id), 0) + 1"
-                  " FROM {table}), false)",
-}
 TARGET_NOT_EMPTY = (
     "the target database already holds {n} runs: use --merge to add the source's runs to them (with new ids),"
     " or choose an empty database"
@@ -66,8 +57,7 @@ def copy_history(source: Store, target: Store, *, merge: bool = False) -> CopyRe
     """Copy every run, step and error of `source` into `target` in one transaction; see the module docstring."""
     report = CopyReport()
     with target.transaction() as cur:
-        if target.dialect in LOCK_TABLES:
-            cur.execute(LOCK_TABLES[target.dialect])
+        target.lock_for_copy(cur)
         cur.execute("SELECT COUNT(*) FROM runs")
         present = int(cur.fetchone()[0])
         if present and not merge:
@@ -77,9 +67,8 @@ def copy_history(source: Store, target: Store, *, merge: bool = False) -> CopyRe
         run_ids = _copy_table(target, cur, rows(source, "runs"), report, "runs", {}, known)
         step_ids = _copy_table(target, cur, rows(source, "run_steps"), report, "steps", run_ids)
         _copy_table(target, cur, rows(source, "run_errors"), report, "errors", run_ids, step_ids=step_ids)
-        if report.ids_kept and target.dialect in RESET_ID:
-            for table in ("runs", "run_steps", "run_errors"):
-                cur.execute(RESET_ID[target.dialect].format(table=table))
+        if report.ids_kept:
+            target.reset_ids(cur, ("runs", "run_steps", "run_errors"))
     return report
 
 
@@ -123,12 +112,12 @@ def _copy_table(target: Store, cur: Any, source_rows: Iterator[dict[str, Any]], 
                 copied[old_id] = old_id
             pending.append(tuple(values))
             if len(pending) >= BATCH:
-                cur.executemany(target._sql(sql), pending)
+                cur.executemany(target.sql(sql), pending)
                 pending.clear()
         else:
             # New ids are needed to relink children: one insert per run or step, in the same transaction.
-            copied[old_id] = target._insert_returning_id(cur, sql, values)
+            copied[old_id] = target.insert_returning_id(cur, sql, values)
         setattr(report, kind, getattr(report, kind) + 1)
     if pending:
-        cur.executemany(target._sql(sql), pending)
+        cur.executemany(target.sql(sql), pending)
     return copied

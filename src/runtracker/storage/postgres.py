@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from .base import ErrorRow, RunEnd, StepEnd, Store
+from .base import Store
 
 MISSING_DRIVER = (
     "PostgreSQL support needs the psycopg driver, which is not installed: pip install runtracker[postgres]"
@@ -197,23 +197,32 @@ class PostgresStore(Store):
         self._abandoned.append(conn)
         return int(conn.info.backend_pid)
 
-    def end_runs_crashed(self, ends: Sequence[tuple[RunEnd, Sequence[StepEnd], Sequence[ErrorRow]]]) -> list[int]:
+    def _retry_crash_write(self, write: Callable[[], Any]) -> Any:
         # Ending a run is compare-and-set, so trying again after a lost connection cannot end it twice.
         deadline = time.monotonic() + CRASH_RETRY_S
         delay = 0.1
         while True:
             try:
-                return super().end_runs_crashed(ends)
+                return write()
             except self._pg.OperationalError:
                 if not self._lost(self._conn) or time.monotonic() + delay > deadline:
                     raise
                 time.sleep(delay)
                 delay = min(delay * 2, 1.0)
 
+    def _hold_run(self, cur: Any, run_id: int) -> None:
+        # Writers of one database do not serialise here. Without this share lock a step could be added between
+        # an end's look at the open steps and its commit, and stay open in an ended run; and an owner's end of
+        # a step, waiting on the step's row while a reaper ends the run, would recheck it against a snapshot
+        # from before the reaper's commit and miss that the reaper (whose step ends it may replace) ended it.
+        # The lock waits for an end in progress (it holds the row FOR NO KEY UPDATE); the next statement then
+        # sees that end. An end waits for the step's commit.
+        cur.execute("SELECT 1 FROM runs WHERE id = %s FOR SHARE", (run_id,))
+
     def read(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         from psycopg.rows import dict_row
 
-        query = self._sql(sql)
+        query = self.sql(sql)
         with self._lock:
             self._depth += 1
             try:
@@ -238,13 +247,13 @@ class PostgresStore(Store):
                 conn.close()
 
     # -- dialect -----------------------------------------------------------------------------------------
-    def _sql(self, sql: str) -> str:
+    def sql(self, sql: str) -> str:
         cached = self._sql_cache.get(sql)
         if cached is None:
             cached = self._sql_cache[sql] = to_pyformat(sql)
         return cached
 
-    def _lock_for_migration(self, cur: Any) -> None:
+    def _lock_for_upgrade(self, cur: Any) -> None:
         # Several processes starting at once: the first applies the migrations, the others wait here and then
         # find them applied. CREATE TABLE IF NOT EXISTS alone is not safe under concurrency in PostgreSQL.
         # The key includes the schema, so databases that live side by side in schemas do not wait on each other.
@@ -257,3 +266,11 @@ class PostgresStore(Store):
         if "ADD COLUMN " in statement and "IF NOT EXISTS" not in statement:
             statement = statement.replace("ADD COLUMN ", "ADD COLUMN IF NOT EXISTS ", 1)
         cur.execute(statement)
+
+    def lock_for_copy(self, cur: Any) -> None:
+        cur.execute("LOCK TABLE runs, run_steps, run_errors IN EXCLUSIVE MODE")
+
+    def reset_ids(self, cur: Any, tables: Sequence[str]) -> None:
+        for table in tables:
+            cur.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT COALESCE(MAX(id), 0) + 1"
+                        f" FROM {table}), false)")

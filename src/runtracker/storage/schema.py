@@ -5,7 +5,8 @@ tool is adopted as it is. Later versions only add. Each migration is applied in 
 with its bookkeeping row in `schema_migrations`, so a database made by any older version is upgraded in place
 without losing rows, and two processes starting at once apply each migration exactly once.
 
-SQL is written once with `{pk}` (an auto-increment primary key) filled in per dialect.
+SQL is written once with `{pk}` (an auto-increment primary key) filled in per dialect; a statement that only
+one dialect needs is an `Only(dialect, sql)`.
 """
 
 from __future__ import annotations
@@ -14,10 +15,18 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
+class Only:
+    """A statement for one dialect only."""
+
+    dialect: str
+    sql: str
+
+
+@dataclass(frozen=True)
 class Migration:
     version: int
     name: str
-    statements: tuple[str, ...]
+    statements: tuple[str | Only, ...]
 
 
 PK = {
@@ -120,10 +129,36 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE UNIQUE INDEX IF NOT EXISTS idx_runs_lock ON runs (lock_key) WHERE outcome = 'running'",
         ),
     ),
+    Migration(
+        5,
+        "who ended a run (its owner or the reaper); 64-bit totals and durations on PostgreSQL",
+        (
+            # 'owner' (its own process: end_run, a crash hook, the exit hook, runtracker exec) or 'reaper'. An
+            # owner that was alive after all may replace a reaper's end, never another owner's end.
+            "ALTER TABLE runs ADD COLUMN ended_by TEXT",
+            # Runs the reaper ended before this column existed, and that their owner did not override.
+            "UPDATE runs SET ended_by = 'reaper' WHERE reaped_at IS NOT NULL AND outcome = 'failure'"
+            " AND summary_json LIKE '%\"kind\": \"lost\"%'",
+            # A step's count is at most 2^31 - 1 (sanitize.MAX_COUNT); a run's totals sum many steps, and a
+            # duration of more than 24.8 days does not fit 32 bits. SQLite's integers are 64-bit already.
+            Only("postgresql", "ALTER TABLE runs ALTER COLUMN total_created TYPE BIGINT,"
+                 " ALTER COLUMN total_updated TYPE BIGINT, ALTER COLUMN total_skipped TYPE BIGINT,"
+                 " ALTER COLUMN total_failed TYPE BIGINT, ALTER COLUMN duration_ms TYPE BIGINT"),
+            Only("postgresql", "ALTER TABLE run_steps ALTER COLUMN duration_ms TYPE BIGINT"),
+        ),
+    ),
 )
 
 LATEST = MIGRATIONS[-1].version
 
 
 def statements(migration: Migration, dialect: str) -> list[str]:
-    return [s.replace("{pk}", PK[dialect]) for s in migration.statements]
+    """The migration's statements for one dialect, ready to execute."""
+    chosen = []
+    for statement in migration.statements:
+        if isinstance(statement, Only):
+            if statement.dialect != dialect:
+                continue
+            statement = statement.sql
+        chosen.append(statement.replace("{pk}", PK[dialect]))
+    return chosen

@@ -79,6 +79,15 @@ class SQLiteStore(Store):
             finally:
                 self._conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
 
+    @property
+    def directory(self) -> str | None:
+        return os.path.dirname(os.path.abspath(self.path))
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The store's connection (benchmarks trace it; writing on it bypasses the store's lock)."""
+        return self._conn
+
     def read(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         with self._lock:
             cur = self._conn.execute(sql, params)

@@ -1,4 +1,4 @@
-"""The pipeline config file: which command a pipeline runs and how `runtracker exec` runs it.
+"""The pipeline config file (runtracker.toml): which command a pipeline runs and how `runtracker exec` runs it.
 
 ```toml
 [defaults]                 # for every pipeline; each pipeline may override

@@ -1,0 +1,66 @@
+"""Time as runs record it: UTC wall-clock milliseconds, written as ISO-8601 text (`2026-11-26T19:27:33.598Z`).
+
+Every stored duration is computed from the two stored timestamps (`ms_between`), never from a second clock: a
+row's `duration_ms` is always exactly `finished_at − started_at`. The text sorts like the time it names.
+"""
+
+from __future__ import annotations
+
+import calendar
+import time
+
+# The one format we write: fixed width, so it is read back by slicing (a hot path of ending runs and steps).
+_FORMAT = "%Y-%m-%dT%H:%M:%S"
+
+
+def now_ms() -> int:
+    """Milliseconds since the epoch, UTC."""
+    return time.time_ns() // 1_000_000
+
+
+def iso(ms: int) -> str:
+    """Milliseconds since the epoch as `YYYY-MM-DDTHH:MM:SS.mmmZ`."""
+    seconds, millis = divmod(ms, 1000)
+    return f"{time.strftime(_FORMAT, time.gmtime(seconds))}.{millis:03d}Z"
+
+
+def now_iso() -> str:
+    return iso(now_ms())
+
+
+def to_ms(text: object) -> int | None:
+    """The milliseconds an ISO-8601 timestamp names; None if it is not one (a row written by another tool).
+
+    Our own format is read by slicing; anything else that `datetime.fromisoformat` accepts (offsets, no
+    fraction, a space instead of `T`) is read too, and a naive time is taken as UTC.
+    """
+    if not isinstance(text, str):
+        return None
+    if len(text) == 24 and text[10] == "T" and text[19] == "." and text[23] == "Z":
+        try:
+            fields = (int(text[0:4]), int(text[5:7]), int(text[8:10]), int(text[11:13]), int(text[14:16]),
+                      int(text[17:19]))
+            return calendar.timegm((*fields, 0, 0, 0)) * 1000 + int(text[20:23])
+        except ValueError:
+            return None
+    from datetime import UTC, datetime  # only for timestamps written by others
+
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1000)
+
+
+def ms_between(start: object, end: object) -> int:
+    """`end − start` in milliseconds, 0 when either is unreadable or the end lies before the start."""
+    a, b = to_ms(start), to_ms(end)
+    return 0 if a is None or b is None or b < a else b - a
+
+
+def later(a: str, b: object) -> str:
+    """The later of two timestamps (`a` when `b` is unreadable): an end never lies before its start."""
+    a_ms, b_ms = to_ms(a), to_ms(b)
+    return b if isinstance(b, str) and a_ms is not None and b_ms is not None and b_ms > a_ms else a

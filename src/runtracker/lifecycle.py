@@ -1,0 +1,283 @@
+"""The run lifecycle: `open_run` is the one way a run opens, `end_run` the one way it ends, whoever ends it.
+
+Openers: `RunTracker.start_run`, `runtracker exec` (with its lock), and a Python child of `runtracker exec`
+joining the wrapper's run (`attach_to`). Enders: the owner's `end_run`, a `with` block's exception, the crash
+hooks, the exit hook, the exec wrapper, and the reaper. Each describes how the run ended as an `Ending`;
+`end_run` turns it into one write (`Store.end_run`), built from what the database holds about the run at that
+moment: its start, the steps still open (the one builder of step ends, `_step_ends`), the step in progress.
+So every ender writes the same shape, and:
+
+- `duration_ms` is always exactly `finished_at − started_at` (both read from the same clock, as text);
+- a step end the pipeline was told is written is never rewritten: only steps still open are ended;
+- an end that could not be written (a lock held past the busy timeout) stays the run's `pending` end: the
+  next end of this process — the exit hook at the latest — writes it instead of a guess.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import traceback
+from dataclasses import dataclass, replace
+from typing import Any
+
+from . import attach, sanitize
+from .clock import iso, later, ms_between, now_ms
+from .guard import report
+from .outcomes import CRASH_STEP, FAILURE, PARTIAL, RUNNING
+from .state import STATE, OpenRun
+from .storage import ALREADY_ENDED, OVERRODE_REAPER, ErrorRow, RunEnd, RunFacts, StepEnd, Store
+
+log = logging.getLogger("runtracker")
+
+# Crash kinds (`kind` in a crashed run's summary_json).
+UNCAUGHT_EXCEPTION = "uncaught_exception"
+KEYBOARD_INTERRUPT = "keyboard_interrupt"
+EXCEPTION = "exception"  # seen by `with tracker.run()` / @track
+SIGNAL = "signal"
+EXIT = "exit"
+LOST = "lost"  # ended by the reaper
+
+
+@dataclass(frozen=True)
+class Ending:
+    """How a run ended, as its ender knows it."""
+
+    outcome: str
+    summary_json: str | None = None  # a normal end: the pipeline's stats, stored as they are
+    summary: dict[str, Any] | None = None  # or: fields of the summary object (a crash adds its own)
+    kind: str | None = None  # a crash: its kind (UNCAUGHT_EXCEPTION, SIGNAL, EXIT, LOST, ...)
+    message: str | None = None  # with it, a `crash` error row is added
+    stack: str | None = None
+    exit_code: int | None = None
+    name_step: bool = False  # the crash row's message names the step in progress
+    # (reaped_at, reason): the reaper's verdict. The run then ends at its last sign of life in the database;
+    # any other end at the moment it is written (see `_build`).
+    reaped: tuple[str, str] | None = None
+    output_tail: str | None = None
+
+
+@dataclass(frozen=True)
+class EndReport:
+    """What `end_run` did (`result`: storage's ENDED, OVERRODE_REAPER or ALREADY_ENDED) and what it wrote."""
+
+    result: str
+    finished_at: str | None = None
+    message: str | None = None  # the crash row's message
+    step_in_progress: str | None = None
+
+
+def crash(outcome_kind: str, exc: BaseException | None, **fields: Any) -> Ending:
+    """The `failure` end of a run whose process (or block) died of `exc`."""
+    message, stack = format_exception(exc)
+    return Ending(FAILURE, kind=outcome_kind, message=message, stack=stack, **fields)
+
+
+def format_exception(exc: BaseException | None) -> tuple[str, str | None]:
+    """(message, stack) of an exception, as the crash row stores them."""
+    if exc is None:
+        return "", None
+    message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    try:
+        stack = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    except Exception:  # MemoryError or a broken __str__ while formatting: keep what we have
+        stack = None
+    return message, stack
+
+
+def exit_status(code: object) -> int:
+    """The exit status of `sys.exit(code)` / `SystemExit(code)`."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    return 1  # sys.exit("message") prints the message and exits 1
+
+
+# -- opening ------------------------------------------------------------------------------------------------
+def open_run(store: Store, *, pipeline: str, club_slug: str | None, started_ms: int, heartbeat_s: float,
+             retention_cutoff: str | None = None, lock_key: str | None = None,
+             attach_to: int | None = None) -> OpenRun | None:
+    """Open a run and make it this process's: registered for the crash hooks, beaten for by the heartbeat.
+
+    A new `running` row (after deleting runs past retention), started at `started_ms` — the moment the caller
+    was asked, whatever the database open or a lock then cost. With `lock_key` (`runtracker exec --lock`):
+    None if a running run holds the lock. With `attach_to` (a Python child of `runtracker exec`): the
+    wrapper's run, joined if it is still running and of this pipeline; else a new run as usual.
+    """
+    row = store.get_run(attach_to) if attach_to is not None else None
+    if row is not None and row["outcome"] == RUNNING and row["pipeline"] == pipeline:
+        run = OpenRun(store, int(row["id"]), pipeline, club_slug, attached=True)
+    else:
+        identity = STATE.identity()
+        run_id = store.insert_run(
+            pipeline=pipeline, club_slug=club_slug, started_at=iso(started_ms), hostname=identity.hostname,
+            pid=identity.pid, process_started_at=identity.process_started_at, process_key=identity.process_key,
+            retention_cutoff=retention_cutoff, lock_key=lock_key,
+        )
+        if run_id is None:
+            return None
+        run = OpenRun(store, run_id, pipeline, club_slug)
+    STATE.register(run)
+    STATE.heartbeat.run_opened(store, heartbeat_s, STATE.identity())
+    return run
+
+
+# -- ending -------------------------------------------------------------------------------------------------
+def end_run(store: Store, run_id: int, ending: Ending, *, run: OpenRun | None = None,
+            crash_write: bool = False) -> EndReport:
+    """End a run: the one way, whoever ends it. Raises on a database error (the caller's guard logs it).
+
+    `run`: this process's open run, when its own process ends it (the owner's account wins over a reaper's
+    verdict); it is unregistered once its end is written, and keeps `ending` as its pending end if the write
+    fails. A run with a pending end is ended with that one instead (the end its owner asked for).
+    `crash_write`: written by a crash handler (longer waits; see `Store.crash_transaction`).
+    """
+    if run is not None and run.pending is not None:
+        ending = run.pending
+    if run is not None and run.attached:
+        return _end_attached(run, ending, crash_write)
+    report_: dict[str, Any] = {}
+
+    def build(facts: RunFacts) -> RunEnd:
+        end, report_["message"], report_["step"] = _build(facts, ending)
+        report_["finished_at"] = end.finished_at
+        return end
+
+    try:
+        result = store.end_run(run_id, build, by_owner=ending.reaped is None, crash=crash_write)
+    except BaseException:
+        if run is not None:
+            run.pending = ending
+        raise
+    if run is not None:
+        run.ended = True
+        STATE.unregister(run)
+        if result == OVERRODE_REAPER:
+            log.warning("runtracker: run %s had been declared lost by the reaper; its own end (%s) applied, the "
+                        "reaper's verdict kept in reaped_at/reap_reason", run_id, ending.outcome)
+        elif result == ALREADY_ENDED and ending.kind is None:
+            log.warning("runtracker: run %s had already ended; end_run(%r) not applied", run_id, ending.outcome)
+    return EndReport(result, report_.get("finished_at"), report_.get("message"), report_.get("step"))
+
+
+def end_open_runs(runs: list[OpenRun], ending: Ending, what: str) -> None:
+    """A crash path: end each of these runs (each with its pending end, if it has one), each on its own, so one
+    database that fails does not cost the others."""
+    for run in runs:
+        try:
+            end_run(run.store, run.run_id, ending, run=run, crash_write=True)
+        except Exception as exc:
+            report(f"recording {what}", exc)
+        finally:
+            STATE.unregister(run)  # ended, or left to the reaper: never written twice by this process
+
+
+def runs_of_dying_thread(thread: threading.Thread) -> list[OpenRun]:
+    """The open runs an uncaught exception in `thread` ends: its own, and those of threads that are gone."""
+    return [run for run in STATE.open_runs() if run.thread is thread or not run.thread.is_alive()]
+
+
+def _build(facts: RunFacts, ending: Ending) -> tuple[RunEnd, str | None, str | None]:
+    run = facts.run
+    started_at = str(run["started_at"])
+    if ending.reaped is not None:
+        finished_at = last_sign_of_life(run, facts.last_activity())
+    else:
+        # The moment of the write, taken under the run's lock: later than every step start, step end and error
+        # already committed on the run (each took its time before its own commit), so no step of the run lies
+        # after its end. A clock stepped back never gives a negative duration.
+        finished_at = later(facts.now, started_at)
+    step = facts.open_steps[-1] if facts.open_steps else None
+    step_name = str(step["step_name"]) if step is not None else None
+    message = ending.message
+    if message is not None and ending.name_step and step_name is not None:
+        message += f"; step in progress: {step_name}"
+    detail: dict[str, Any]
+    if ending.kind is None:
+        summary_json = ending.summary_json if ending.summary is None else sanitize.to_json(ending.summary)
+        detail = {"unfinished": True}
+    else:
+        summary: dict[str, Any] = {"crash": True, "kind": ending.kind, "error": message or ""}
+        if step_name is not None:
+            summary["step_in_progress"] = step_name
+        summary.update(ending.summary or {})
+        summary_json = sanitize.to_json(summary)
+        detail = {"crash": ending.kind}
+    errors: list[ErrorRow] = []
+    if message is not None:
+        at = ending.reaped[0] if ending.reaped else finished_at
+        errors.append(crash_row(int(run["id"]), step["id"] if step is not None else None, run.get("club_slug"),
+                                message, ending.stack, at))
+    end = RunEnd(
+        outcome=ending.outcome, finished_at=finished_at, duration_ms=ms_between(started_at, finished_at),
+        summary_json=summary_json, exit_code=ending.exit_code,
+        steps=_step_ends(facts.open_steps, FAILURE if ending.outcome == FAILURE else PARTIAL, finished_at, detail),
+        errors=errors, reaped=ending.reaped, output_tail=ending.output_tail,
+    )
+    return end, message, step_name
+
+
+def _step_ends(open_steps: list[dict[str, Any]], outcome: str, at: str, detail: dict[str, Any]) -> list[StepEnd]:
+    """The one builder of the ends of steps still open when their run ends."""
+    detail_json = sanitize.to_json(detail)
+    ends = []
+    for step in open_steps:
+        finished_at = later(at, step["started_at"])
+        ends.append(StepEnd(int(step["id"]), outcome, finished_at, ms_between(step["started_at"], finished_at),
+                            detail_json=detail_json))
+    return ends
+
+
+def crash_row(run_id: int, step_id: int | None, club_slug: str | None, message: str, stack: str | None,
+              at: str) -> ErrorRow:
+    """The `crash` error row a dying run leaves (also what a thread's death adds to a run that goes on)."""
+    return (run_id, step_id, club_slug, CRASH_STEP, None, sanitize.text(message or "crash", sanitize.MESSAGE_LIMIT),
+            sanitize.optional_text(stack, sanitize.STACK_LIMIT), at)
+
+
+def last_sign_of_life(run: dict[str, Any], activity: str | None) -> str:
+    """The latest moment the owner is known to have been alive: heartbeat, step start/end, error."""
+    latest = str(run["started_at"])
+    for moment in (run.get("heartbeat_at"), activity):
+        if moment:
+            latest = later(latest, str(moment))
+    return latest
+
+
+def _end_attached(run: OpenRun, ending: Ending, crash_write: bool) -> EndReport:
+    """A Python child of `runtracker exec` ends its part: its steps end and its view goes into the run's
+    summary; the wrapper ends the run (see `attach`)."""
+    exiting = ending.kind == EXIT  # no crash here: the wrapper records the exit status itself
+
+    def build(facts: RunFacts) -> tuple[list[StepEnd], list[ErrorRow], str | None]:
+        end, _, _ = _build(facts, replace(ending, message=None) if exiting else ending)
+        summary = facts.run.get("summary_json")
+        if not exiting:
+            summary = attach.merge_view(summary, ending.outcome,
+                                        ending.summary_json if ending.kind is None else None)
+        return list(end.steps), list(end.errors), summary
+
+    try:
+        written = run.store.record_child_view(run.run_id, build, crash=crash_write)
+    except BaseException:
+        run.pending = ending
+        raise
+    run.ended = True
+    STATE.unregister(run)
+    return EndReport("ended" if written else ALREADY_ENDED)
+
+
+def record_crash_rows(kind: str, exc: BaseException | None, runs: list[OpenRun]) -> None:
+    """A thread or task died but the process goes on: a crash row on each of these runs, which can no longer
+    end `success`."""
+    message, stack = format_exception(exc)
+    at = iso(now_ms())
+    for run in runs:
+        run.crashes += 1
+        step = next(reversed(run.steps.values()), None)
+        try:
+            run.store.insert_errors([crash_row(run.run_id, step.step_id if step else None, run.club_slug,
+                                               f"{kind}: {message}", stack, at)])
+        except Exception as error:
+            report(f"recording a crash row ({kind})", error)

@@ -1,0 +1,150 @@
+"""The process state: one object, `STATE`, holds everything runtracker knows about this process.
+
+- the runs this process has open (`OpenRun`), whichever tracker opened them, and on which database;
+- how the process is ending: the exit code given to `sys.exit`, a signal whose handler is running, the
+  uncaught exception the excepthook saw;
+- its stores (one per database), its heartbeat thread and its faulthandler file;
+- the hooks it installed and the ones they replaced, and its own identity (host, pid, start time).
+
+Nothing else in runtracker keeps mutable state at module level. After `os.fork()` the child gets a clean slate
+(`after_fork_in_child`, the one fork hook, registered when this module is imported): the parent's runs,
+connections, heartbeat thread and faulthandler file are the parent's. The one exit handler is
+`hooks._at_exit`; see there for the order of its steps.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from .heartbeat import CrashFile, Heartbeat
+from .liveness import Identity, hostname, own_identity
+from .storage import StoreCache
+
+if TYPE_CHECKING:
+    from .lifecycle import Ending
+    from .storage import Store
+
+
+@dataclass
+class OpenStep:
+    step_id: int
+    name: str
+    started_at: str
+
+
+@dataclass(eq=False)
+class OpenRun:
+    """A run this process has open: what any of its enders (its tracker, a crash hook, the exit hook) needs."""
+
+    store: Store
+    run_id: int
+    pipeline: str
+    club_slug: str | None
+    # The thread that opened it, which owns it: an uncaught exception ends its own thread's runs only.
+    thread: threading.Thread = field(default_factory=threading.current_thread)
+    # Joined, not owned: a Python child of `runtracker exec` records its view, the wrapper ends the run.
+    attached: bool = False
+    steps: dict[int, OpenStep] = field(default_factory=dict)
+    known_steps: set[int] = field(default_factory=set)
+    # Errors recorded and steps ended failure/partial: `with tracker.run()` then ends `partial`, not `success`.
+    problems: int = 0
+    # Crash rows recorded while the run went on (a thread or task died): it can no longer end `success`.
+    crashes: int = 0
+    # An end its owner asked for whose write failed (a lock held too long): any later end of this process
+    # writes this one instead of a guess, the exit hook at the latest.
+    pending: Ending | None = None
+    ended: bool = False  # ended by this process (its tracker, or a crash hook in another thread)
+
+
+@dataclass
+class Hooks:
+    """What `runtracker.hooks` installed, and what each replaced (it calls that one, exactly once)."""
+
+    installed: set[str] = field(default_factory=set)
+    previous: dict[str, Any] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+@dataclass
+class Crash:
+    """An in-process death being handled: what the exit hook writes on runs still open afterwards."""
+
+    kind: str
+    message: str
+    stack: str | None
+
+
+class ProcessState:
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.lock = threading.RLock()
+        self._runs: dict[int, OpenRun] = {}
+        self.exit_code: int | None = None  # what sys.exit was given
+        self.pending_signal: int | None = None  # a signal whose (user's) handler is running
+        self.crash: Crash | None = None  # the uncaught exception the excepthook saw
+        self.stores = StoreCache()
+        self.crash_file = CrashFile()
+        self.heartbeat = Heartbeat(self.open_runs, self.crash_file)
+        self.hooks = Hooks()
+        self.swept_crash_dirs: set[str] = set()  # where leftover faulthandler files were looked for
+        self._identity: Identity | None = None
+
+    # -- the runs this process has open ---------------------------------------------------------------------
+    def register(self, run: OpenRun) -> None:
+        with self.lock:
+            self._runs[id(run)] = run
+
+    def unregister(self, run: OpenRun) -> None:
+        with self.lock:
+            self._runs.pop(id(run), None)
+
+    def open_runs(self) -> list[OpenRun]:
+        """The runs this process has open; none in a forked child that opened none of its own (also where a
+        fork bypassed os.register_at_fork)."""
+        with self.lock:
+            return list(self._runs.values()) if os.getpid() == self.pid else []
+
+    def identity(self) -> Identity:
+        """This process's identity: read once per process, but for the host name, which $RUNTRACKER_HOSTNAME may
+        set at any time (tests play other hosts with it)."""
+        identity = self._identity
+        if identity is None or identity.pid != os.getpid():
+            identity = self._identity = own_identity()
+        name = hostname()
+        return identity if identity.hostname == name else replace(identity, hostname=name)
+
+    # -- fork, and tests ------------------------------------------------------------------------------------
+    def after_fork_in_child(self) -> None:
+        """The one fork hook (os.register_at_fork): the child starts with nothing of the parent's. Locks that a
+        parent thread held at the moment of the fork are replaced, never waited for."""
+        self.pid = os.getpid()
+        self.lock = threading.RLock()
+        self._runs.clear()
+        self.exit_code = self.pending_signal = self.crash = None
+        self.stores.forget_in_child()
+        self.heartbeat.forget_in_child()
+        self.crash_file.forget_in_child()
+        self.hooks.lock = threading.Lock()
+        self.swept_crash_dirs.clear()
+        self._identity = None
+
+    def reset(self) -> None:
+        """Forget open runs, stop the heartbeat, close the stores (tests; `runtracker.testing.reset`)."""
+        with self.lock:
+            self._runs.clear()
+        self.exit_code = self.pending_signal = self.crash = None
+        self.heartbeat.stop(wait_s=15)  # before closing the stores it may be writing to
+        self.crash_file.close()
+        self.stores.close_all()
+        self.heartbeat = Heartbeat(self.open_runs, self.crash_file)
+        self.swept_crash_dirs.clear()
+        self._identity = None
+
+
+STATE = ProcessState()
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=lambda: STATE.after_fork_in_child())
