@@ -134,6 +134,62 @@ print("main went on")
     assert "syncer" in crashes[0]["error_message"] and "OSError: thread died" in crashes[0]["error_message"]
 
 
+def test_thread_dying_of_an_exception_ends_its_own_run_failed(tmp_path, db_url):
+    """A thread that started a run of its own and dies of an uncaught exception: its run is `failure` with the
+    crash row naming the thread; the main thread's run goes on (with a crash row) and the process exits 0."""
+    code = """
+def work():
+    if TRACK:
+        own = RunTracker("freescout")
+        own.start_run()
+        own.start_step("freescout-sync")
+    raise OSError("thread died")
+t = threading.Thread(target=work, name="syncer")
+t.start(); t.join()
+if TRACK:
+    tracker.end_step(step, "success")
+    tracker.end_run("success")
+"""
+    plain, tracked = both(tmp_path, code, db_url)
+    assert tracked.returncode == plain.returncode == 0
+    assert tracked.stderr == plain.stderr
+    db = Db(db_url)
+    runs = {r["pipeline"]: r for r in db.runs()}
+    assert runs["freescout"]["outcome"] == "failure"
+    summary = json.loads(runs["freescout"]["summary_json"])
+    assert (summary["kind"], summary["thread"], summary["step_in_progress"]) == (
+        "uncaught_exception", "syncer", "freescout-sync")
+    (crash,) = db.crash_rows(runs["freescout"]["id"])
+    assert crash["error_message"] == "OSError: thread died" and "work" in crash["error_stack"]
+    assert [s["outcome"] for s in db.steps(runs["freescout"]["id"])] == ["failure"]
+    assert runs["nikki"]["outcome"] == "partial" and len(db.crash_rows(runs["nikki"]["id"])) == 1
+
+
+def test_main_thread_crash_leaves_a_daemon_threads_run_to_the_exit_hook(tmp_path, db_url):
+    """The main thread dies while a daemon thread is inside its own run: Python does not wait for it, so the
+    exit hook ends that run, saying what the process died of."""
+    code = """
+started = threading.Event()
+def work():
+    if TRACK:
+        RunTracker("freescout").start_run()
+    started.set()
+    time.sleep(30)
+threading.Thread(target=work, name="poller", daemon=True).start()
+started.wait()
+raise ValueError("boom")
+"""
+    plain, tracked = both(tmp_path, code, db_url)
+    assert tracked.returncode == plain.returncode == 1 and tracked.stderr == plain.stderr
+    db = Db(db_url)
+    runs = {r["pipeline"]: r for r in db.runs()}
+    assert runs["nikki"]["outcome"] == runs["freescout"]["outcome"] == "failure"
+    (crash,) = db.crash_rows(runs["freescout"]["id"])
+    assert crash["error_message"] == (
+        "the process died of ValueError: boom while this run's thread was still running")
+    assert json.loads(runs["freescout"]["summary_json"])["kind"] == "uncaught_exception"
+
+
 SLEEPER = """
 print("ready", flush=True)
 time.sleep(30)

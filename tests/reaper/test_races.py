@@ -10,7 +10,7 @@ import sys
 from reaplib import dead_pid, insert_running
 
 from helpers import Db, app_env, run_app
-from runtracker import RunTracker
+from runtracker import RunTracker, reaper
 from runtracker.clock import iso, now_ms
 
 REAPER = """
@@ -90,7 +90,7 @@ def test_owner_crash_after_being_reaped_replaces_the_verdict_with_its_own_accoun
     keeps the reaper's crash row and reaped_at, and gains the owner's."""
     code = """
 import os, subprocess, sys
-from runtracker import RunTracker
+from runtracker import RunTracker, reaper
 os.environ["RUNTRACKER_HOSTNAME"] = "worker-2"
 tracker = RunTracker("nikki", heartbeat_s=3600)
 tracker.start_run()
@@ -111,7 +111,7 @@ raise RuntimeError("owner crashed after all")
 
 OWNER_LOOP = """
 import os, sys, time, random
-from runtracker import RunTracker
+from runtracker import RunTracker, reaper
 from runtracker.storage import open_store
 tracker = RunTracker("nikki", heartbeat_s=3600)
 store = open_store()
@@ -171,3 +171,30 @@ def test_owner_racing_two_reapers_always_leaves_one_consistent_record(tmp_path, 
             assert len(crashes) == 1 and run["reap_reason"] == "heartbeat_timeout"
             reaped += 1
     assert reaped >= 15  # at least every other run went through the owner-wins path
+
+
+def _refuse_ending(store, run_id: int) -> None:
+    """Another tool's trigger that makes one run impossible to end (any UPDATE of it fails)."""
+    with store.transaction() as cur:
+        if store.dialect == "sqlite":
+            cur.execute(f"CREATE TRIGGER refuse BEFORE UPDATE OF outcome ON runs WHEN OLD.id = {run_id}"
+                        " BEGIN SELECT RAISE(ABORT, 'run is frozen by another tool'); END")
+        else:
+            cur.execute("CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS"
+                        " $$ BEGIN RAISE EXCEPTION 'run is frozen by another tool'; END $$")
+            cur.execute(f"CREATE TRIGGER refuse BEFORE UPDATE OF outcome ON runs FOR EACH ROW"
+                        f" WHEN (OLD.id = {run_id}) EXECUTE FUNCTION refuse()")
+
+
+def test_a_run_the_reaper_cannot_end_is_logged_and_skipped_and_the_others_are_reaped(store, db_url, caplog,
+                                                                                       owner_env):
+    """One dead run that cannot be ended (a trigger of another tool refuses it) costs only itself: the reaper
+    logs it and ends the dead runs before and after it."""
+    pid = dead_pid()
+    first, frozen, last = (insert_running(store, pid=pid) for _ in range(3))
+    _refuse_ending(store, frozen)
+    found = reaper.reap(store)
+    assert sorted(r.run_id for r in found) == [first, last]
+    db = Db(db_url)
+    assert [db.run(r)["outcome"] for r in (first, frozen, last)] == ["failure", "running", "failure"]
+    assert f"reaping run {frozen} failed, skipped" in caplog.text and "frozen by another tool" in caplog.text
