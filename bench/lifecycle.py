@@ -23,7 +23,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from runtracker import RunTracker
-from runtracker.storage import open_store, schema
+from runtracker.state import STATE
+from runtracker.storage import schema
 
 STEPS = 5
 ERRORS_PER_STEP = 4
@@ -52,13 +53,30 @@ def _now() -> str:
 
 
 _OLD = "SELECT id FROM runs WHERE started_at < ? AND outcome <> 'running'"
+# The same guarantees as the store's: a step only into a run that has not ended (or that the reaper ended);
+# the end reads the run under its lock, ends the steps still open, sums capped counts, says who ended it.
+_INSERT_STEP = (
+    "INSERT INTO run_steps (run_id, club_slug, step_name, started_at) SELECT ?, ?, ?, ?"
+    " WHERE EXISTS (SELECT 1 FROM runs WHERE id = ? AND (outcome = 'running' OR ended_by = 'reaper'))"
+    " RETURNING id"
+)
+_END_STEP = (
+    "UPDATE run_steps SET finished_at = ?, duration_ms = ?, outcome = ?, created_count = ?, updated_count = ?,"
+    " skipped_count = ?, failed_count = ?, detail_json = ? WHERE id = ? AND (finished_at IS NULL OR EXISTS"
+    " (SELECT 1 FROM runs WHERE runs.id = run_steps.run_id AND runs.ended_by = 'reaper'))"
+)
+_CAPPED = "SUM(CASE WHEN {c} > 2147483647 THEN 2147483647 ELSE {c} END)"
 _FINISH_RUN = (
     "UPDATE runs SET finished_at = ?, duration_ms = ?, outcome = ?, summary_json = ?, exit_code = ?,"
+    " ended_by = ?, reaped_at = COALESCE(?, reaped_at), reap_reason = COALESCE(?, reap_reason),"
+    " output_tail = COALESCE(?, output_tail),"
     " total_created = t.c, total_updated = t.u, total_skipped = t.s, total_failed = t.f"
-    " FROM (SELECT COALESCE(SUM(created_count), 0) AS c, COALESCE(SUM(updated_count), 0) AS u,"
-    " COALESCE(SUM(skipped_count), 0) AS s, COALESCE(SUM(failed_count), 0) AS f"
+    f" FROM (SELECT COALESCE({_CAPPED.format(c='created_count')}, 0) AS c,"
+    f" COALESCE({_CAPPED.format(c='updated_count')}, 0) AS u,"
+    f" COALESCE({_CAPPED.format(c='skipped_count')}, 0) AS s,"
+    f" COALESCE({_CAPPED.format(c='failed_count')}, 0) AS f"
     " FROM run_steps WHERE run_id = ?) AS t"
-    " WHERE runs.id = ? AND runs.outcome = 'running'"
+    " WHERE runs.id = ?"
 )
 
 
@@ -95,8 +113,7 @@ class RawLifecycle:
             step_name = f"sync-{s}"
             step_started = time.monotonic()
             cur.execute("BEGIN IMMEDIATE")
-            cur.execute("INSERT INTO run_steps (run_id, club_slug, step_name, started_at) VALUES (?, ?, ?, ?)"
-                        " RETURNING id", (run_id, "rondo", step_name, _now()))
+            cur.execute(_INSERT_STEP, (run_id, "rondo", step_name, _now(), run_id))
             step_id = cur.fetchone()[0]
             cur.execute("COMMIT")
             for e in range(ERRORS_PER_STEP):
@@ -108,19 +125,19 @@ class RawLifecycle:
                 )
                 cur.execute("COMMIT")
             cur.execute("BEGIN IMMEDIATE")
-            cur.execute(
-                "UPDATE run_steps SET finished_at = ?, duration_ms = ?, outcome = ?, created_count = ?,"
-                " updated_count = ?, skipped_count = ?, failed_count = ?, detail_json = ? WHERE id = ?",
-                (_now(), int((time.monotonic() - step_started) * 1000), "partial", 40, 9, 13, ERRORS_PER_STEP,
-                 None, step_id),
-            )
+            cur.execute(_END_STEP, (_now(), int((time.monotonic() - step_started) * 1000), "partial", 40, 9, 13,
+                                    ERRORS_PER_STEP, None, step_id))
             cur.execute("COMMIT")
-        # end_run: compare-and-set on a still running run, totals summed from its steps.
+        # end_run: compare-and-set on a still running run, its open steps ended, totals summed from its steps.
         cur.execute("BEGIN IMMEDIATE")
-        cur.execute("SELECT outcome FROM runs WHERE id = ?", (run_id,))
+        cur.execute("SELECT outcome, ended_by FROM runs WHERE id = ?", (run_id,))
         if cur.fetchone()[0] == "running":
+            cur.execute("SELECT id, step_name, started_at FROM run_steps WHERE run_id = ? AND finished_at IS NULL"
+                        " ORDER BY id", (run_id,))
+            assert cur.fetchall() == []  # every step ended: nothing to end
             cur.execute(_FINISH_RUN, (_now(), int((time.monotonic() - started) * 1000), "partial",
-                                      json.dumps({"contributions": 40}), None, run_id, run_id))
+                                      json.dumps({"contributions": 40}), None, "owner", None, None, None, run_id,
+                                      run_id))
         cur.execute("COMMIT")
 
     def close(self) -> None:
@@ -137,11 +154,11 @@ def create_schema(path: Path) -> None:
     conn.close()
 
 
-def statement_counts(tracker: RunTracker, raw: RawLifecycle) -> tuple[int, int]:
+def statement_counts(tracker: RunTracker, db: str, raw: RawLifecycle) -> tuple[int, int]:
     """SQL statements (PRAGMAs aside) one lifecycle sends to SQLite, tracker and raw."""
     counts = []
-    for conn, lifecycle in ((open_store(tracker._db)._conn, lambda: tracker_lifecycle(tracker)),  # type: ignore[attr-defined]
-                            (raw.conn, raw)):
+    for conn, lifecycle in ((STATE.stores.get(db).connection,  # type: ignore[attr-defined]
+                             lambda: tracker_lifecycle(tracker)), (raw.conn, raw)):
         seen: list[str] = []
         conn.set_trace_callback(seen.append)
         try:
@@ -156,7 +173,8 @@ def measure(workdir: Path, rounds: int, per_round: int) -> dict[str, object]:
     """Alternate batches of `per_round` lifecycles, tracker and raw, each on its own file in `workdir`."""
     from benchlib import alternate, median, paired_ratios, timed
 
-    tracker = RunTracker("bench", db=str(workdir / "lifecycle-tracker.sqlite"), retention_days=RETENTION_DAYS)
+    db = str(workdir / "lifecycle-tracker.sqlite")
+    tracker = RunTracker("bench", db=db, retention_days=RETENTION_DAYS)
     raw = RawLifecycle(workdir / "lifecycle-raw.sqlite")
 
     def batch(fn: Callable[[], None]) -> Callable[[], float]:
@@ -165,7 +183,7 @@ def measure(workdir: Path, rounds: int, per_round: int) -> dict[str, object]:
     sides = {"tracker": batch(lambda: tracker_lifecycle(tracker)), "raw": batch(raw)}
     for side in sides.values():  # warm-up: first connection use, hooks, page cache
         side()
-    statements = statement_counts(tracker, raw)
+    statements = statement_counts(tracker, db, raw)
     results = alternate(rounds, sides)
     raw.close()
     tracker.close()

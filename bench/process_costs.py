@@ -1,7 +1,7 @@
 """Measures 5–7, each in fresh subprocesses: import cost, time to record a crash, memory.
 
 - import_ms: `python -c "import runtracker"` vs `python -c "pass"`, whole process, alternated; the median of
-  the per-pair differences. Bytecode is cached (.pyc), as after an install; see `_env`.
+  the per-pair differences. import_ratio_vs_bare_python: the same difference over the bare start-up, per pair. Bytecode is cached (.pyc), as after an install; see `_env`.
 - crash_record_ms: from an uncaught exception to its committed crash row. The app sets its own
   sys.excepthook (a probe) before it starts a run; runtracker's hook wraps it and calls it exactly once,
   *after* it has committed the crash (the chaining the crash table relies on). The probe reads
@@ -53,9 +53,12 @@ def measure_import(rounds: int) -> dict[str, object]:
     _python("-c", "import runtracker")  # writes the .pyc files if they are missing or stale
     results = alternate(rounds, {"import": lambda: _elapsed("import runtracker"), "pass": lambda: _elapsed("pass")})
     diffs = [(a - b) * 1000 for a, b in zip(results["import"], results["pass"], strict=True)]
+    # Machine-independent: the added cost in units of the bare interpreter's own start-up, pair by pair.
+    ratios = [(a - b) / b for a, b in zip(results["import"], results["pass"], strict=True)]
     probe = f"import sys, runtracker; print(' '.join(m for m in {HEAVY!r} if m in sys.modules))"
     heavy = _python("-c", probe).stdout.split()
-    return {"ms": median(diffs), "pass_ms": median(results["pass"]) * 1000, "heavy": heavy}
+    return {"ms": median(diffs), "ratio": median(ratios), "pass_ms": median(results["pass"]) * 1000,
+            "heavy": heavy}
 
 
 CRASH_APP = '''

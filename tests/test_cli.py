@@ -206,3 +206,44 @@ def test_every_relative_link_points_to_an_existing_file_and_heading(page):
         elif anchor and file.suffix == ".md" and anchor not in _anchors(file.read_text()):
             broken.append(target)
     assert broken == []
+
+
+_CODE_REF = re.compile(r"`((?:[a-z_]+\.)*[A-Za-z_]+\.[A-Za-z_][A-Za-z0-9_]*)`")
+_CLASSES = {"RunTracker": "runtracker.tracker.RunTracker", "Store": "runtracker.storage.base.Store"}
+
+
+def _resolve(reference: str) -> bool:
+    """Whether `module.name[.attr]` (a module of runtracker) or `Class.attr` names something in the code."""
+    import importlib
+
+    first, *rest = reference.split(".")
+    if first in _CLASSES:
+        module, _, name = _CLASSES[first].rpartition(".")
+        target: object = getattr(importlib.import_module(module), name)
+    else:
+        try:
+            target = importlib.import_module(f"runtracker.{first}")
+        except ImportError:
+            return False
+        while rest and hasattr(target, "__path__"):  # a package: descend into its module (execwrap.wrapper)
+            try:
+                target = importlib.import_module(f"{target.__name__}.{rest[0]}")  # type: ignore[attr-defined]
+            except ImportError:
+                break
+            rest.pop(0)
+    for name in rest:
+        if not hasattr(target, name):
+            return False
+        target = getattr(target, name)
+    return True
+
+
+@pytest.mark.parametrize("page", ["crashes.md", "lifecycle.md"])
+def test_every_function_the_docs_name_exists_in_the_code(page):
+    """The code the crash table and the lifecycle page point to (`hooks._at_exit`, `Store.end_run`, ...) exists."""
+    text = (ROOT / "docs" / page).read_text()
+    references = {ref for ref in _CODE_REF.findall(text) if ref.split(".")[0] in
+                  {*_CLASSES, "hooks", "lifecycle", "state", "reaper", "heartbeat", "execwrap", "storage",
+                   "sanitize", "liveness", "attach", "clock", "config", "tracker", "context"}}
+    assert len(references) >= 10 and not _resolve("hooks._no_such_hook")
+    assert sorted(ref for ref in references if not _resolve(ref)) == []

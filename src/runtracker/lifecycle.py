@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from . import attach, sanitize
-from .clock import iso, later, ms_between, now_ms
+from .clock import iso, later, ms_between, now_ms, to_ms
 from .guard import report
 from .outcomes import CRASH_STEP, FAILURE, PARTIAL, RUNNING
 from .state import STATE, OpenRun
@@ -183,11 +183,15 @@ def _build(facts: RunFacts, ending: Ending) -> tuple[RunEnd, str | None, str | N
     started_at = str(run["started_at"])
     if ending.reaped is not None:
         finished_at = last_sign_of_life(run, facts.last_activity())
+        duration_ms = ms_between(started_at, finished_at)
     else:
         # The moment of the write, taken under the run's lock: later than every step start, step end and error
         # already committed on the run (each took its time before its own commit), so no step of the run lies
         # after its end. A clock stepped back never gives a negative duration.
-        finished_at = later(facts.now, started_at)
+        started_ms = to_ms(started_at)
+        finished_ms = facts.now_ms if started_ms is None else max(facts.now_ms, started_ms)
+        finished_at = iso(finished_ms)
+        duration_ms = 0 if started_ms is None else finished_ms - started_ms
     step = facts.open_steps[-1] if facts.open_steps else None
     step_name = str(step["step_name"]) if step is not None else None
     message = ending.message
@@ -210,7 +214,7 @@ def _build(facts: RunFacts, ending: Ending) -> tuple[RunEnd, str | None, str | N
         errors.append(crash_row(int(run["id"]), step["id"] if step is not None else None, run.get("club_slug"),
                                 message, ending.stack, at))
     end = RunEnd(
-        outcome=ending.outcome, finished_at=finished_at, duration_ms=ms_between(started_at, finished_at),
+        outcome=ending.outcome, finished_at=finished_at, duration_ms=duration_ms,
         summary_json=summary_json, exit_code=ending.exit_code,
         steps=_step_ends(facts.open_steps, FAILURE if ending.outcome == FAILURE else PARTIAL, finished_at, detail),
         errors=errors, reaped=ending.reaped, output_tail=ending.output_tail,
@@ -220,6 +224,8 @@ def _build(facts: RunFacts, ending: Ending) -> tuple[RunEnd, str | None, str | N
 
 def _step_ends(open_steps: list[dict[str, Any]], outcome: str, at: str, detail: dict[str, Any]) -> list[StepEnd]:
     """The one builder of the ends of steps still open when their run ends."""
+    if not open_steps:
+        return []
     detail_json = sanitize.to_json(detail)
     ends = []
     for step in open_steps:

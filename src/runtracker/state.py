@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 class OpenStep:
     step_id: int
     name: str
-    started_at: str
+    started_ms: int  # its started_at, in milliseconds
 
 
 @dataclass(eq=False)

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from . import attach, config, hooks, lifecycle, reaper, sanitize
-from .clock import iso, later, ms_between, now_ms
+from .clock import iso, now_ms
 from .context import Run, Step
 from .guard import guarded, report
 from .lifecycle import EXCEPTION, EXIT, KEYBOARD_INTERRUPT, Ending
@@ -91,13 +91,13 @@ class RunTracker:
         if run is None:
             return None
         name = sanitize.name(step_name)
-        started_at = iso(now_ms())
+        started_ms = now_ms()
         step_id = None if run.ended else run.store.insert_step(run_id=run.run_id, club_slug=self.club_slug,
-                                                                  step_name=name, started_at=started_at)
+                                                                  step_name=name, started_at=iso(started_ms))
         if step_id is None:
             log.warning("runtracker: start_step(%r) after run %s had ended; not recorded", name, run.run_id)
             return None
-        run.steps[step_id] = OpenStep(step_id, name, started_at)
+        run.steps[step_id] = OpenStep(step_id, name, started_ms)
         run.known_steps.add(step_id)
         return step_id
 
@@ -115,9 +115,9 @@ class RunTracker:
             return False
         outcome = normalize_outcome(outcome, STEP_OUTCOMES, "step")
         failed_count = sanitize.count(failed, "failed")
-        finished_at = later(iso(now_ms()), step.started_at)
+        finished_ms = max(now_ms(), step.started_ms)  # a clock stepped back never gives a negative duration
         end = StepEnd(
-            step.step_id, outcome, finished_at, ms_between(step.started_at, finished_at),
+            step.step_id, outcome, iso(finished_ms), finished_ms - step.started_ms,
             sanitize.count(created, "created"), sanitize.count(updated, "updated"),
             sanitize.count(skipped, "skipped"), failed_count, sanitize.to_json(detail),
         )

@@ -12,12 +12,12 @@ from __future__ import annotations
 import logging
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
-from ..clock import now_iso
+from ..clock import now_iso, now_ms
 from ..outcomes import RUNNING
 from . import schema
 
@@ -84,7 +84,7 @@ class RunFacts:
     run: dict[str, Any]  # the runs row (RUN_COLUMNS)
     open_steps: list[dict[str, Any]]  # id, step_name, started_at of its steps not yet ended, oldest first
     last_activity: Callable[[], str | None]  # its latest step start or end or error time (one more query)
-    now: str  # the moment the run's lock was taken: what is committed on the run happened before it
+    now_ms: int  # the moment the run's lock was taken: what is committed on the run happened before it
 
 
 class Store(ABC):
@@ -104,13 +104,11 @@ class Store(ABC):
 
     # -- backend hooks ---------------------------------------------------------------------------------
     @abstractmethod
-    @contextmanager
-    def transaction(self) -> Iterator[Any]:
-        """Yield a cursor inside a write transaction that commits on success and rolls back on error."""
+    def transaction(self) -> AbstractContextManager[Any]:
+        """A cursor inside a write transaction that commits on success and rolls back on error."""
 
     @abstractmethod
-    @contextmanager
-    def crash_transaction(self) -> Iterator[Any]:
+    def crash_transaction(self) -> AbstractContextManager[Any]:
         """Like `transaction`, for crash handlers that may have interrupted one of our own transactions."""
 
     @abstractmethod
@@ -256,7 +254,7 @@ class Store(ABC):
                     return ALREADY_ENDED
                 cur.execute(self.sql("SELECT id, step_name, started_at FROM run_steps"
                                      " WHERE run_id = ? AND finished_at IS NULL ORDER BY id"), (run_id,))
-                end = build(RunFacts(run, _dicts(cur), lambda: self._last_activity(cur, run_id), now_iso()))
+                end = build(RunFacts(run, _dicts(cur), lambda: self._last_activity(cur, run_id), now_ms()))
                 for step in end.steps:
                     self._finish_step(cur, step, only_open=True)
                 if end.errors:
@@ -314,7 +312,7 @@ class Store(ABC):
                 cur.execute(self.sql("SELECT id, step_name, started_at FROM run_steps"
                                      " WHERE run_id = ? AND finished_at IS NULL ORDER BY id"), (run_id,))
                 steps, errors, summary_json = build(
-                    RunFacts(rows[0], _dicts(cur), lambda: self._last_activity(cur, run_id), now_iso()))
+                    RunFacts(rows[0], _dicts(cur), lambda: self._last_activity(cur, run_id), now_ms()))
                 for step in steps:
                     self._finish_step(cur, step, only_open=True)
                 if errors:

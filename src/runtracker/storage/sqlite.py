@@ -49,18 +49,8 @@ class SQLiteStore(Store):
                     raise
                 time.sleep(0.005)
 
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Cursor]:
-        with self._lock:
-            cur = self._conn.cursor()
-            cur.execute("BEGIN IMMEDIATE")
-            try:
-                yield cur
-            except BaseException:
-                if self._conn.in_transaction:
-                    self._conn.rollback()
-                raise
-            cur.execute("COMMIT")
+    def transaction(self) -> _Transaction:
+        return _Transaction(self._lock, self._conn)
 
     @contextmanager
     def crash_transaction(self) -> Iterator[sqlite3.Cursor]:
@@ -106,3 +96,42 @@ class SQLiteStore(Store):
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+
+class _Transaction:
+    """`BEGIN IMMEDIATE` … `COMMIT` under the store's lock; rolled back on any error, COMMIT's own included.
+
+    A class rather than a generator-based context manager: every public call of a pipeline runs one, and this
+    is a tenth of a short call's cost less.
+    """
+
+    __slots__ = ("_lock", "_conn", "_cur")
+
+    def __init__(self, lock: threading.RLock, conn: sqlite3.Connection) -> None:
+        self._lock = lock
+        self._conn = conn
+
+    def __enter__(self) -> sqlite3.Cursor:
+        self._lock.acquire()
+        try:
+            cur = self._cur = self._conn.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self._lock.release()
+            raise
+        return cur
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        try:
+            if exc_type is None:
+                try:
+                    self._cur.execute("COMMIT")
+                    return
+                except BaseException:
+                    if self._conn.in_transaction:
+                        self._conn.rollback()
+                    raise
+            if self._conn.in_transaction:
+                self._conn.rollback()
+        finally:
+            self._lock.release()
