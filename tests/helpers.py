@@ -1,4 +1,5 @@
-"""Helpers for tests: databases per backend, a real subprocess running a small app, reading rows back."""
+"""Helpers for tests: databases per backend, a real subprocess running a small app, reading rows back, and the
+one way a test waits for something."""
 
 from __future__ import annotations
 
@@ -6,8 +7,10 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pg_schemas
 from runtracker.storage import Store, open_store
@@ -16,6 +19,8 @@ from runtracker.storage import Store, open_store
 BACKENDS = ["sqlite", "postgresql"]
 
 SRC = str(Path(__file__).resolve().parent.parent / "src")
+
+T = TypeVar("T")
 
 
 def make_db_url(backend: str, tmp_path: Path, test_name: str) -> str:
@@ -93,3 +98,26 @@ def app_env(db_url: str, extra: dict[str, str] | None = None) -> dict[str, str]:
     env.pop("PYTHONWARNINGS", None)
     env.update(extra or {})
     return env
+
+
+def wait_until(predicate: Callable[[], T], what: str, timeout: float = 30, interval: float = 0.05) -> T:
+    """Poll until `predicate()` is truthy and return that value; past `timeout` seconds, fail naming `what`.
+
+    A bound on waiting, not an assertion about speed: the timeout is generous, and giving up is a failure
+    (AssertionError with the last value the predicate returned), never a silent return.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"gave up waiting for {what} after {timeout:g} s; the last value was {value!r}")
+        time.sleep(interval)
+
+
+def dead_pid() -> int:
+    """The pid of a process that has exited and been waited for."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from helpers import Db, run_app, start_app
+from helpers import Db, run_app, start_app, wait_until
 
 PRELUDE = """
 import os, sys, time, signal, threading, asyncio
@@ -200,10 +200,7 @@ def _wait_until_asleep(pid: int) -> None:
     import psutil
 
     process = psutil.Process(pid)
-    for _ in range(500):
-        if process.status() == psutil.STATUS_SLEEPING:
-            return
-        time.sleep(0.01)
+    wait_until(lambda: process.status() == psutil.STATUS_SLEEPING, f"pid {pid} to sleep", interval=0.01)
 
 
 def _signal_app(tmp_path, db_url, code, signum, track="1"):

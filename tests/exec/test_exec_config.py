@@ -1,4 +1,7 @@
-"""The pipeline config file, the CLI's options, durations and sizes, and the output tail's edges."""
+"""The pipeline config file read from disk by `runtracker exec`, and the CLI's options.
+
+How its contents are parsed, durations and sizes, and the output tail are unit-tested in tests/unit/
+(test_configfile.py, test_units.py, test_output_tail.py)."""
 
 from __future__ import annotations
 
@@ -8,67 +11,7 @@ from exec_support import run_exec, summary
 
 from helpers import Db
 from runtracker.cli import cli
-from runtracker.configfile import ConfigError, ExecSettings, load, parse
-from runtracker.execwrap.output import OutputTail
-from runtracker.execwrap.units import format_duration, parse_duration, parse_size
-
-
-@pytest.mark.parametrize("text, seconds", [("90", 90), ("90s", 90), ("500ms", 0.5), ("30m", 1800), ("2h", 7200),
-                                           ("1h30m", 5400), ("1d", 86400), (45, 45), ("0", 0)])
-def test_durations_parse_as_people_write_them(text, seconds):
-    """90, 90s, 500ms, 30m, 2h, 1h30m, 1d."""
-    assert parse_duration(text) == seconds
-
-
-@pytest.mark.parametrize("text", ["", "2 hours", "h", "-5", "1x", "2h-1m", True])
-def test_bad_durations_say_what_is_accepted(text):
-    """Anything else is a ValueError naming the accepted forms."""
-    with pytest.raises(ValueError):
-        parse_duration(text)
-
-
-@pytest.mark.parametrize("text, size", [("10KB", 10240), ("10K", 10240), ("1MB", 1048576), ("1MiB", 1048576),
-                                        ("512", 512), ("0", 0), (2048, 2048), ("1.5KB", 1536)])
-def test_sizes_parse_with_binary_multiples(text, size):
-    """10KB = 10 × 1024 bytes; a bare number is bytes."""
-    assert parse_size(text) == size
-
-
-def test_format_duration_reads_back():
-    """Messages show durations the way they are written: 2h, 1h30m, 10s, 0.5s."""
-    assert [format_duration(s) for s in (7200, 5400, 10, 0.5, 90)] == ["2h", "1h30m", "10s", "0.5s", "1m30s"]
-
-
-def test_config_file_gives_commands_and_settings_with_defaults():
-    """[defaults] apply to every pipeline; a pipeline's own keys win; a string command runs with sh -c."""
-    config = parse({
-        "defaults": {"lock": True, "timeout": "2h"},
-        "pipelines": {
-            "nikki": {"command": ["node", "sync-nikki.js", "--verbose"], "timeout": "30m", "tail": "64KB"},
-            "backup": {"command": "pg_dump db | gzip > /tmp/db.gz", "timeout": 0},
-        },
-    })
-    nikki, backup = config.pipeline("nikki"), config.pipeline("backup")
-    assert nikki.command == ("node", "sync-nikki.js", "--verbose")
-    assert nikki.settings == ExecSettings(lock=True, timeout=1800, kill_after=10, tail=65536)
-    assert backup.command == ("/bin/sh", "-c", "pg_dump db | gzip > /tmp/db.gz")
-    assert backup.settings.timeout == 0  # switched off
-    assert config.pipeline("other").command is None and config.pipeline("other").settings.lock is True
-
-
-@pytest.mark.parametrize("data, message", [
-    ({"pipelines": {"nikki": {"comand": ["x"]}}}, "unknown key(s) comand"),
-    ({"pipelines": {"nikki": {"timeout": "soon"}}}, "not a duration"),
-    ({"pipelines": {"nikki": {"command": []}}}, "`command` must be"),
-    ({"pipelines": {"nikki": {"lock": "yes"}}}, "`lock` must be true or false"),
-    ({"pipelines": {"nikki": {"tail": "2MB"}}}, "at most 1MB"),
-    ({"defaults": {"command": ["x"]}}, "unknown key(s) command"),
-    ({"pipeline": {}}, "unknown key(s) pipeline"),
-])
-def test_config_mistakes_are_errors_that_say_where(data, message):
-    """A typo never silently drops a setting: the error names the table and the key."""
-    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        parse(data, "runtracker.toml")
+from runtracker.configfile import ConfigError, load
 
 
 def test_config_file_that_is_not_toml_is_a_clear_error(tmp_path):
@@ -124,15 +67,3 @@ def test_bad_option_values_are_usage_errors():
     assert result.exit_code == 2 and "not a duration" in result.output
     result = runner.invoke(cli, ["exec", "-p", "x", "--tail", "lots", "--", "true"])
     assert result.exit_code == 2 and "not a size" in result.output
-
-
-def test_a_tail_cut_inside_a_character_starts_at_the_next_whole_one():
-    """The ring buffer keeps the last N bytes; a cut through a UTF-8 character does not show as U+FFFD."""
-    tail = OutputTail(4)
-    tail.add(b"abc")
-    tail.add("défé".encode())  # d é f é = 1 + 2 + 1 + 2 bytes; the last 4 start inside the first é
-    assert tail.bytes() == "défé".encode()[-4:]
-    assert tail.text() == "fé" and tail.total == 9
-    whole = OutputTail(100)
-    whole.add(b"\xa9 starts with a stray byte")
-    assert whole.text().startswith("\ufffd")  # not cut: shown as it came

@@ -6,11 +6,10 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import time
 
 from exec_support import PY, child, run_exec, start_exec
 
-from helpers import Db
+from helpers import Db, wait_until
 from runtracker.execwrap import wrapper
 
 WAITS_FOR_GO = """
@@ -26,14 +25,10 @@ def test_two_wrappers_started_at_once_run_the_command_once(tmp_path, db_url):
     command = child(tmp_path, WAITS_FOR_GO)
     procs = [start_exec(tmp_path, db_url, "--lock", "--", *command) for _ in range(4)]
     try:
-        refused = []
-        deadline = time.monotonic() + 60
-        while len(refused) < 3:  # the losers exit by themselves while the winner waits for "go"
-            assert time.monotonic() < deadline, "the losers should exit at once"
-            for proc in procs:
-                if proc not in refused and proc.poll() is not None:
-                    refused.append(proc)
-            time.sleep(0.02)
+        # The losers exit by themselves while the winner waits for "go".
+        wait_until(lambda: sum(proc.poll() is not None for proc in procs) >= 3, "the three losers to exit",
+                   timeout=60)
+        refused = [proc for proc in procs if proc.poll() is not None]
         [winner] = [p for p in procs if p not in refused]
         assert winner.stdout.readline().startswith(b"ready ")
         for proc in refused:

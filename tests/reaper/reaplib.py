@@ -1,36 +1,12 @@
-"""Helpers for the reaper's tests (fixtures are in conftest.py)."""
+"""Helpers for the reaper's tests (fixtures are in conftest.py; waiting and dead pids are in tests/helpers.py)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from runtracker import liveness
 from runtracker.clock import now_iso
 from runtracker.storage import Store
-
-
-def wait_for(predicate: Callable[[], Any], what: str, timeout: float = 30) -> Any:
-    """Poll until `predicate()` is truthy (a bound on waiting, not an assertion about speed)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for {what}")
-        time.sleep(0.05)
-
-
-def dead_pid() -> int:
-    """The pid of a process that has exited and been waited for."""
-    proc = subprocess.Popen([sys.executable, "-c", "pass"])
-    proc.wait()
-    return proc.pid
 
 
 def insert_running(store: Store, *, hostname: str | None = None, pid: int | None = None,

@@ -10,9 +10,8 @@ import sys
 
 import pytest
 from click.testing import CliRunner
-from reaplib import wait_for
 
-from helpers import Db, app_env
+from helpers import Db, app_env, wait_until
 from runtracker.cli import cli
 
 
@@ -62,7 +61,7 @@ def test_monitor_reaps_a_sigkilled_run_and_stops_cleanly(start_owner, db_url, ow
         owner.proc.kill()
         owner.finish()
         db = Db(db_url)
-        wait_for(lambda: db.run(owner.run_id)["outcome"] == "failure", "the monitor to reap the run")
+        wait_until(lambda: db.run(owner.run_id)["outcome"] == "failure", "the monitor to reap the run")
         assert db.run(owner.run_id)["reap_reason"] == "pid_gone"
         assert "runtracker monitor" in db.crash_rows(owner.run_id)[0]["error_message"]
         monitor.send_signal(stop_with)

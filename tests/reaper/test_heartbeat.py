@@ -9,9 +9,9 @@ import sys
 import threading
 
 import pytest
-from reaplib import crash_files, dead_pid, insert_running, wait_for
+from reaplib import crash_files, insert_running
 
-from helpers import Db, run_app
+from helpers import Db, dead_pid, run_app, wait_until
 from runtracker import RunTracker, config, heartbeat, liveness, reaper
 
 
@@ -29,8 +29,8 @@ def test_one_heartbeat_thread_beats_for_every_open_run_on_every_database(db_url,
     assert thread.daemon
     for tracker, run_id in runs:
         db = Db(tracker._db)
-        wait_for(lambda db=db, run_id=run_id: db.run(run_id)["heartbeat_at"] > db.run(run_id)["started_at"],
-                 f"a heartbeat on run {run_id}")
+        wait_until(lambda db=db, run_id=run_id: db.run(run_id)["heartbeat_at"] > db.run(run_id)["started_at"],
+                   f"a heartbeat on run {run_id}")
     for tracker, _ in runs[:2]:
         assert tracker.end_run("success")
     assert thread.is_alive()  # a run is still open

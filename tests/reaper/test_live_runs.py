@@ -4,11 +4,9 @@ fresh. Owners are real subprocesses; the reaper runs in the test process (and th
 
 from __future__ import annotations
 
-import time
-
 from click.testing import CliRunner
 
-from helpers import Db
+from helpers import Db, wait_until
 from runtracker import RunTracker, reaper
 from runtracker.cli import cli
 
@@ -57,9 +55,15 @@ def test_blocked_owners_are_never_reaped(start_owner, store, db_url):
             assert owner.proc.stdout.readline().strip() == "blocking"
             owners[f"{how} on {host or 'this host'}"] = owner
     found: list[reaper.Reaped] = []
-    while any(owner.proc.poll() is None for owner in owners.values()):
-        found += reaper.reap(store, heartbeat_timeout=TIMEOUT_S)
-        time.sleep(0.02)
+
+    def all_ended_reaping_meanwhile() -> bool:
+        if all(owner.proc.poll() is not None for owner in owners.values()):
+            return True
+        found.extend(reaper.reap(store, heartbeat_timeout=TIMEOUT_S))
+        return False
+
+    wait_until(all_ended_reaping_meanwhile, "every blocked owner to end (the reaper looking all the while)",
+               interval=0.02)
     assert found == []
     db = Db(db_url)
     for what, owner in owners.items():

@@ -12,9 +12,9 @@ import subprocess
 import sys
 
 import pytest
-from reaplib import dead_pid, insert_running, wait_for
+from reaplib import insert_running
 
-from helpers import Db
+from helpers import Db, dead_pid, wait_until
 from runtracker import RunTracker, liveness, reaper
 from runtracker.clock import iso, ms_between, now_ms
 
@@ -67,7 +67,7 @@ def test_zombie_owner_is_reaped_as_gone(store):
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     key, started = liveness.process_key(proc.pid), liveness.process_start_time(proc.pid)
     proc.kill()
-    wait_for(lambda: liveness.process_key(proc.pid) is None or _is_zombie(proc.pid), "the zombie")
+    wait_until(lambda: liveness.process_key(proc.pid) is None or _is_zombie(proc.pid), "the zombie")
     try:
         run_id = insert_running(store, pid=proc.pid, process_key=key, process_started_at=started,
                                 heartbeat_at=_ago(0))
@@ -158,11 +158,11 @@ def test_start_run_never_reaps_the_callers_own_open_runs(db_url, monkeypatch, ow
 def test_real_owner_on_another_host_is_reaped_by_heartbeat_after_sigkill(start_owner, db_url, store):
     """An owner that calls itself worker-2 heartbeats; once SIGKILLed, its heartbeat ages and it is reaped."""
     owner = start_owner("time.sleep(60)\n", env={"RUNTRACKER_HOSTNAME": "worker-2"})
-    wait_for(lambda: store.get_run(owner.run_id)["heartbeat_at"] != store.get_run(owner.run_id)["started_at"],
-             "a heartbeat")
+    wait_until(lambda: store.get_run(owner.run_id)["heartbeat_at"] != store.get_run(owner.run_id)["started_at"],
+               "a heartbeat")
     owner.proc.kill()
     owner.finish()
-    found = wait_for(lambda: reaper.reap(store, heartbeat_timeout=1.0), "the reaper to find the run")
+    found = wait_until(lambda: reaper.reap(store, heartbeat_timeout=1.0), "the reaper to find the run")
     assert [(r.run_id, r.reason) for r in found] == [(owner.run_id, "heartbeat_timeout")]
     assert "worker-2" in Db(db_url).crash_rows(owner.run_id)[0]["error_message"]
 

@@ -7,9 +7,9 @@ import json
 import subprocess
 import sys
 
-from reaplib import dead_pid, insert_running
+from reaplib import insert_running
 
-from helpers import Db, app_env, run_app
+from helpers import Db, app_env, dead_pid, run_app
 from runtracker import RunTracker, reaper
 from runtracker.clock import iso, now_ms
 

@@ -7,7 +7,6 @@ import json
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from click.testing import CliRunner
 from tcp_proxy import Proxy
 
 import pg_schemas
-from helpers import Db, app_env, run_app
+from helpers import Db, app_env, run_app, wait_until
 from runtracker import RunTracker
 from runtracker.cli import cli
 from runtracker.storage.postgres import MISSING_DRIVER, SERVER_PAUSED, masked, to_pyformat
@@ -44,16 +43,6 @@ def backends(url: str) -> list[dict]:
         "SELECT pid, state, wait_event_type FROM pg_stat_activity WHERE application_name = %s ORDER BY pid",
         (app_name(url),))
     return [dict(zip(("pid", "state", "wait"), row, strict=True)) for row in cur.fetchall()]
-
-
-def wait_for(predicate, what: str, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def terminate(pids) -> None:
@@ -156,10 +145,10 @@ def test_a_dropped_connection_between_calls_is_replaced_without_losing_a_call(pg
     run_id = t.start_run()
     step = t.start_step("nikki-sync")
     terminate(b["pid"] for b in backends(pg_url))
-    wait_for(lambda: not backends(pg_url), "the connection to go")
+    wait_until(lambda: not backends(pg_url), "the connection to go")
     t.record_errors("nikki-sync", step, ["a", "b"])
     terminate(b["pid"] for b in backends(pg_url))
-    wait_for(lambda: not backends(pg_url), "the connection to go")
+    wait_until(lambda: not backends(pg_url), "the connection to go")
     t.end_step(step, "success", created=3)
     assert t.end_run("success")
     db = Db(pg_url)
@@ -199,7 +188,7 @@ def test_a_crash_after_the_connection_dropped_is_still_recorded(tmp_path, pg_url
     """Connection dropped, then an uncaught exception: the crash handler reconnects and records it."""
     proc = start(tmp_path, READY + "raise ValueError('boom')\n", pg_url)
     terminate(b["pid"] for b in backends(pg_url))
-    wait_for(lambda: not backends(pg_url), "the connection to go")
+    wait_until(lambda: not backends(pg_url), "the connection to go")
     go_on(proc)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 1 and err.endswith("ValueError: boom\n")
@@ -218,9 +207,9 @@ def test_end_run_cut_off_by_a_dropped_connection_is_applied_at_exit(tmp_path, pg
     with psycopg.connect(pg_url.replace("application_name=", "application_name=holder_")) as holder:
         holder.execute("SELECT id FROM runs WHERE id = %s FOR UPDATE", (run_id,))
         go_on(proc)
-        (waiting,) = wait_for(lambda: [b for b in backends(pg_url) if b["wait"] == "Lock"], "end_run to wait")
+        (waiting,) = wait_until(lambda: [b for b in backends(pg_url) if b["wait"] == "Lock"], "end_run to wait")
         terminate([waiting["pid"]])
-        wait_for(lambda: waiting["pid"] not in [b["pid"] for b in backends(pg_url)], "the connection to go")
+        wait_until(lambda: waiting["pid"] not in [b["pid"] for b in backends(pg_url)], "the connection to go")
         holder.rollback()
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0 and "end_run False" in out
@@ -239,10 +228,10 @@ def test_sigterm_while_a_call_waits_on_the_server_is_recorded_and_the_process_di
     with psycopg.connect(pg_url.replace("application_name=", "application_name=holder_")) as holder:
         holder.execute("SELECT id FROM runs WHERE id = %s FOR UPDATE", (run_id,))
         go_on(proc)
-        (waiting,) = wait_for(lambda: [b for b in backends(pg_url) if b["wait"] == "Lock"], "start_step to wait")
+        (waiting,) = wait_until(lambda: [b for b in backends(pg_url) if b["wait"] == "Lock"], "start_step to wait")
         proc.send_signal(signal.SIGTERM)
         # The crash handler ends the interrupted call's server process, then waits for the run's row.
-        wait_for(lambda: waiting["pid"] not in [b["pid"] for b in backends(pg_url)], "the old connection to go")
+        wait_until(lambda: waiting["pid"] not in [b["pid"] for b in backends(pg_url)], "the old connection to go")
         holder.rollback()
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == -signal.SIGTERM and "not reached" not in out and err == ""
@@ -296,7 +285,7 @@ def test_a_crash_during_a_short_outage_is_recorded_when_the_server_is_back(tmp_p
     proxy.reject()
     proxy.drop_all()
     go_on(proc)
-    wait_for(lambda: proxy.rejected >= 1, "the crash handler to try the server")
+    wait_until(lambda: proxy.rejected >= 1, "the crash handler to try the server")
     proxy.forward()
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 1 and err.endswith("ValueError: boom\n")
