@@ -16,13 +16,15 @@ the signal, the timeout and the output — so nothing the child does ends the ru
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-from typing import Any
 
 from .config import DB_ENV, resolve_db
 from .outcomes import FAILURE, PARTIAL, SUCCESS
+
+TYPE_CHECKING = False  # `typing` is not imported at run time: see records.py
+if TYPE_CHECKING:
+    from typing import Any
 
 log = logging.getLogger("runtracker")
 
@@ -66,12 +68,16 @@ def merge_view(summary_json: str | None, outcome: str, stats_json: str | None) -
     summary = _summary(stats_json) if stats_json else previous.get("summary")
     if summary:
         view["summary"] = summary
+    import json  # here: only a child of `runtracker exec` needs it
+
     return json.dumps({"child": view}, ensure_ascii=False)
 
 
 def _summary(summary_json: str | None) -> dict[str, Any]:
     if not summary_json:
         return {}
+    import json
+
     try:
         value = json.loads(summary_json)
     except ValueError:

@@ -6,7 +6,6 @@ row's `duration_ms` is always exactly `finished_at − started_at`. The text sor
 
 from __future__ import annotations
 
-import calendar
 import functools
 import time
 
@@ -45,12 +44,14 @@ def to_ms(text: object) -> int | None:
         return None
     if len(text) == 24 and text[10] == "T" and text[19] == "." and text[23] == "Z":
         try:
-            fields = (int(text[0:4]), int(text[5:7]), int(text[8:10]), int(text[11:13]), int(text[14:16]),
-                      int(text[17:19]))
-            return calendar.timegm((*fields, 0, 0, 0)) * 1000 + int(text[20:23])
+            year, month, day = int(text[0:4]), int(text[5:7]), int(text[8:10])
+            hour, minute, second, millis = int(text[11:13]), int(text[14:16]), int(text[17:19]), int(text[20:23])
         except ValueError:
             return None
-    from datetime import UTC, datetime  # only for timestamps written by others
+        if not (1 <= month <= 12 and 1 <= day <= 31 and hour < 24 and minute < 60 and second < 61):
+            return None
+        return ((_days(year, month, day) * 24 + hour) * 60 + minute) * 60_000 + second * 1000 + millis
+    from datetime import UTC, datetime, timedelta  # only for timestamps written by others
 
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
@@ -58,7 +59,19 @@ def to_ms(text: object) -> int | None:
         return None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp() * 1000)
+    # Whole milliseconds by integer arithmetic: timestamp() * 1000 is a float that can fall just short.
+    return (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1)
+
+
+def _days(year: int, month: int, day: int) -> int:
+    """Days from 1970-01-01 to a date of the proleptic Gregorian calendar (H. Hinnant's days_from_civil):
+    calendar.timegm without importing `calendar`, `datetime` and `locale` at start-up."""
+    year -= month <= 2
+    era = year // 400
+    year_of_era = year - era * 400
+    day_of_year = (153 * (month + (-3 if month > 2 else 9)) + 2) // 5 + day - 1
+    day_of_era = year_of_era * 365 + year_of_era // 4 - year_of_era // 100 + day_of_year
+    return era * 146097 + day_of_era - 719468
 
 
 def ms_between(start: object, end: object) -> int:

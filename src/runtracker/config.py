@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
 
 from .clock import iso, now_ms
+from .records import Record
 
 log = logging.getLogger("runtracker")
 
@@ -20,12 +20,14 @@ HEARTBEAT_TIMEOUT_ENV = "RUNTRACKER_HEARTBEAT_TIMEOUT_S"
 DEFAULT_HEARTBEAT_TIMEOUT_S = 60.0
 
 
-@dataclass(frozen=True)
-class DatabaseURL:
+class DatabaseURL(Record):
     """A resolved database location: `sqlite` with a file path, or `postgresql` with a libpq DSN."""
 
-    scheme: str
-    target: str
+    __slots__ = ("scheme", "target")
+
+    def __init__(self, scheme: str, target: str) -> None:
+        self.scheme = scheme
+        self.target = target
 
     def __str__(self) -> str:
         return self.target if self.scheme == "postgresql" else f"sqlite:///{self.target}"

@@ -9,11 +9,13 @@ from __future__ import annotations
 import contextvars
 import traceback
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
 
 from .outcomes import FAILURE, PARTIAL, SUCCESS
 
+TYPE_CHECKING = False  # `typing` is not imported at run time: see records.py
 if TYPE_CHECKING:
+    from typing import Any
+
     from .tracker import RunTracker
 
 _current: contextvars.ContextVar[Run | None] = contextvars.ContextVar("runtracker_current_run", default=None)

@@ -12,11 +12,15 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
-from typing import Any, TypeVar
+
+TYPE_CHECKING = False  # `typing` is not imported at run time: see records.py
+if TYPE_CHECKING:
+    from typing import Any, TypeVar
+
+    F = TypeVar("F", bound=Callable[..., Any])
 
 log = logging.getLogger("runtracker")
 
-F = TypeVar("F", bound=Callable[..., Any])
 
 # When a list, every swallowed exception is appended to it (the test suite inspects it).
 swallowed: list[BaseException] | None = None

@@ -29,12 +29,15 @@ import os
 import re
 import threading
 from collections.abc import Callable, Sequence
-from typing import IO, Any
 
 from .clock import now_iso
 from .guard import report
 from .liveness import Identity
 from .storage import Store
+
+TYPE_CHECKING = False  # `typing` is not imported at run time: see records.py
+if TYPE_CHECKING:
+    from typing import IO, Any
 
 log = logging.getLogger("runtracker")
 

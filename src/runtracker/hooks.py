@@ -20,13 +20,16 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
-from typing import Any
 
 from . import lifecycle
 from .guard import report
 from .lifecycle import EXIT, KEYBOARD_INTERRUPT, SIGNAL, UNCAUGHT_EXCEPTION, Ending
 from .outcomes import FAILURE
 from .state import STATE, Crash
+
+TYPE_CHECKING = False  # `typing` is not imported at run time: see records.py
+if TYPE_CHECKING:
+    from typing import Any
 
 log = logging.getLogger("runtracker")
 

@@ -18,15 +18,18 @@ from __future__ import annotations
 import logging
 import threading
 import traceback
-from dataclasses import dataclass, replace
-from typing import Any
 
 from . import attach, sanitize
 from .clock import iso, later, ms_between, now_ms, to_ms
 from .guard import report
 from .outcomes import CRASH_STEP, FAILURE, PARTIAL, RUNNING
+from .records import Record
 from .state import STATE, OpenRun
 from .storage import ALREADY_ENDED, OVERRODE_REAPER, ErrorRow, RunEnd, RunFacts, StepEnd, Store
+
+TYPE_CHECKING = False  # `typing` is not imported at run time: see records.py
+if TYPE_CHECKING:
+    from typing import Any
 
 log = logging.getLogger("runtracker")
 
@@ -39,32 +42,46 @@ EXIT = "exit"
 LOST = "lost"  # ended by the reaper
 
 
-@dataclass(frozen=True)
-class Ending:
+class Ending(Record):
     """How a run ended, as its ender knows it."""
 
-    outcome: str
-    summary_json: str | None = None  # a normal end: the pipeline's stats, stored as they are
-    summary: dict[str, Any] | None = None  # or: fields of the summary object (a crash adds its own)
-    kind: str | None = None  # a crash: its kind (UNCAUGHT_EXCEPTION, SIGNAL, EXIT, LOST, ...)
-    message: str | None = None  # with it, a `crash` error row is added
-    stack: str | None = None
-    exit_code: int | None = None
-    name_step: bool = False  # the crash row's message names the step in progress
-    # (reaped_at, reason): the reaper's verdict. The run then ends at its last sign of life in the database;
-    # any other end at the moment it is written (see `_build`).
-    reaped: tuple[str, str] | None = None
-    output_tail: str | None = None
+    __slots__ = ("outcome", "summary_json", "summary", "kind", "message", "stack", "exit_code", "name_step",
+                 "reaped", "output_tail")
+
+    def __init__(self, outcome: str, *, summary_json: str | None = None, summary: dict[str, Any] | None = None,
+                 kind: str | None = None, message: str | None = None, stack: str | None = None,
+                 exit_code: int | None = None, name_step: bool = False, reaped: tuple[str, str] | None = None,
+                 output_tail: str | None = None) -> None:
+        self.outcome = outcome
+        self.summary_json = summary_json  # a normal end: the pipeline's stats, stored as they are
+        self.summary = summary  # or: fields of the summary object (a crash adds its own)
+        self.kind = kind  # a crash: its kind (UNCAUGHT_EXCEPTION, SIGNAL, EXIT, LOST, ...)
+        self.message = message  # with it, a `crash` error row is added
+        self.stack = stack
+        self.exit_code = exit_code
+        self.name_step = name_step  # the crash row's message names the step in progress
+        # (reaped_at, reason): the reaper's verdict. The run then ends at its last sign of life in the
+        # database; any other end at the moment it is written (see `_build`).
+        self.reaped = reaped
+        self.output_tail = output_tail
+
+    def without_crash_row(self) -> Ending:
+        fields = self.fields()
+        fields.pop("outcome")
+        return Ending(self.outcome, **{**fields, "message": None})  # type: ignore[arg-type]
 
 
-@dataclass(frozen=True)
-class EndReport:
+class EndReport(Record):
     """What `end_run` did (`result`: storage's ENDED, OVERRODE_REAPER or ALREADY_ENDED) and what it wrote."""
 
-    result: str
-    finished_at: str | None = None
-    message: str | None = None  # the crash row's message
-    step_in_progress: str | None = None
+    __slots__ = ("result", "finished_at", "message", "step_in_progress")
+
+    def __init__(self, result: str, finished_at: str | None = None, message: str | None = None,
+                 step_in_progress: str | None = None) -> None:
+        self.result = result
+        self.finished_at = finished_at
+        self.message = message  # the crash row's message
+        self.step_in_progress = step_in_progress
 
 
 def crash(outcome_kind: str, exc: BaseException | None, **fields: Any) -> Ending:
@@ -77,7 +94,11 @@ def format_exception(exc: BaseException | None) -> tuple[str, str | None]:
     """(message, stack) of an exception, as the crash row stores them."""
     if exc is None:
         return "", None
-    message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    try:
+        text = str(exc)
+    except Exception:  # a broken __str__ costs the text, never the crash row
+        text = "<exception str() failed>"
+    message = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
     try:
         stack = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     except Exception:  # MemoryError or a broken __str__ while formatting: keep what we have
@@ -90,7 +111,7 @@ def exit_status(code: object) -> int:
     if code is None:
         return 0
     if isinstance(code, int):
-        return code
+        return int(code)  # sys.exit(True) exits 1: a plain int, not the bool, goes into runs.exit_code
     return 1  # sys.exit("message") prints the message and exits 1
 
 
@@ -257,7 +278,7 @@ def _end_attached(run: OpenRun, ending: Ending, crash_write: bool) -> EndReport:
     exiting = ending.kind == EXIT  # no crash here: the wrapper records the exit status itself
 
     def build(facts: RunFacts) -> tuple[list[StepEnd], list[ErrorRow], str | None]:
-        end, _, _ = _build(facts, replace(ending, message=None) if exiting else ending)
+        end, _, _ = _build(facts, ending.without_crash_row() if exiting else ending)
         summary = facts.run.get("summary_json")
         if not exiting:
             summary = attach.merge_view(summary, ending.outcome,

@@ -20,11 +20,14 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
-from typing import Any
 
 from .clock import to_ms
 from .guard import report
+from .records import Record
+
+TYPE_CHECKING = False  # `typing` is not imported at run time: see records.py
+if TYPE_CHECKING:
+    from typing import Any
 
 HOSTNAME_ENV = "RUNTRACKER_HOSTNAME"
 # Wall-clock start times read by two processes may differ by rounding; a reused pid is never this close.
@@ -36,14 +39,16 @@ PID_REUSED = "pid_reused"
 HEARTBEAT_TIMEOUT = "heartbeat_timeout"
 
 
-@dataclass(frozen=True)
-class Identity:
+class Identity(Record):
     """Who owns a run: what every run records about the process that opened it."""
 
-    hostname: str
-    pid: int
-    process_started_at: float | None  # seconds since the epoch (psutil), to tell a reused pid
-    process_key: str | None  # linux:<boot id>:<pid namespace>:<start in ticks since boot>; None off Linux
+    __slots__ = ("hostname", "pid", "process_started_at", "process_key")
+
+    def __init__(self, hostname: str, pid: int, process_started_at: float | None, process_key: str | None) -> None:
+        self.hostname = hostname
+        self.pid = pid
+        self.process_started_at = process_started_at  # seconds since the epoch (psutil), to tell a reused pid
+        self.process_key = process_key  # linux:<boot id>:<pid namespace>:<start in ticks since boot>; None off Linux
 
 
 def own_identity() -> Identity:
@@ -112,22 +117,26 @@ def process_start_time(pid: int) -> float | None:
         return None
 
 
-@dataclass(frozen=True)
-class Verdict:
+class Verdict(Record):
     """The reaper's judgement of one `running` run whose owner is gone."""
 
-    reason: str  # PID_GONE, PID_REUSED or HEARTBEAT_TIMEOUT
-    detail: str  # a sentence for the crash row
+    __slots__ = ("reason", "detail")
+
+    def __init__(self, reason: str, detail: str) -> None:
+        self.reason = reason  # PID_GONE, PID_REUSED or HEARTBEAT_TIMEOUT
+        self.detail = detail  # a sentence for the crash row
 
 
-@dataclass(frozen=True)
-class Observer:
+class Observer(Record):
     """Who is judging: the reaper's host, and the heartbeat timeout it applies to other hosts."""
 
-    hostname: str
-    host_key: str | None
-    heartbeat_timeout_s: float
-    now_ms: int  # the moment of judging, milliseconds since the epoch
+    __slots__ = ("hostname", "host_key", "heartbeat_timeout_s", "now_ms")
+
+    def __init__(self, hostname: str, host_key: str | None, heartbeat_timeout_s: float, now_ms: int) -> None:
+        self.hostname = hostname
+        self.host_key = host_key
+        self.heartbeat_timeout_s = heartbeat_timeout_s
+        self.now_ms = now_ms  # the moment of judging, milliseconds since the epoch
 
     @classmethod
     def here(cls, heartbeat_timeout_s: float, now_ms: int) -> Observer:
@@ -156,7 +165,9 @@ def judge(run: dict[str, Any], observer: Observer) -> Verdict | None:
 
 def heartbeat_age_s(run: dict[str, Any], now_ms: int) -> float | None:
     """Seconds since the run's last heartbeat (or its start); None if neither is a readable time."""
-    last = to_ms(run.get("heartbeat_at") or run.get("started_at"))
+    last = to_ms(run.get("heartbeat_at"))
+    if last is None:  # none yet, or unreadable (written by another tool): the start is the last sign
+        last = to_ms(run.get("started_at"))
     return None if last is None else (now_ms - last) / 1000
 
 

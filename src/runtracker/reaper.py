@@ -25,37 +25,45 @@ import os
 import re
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
 
 from . import heartbeat, lifecycle, liveness, sanitize
 from .clock import iso, now_ms
 from .config import heartbeat_timeout_s
 from .lifecycle import LOST, Ending
 from .outcomes import FAILURE
+from .records import Record
 from .state import STATE
 from .storage import ENDED, Store
+
+TYPE_CHECKING = False  # `typing` is not imported at run time: see records.py
+if TYPE_CHECKING:
+    from typing import Any
 
 log = logging.getLogger("runtracker")
 
 DEFAULT_MONITOR_INTERVAL_S = 5.0
 
 
-@dataclass(frozen=True)
-class Reaped:
-    """One run the reaper ended."""
+class Reaped(Record):
+    """One run the reaper ended (`fields()` is what `runtracker reap --json` prints)."""
 
-    run_id: int
-    pipeline: str
-    hostname: str | None
-    pid: int | None
-    reason: str  # liveness.PID_GONE, PID_REUSED or HEARTBEAT_TIMEOUT
-    message: str  # the crash row's message
-    step_in_progress: str | None
-    finished_at: str  # the run's last sign of life
-    reaped_at: str
-    detected_by: str
-    traceback: bool  # a faulthandler traceback was attached
+    __slots__ = ("run_id", "pipeline", "hostname", "pid", "reason", "message", "step_in_progress", "finished_at",
+                 "reaped_at", "detected_by", "traceback")
+
+    def __init__(self, run_id: int, pipeline: str, hostname: str | None, pid: int | None, reason: str,
+                 message: str, step_in_progress: str | None, finished_at: str, reaped_at: str, detected_by: str,
+                 traceback: bool) -> None:
+        self.run_id = run_id
+        self.pipeline = pipeline
+        self.hostname = hostname
+        self.pid = pid
+        self.reason = reason  # liveness.PID_GONE, PID_REUSED or HEARTBEAT_TIMEOUT
+        self.message = message  # the crash row's message
+        self.step_in_progress = step_in_progress
+        self.finished_at = finished_at  # the run's last sign of life
+        self.reaped_at = reaped_at
+        self.detected_by = detected_by
+        self.traceback = traceback  # a faulthandler traceback was attached
 
 
 OnReaped = Callable[[Reaped], None]

@@ -7,11 +7,12 @@ themselves.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-from datetime import date, datetime
-from typing import Any
+
+TYPE_CHECKING = False  # `typing` is not imported at run time: see records.py
+if TYPE_CHECKING:
+    from typing import Any
 
 log = logging.getLogger("runtracker")
 
@@ -86,13 +87,17 @@ def count(value: object, what: str = "count") -> int:
 
 def _plain(obj: Any, depth: int, seen: set[int]) -> Any:
     """A JSON-compatible copy of obj: cycles and unknown types become strings, never an error."""
-    if obj is None or isinstance(obj, bool | int | str):
+    if obj is None or isinstance(obj, bool | str):
         return obj if not isinstance(obj, str) else text(obj, JSON_LIMIT)
+    if isinstance(obj, int):
+        return int(obj) if obj.bit_length() <= 64 else f"<int of {obj.bit_length()} bits>"
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else str(obj)
     if depth > _MAX_DEPTH:
         return "<too deep>"
-    if isinstance(obj, datetime | date):
+    from datetime import date  # here: only stats that json cannot encode come this way
+
+    if isinstance(obj, date):  # datetime is a date
         return obj.isoformat()
     if isinstance(obj, bytes | bytearray):
         return text(obj, JSON_LIMIT)
@@ -108,13 +113,18 @@ def _plain(obj: Any, depth: int, seen: set[int]) -> Any:
             seen.discard(id(obj))
     if isinstance(obj, BaseException):
         return f"{type(obj).__name__}: {obj}"
-    return text(repr(obj), MESSAGE_LIMIT)
+    try:
+        return text(repr(obj), MESSAGE_LIMIT)
+    except Exception as exc:  # a __repr__ that raises must not cost the rest of the stats
+        return f"<unprintable {type(obj).__name__}: {type(exc).__name__}>"
 
 
 def to_json(obj: object) -> str | None:
     """Serialise stats or detail to JSON text; None stays None."""
     if obj is None:
         return None
+    import json  # here: most calls of a run have no stats or detail, and `import runtracker` stays cheap
+
     try:
         encoded = json.dumps(obj, allow_nan=False, ensure_ascii=False)
     except (TypeError, ValueError, RecursionError):

@@ -16,65 +16,77 @@ from __future__ import annotations
 
 import os
 import threading
-from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
 
 from .heartbeat import CrashFile, Heartbeat
 from .liveness import Identity, hostname, own_identity
+from .records import Record
 from .storage import StoreCache
 
+TYPE_CHECKING = False  # `typing` is not imported at run time: see records.py
 if TYPE_CHECKING:
+    from typing import Any
+
     from .lifecycle import Ending
     from .storage import Store
 
 
-@dataclass
 class OpenStep:
-    step_id: int
-    name: str
-    started_ms: int  # its started_at, in milliseconds
+    __slots__ = ("step_id", "name", "started_ms")
+
+    def __init__(self, step_id: int, name: str, started_ms: int) -> None:
+        self.step_id = step_id
+        self.name = name
+        self.started_ms = started_ms  # its started_at, in milliseconds
 
 
-@dataclass(eq=False)
 class OpenRun:
     """A run this process has open: what any of its enders (its tracker, a crash hook, the exit hook) needs."""
 
-    store: Store
-    run_id: int
-    pipeline: str
-    club_slug: str | None
-    # The thread that opened it, which owns it: an uncaught exception ends its own thread's runs only.
-    thread: threading.Thread = field(default_factory=threading.current_thread)
-    # Joined, not owned: a Python child of `runtracker exec` records its view, the wrapper ends the run.
-    attached: bool = False
-    steps: dict[int, OpenStep] = field(default_factory=dict)
-    known_steps: set[int] = field(default_factory=set)
-    # Errors recorded and steps ended failure/partial: `with tracker.run()` then ends `partial`, not `success`.
-    problems: int = 0
-    # Crash rows recorded while the run went on (a thread or task died): it can no longer end `success`.
-    crashes: int = 0
-    # An end its owner asked for whose write failed (a lock held too long): any later end of this process
-    # writes this one instead of a guess, the exit hook at the latest.
-    pending: Ending | None = None
-    ended: bool = False  # ended by this process (its tracker, or a crash hook in another thread)
+    __slots__ = ("store", "run_id", "pipeline", "club_slug", "thread", "attached", "steps", "known_steps",
+                 "problems", "crashes", "pending", "ended")
+
+    def __init__(self, store: Store, run_id: int, pipeline: str, club_slug: str | None, *,
+                 attached: bool = False) -> None:
+        self.store = store
+        self.run_id = run_id
+        self.pipeline = pipeline
+        self.club_slug = club_slug
+        # The thread that opened it, which owns it: an uncaught exception ends its own thread's runs only.
+        self.thread = threading.current_thread()
+        # Joined, not owned: a Python child of `runtracker exec` records its view, the wrapper ends the run.
+        self.attached = attached
+        self.steps: dict[int, OpenStep] = {}
+        self.known_steps: set[int] = set()
+        # Errors recorded, steps ended failure/partial: `with tracker.run()` then ends `partial`, not `success`.
+        self.problems = 0
+        # Crash rows recorded while the run went on (a thread or task died): it can no longer end `success`.
+        self.crashes = 0
+        # An end its owner asked for whose write failed (a lock held too long): any later end of this process
+        # writes this one instead of a guess, the exit hook at the latest.
+        self.pending: Ending | None = None
+        self.ended = False  # ended by this process (its tracker, or a crash hook in another thread)
 
 
-@dataclass
 class Hooks:
     """What `runtracker.hooks` installed, and what each replaced (it calls that one, exactly once)."""
 
-    installed: set[str] = field(default_factory=set)
-    previous: dict[str, Any] = field(default_factory=dict)
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    __slots__ = ("installed", "previous", "lock")
+
+    def __init__(self) -> None:
+        self.installed: set[str] = set()
+        self.previous: dict[str, Any] = {}
+        self.lock = threading.Lock()
 
 
-@dataclass
-class Crash:
+class Crash(Record):
     """An in-process death being handled: what the exit hook writes on runs still open afterwards."""
 
-    kind: str
-    message: str
-    stack: str | None
+    __slots__ = ("kind", "message", "stack")
+
+    def __init__(self, kind: str, message: str, stack: str | None) -> None:
+        self.kind = kind
+        self.message = message
+        self.stack = stack
 
 
 class ProcessState:
@@ -114,7 +126,9 @@ class ProcessState:
         if identity is None or identity.pid != os.getpid():
             identity = self._identity = own_identity()
         name = hostname()
-        return identity if identity.hostname == name else replace(identity, hostname=name)
+        if identity.hostname != name:
+            identity = Identity(name, identity.pid, identity.process_started_at, identity.process_key)
+        return identity
 
     # -- fork, and tests ------------------------------------------------------------------------------------
     def after_fork_in_child(self) -> None:

@@ -11,7 +11,6 @@ import functools
 import logging
 import traceback
 from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
 
 from . import attach, config, hooks, lifecycle, reaper, sanitize
 from .clock import iso, now_ms
@@ -22,9 +21,14 @@ from .outcomes import FAILURE, PARTIAL, RUN_OUTCOMES, STEP_OUTCOMES, SUCCESS, no
 from .state import STATE, OpenRun, OpenStep
 from .storage import ALREADY_ENDED, ErrorRow, StepEnd
 
+TYPE_CHECKING = False  # `typing` is not imported at run time: see records.py
+if TYPE_CHECKING:
+    from typing import Any, TypeVar
+
+    F = TypeVar("F", bound=Callable[..., Any])
+
 log = logging.getLogger("runtracker")
 
-F = TypeVar("F", bound=Callable[..., Any])
 
 _MEMBER_KEYS = ("member_identifier", "memberIdentifier", "member", "identifier", "id")
 _MESSAGE_KEYS = ("error_message", "errorMessage", "message", "error", "msg")

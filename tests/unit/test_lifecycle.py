@@ -12,11 +12,6 @@ from runtracker.lifecycle import crash_row, exit_status, format_exception, last_
 
 TRUNCATED = "…[truncated]"
 
-BOOL_REASON = ("exit_status returns a bool as it is (bool is an int): sys.exit(True) or sys.exit(not ok) then "
-               "stores a bool in runs.exit_code, which PostgreSQL rejects (DatatypeMismatch), so the exit hook "
-               "fails and the run stays `running` until the reaper finds it")
-
-
 @pytest.mark.parametrize("code, status", [
     pytest.param(None, 0, id="none-is-0"),
     pytest.param(0, 0, id="zero"),
@@ -25,8 +20,8 @@ BOOL_REASON = ("exit_status returns a bool as it is (bool is an int): sys.exit(T
     pytest.param(-1, -1, id="negative-kept-as-given"),
     pytest.param("bye", 1, id="a-message-is-1"),
     pytest.param(1.5, 1, id="a-float-is-printed-and-1"),
-    pytest.param(True, 1, id="true-is-1", marks=pytest.mark.xfail(strict=True, reason=BOOL_REASON)),
-    pytest.param(False, 0, id="false-is-0", marks=pytest.mark.xfail(strict=True, reason=BOOL_REASON)),
+    pytest.param(True, 1, id="true-is-1"),
+    pytest.param(False, 0, id="false-is-0"),
 ])
 def test_exit_status_is_the_int_sys_exit_gives_the_process(code, status):
     """sys.exit(None) is 0, sys.exit(n) is n, anything else (a message) is 1 — always a plain int."""
@@ -85,10 +80,6 @@ def test_format_exception_gives_the_crash_rows_message_and_stack(make, message, 
         assert part in stack
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "format_exception calls str(exc) unguarded (only the stack is in the try): an uncaught exception whose "
-    "__str__ raises makes the excepthook fail, and the run is recorded as 'process exited without end_run' with "
-    "exit_code 0 and no stack, though the process exits 1"))
 def test_format_exception_of_an_exception_whose_str_raises_still_names_its_type():
     """A broken __str__ costs the text, not the crash row: the message still starts with the type's name."""
     message, stack = format_exception(_raised(Unprintable))

@@ -162,10 +162,7 @@ def test_this_hosts_run_is_judged_by_its_pid_at_once(facts, reason, detail, dead
     pytest.param({"heartbeat_at": None, "started_at": None}, None, id="neither"),
     pytest.param({"heartbeat_at": "yesterday", "started_at": "soon"}, None, id="neither-readable"),
     pytest.param({"heartbeat_at": "yesterday", "started_at": ago(3600)}, 3600.0,
-                 id="unreadable-heartbeat-readable-start", marks=pytest.mark.xfail(strict=True, reason=(
-                     "the docstring says None only 'if neither is a readable time', but `heartbeat_at or "
-                     "started_at` picks any non-empty heartbeat, readable or not: such a run on another host is "
-                     "never judged lost (stays `running` for ever)"))),
+                 id="unreadable-heartbeat-readable-start"),
 ])
 def test_heartbeat_age_is_seconds_since_the_heartbeat_else_the_start(facts, age):
     """Seconds from the last heartbeat (or, without one, the start) to now; None when no time is readable."""

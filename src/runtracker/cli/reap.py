@@ -6,7 +6,6 @@ import json
 import logging
 import signal
 import threading
-from dataclasses import asdict
 from typing import Any
 
 import click
@@ -31,7 +30,7 @@ def json_option(fn: Any) -> Any:
 
 def _printer(as_json: bool) -> reaper.OnReaped:
     def show(lost: reaper.Reaped) -> None:
-        click.echo(json.dumps(asdict(lost)) if as_json else reaper.describe(lost))
+        click.echo(json.dumps(lost.fields()) if as_json else reaper.describe(lost))
 
     return show
 

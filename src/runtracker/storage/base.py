@@ -14,12 +14,15 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
-from typing import Any
 
 from ..clock import now_iso, now_ms
 from ..outcomes import RUNNING
+from ..records import Record
 from . import schema
+
+TYPE_CHECKING = False  # `typing` is not imported at run time: see records.py
+if TYPE_CHECKING:
+    from typing import Any
 
 log = logging.getLogger("runtracker")
 
@@ -49,42 +52,56 @@ OVERRODE_REAPER = "overrode_reaper"  # the owner replaced the reaper's verdict w
 ALREADY_ENDED = "already_ended"  # nothing written: someone else ended it first (or it does not exist)
 
 
-@dataclass(frozen=True)
-class StepEnd:
-    step_id: int
-    outcome: str
-    finished_at: str
-    duration_ms: int
-    created: int = 0
-    updated: int = 0
-    skipped: int = 0
-    failed: int = 0
-    detail_json: str | None = None
+class StepEnd(Record):
+    """How one step ends."""
+
+    __slots__ = ("step_id", "outcome", "finished_at", "duration_ms", "created", "updated", "skipped", "failed",
+                 "detail_json")
+
+    def __init__(self, step_id: int, outcome: str, finished_at: str, duration_ms: int, created: int = 0,
+                 updated: int = 0, skipped: int = 0, failed: int = 0, detail_json: str | None = None) -> None:
+        self.step_id = step_id
+        self.outcome = outcome
+        self.finished_at = finished_at
+        self.duration_ms = duration_ms
+        self.created = created
+        self.updated = updated
+        self.skipped = skipped
+        self.failed = failed
+        self.detail_json = detail_json
 
 
-@dataclass(frozen=True)
-class RunEnd:
+class RunEnd(Record):
     """Everything one end of a run writes (built inside `end_run`'s transaction from `RunFacts`)."""
 
-    outcome: str
-    finished_at: str
-    duration_ms: int
-    summary_json: str | None = None
-    exit_code: int | None = None
-    steps: Sequence[StepEnd] = ()  # ends of the steps still open; applied only to steps still open
-    errors: Sequence[ErrorRow] = ()  # e.g. the crash row
-    reaped: tuple[str, str] | None = None  # (reaped_at, reason) when the reaper ends the run
-    output_tail: str | None = None  # `runtracker exec`: the end of the command's output
+    __slots__ = ("outcome", "finished_at", "duration_ms", "summary_json", "exit_code", "steps", "errors", "reaped",
+                 "output_tail")
+
+    def __init__(self, outcome: str, finished_at: str, duration_ms: int, summary_json: str | None = None,
+                 exit_code: int | None = None, steps: Sequence[StepEnd] = (), errors: Sequence[ErrorRow] = (),
+                 reaped: tuple[str, str] | None = None, output_tail: str | None = None) -> None:
+        self.outcome = outcome
+        self.finished_at = finished_at
+        self.duration_ms = duration_ms
+        self.summary_json = summary_json
+        self.exit_code = exit_code
+        self.steps = steps  # ends of the steps still open; applied only to steps still open
+        self.errors = errors  # e.g. the crash row
+        self.reaped = reaped  # (reaped_at, reason) when the reaper ends the run
+        self.output_tail = output_tail  # `runtracker exec`: the end of the command's output
 
 
-@dataclass
-class RunFacts:
+class RunFacts(Record):
     """What the database holds about a run at the moment it is ended, read under the run's lock."""
 
-    run: dict[str, Any]  # the runs row (RUN_COLUMNS)
-    open_steps: list[dict[str, Any]]  # id, step_name, started_at of its steps not yet ended, oldest first
-    last_activity: Callable[[], str | None]  # its latest step start or end or error time (one more query)
-    now_ms: int  # the moment the run's lock was taken: what is committed on the run happened before it
+    __slots__ = ("run", "open_steps", "last_activity", "now_ms")
+
+    def __init__(self, run: dict[str, Any], open_steps: list[dict[str, Any]],
+                 last_activity: Callable[[], str | None], now_ms: int) -> None:
+        self.run = run  # the runs row (RUN_COLUMNS)
+        self.open_steps = open_steps  # id, step_name, started_at of its steps not yet ended, oldest first
+        self.last_activity = last_activity  # its latest step start or end or error time (one more query)
+        self.now_ms = now_ms  # the moment the run's lock was taken: what is committed on the run came before
 
 
 class Store(ABC):

@@ -11,22 +11,26 @@ one dialect needs is an `Only(dialect, sql)`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from ..records import Record
 
 
-@dataclass(frozen=True)
-class Only:
+class Only(Record):
     """A statement for one dialect only."""
 
-    dialect: str
-    sql: str
+    __slots__ = ("dialect", "sql")
+
+    def __init__(self, dialect: str, sql: str) -> None:
+        self.dialect = dialect
+        self.sql = sql
 
 
-@dataclass(frozen=True)
-class Migration:
-    version: int
-    name: str
-    statements: tuple[str | Only, ...]
+class Migration(Record):
+    __slots__ = ("version", "name", "statements")
+
+    def __init__(self, version: int, name: str, statements: tuple[str | Only, ...]) -> None:
+        self.version = version
+        self.name = name
+        self.statements = statements
 
 
 PK = {

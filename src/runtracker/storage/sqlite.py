@@ -8,9 +8,12 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
 
 from .base import Store
+
+TYPE_CHECKING = False  # `typing` is not imported at run time: see records.py
+if TYPE_CHECKING:
+    from typing import Any
 
 BUSY_TIMEOUT_S = 10.0
 # A crash is recorded even while a foreign process holds the write lock for a while.
