@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench bench-quick bench-peers bench-reaper bench-load clean
+.PHONY: demo test test-fast lint bench bench-quick bench-peers bench-reaper bench-load clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q -n 2 tests
+
+# The inner loop: every test that runs in-process (no real subprocess), on SQLite and PostgreSQL.
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -n 2 -m "not subprocess" tests
 
 lint: $(STAMP)
 	$(PY) -m pip install --quiet ruff mypy types-psutil

@@ -16,8 +16,23 @@ sys.path.insert(0, os.path.dirname(__file__))
 from helpers import BACKENDS, drop_db_url, make_db_url  # noqa: E402
 
 
+# Whole files of tests that start real processes (pipelines that really crash, reapers, wrappers, servers
+# cut off by a proxy); elsewhere such a test is marked `@pytest.mark.subprocess` by hand. `make test-fast`
+# leaves them out; `make test` runs everything.
+SUBPROCESS_PATHS = ("crash/", "reaper/", "exec/", "test_load.py", "test_cli_migrate.py", "storage/test_postgres_store.py")
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "swallows: the test expects the never-raise guard to swallow errors")
+    config.addinivalue_line("markers", "subprocess: the test starts real processes (not in `make test-fast`)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    here = os.path.dirname(__file__)
+    for item in items:
+        path = os.path.relpath(str(item.path), here).replace(os.sep, "/")
+        if path.startswith(SUBPROCESS_PATHS):
+            item.add_marker(pytest.mark.subprocess)
 
 
 @pytest.fixture(params=BACKENDS)

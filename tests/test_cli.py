@@ -39,6 +39,7 @@ def test_selftest_records_the_seed_self_test_run(db_url):
     assert [e["member_identifier"] for e in shown["errors"]] == ["TEST001", "TEST002", "TEST003", None]
 
 
+@pytest.mark.subprocess
 def test_python_m_runtracker_selftest_uses_the_environment_database(tmp_path, sqlite_url):
     """`python -m runtracker selftest` is the same CLI and honours RUNTRACKER_DB."""
     result = subprocess.run([sys.executable, "-m", "runtracker", "selftest"], env=app_env(sqlite_url),

@@ -8,6 +8,8 @@ import threading
 import time
 from contextlib import contextmanager
 
+import pytest
+
 from helpers import Db, app_env, open_fresh
 from runtracker.storage import ALREADY_ENDED, ENDED, OVERRODE_REAPER, RunEnd, StepEnd, schema
 
@@ -69,6 +71,7 @@ def test_a_database_at_version_1_is_upgraded_without_losing_rows(db_url):
     store.close()
 
 
+@pytest.mark.subprocess
 def test_several_processes_migrating_at_once_apply_each_migration_once(db_url):
     """Six processes opening a fresh database at the same moment all succeed; each version is recorded once."""
     code = (
