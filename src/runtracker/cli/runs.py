@@ -69,7 +69,7 @@ def show_command(db: str | None, run_id: int, as_json: bool) -> None:
         return
     click.echo(f"run {run['id']}  {run['pipeline']}  {run['outcome'].upper()}")
     for key in ("club_slug", "started_at", "finished_at", "heartbeat_at", "hostname", "pid", "exit_code",
-                "reaped_at", "reap_reason"):
+                "reaped_at", "reap_reason", "ended_by"):
         if run.get(key) is not None:
             click.echo(f"  {key:<13} {run[key]}")
     click.echo(f"  {'duration':<13} {_duration(run['duration_ms'])}")

@@ -258,24 +258,17 @@ class Store(ABC):
 
         def write() -> str:
             with self.crash_transaction() if crash else self.transaction() as cur:
-                cur.execute(self.sql(f"SELECT {RUN_COLUMNS} FROM runs WHERE id = ?" + self.lock_run_row), (run_id,))
-                rows = _dicts(cur)
-                if not rows:
+                facts = self._lock_run(cur, run_id)
+                if facts is None:
                     return ALREADY_ENDED
-                run = rows[0]
-                if run["outcome"] == RUNNING:
+                if facts.run["outcome"] == RUNNING:
                     result = ENDED
-                elif by_owner and run["ended_by"] == REAPER:
+                elif by_owner and facts.run["ended_by"] == REAPER:
                     result = OVERRODE_REAPER
                 else:
                     return ALREADY_ENDED
-                cur.execute(self.sql("SELECT id, step_name, started_at FROM run_steps"
-                                     " WHERE run_id = ? AND finished_at IS NULL ORDER BY id"), (run_id,))
-                end = build(RunFacts(run, _dicts(cur), lambda: self._last_activity(cur, run_id), now_ms()))
-                for step in end.steps:
-                    self._finish_step(cur, step, only_open=True)
-                if end.errors:
-                    self._insert_errors(cur, end.errors)
+                end = build(facts)
+                self._end_steps_and_add_errors(cur, end.steps, end.errors)
                 reaped_at, reason = end.reaped or (None, None)
                 cur.execute(
                     self.sql(self._FINISH_RUN),
@@ -308,6 +301,22 @@ class Store(ABC):
         " UNION ALL SELECT MAX(created_at) FROM run_errors WHERE run_id = ?) AS activity"
     )
 
+    def _lock_run(self, cur: Any, run_id: int) -> RunFacts | None:
+        """Inside an end's transaction: lock the run and read what its end is built from; None if it is gone."""
+        cur.execute(self.sql(f"SELECT {RUN_COLUMNS} FROM runs WHERE id = ?" + self.lock_run_row), (run_id,))
+        rows = _dicts(cur)
+        if not rows:
+            return None
+        cur.execute(self.sql("SELECT id, step_name, started_at FROM run_steps"
+                             " WHERE run_id = ? AND finished_at IS NULL ORDER BY id"), (run_id,))
+        return RunFacts(rows[0], _dicts(cur), lambda: self._last_activity(cur, run_id), now_ms())
+
+    def _end_steps_and_add_errors(self, cur: Any, steps: Sequence[StepEnd], errors: Sequence[ErrorRow]) -> None:
+        for step in steps:
+            self._finish_step(cur, step, only_open=True)
+        if errors:
+            self._insert_errors(cur, errors)
+
     def _last_activity(self, cur: Any, run_id: int) -> str | None:
         cur.execute(self.sql(self._LAST_ACTIVITY), (run_id, run_id, run_id))
         value = cur.fetchone()[0]
@@ -322,18 +331,11 @@ class Store(ABC):
 
         def write() -> bool:
             with self.crash_transaction() if crash else self.transaction() as cur:
-                cur.execute(self.sql(f"SELECT {RUN_COLUMNS} FROM runs WHERE id = ?" + self.lock_run_row), (run_id,))
-                rows = _dicts(cur)
-                if not rows or rows[0]["outcome"] != RUNNING:
+                facts = self._lock_run(cur, run_id)
+                if facts is None or facts.run["outcome"] != RUNNING:
                     return False
-                cur.execute(self.sql("SELECT id, step_name, started_at FROM run_steps"
-                                     " WHERE run_id = ? AND finished_at IS NULL ORDER BY id"), (run_id,))
-                steps, errors, summary_json = build(
-                    RunFacts(rows[0], _dicts(cur), lambda: self._last_activity(cur, run_id), now_ms()))
-                for step in steps:
-                    self._finish_step(cur, step, only_open=True)
-                if errors:
-                    self._insert_errors(cur, errors)
+                steps, errors, summary_json = build(facts)
+                self._end_steps_and_add_errors(cur, steps, errors)
                 cur.execute(self.sql("UPDATE runs SET summary_json = ? WHERE id = ?"), (summary_json, run_id))
                 return True
 
