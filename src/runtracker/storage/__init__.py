@@ -16,6 +16,8 @@ from .base import (
     OWNER,
     REAPER,
     ErrorRow,
+    ForeignDatabase,
+    NoDatabase,
     RunEnd,
     RunFacts,
     StepEnd,
@@ -29,6 +31,8 @@ __all__ = [
     "OWNER",
     "REAPER",
     "ErrorRow",
+    "ForeignDatabase",
+    "NoDatabase",
     "RunEnd",
     "RunFacts",
     "StepEnd",
@@ -38,8 +42,12 @@ __all__ = [
 ]
 
 
-def open_store(db: object = None) -> Store:
-    """A new store for `db` (argument, $RUNTRACKER_DB or the default), its schema upgraded to the latest."""
+def open_store(db: object = None, *, create: bool = True) -> Store:
+    """A new store for `db` (argument, $RUNTRACKER_DB or the default), its schema upgraded to the latest.
+
+    `create=False` (read-only commands): NoDatabase instead of creating a database file, its directory, or
+    runtracker's tables in an empty PostgreSQL database. ForeignDatabase for a database whose tables of these
+    names another tool made: it is left exactly as found."""
     url = db if isinstance(db, DatabaseURL) else resolve_db(db)
     if url.scheme == "postgresql":
         from .postgres import PostgresStore  # the driver is imported only when Postgres is used
@@ -48,9 +56,14 @@ def open_store(db: object = None) -> Store:
     else:
         from .sqlite import SQLiteStore
 
-        store = SQLiteStore(url.target)
-    store.upgrade_schema()
-    return store
+        store = SQLiteStore(url.target, create=create)
+    try:
+        if not create and not store.has_tables():
+            raise NoDatabase(f"there are no runtracker tables in {store.url}")
+        return store.open()
+    except BaseException:
+        store.close()
+        raise
 
 
 class StoreCache:

@@ -104,6 +104,32 @@ class RunFacts(Record):
         self.now_ms = now_ms  # the moment the run's lock was taken: what is committed on the run came before
 
 
+class NoDatabase(Exception):
+    """There is no database at the place given (and the caller asked not to create one)."""
+
+
+class ForeignDatabase(Exception):
+    """The database holds tables of the same names that neither runtracker nor the original tool made: it is
+    left exactly as it was found."""
+
+
+# The columns of the seed's tables that every database we write to must have (the original tool's own
+# databases have exactly these; runtracker's have more).
+SEED_COLUMNS = {
+    "runs": ("id", "club_slug", "pipeline", "started_at", "finished_at", "duration_ms", "outcome", "total_created",
+             "total_updated", "total_skipped", "total_failed", "summary_json"),
+    "run_steps": ("id", "run_id", "club_slug", "step_name", "started_at", "finished_at", "duration_ms", "outcome",
+                  "created_count", "updated_count", "skipped_count", "failed_count", "detail_json"),
+    "run_errors": ("id", "run_id", "run_step_id", "club_slug", "step_name", "member_identifier", "error_message",
+                   "error_stack", "created_at"),
+}
+NOT_OURS = (
+    "the database at {url} has a `{table}` table that is not runtracker's nor the original tool's (it lacks "
+    "{missing}); runtracker leaves it as it is and records nothing there: point RUNTRACKER_DB (or --db) at "
+    "another database"
+)
+
+
 class Store(ABC):
     """A database holding runs, run_steps and run_errors."""
 
@@ -157,6 +183,33 @@ class Store(ABC):
         run from being ended until this commits (a backend whose writers do not serialise takes a share lock on
         the run's row here)."""
         return None
+
+    # -- opening ----------------------------------------------------------------------------------------------
+    def open(self) -> Store:
+        """Make sure the database is ours (or empty), then prepare the connection and upgrade the schema.
+
+        A database whose `runs`, `run_steps` or `run_errors` table lacks the seed's columns belongs to another
+        tool: ForeignDatabase, before anything is written to it (SQLite's journal mode included)."""
+        for table, required in SEED_COLUMNS.items():
+            present = set(self._columns(table))
+            missing = [column for column in required if column not in present]
+            if present and missing:
+                raise ForeignDatabase(NOT_OURS.format(url=self.url, table=table, missing=", ".join(missing)))
+        self._prepare()
+        self.upgrade_schema()
+        return self
+
+    def _prepare(self) -> None:
+        """Connection settings that write to the database (SQLite's journal mode)."""
+        return None
+
+    @abstractmethod
+    def _columns(self, table: str) -> list[str]:
+        """The columns of a table; empty if there is no such table."""
+
+    def has_tables(self) -> bool:
+        """Whether the database holds runtracker's (or the original tool's) tables."""
+        return bool(self._columns("runs"))
 
     # -- schema --------------------------------------------------------------------------------------------
     def upgrade_schema(self) -> int:

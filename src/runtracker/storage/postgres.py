@@ -253,6 +253,11 @@ class PostgresStore(Store):
             cached = self._sql_cache[sql] = to_pyformat(sql)
         return cached
 
+    def _columns(self, table: str) -> list[str]:
+        rows = self.read("SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema()"
+                         " AND table_name = ? ORDER BY ordinal_position", (table,))
+        return [row["column_name"] for row in rows]
+
     def _lock_for_upgrade(self, cur: Any) -> None:
         # Several processes starting at once: the first applies the migrations, the others wait here and then
         # find them applied. CREATE TABLE IF NOT EXISTS alone is not safe under concurrency in PostgreSQL.

@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
-from .base import Store
+from .base import NoDatabase, Store
 
 TYPE_CHECKING = False  # `typing` is not imported at run time: see records.py
 if TYPE_CHECKING:
@@ -23,20 +23,28 @@ CRASH_BUSY_TIMEOUT_MS = 20_000
 class SQLiteStore(Store):
     dialect = "sqlite"
 
-    def __init__(self, path: str, *, synchronous: str = "NORMAL") -> None:
+    def __init__(self, path: str, *, synchronous: str = "NORMAL", create: bool = True) -> None:
         super().__init__()
         self.path = path
         self.url = f"sqlite:///{path}"
+        if not create and not os.path.exists(path):
+            raise NoDatabase(f"there is no database at {path}")
         directory = os.path.dirname(path)
         if directory:
             os.makedirs(directory, exist_ok=True)
         # isolation_level=None: we issue BEGIN IMMEDIATE ourselves. In WAL a transaction that starts as a read
         # and later writes gets SQLITE_BUSY at once, without waiting for the busy timeout.
         self._conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+        self._synchronous = synchronous
+
+    def _prepare(self) -> None:
+        # Only once the file is known to be ours (or new): a file another tool made keeps its journal mode.
         self._enable_wal()
         # NORMAL in WAL is durable against a process crash (not against power loss); FULL is selectable.
-        self._conn.execute(f"PRAGMA synchronous={synchronous}")
-        self._owner = threading.get_ident()
+        self._conn.execute(f"PRAGMA synchronous={self._synchronous}")
+
+    def _columns(self, table: str) -> list[str]:
+        return [row["name"] for row in self.read(f"PRAGMA table_info({table})")]
 
     def _enable_wal(self) -> None:
         # Several processes opening a new database at once: switching it to WAL needs an exclusive lock, and
