@@ -56,7 +56,7 @@ class OpenRun:
         # Joined, not owned: a Python child of `runtracker exec` records its view, the wrapper ends the run.
         self.attached = attached
         self.steps: dict[int, OpenStep] = {}
-        self.known_steps: set[int] = set()
+        self.known_steps: dict[int, str] = {}  # every step it started: id -> name
         # Errors recorded, steps ended failure/partial: `with tracker.run()` then ends `partial`, not `success`.
         self.problems = 0
         # Crash rows recorded while the run went on (a thread or task died): it can no longer end `success`.

@@ -20,6 +20,7 @@ from .lifecycle import EXCEPTION, EXIT, KEYBOARD_INTERRUPT, Ending
 from .outcomes import FAILURE, PARTIAL, RUN_OUTCOMES, STEP_OUTCOMES, SUCCESS, normalize_outcome
 from .state import STATE, OpenRun, OpenStep
 from .storage import ALREADY_ENDED, ErrorRow, StepEnd
+from .storage.schema import DEFAULT_CLUB_SLUG, NO_MESSAGE, NO_STEP
 
 TYPE_CHECKING = False  # `typing` is not imported at run time: see records.py
 if TYPE_CHECKING:
@@ -42,7 +43,8 @@ class RunTracker:
         pipeline: the pipeline's name, e.g. "nikki".
         db: a path or ``sqlite:///`` / ``postgresql://`` URL; default $RUNTRACKER_DB, else
             ./data/dashboard.sqlite.
-        club_slug: stored on every row, as the seed does.
+        club_slug: stored on every row, as the seed does; None means the seed's default, "rondo" (the column is
+            NOT NULL, as in the original tool's database).
         retention_days: runs older than this are deleted at start_run; 0 keeps everything.
         heartbeat_s: how often the process's open runs get a fresh `heartbeat_at`; default
             $RUNTRACKER_HEARTBEAT_S, else 10 s.
@@ -54,7 +56,7 @@ class RunTracker:
                  retention_days: int | None = None, heartbeat_s: float | None = None,
                  heartbeat_timeout_s: float | None = None) -> None:
         self.pipeline = sanitize.name(pipeline)
-        self.club_slug = None if club_slug is None else sanitize.name(club_slug)
+        self.club_slug = DEFAULT_CLUB_SLUG if club_slug is None else sanitize.name(club_slug)
         self.retention_days = config.retention_days(retention_days)
         self.heartbeat_s = config.heartbeat_interval_s(heartbeat_s)
         self.heartbeat_timeout_s = config.heartbeat_timeout_s(heartbeat_timeout_s)
@@ -102,7 +104,7 @@ class RunTracker:
             log.warning("runtracker: start_step(%r) after run %s had ended; not recorded", name, run.run_id)
             return None
         run.steps[step_id] = OpenStep(step_id, name, started_ms)
-        run.known_steps.add(step_id)
+        run.known_steps[step_id] = name
         return step_id
 
     @guarded(False)
@@ -141,8 +143,8 @@ class RunTracker:
         run = self._require_run("record_error")
         if run is not None:
             step_id = _known_step(run, step_id)
-            run.store.insert_errors([self._error_row(run, _step_name(step_name), step_id, member_identifier,
-                                                     error_message, error_stack, iso(now_ms()))])
+            run.store.insert_errors([self._error_row(run, _step_name(run, step_name, step_id), step_id,
+                                                     member_identifier, error_message, error_stack, iso(now_ms()))])
             run.problems += 1
 
     @guarded(None)
@@ -157,7 +159,7 @@ class RunTracker:
             return
         at = iso(now_ms())
         step_id = _known_step(run, step_id)
-        name = _step_name(step_name)  # once for every row
+        name = _step_name(run, step_name, step_id)  # once for every row
         if isinstance(errors, int | float) and not isinstance(errors, bool):
             n = sanitize.count(errors, "error count")
             if n:
@@ -252,11 +254,11 @@ class RunTracker:
     def _error_row(self, run: OpenRun, step_name: str | None, step_id: object, member: object,
                    message: object, stack: object, at: str) -> ErrorRow:
         """One run_errors row; `step_name` is already clean (`_step_name`). Runs once per row of record_errors,
-        hence the inlined None checks."""
+        hence the inlined None checks. The message is NOT NULL in the original tool's schema, as ours."""
         return (
             run.run_id, step_id, self.club_slug, step_name,  # type: ignore[return-value]
             None if member is None else sanitize.text(member, sanitize.NAME_LIMIT),
-            sanitize.text("(no message)" if message is None else message, sanitize.MESSAGE_LIMIT),
+            sanitize.text(NO_MESSAGE if message is None else message, sanitize.MESSAGE_LIMIT),
             None if stack is None else sanitize.text(stack, sanitize.STACK_LIMIT), at,
         )
 
@@ -309,8 +311,16 @@ def _known_step(run: OpenRun, step_id: object) -> int | None:
     return None
 
 
-def _step_name(step_name: object) -> str | None:
-    return None if step_name is None else sanitize.name(step_name)
+def _step_name(run: OpenRun, step_name: object, step_id: int | None) -> str:
+    """The step name an error is recorded under (NOT NULL in the original tool's schema, as in ours): the name
+    given; else the name of the step given by id; else the step in progress (the latest still open); else
+    NO_STEP, for an error of the run as a whole."""
+    if step_name is not None:
+        return sanitize.name(step_name)
+    if step_id is not None and step_id in run.known_steps:
+        return run.known_steps[step_id]
+    current = next(reversed(run.steps.values()), None)
+    return current.name if current is not None else NO_STEP
 
 
 def _error_fields(item: object) -> tuple[object, object, object]:

@@ -213,7 +213,12 @@ class Store(ABC):
 
     # -- schema --------------------------------------------------------------------------------------------
     def upgrade_schema(self) -> int:
-        """Bring the schema to the latest version; returns the version the database had before."""
+        """Bring the schema to the latest version; returns the version the database had before.
+
+        An up-to-date database is only read: a process starting while another holds the write lock for long
+        does not wait for it here (its start_run then waits, and is written later if need be)."""
+        if self._columns("schema_migrations") and self.schema_version() >= schema.LATEST:
+            return schema.LATEST
         with self.transaction() as cur:
             self._lock_for_upgrade(cur)
             cur.execute(schema.BOOKKEEPING)
@@ -222,13 +227,22 @@ class Store(ABC):
             for migration in schema.MIGRATIONS:
                 if migration.version <= current:
                     continue
-                for statement in schema.statements(migration, self.dialect):
-                    self._apply(cur, statement)
+                for step in schema.statements(migration, self.dialect):
+                    if isinstance(step, schema.Call):
+                        getattr(self, step.method)(cur)
+                    else:
+                        self._apply(cur, step)
                 cur.execute(
                     self.sql("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)"),
                     (migration.version, migration.name, now_iso()),
                 )
         return int(current)
+
+    @abstractmethod
+    def conform_seed_tables(self, cur: Any) -> None:
+        """Migration 6: make the three tables' definitions the original tool's (see schema.SEED_TABLES),
+        keeping every row and every other column; empty club_slug, step_name and error_message get the
+        defaults (schema.DEFAULT_CLUB_SLUG, NO_STEP, NO_MESSAGE)."""
 
     def _lock_for_upgrade(self, cur: Any) -> None:
         """Make concurrent upgrades wait for each other (SQLite's BEGIN IMMEDIATE already does)."""

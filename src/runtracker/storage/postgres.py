@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from . import schema
 from .base import Store
 
 MISSING_DRIVER = (
@@ -252,6 +253,21 @@ class PostgresStore(Store):
         if cached is None:
             cached = self._sql_cache[sql] = to_pyformat(sql)
         return cached
+
+    def conform_seed_tables(self, cur: Any) -> None:
+        # In place: an UPDATE of the empty values, then the constraints. SET NOT NULL reads the table once.
+        counts = {"runs": ("total_created", "total_updated", "total_skipped", "total_failed"),
+                  "run_steps": ("created_count", "updated_count", "skipped_count", "failed_count"), "run_errors": ()}
+        fill = {"club_slug": schema.DEFAULT_CLUB_SLUG, "step_name": schema.NO_STEP,
+                "error_message": schema.NO_MESSAGE}
+        for table, count_columns in counts.items():
+            required = ["club_slug"] + (["step_name", "error_message"] if table == "run_errors" else [])
+            for column in required:
+                cur.execute(f"UPDATE {table} SET {column} = %s WHERE {column} IS NULL", (fill[column],))
+            changes = [f"ALTER COLUMN club_slug SET DEFAULT '{schema.DEFAULT_CLUB_SLUG}'"]
+            changes += [f"ALTER COLUMN {column} SET NOT NULL" for column in required]
+            changes += [f"ALTER COLUMN {column} DROP NOT NULL" for column in count_columns]
+            cur.execute(f"ALTER TABLE {table} " + ", ".join(changes))
 
     def _columns(self, table: str) -> list[str]:
         rows = self.read("SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema()"

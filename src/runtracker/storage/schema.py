@@ -27,7 +27,7 @@ class Only(Record):
 class Migration(Record):
     __slots__ = ("version", "name", "statements")
 
-    def __init__(self, version: int, name: str, statements: tuple[str | Only, ...]) -> None:
+    def __init__(self, version: int, name: str, statements: tuple[str | Only | Call, ...]) -> None:
         self.version = version
         self.name = name
         self.statements = statements
@@ -43,53 +43,79 @@ BOOKKEEPING = (
     " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
 )
 
-MIGRATIONS: tuple[Migration, ...] = (
-    Migration(
-        1,
-        "seed schema: runs, run_steps, run_errors",
-        (
-            """CREATE TABLE IF NOT EXISTS runs (
+# The original tool's three tables, column for column (its own INSERTs name only these columns and rely on the
+# defaults; its dashboard filters every table on club_slug = 'rondo'). `{table}` is the name to create.
+SEED_TABLES = {
+    "runs": """CREATE TABLE IF NOT EXISTS {table} (
                 id {pk},
-                club_slug TEXT,
+                club_slug TEXT NOT NULL DEFAULT 'rondo',
                 pipeline TEXT NOT NULL,
                 started_at TEXT NOT NULL,
                 finished_at TEXT,
                 duration_ms INTEGER,
                 outcome TEXT NOT NULL DEFAULT 'running'
                     CHECK (outcome IN ('success', 'failure', 'running', 'partial')),
-                total_created INTEGER NOT NULL DEFAULT 0,
-                total_updated INTEGER NOT NULL DEFAULT 0,
-                total_skipped INTEGER NOT NULL DEFAULT 0,
-                total_failed INTEGER NOT NULL DEFAULT 0,
+                total_created INTEGER DEFAULT 0,
+                total_updated INTEGER DEFAULT 0,
+                total_skipped INTEGER DEFAULT 0,
+                total_failed INTEGER DEFAULT 0,
                 summary_json TEXT
             )""",
-            """CREATE TABLE IF NOT EXISTS run_steps (
+    "run_steps": """CREATE TABLE IF NOT EXISTS {table} (
                 id {pk},
                 run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
-                club_slug TEXT,
+                club_slug TEXT NOT NULL DEFAULT 'rondo',
                 step_name TEXT NOT NULL,
                 started_at TEXT NOT NULL,
                 finished_at TEXT,
                 duration_ms INTEGER,
                 outcome TEXT CHECK (outcome IN ('success', 'failure', 'skipped', 'partial')),
-                created_count INTEGER NOT NULL DEFAULT 0,
-                updated_count INTEGER NOT NULL DEFAULT 0,
-                skipped_count INTEGER NOT NULL DEFAULT 0,
-                failed_count INTEGER NOT NULL DEFAULT 0,
+                created_count INTEGER DEFAULT 0,
+                updated_count INTEGER DEFAULT 0,
+                skipped_count INTEGER DEFAULT 0,
+                failed_count INTEGER DEFAULT 0,
                 detail_json TEXT
             )""",
-            """CREATE TABLE IF NOT EXISTS run_errors (
+    "run_errors": """CREATE TABLE IF NOT EXISTS {table} (
                 id {pk},
                 run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
                 run_step_id INTEGER REFERENCES run_steps(id) ON DELETE CASCADE,
-                club_slug TEXT,
-                step_name TEXT,
+                club_slug TEXT NOT NULL DEFAULT 'rondo',
+                step_name TEXT NOT NULL,
                 member_identifier TEXT,
-                error_message TEXT,
+                error_message TEXT NOT NULL,
                 error_stack TEXT,
                 created_at TEXT NOT NULL
             )""",
-        ),
+}
+# The original tool's indexes, under its names.
+SEED_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS idx_runs_club_pipeline ON runs (club_slug, pipeline, started_at)",
+    "CREATE INDEX IF NOT EXISTS idx_run_steps_run_id ON run_steps (run_id)",
+    "CREATE INDEX IF NOT EXISTS idx_run_errors_run_id ON run_errors (run_id)",
+    "CREATE INDEX IF NOT EXISTS idx_run_errors_club_step ON run_errors (club_slug, step_name, created_at)",
+)
+# What the original's NOT NULL columns get where an earlier runtracker left them empty (and what runtracker
+# writes when it is given nothing): the original dashboard shows club 'rondo' only.
+DEFAULT_CLUB_SLUG = "rondo"
+NO_STEP = "(run)"  # run_errors.step_name of an error recorded outside any step
+NO_MESSAGE = "(no message)"
+
+
+class Call(Record):
+    """A migration step that is code, not one statement: the store's method of that name, in the transaction."""
+
+    __slots__ = ("method",)
+
+    def __init__(self, method: str) -> None:
+        self.method = method
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "seed schema: runs, run_steps, run_errors",
+        (*(ddl.replace("{table}", table) for table, ddl in SEED_TABLES.items()), *SEED_INDEXES),
     ),
     Migration(
         2,
@@ -151,15 +177,34 @@ MIGRATIONS: tuple[Migration, ...] = (
             Only("postgresql", "ALTER TABLE run_steps ALTER COLUMN duration_ms TYPE BIGINT"),
         ),
     ),
+    Migration(
+        6,
+        "the original tool's table definitions exactly: club_slug NOT NULL DEFAULT 'rondo', run_errors.step_name "
+        "and error_message NOT NULL, counts nullable with DEFAULT 0, and its indexes",
+        (
+            # Earlier runtracker versions declared club_slug without a default, so the original tool's INSERTs
+            # (which name only its own columns) left it NULL and its dashboard never showed those runs. Empty
+            # values become the defaults above; SQLite rebuilds the tables (it cannot alter a column), PostgreSQL
+            # alters them in place. A database the original tool made already conforms and is left alone.
+            Call("conform_seed_tables"),
+            *SEED_INDEXES,
+            # The same as two of the original's, under runtracker's old names.
+            "DROP INDEX IF EXISTS idx_run_steps_run",
+            "DROP INDEX IF EXISTS idx_run_errors_run",
+        ),
+    ),
 )
 
 LATEST = MIGRATIONS[-1].version
 
 
-def statements(migration: Migration, dialect: str) -> list[str]:
-    """The migration's statements for one dialect, ready to execute."""
-    chosen = []
+def statements(migration: Migration, dialect: str) -> list[str | Call]:
+    """The migration's steps for one dialect: SQL ready to execute, or a Call of the store's code."""
+    chosen: list[str | Call] = []
     for statement in migration.statements:
+        if isinstance(statement, Call):
+            chosen.append(statement)
+            continue
         if isinstance(statement, Only):
             if statement.dialect != dialect:
                 continue

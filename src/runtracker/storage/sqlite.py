@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
+from . import schema
 from .base import NoDatabase, Store
 
 TYPE_CHECKING = False  # `typing` is not imported at run time: see records.py
@@ -95,6 +96,48 @@ class SQLiteStore(Store):
             names = [d[0] for d in cur.description]
             return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
+    def conform_seed_tables(self, cur: Any) -> None:
+        # SQLite cannot change a column's constraints: each table that differs is rebuilt, as SQLite's own
+        # documentation describes (a new table, the rows copied, the old one dropped, the new one renamed, its
+        # indexes and triggers made again), inside the migration's transaction: all of it or none of it.
+        cur.execute("PRAGMA foreign_keys")
+        if cur.fetchone()[0]:  # dropping `runs` would then delete every step and error through ON DELETE CASCADE
+            raise RuntimeError("cannot conform the tables while SQLite enforces foreign keys (PRAGMA foreign_keys)")
+        for table, ddl in schema.SEED_TABLES.items():
+            self._conform_table(cur, table, ddl)
+
+    def _conform_table(self, cur: Any, table: str, ddl: str) -> None:
+        new = f"{table}__conformed"
+        cur.execute(f"DROP TABLE IF EXISTS {new}")
+        cur.execute(ddl.replace("{table}", new).replace("{pk}", schema.PK["sqlite"]))
+        old = _table_info(cur, table)
+        target = _table_info(cur, new)
+        if all(old.get(name, (None,))[1:] == spec[1:] for name, spec in target.items()):
+            cur.execute(f"DROP TABLE {new}")  # made by the original tool, or conformed already
+            return
+        for name, (declared, notnull, default) in old.items():
+            if name not in target:  # runtracker's own columns, and any another tool added: kept as they are
+                cur.execute(f'ALTER TABLE {new} ADD COLUMN "{name}" {declared}'
+                            + (f" DEFAULT {default}" if default is not None else "")
+                            + (" NOT NULL" if notnull and default is not None else ""))
+        fill = {"club_slug": f"'{schema.DEFAULT_CLUB_SLUG}'"}
+        if table == "run_errors":
+            fill.update(step_name=f"'{schema.NO_STEP}'", error_message=f"'{schema.NO_MESSAGE}'")
+        columns = ", ".join(f'"{name}"' for name in old)
+        values = ", ".join(f'COALESCE("{name}", {fill[name]})' if name in fill else f'"{name}"' for name in old)
+        cur.execute("SELECT type, sql FROM sqlite_master WHERE tbl_name = ? AND type IN ('index', 'trigger')"
+                    " AND sql IS NOT NULL", (table,))
+        dependents = [sql for _, sql in cur.fetchall()]
+        cur.execute("SELECT seq FROM sqlite_sequence WHERE name = ?", (table,))
+        sequence = cur.fetchone()
+        cur.execute(f"INSERT INTO {new} ({columns}) SELECT {values} FROM {table}")
+        cur.execute(f"DROP TABLE {table}")
+        cur.execute(f"ALTER TABLE {new} RENAME TO {table}")
+        for sql in dependents:
+            cur.execute(sql)
+        if sequence is not None:  # ids of deleted runs are never given out again
+            cur.execute("UPDATE sqlite_sequence SET seq = MAX(seq, ?) WHERE name = ?", (sequence[0], table))
+
     def _apply(self, cur: Any, statement: str) -> None:
         # Adopting a database made by the seed tool or a half-applied upgrade: a column that already
         # exists is not an error.
@@ -107,6 +150,12 @@ class SQLiteStore(Store):
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+
+def _table_info(cur: Any, table: str) -> dict[str, tuple[str, int, str | None]]:
+    """{column: (declared type, not null, default)} of a table, in order."""
+    cur.execute(f"PRAGMA table_info({table})")
+    return {name: (declared, notnull, default) for _, name, declared, notnull, default, _ in cur.fetchall()}
 
 
 class _Transaction:
