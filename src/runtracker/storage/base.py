@@ -284,7 +284,7 @@ class Store(ABC):
                     " heartbeat_at, process_key, lock_key) VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?)"
                     + (" ON CONFLICT DO NOTHING" if lock_key is not None else "") + " RETURNING id"
                 ),
-                (club_slug, pipeline, started_at, hostname, pid, process_started_at, started_at, process_key,
+                (_club(club_slug), pipeline, started_at, hostname, pid, process_started_at, started_at, process_key,
                  lock_key),
             )
             row = cur.fetchone()
@@ -431,7 +431,7 @@ class Store(ABC):
         after all goes on, and its own end replaces the reaper's (see `end_run`)."""
         with self.transaction() as cur:
             self._hold_run(cur, run_id)
-            cur.execute(self.sql(self._INSERT_STEP), (run_id, club_slug, step_name, started_at, run_id))
+            cur.execute(self.sql(self._INSERT_STEP), (run_id, _club(club_slug), step_name, started_at, run_id))
             row = cur.fetchone()
             return None if row is None else int(row[0])
 
@@ -539,6 +539,11 @@ class Store(ABC):
 
     def count_errors(self, run_id: int) -> int:
         return int(self.read("SELECT COUNT(*) AS n FROM run_errors WHERE run_id = ?", (run_id,))[0]["n"])
+
+
+def _club(club_slug: str | None) -> str:
+    """club_slug is NOT NULL, with the original's default: None means that default."""
+    return schema.DEFAULT_CLUB_SLUG if club_slug is None else club_slug
 
 
 def _dicts(cur: Any) -> list[dict[str, Any]]:

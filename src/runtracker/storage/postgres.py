@@ -267,6 +267,8 @@ class PostgresStore(Store):
             changes = [f"ALTER COLUMN club_slug SET DEFAULT '{schema.DEFAULT_CLUB_SLUG}'"]
             changes += [f"ALTER COLUMN {column} SET NOT NULL" for column in required]
             changes += [f"ALTER COLUMN {column} DROP NOT NULL" for column in count_columns]
+            if table == "runs":
+                changes.append("ALTER COLUMN outcome DROP DEFAULT")  # the original has none; we always name it
             cur.execute(f"ALTER TABLE {table} " + ", ".join(changes))
 
     def _columns(self, table: str) -> list[str]:

@@ -53,8 +53,7 @@ SEED_TABLES = {
                 started_at TEXT NOT NULL,
                 finished_at TEXT,
                 duration_ms INTEGER,
-                outcome TEXT NOT NULL DEFAULT 'running'
-                    CHECK (outcome IN ('success', 'failure', 'running', 'partial')),
+                outcome TEXT NOT NULL CHECK (outcome IN ('success', 'failure', 'running', 'partial')),
                 total_created INTEGER DEFAULT 0,
                 total_updated INTEGER DEFAULT 0,
                 total_skipped INTEGER DEFAULT 0,
