@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import subprocess
 import sys
 import textwrap
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,3 +47,21 @@ def child(tmp_path: Path, code: str, name: str = "child.py") -> list[str]:
 
 def summary(run: dict[str, Any]) -> dict[str, Any]:
     return json.loads(run["summary_json"]) if run["summary_json"] else {}
+
+
+@contextlib.contextmanager
+def killed_if_stuck(proc: subprocess.Popen[bytes], after: float = 60) -> Iterator[None]:
+    """SIGKILL the process group of `proc` (started in a session of its own) if it still runs after `after`
+    seconds: a test that would hang on a read fails instead, and leaves no command running."""
+
+    def kill() -> None:
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+
+    timer = threading.Timer(after, kill)
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()

@@ -50,7 +50,8 @@ def test_python_child_crash_leaves_its_traceback_and_the_wrapper_records_the_exi
     code = PIPELINE.format(pipeline="nikki", rest="raise ValueError('nikki API changed')")
     result = run_exec(tmp_path, db_url, "--", *child(tmp_path, code))
     assert result.returncode == 1
-    assert b"ValueError: nikki API changed" in result.stdout  # the traceback, passed through
+    assert b"ValueError: nikki API changed" in result.stderr  # the traceback, passed through on stderr
+    assert b"Traceback" not in result.stdout
     db = Db(db_url)
     [run] = db.runs()
     assert run["outcome"] == "failure" and run["exit_code"] == 1

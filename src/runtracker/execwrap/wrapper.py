@@ -4,9 +4,10 @@ The order of things, and why:
 1. Open the run (reaping lost runs first, as start_run does; with --lock, the insert itself is the lock).
    A database that cannot be reached never stops the command: it runs untracked, with a warning, unless
    --lock was asked for, which cannot be honoured without the database.
-2. Install the signal forwarders (signals.py), then start the command in our process group with its combined
-   stdout+stderr on a pipe, and RUNTRACKER_RUN_ID / RUNTRACKER_DB in its environment (attach.py).
-3. A pump thread passes the output through and keeps its tail; the main thread waits, enforcing the timeout.
+2. Install the signal forwarders (signals.py), then start the command in our process group with its stdout
+   and its stderr on a pipe each, and RUNTRACKER_RUN_ID / RUNTRACKER_DB in its environment (attach.py).
+3. A pump thread per stream passes it through to ours and feeds the one tail (output.py); a reader of ours
+   that goes away is passed on to the command as a closed pipe. The main thread waits, enforcing the timeout.
 4. Record the end: outcome, exit code or signal, timeout, output tail, what an attached Python child
    reported. The wrapper owns the run: nothing else ends it while it lives (if it is SIGKILLed, the reaper
    does, as for any process).
@@ -34,7 +35,7 @@ from ..guard import report
 from ..outcomes import FAILURE, PARTIAL, SUCCESS
 from ..state import STATE, OpenRun
 from .oom import OomWatch
-from .output import OutputTail, Pump
+from .output import OutputTail, Passthrough
 from .signals import Forwarder, die_by_signal, signal_name
 from .units import format_duration
 
@@ -49,6 +50,8 @@ NOT_FOUND = "{program}: command not found"
 NOT_EXECUTABLE = "{program}: cannot execute: {reason}"
 EXITED = "exited with code {code}"
 KILLED_BY = "killed by {signal}"
+READER_GONE = " (the reader of its {streams} went away)"
+READERS_GONE = " (the readers of its {streams} went away)"
 PASSED_ON = " (received by runtracker exec and passed on)"
 TIMED_OUT = "timed out after {limit}: sent SIGTERM, {then}"
 TIMEOUT_EXITED = "the command then exited with code {code}"
@@ -88,6 +91,7 @@ class CommandEnd:
     received: list[int] = field(default_factory=list)  # signals the wrapper received while the command ran
     passed_on: list[int] = field(default_factory=list)  # those it sent on (a terminal's Ctrl-C is not)
     output_complete: bool = True
+    readers_gone: list[str] = field(default_factory=list)  # "stdout", "stderr": our reader went away (EPIPE)
 
 
 class Locked(Exception):
@@ -171,23 +175,26 @@ def _execute(request: ExecRequest, open_run: OpenRun | None,
     tail = OutputTail(settings.tail)
     oom = OomWatch()  # before the command starts: the kernel log is read from this point on
     try:
-        proc = subprocess.Popen(request.command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, bufsize=0,
-                                env=_child_env(request, open_run))
+        # restore_signals: the command starts with SIGPIPE at its default (Python ignores it in the wrapper), so
+        # that a reader of ours going away ends it by SIGPIPE, as a shell, cron or a terminal would start it.
+        proc = subprocess.Popen(request.command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0,
+                                env=_child_env(request, open_run), restore_signals=True)
     except OSError as exc:
         oom.close()
         ending = _not_started(request.command[0], exc)
         _say(f"runtracker exec: {ending.message}")
         return ending, tail
-    assert proc.stdout is not None
-    pump = Pump(proc.stdout, tail)
-    pump.start()
+    assert proc.stdout is not None and proc.stderr is not None
+    output = Passthrough(proc.stdout, proc.stderr, tail)
+    output.start()
     forwarder.attach(proc.send_signal)
     try:
         ending = _wait(proc, settings)
     finally:
         forwarder.detach()
     ending.received, ending.passed_on = list(forwarder.received), list(forwarder.passed_on)
-    ending.output_complete = pump.finish(_OUTPUT_IDLE_S)
+    ending.output_complete = output.finish(_OUTPUT_IDLE_S)
+    ending.readers_gone = output.readers_gone()
     _describe(ending, proc.pid, oom, settings)
     oom.close()
     return ending, tail
@@ -276,16 +283,25 @@ def _describe(ending: CommandEnd, pid: int, oom: OomWatch, settings: ExecSetting
             ending.message = KILLED_BY.format(signal=signal_name(ending.signum))
         if ending.signum in ending.passed_on:
             ending.message += PASSED_ON
+        elif ending.signum == signal.SIGPIPE:
+            ending.message += _readers_gone(ending.readers_gone)
     elif ending.exit_code:
         ending.kind = "exit"
-        ending.message = EXITED.format(code=ending.exit_code)
+        ending.message = EXITED.format(code=ending.exit_code) + _readers_gone(ending.readers_gone)
+
+
+def _readers_gone(streams: list[str]) -> str:
+    """Why a command died of SIGPIPE (or exited on EPIPE): the reader of its output went away. "" if none did."""
+    if not streams:
+        return ""
+    return (READER_GONE if len(streams) == 1 else READERS_GONE).format(streams=" and ".join(streams))
 
 
 def _record(open_run: OpenRun, request: ExecRequest, ending: CommandEnd, tail: OutputTail) -> None:
     """End the run with everything known. A failure to write is logged; the end stays the run's pending end,
     which the exit handler writes (never a generic failure instead), and the exit status is still ours."""
     try:
-        current = open_run.store.get_run(open_run.run_id)
+        current = None if open_run.run_id is None else open_run.store.get_run(open_run.run_id)
         view = child_view(current.get("summary_json") if current else None)
     except Exception as exc:  # what a Python child reported is lost; the command's own end is not
         report("reading what the command's Python child reported", exc)
@@ -317,6 +333,8 @@ def _summary(request: ExecRequest, ending: CommandEnd, tail: OutputTail,
     summary["output_bytes"] = tail.total
     if not ending.output_complete:
         summary["output_complete"] = False  # a process the command left behind still holds its output
+    if ending.readers_gone:
+        summary["output_closed"] = " and ".join(ending.readers_gone)  # "stdout", "stderr", "stdout and stderr"
     if view:
         summary["child"] = view
     return summary
