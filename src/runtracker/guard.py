@@ -37,8 +37,40 @@ def report(where: str, exc: BaseException) -> None:
         pass
 
 
+class Troubles:
+    """The failures of one run's tracking calls. The first of each kind (the call, the exception's type) is
+    logged; the others are counted, and `flush` logs one line per kind when the run ends: a full disk costs a
+    pipeline of 200 calls two log lines, not 200."""
+
+    __slots__ = ("counts",)
+
+    def __init__(self) -> None:
+        self.counts: dict[tuple[str, str], int] = {}
+
+    def report(self, where: str, exc: BaseException) -> None:
+        key = (where, type(exc).__name__)
+        seen = self.counts.get(key, 0)
+        self.counts[key] = seen + 1
+        if seen == 0:
+            report(where, exc)
+        elif swallowed is not None:
+            swallowed.append(exc)
+
+    def flush(self, what: str) -> None:
+        """Say how many failures of each kind were not logged one by one (`what`: e.g. "run 42")."""
+        try:
+            for (where, kind), count in self.counts.items():
+                if count > 1:
+                    log.error("runtracker: %s failed %d more time%s during %s (%s), not logged one by one", where,
+                              count - 1, "" if count == 2 else "s", what, kind)
+        except Exception:  # logging itself can fail (closed stderr); nothing more to do
+            pass
+        self.counts.clear()
+
+
 def guarded(default: Any = None) -> Callable[[F], F]:
-    """Decorate a public method so that its failures are logged and `default` is returned."""
+    """Decorate a public method so that its failures are logged and `default` is returned. When the object has a
+    `troubles` (a Troubles, e.g. a tracker's for its open run), each kind of failure is logged once there."""
 
     def decorate(fn: F) -> F:
         where = fn.__qualname__
@@ -48,7 +80,11 @@ def guarded(default: Any = None) -> Callable[[F], F]:
             try:
                 return fn(*args, **kwargs)
             except Exception as exc:
-                report(where, exc)
+                troubles = getattr(args[0], "troubles", None) if args else None
+                if isinstance(troubles, Troubles):
+                    troubles.report(where, exc)
+                else:
+                    report(where, exc)
                 return default
 
         return wrapper  # type: ignore[return-value]

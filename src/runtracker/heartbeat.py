@@ -211,7 +211,10 @@ class Heartbeat:
         every beat, and the beat goes on: a database that is back gets fresh heartbeats again)."""
         by_store: dict[int, list[Any]] = {}
         for run in runs:
-            by_store.setdefault(id(run.store), []).append(run)
+            # A run whose start is not written yet, or not yet written again into a file that replaced its own,
+            # has no row to beat for (its id might even name another run in the new file).
+            if run.run_id is not None and run.generation == run.store.generation:
+                by_store.setdefault(id(run.store), []).append(run)
         at = now_iso()
         failed = False
         for group in by_store.values():

@@ -26,6 +26,7 @@ from .outcomes import CRASH_STEP, FAILURE, PARTIAL, RUNNING
 from .records import Record
 from .state import STATE, OpenRun
 from .storage import ALREADY_ENDED, OVERRODE_REAPER, ErrorRow, RunEnd, RunFacts, StepEnd, Store
+from .storage.schema import NO_STEP
 
 TYPE_CHECKING = False  # `typing` is not imported at run time: see records.py
 if TYPE_CHECKING:
@@ -118,34 +119,87 @@ def exit_status(code: object) -> int:
 # -- opening ------------------------------------------------------------------------------------------------
 def open_run(store: Store, *, pipeline: str, club_slug: str | None, started_ms: int, heartbeat_s: float,
              retention_cutoff: str | None = None, lock_key: str | None = None,
-             attach_to: int | None = None) -> OpenRun | None:
+             attach_to: int | None = None, keep_unwritten: bool = False) -> OpenRun | None:
     """Open a run and make it this process's: registered for the crash hooks, beaten for by the heartbeat.
 
     A new `running` row (after deleting runs past retention), started at `started_ms` — the moment the caller
     was asked, whatever the database open or a lock then cost. With `lock_key` (`runtracker exec --lock`):
     None if a running run holds the lock. With `attach_to` (a Python child of `runtracker exec`): the
     wrapper's run, joined if it is still running and of this pipeline; else a new run as usual.
+    `keep_unwritten`: if the row cannot be written now (the database locked past the busy timeout), the run
+    is opened all the same, without an id yet: `ensure_written` writes it, with this start, at its next call
+    that can (the exit hook at the latest).
     """
+    started_at = iso(started_ms)
     row = store.get_run(attach_to) if attach_to is not None else None
     if row is not None and row["outcome"] == RUNNING and row["pipeline"] == pipeline:
-        run = OpenRun(store, int(row["id"]), pipeline, club_slug, attached=True)
+        run = OpenRun(store, int(row["id"]), pipeline, club_slug, str(row["started_at"]), attached=True)
     else:
-        identity = STATE.identity()
-        run_id = store.insert_run(
-            pipeline=pipeline, club_slug=club_slug, started_at=iso(started_ms), hostname=identity.hostname,
-            pid=identity.pid, process_started_at=identity.process_started_at, process_key=identity.process_key,
-            retention_cutoff=retention_cutoff, lock_key=lock_key,
-        )
-        if run_id is None:
-            return None
-        run = OpenRun(store, run_id, pipeline, club_slug)
+        run = OpenRun(store, None, pipeline, club_slug, started_at)
+        try:
+            run.run_id = _insert(run, retention_cutoff=retention_cutoff, lock_key=lock_key)
+        except Exception as exc:
+            if not keep_unwritten:
+                raise
+            log.warning("runtracker: the start of the run could not be written now (%s: %s); it is written, with "
+                        "its real start time, by the next call that can", type(exc).__name__, exc)
+        else:
+            if run.run_id is None:
+                return None  # the lock is held
     STATE.register(run)
     STATE.heartbeat.run_opened(store, heartbeat_s, STATE.identity())
     return run
 
 
+def _insert(run: OpenRun, *, retention_cutoff: str | None = None, lock_key: str | None = None,
+            run_id: int | None = None) -> int | None:
+    identity = STATE.identity()
+    run.generation = run.store.generation
+    return run.store.insert_run(
+        pipeline=run.pipeline, club_slug=run.club_slug, started_at=run.started_at, hostname=identity.hostname,
+        pid=identity.pid, process_started_at=identity.process_started_at, process_key=identity.process_key,
+        retention_cutoff=retention_cutoff, lock_key=lock_key, run_id=run_id,
+    )
+
+
+def ensure_written(run: OpenRun) -> int:
+    """Before any write for an open run of this process: make sure the run is in the database its store
+    writes to. Raises when it cannot be written (yet).
+
+    - Its start could not be written at start_run: write it now, with its real start time.
+    - The SQLite file was deleted or replaced since (noticed by one stat per call): the rest of the run is
+      recorded in the file now at that path. The run is written there again — under the same id when it is
+      free, with its steps still open — with an error row saying what happened; what it recorded before
+      stayed with the old file.
+    """
+    store = run.store
+    what = store.follow_file()
+    old_id = run.run_id
+    if old_id is None:
+        run.run_id = _written(_insert(run))
+        return run.run_id
+    if run.attached or run.generation == store.generation:
+        return old_id  # (an attached run is the wrapper's: the wrapper writes it again when it ends it)
+    new_id = run.run_id = _written(_insert(run, run_id=old_id) or _insert(run))
+    for step in list(run.steps.values()):
+        if store.insert_step(run_id=new_id, club_slug=run.club_slug, step_name=step.name,
+                             started_at=iso(step.started_ms), step_id=step.step_id) is None:
+            run.steps.pop(step.step_id)  # its id is taken in that file: its end_step is refused with a warning
+    message = (f"the database file {getattr(store, 'path', store.url)} was {what or 'replaced'} while this run "
+               f"was open (as run {old_id}); what it recorded before {iso(now_ms())} stayed with the old file")
+    store.insert_errors([(new_id, None, run.club_slug, NO_STEP, None, message, None, iso(now_ms()))])
+    log.warning("runtracker: %s; the rest of it is recorded in the file now at that path, as run %s", message, new_id)
+    return new_id
+
+
+def _written(run_id: int | None) -> int:
+    if run_id is None:  # only an insert with a lock_key or an id of its own gives none
+        raise RuntimeError("the run could not be written")
+    return run_id
+
+
 # -- ending -------------------------------------------------------------------------------------------------
-def end_run(store: Store, run_id: int, ending: Ending, *, run: OpenRun | None = None,
+def end_run(store: Store, run_id: int | None, ending: Ending, *, run: OpenRun | None = None,
             crash_write: bool = False) -> EndReport:
     """End a run: the one way, whoever ends it. Raises on a database error (the caller's guard logs it).
 
@@ -154,8 +208,15 @@ def end_run(store: Store, run_id: int, ending: Ending, *, run: OpenRun | None = 
     fails. A run with a pending end is ended with that one instead (the end its owner asked for).
     `crash_write`: written by a crash handler (longer waits; see `Store.crash_transaction`).
     """
-    if run is not None and run.pending is not None:
-        ending = run.pending
+    if run is not None:
+        if run.pending is not None:
+            ending = run.pending
+        try:
+            ensure_written(run)
+        except BaseException:
+            run.pending = ending
+            raise
+        run_id = run.run_id  # written now
     if run is not None and run.attached:
         return _end_attached(run, ending, crash_write)
     report_: dict[str, Any] = {}
@@ -165,6 +226,7 @@ def end_run(store: Store, run_id: int, ending: Ending, *, run: OpenRun | None = 
         report_["finished_at"] = end.finished_at
         return end
 
+    assert run_id is not None
     try:
         result = store.end_run(run_id, build, by_owner=ending.reaped is None, crash=crash_write)
     except BaseException:
@@ -174,6 +236,7 @@ def end_run(store: Store, run_id: int, ending: Ending, *, run: OpenRun | None = 
     if run is not None:
         run.ended = True
         STATE.unregister(run)
+        run.troubles.flush(f"run {run_id}")
         if result == OVERRODE_REAPER:
             log.warning("runtracker: run %s had been declared lost by the reaper; its own end (%s) applied, the "
                         "reaper's verdict kept in reaped_at/reap_reason", run_id, ending.outcome)
@@ -286,7 +349,7 @@ def _end_attached(run: OpenRun, ending: Ending, crash_write: bool) -> EndReport:
         return list(end.steps), list(end.errors), summary
 
     try:
-        written = run.store.record_child_view(run.run_id, build, crash=crash_write)
+        written = run.store.record_child_view(_written(run.run_id), build, crash=crash_write)
     except BaseException:
         run.pending = ending
         raise
@@ -304,7 +367,7 @@ def record_crash_rows(kind: str, exc: BaseException | None, runs: list[OpenRun])
         run.crashes += 1
         step = next(reversed(run.steps.values()), None)
         try:
-            run.store.insert_errors([crash_row(run.run_id, step.step_id if step else None, run.club_slug,
+            run.store.insert_errors([crash_row(ensure_written(run), step.step_id if step else None, run.club_slug,
                                                f"{kind}: {message}", stack, at)])
         except Exception as error:
             report(f"recording a crash row ({kind})", error)

@@ -37,6 +37,7 @@ START_TIME_TOLERANCE_S = 1.0
 PID_GONE = "pid_gone"
 PID_REUSED = "pid_reused"
 HEARTBEAT_TIMEOUT = "heartbeat_timeout"
+OWNERLESS_TIMEOUT = "ownerless_timeout"
 
 
 class Identity(Record):
@@ -128,19 +129,31 @@ class Verdict(Record):
 
 
 class Observer(Record):
-    """Who is judging: the reaper's host, and the heartbeat timeout it applies to other hosts."""
+    """Who is judging: the reaper's host, the heartbeat timeout it applies to other hosts, and how long it lets
+    a run that records no owner run (globally, and per pipeline)."""
 
-    __slots__ = ("hostname", "host_key", "heartbeat_timeout_s", "now_ms")
+    __slots__ = ("hostname", "host_key", "heartbeat_timeout_s", "now_ms", "ownerless_timeout_s",
+                 "ownerless_timeouts")
 
-    def __init__(self, hostname: str, host_key: str | None, heartbeat_timeout_s: float, now_ms: int) -> None:
+    def __init__(self, hostname: str, host_key: str | None, heartbeat_timeout_s: float, now_ms: int,
+                 ownerless_timeout_s: float = 6 * 3600.0, ownerless_timeouts: dict[str, float] | None = None) -> None:
         self.hostname = hostname
         self.host_key = host_key
         self.heartbeat_timeout_s = heartbeat_timeout_s
         self.now_ms = now_ms  # the moment of judging, milliseconds since the epoch
+        self.ownerless_timeout_s = ownerless_timeout_s
+        self.ownerless_timeouts = ownerless_timeouts or {}  # pipeline -> its own timeout
 
     @classmethod
-    def here(cls, heartbeat_timeout_s: float, now_ms: int) -> Observer:
-        return cls(hostname(), host_key(), heartbeat_timeout_s, now_ms)
+    def here(cls, heartbeat_timeout_s: float, now_ms: int, ownerless_timeout_s: float = 6 * 3600.0,
+             ownerless_timeouts: dict[str, float] | None = None) -> Observer:
+        return cls(hostname(), host_key(), heartbeat_timeout_s, now_ms, ownerless_timeout_s, ownerless_timeouts)
+
+
+def ownerless(run: dict[str, Any]) -> bool:
+    """Whether a run records no owner at all (no host, pid or heartbeat): written by a tracker that records
+    none, such as the original Node.js tool, or by runtracker before ownership existed."""
+    return run.get("hostname") is None and run.get("pid") is None and run.get("heartbeat_at") is None
 
 
 def judge(run: dict[str, Any], observer: Observer) -> Verdict | None:
@@ -148,7 +161,8 @@ def judge(run: dict[str, Any], observer: Observer) -> Verdict | None:
 
     `run` is a runs row with hostname, pid, process_started_at, process_key, heartbeat_at and started_at.
     """
-    # Runs left `running` by the seed tool (schema version 1) know neither: they are judged by age alone.
+    if ownerless(run):
+        return _judge_ownerless(run, observer)
     pid = f"pid {run['pid']}" if run.get("pid") is not None else "the owner (pid unknown)"
     where = f"{pid} on {run.get('hostname') or 'an unknown host'}"
     if _same_host(run, observer):
@@ -161,6 +175,25 @@ def judge(run: dict[str, Any], observer: Observer) -> Verdict | None:
         return Verdict(HEARTBEAT_TIMEOUT, f"no heartbeat from {where} for {age:.0f} s (timeout "
                        f"{observer.heartbeat_timeout_s:g} s)")
     return None
+
+
+def _judge_ownerless(run: dict[str, Any], observer: Observer) -> Verdict | None:
+    """Nothing tells whether the tracker of such a run is alive, and it may run for hours (a nightly sync):
+    only a run older than the ownerless timeout (hours by default, per pipeline in the config file) is lost."""
+    timeout = observer.ownerless_timeouts.get(str(run.get("pipeline")), observer.ownerless_timeout_s)
+    started = to_ms(run.get("started_at"))
+    if started is None or (observer.now_ms - started) / 1000 <= timeout:
+        return None
+    age = (observer.now_ms - started) / 1000
+    return Verdict(OWNERLESS_TIMEOUT, f"it records no owner (no host, pid or heartbeat, as the original tool "
+                   f"writes its runs) and has been running for {_hours(age)}, longer than the ownerless timeout "
+                   f"of {_hours(timeout)}")
+
+
+def _hours(seconds: float) -> str:
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 60:.0f} min" if seconds >= 60 else f"{seconds:.0f} s"
 
 
 def heartbeat_age_s(run: dict[str, Any], now_ms: int) -> float | None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import threading
 
+from .guard import Troubles
 from .heartbeat import CrashFile, Heartbeat
 from .liveness import Identity, hostname, own_identity
 from .records import Record
@@ -42,15 +43,21 @@ class OpenStep:
 class OpenRun:
     """A run this process has open: what any of its enders (its tracker, a crash hook, the exit hook) needs."""
 
-    __slots__ = ("store", "run_id", "pipeline", "club_slug", "thread", "attached", "steps", "known_steps",
-                 "problems", "crashes", "pending", "ended")
+    __slots__ = ("store", "run_id", "pipeline", "club_slug", "started_at", "generation", "thread", "attached",
+                 "steps", "known_steps", "problems", "crashes", "pending", "ended", "troubles")
 
-    def __init__(self, store: Store, run_id: int, pipeline: str, club_slug: str | None, *,
+    def __init__(self, store: Store, run_id: int | None, pipeline: str, club_slug: str | None, started_at: str, *,
                  attached: bool = False) -> None:
         self.store = store
+        # None while its start is not written yet (the database was locked at start_run): the next call that
+        # can, or the exit hook, writes it (lifecycle.ensure_written).
         self.run_id = run_id
         self.pipeline = pipeline
         self.club_slug = club_slug
+        self.started_at = started_at
+        # The store's generation (its SQLite file) the run was written to: another one means the file was
+        # replaced under the run, which is then written again in the file now at the path.
+        self.generation = store.generation
         # The thread that opened it, which owns it: an uncaught exception ends its own thread's runs only.
         self.thread = threading.current_thread()
         # Joined, not owned: a Python child of `runtracker exec` records its view, the wrapper ends the run.
@@ -65,6 +72,7 @@ class OpenRun:
         # writes this one instead of a guess, the exit hook at the latest.
         self.pending: Ending | None = None
         self.ended = False  # ended by this process (its tracker, or a crash hook in another thread)
+        self.troubles = Troubles()  # its calls' failures: each kind logged once, counted at its end
 
 
 class Hooks:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from . import attach, config, hooks, lifecycle, reaper, sanitize
 from .clock import iso, now_ms
 from .context import Run, Step
-from .guard import guarded, report
+from .guard import Troubles, guarded, report
 from .lifecycle import EXCEPTION, EXIT, KEYBOARD_INTERRUPT, Ending
 from .outcomes import FAILURE, PARTIAL, RUN_OUTCOMES, STEP_OUTCOMES, SUCCESS, normalize_outcome
 from .state import STATE, OpenRun, OpenStep
@@ -60,7 +60,8 @@ class RunTracker:
         self.retention_days = config.retention_days(retention_days)
         self.heartbeat_s = config.heartbeat_interval_s(heartbeat_s)
         self.heartbeat_timeout_s = config.heartbeat_timeout_s(heartbeat_timeout_s)
-        self.run_id: int | None = None
+        self._run_id: int | None = None  # the last run's id, kept after it ended
+        self._troubles = Troubles()  # failures while no run is open
         self._db = db
         self._open: OpenRun | None = None
         self._warned_no_run = False
@@ -82,13 +83,27 @@ class RunTracker:
             report("reaping lost runs at start_run", exc)
         if self._open is not None and not self._open.ended:
             log.warning("runtracker: start_run while run %s is still open; it stays open", self.run_id)
+            self._open.troubles.flush(f"run {self.run_id}")
         # Started by `runtracker exec`: join its run (see attach.py), else open one of its own.
         run = lifecycle.open_run(store, pipeline=self.pipeline, club_slug=self.club_slug, started_ms=started_ms,
                                  heartbeat_s=self.heartbeat_s, attach_to=attach.target(self._db),
-                                 retention_cutoff=config.retention_cutoff(self.retention_days))
+                                 retention_cutoff=config.retention_cutoff(self.retention_days), keep_unwritten=True)
         assert run is not None  # without a lock_key a new run always opens
-        self._open, self.run_id = run, run.run_id
-        return run.run_id
+        self._open = run
+        return run.run_id  # None while its start is not written yet (see lifecycle.ensure_written)
+
+    @property
+    def run_id(self) -> int | None:
+        """The open run's id (None until its start is written); after it ended, the last run's."""
+        if self._open is not None:
+            self._run_id = self._open.run_id
+        return self._run_id
+
+    @property
+    def troubles(self) -> Troubles:
+        """The failures of this tracker's calls during its open run: each kind is logged once, and how many more
+        there were is logged when the run ends."""
+        return self._open.troubles if self._open is not None else self._troubles
 
     @guarded(None)
     def start_step(self, step_name: str) -> int | None:
@@ -98,7 +113,7 @@ class RunTracker:
             return None
         name = sanitize.name(step_name)
         started_ms = now_ms()
-        step_id = None if run.ended else run.store.insert_step(run_id=run.run_id, club_slug=self.club_slug,
+        step_id = None if run.ended else run.store.insert_step(run_id=_id(run), club_slug=self.club_slug,
                                                                   step_name=name, started_at=iso(started_ms))
         if step_id is None:
             log.warning("runtracker: start_step(%r) after run %s had ended; not recorded", name, run.run_id)
@@ -127,7 +142,7 @@ class RunTracker:
             sanitize.count(created, "created"), sanitize.count(updated, "updated"),
             sanitize.count(skipped, "skipped"), failed_count, sanitize.to_json(detail),
         )
-        ended = run.store.end_step(run.run_id, end)
+        ended = run.store.end_step(_id(run), end)
         run.steps.pop(step.step_id, None)
         if not ended:
             log.warning("runtracker: step %s had already ended (its run ended first); end_step not applied",
@@ -182,7 +197,7 @@ class RunTracker:
         written now (the database locked longer than the busy timeout), it is written by the process's next
         end, at exit at the latest: never replaced by a guess.
         """
-        run = self._require_run("end_run")
+        run = self._require_run("end_run", write=False)
         if run is None:
             return False
         outcome = normalize_outcome(outcome, RUN_OUTCOMES, "run")
@@ -192,7 +207,7 @@ class RunTracker:
             outcome = PARTIAL
         ending = Ending(outcome, summary_json=sanitize.to_json(stats))
         report_ = lifecycle.end_run(run.store, run.run_id, ending, run=run)
-        self._open = None
+        self._run_id, self._open = run.run_id, None
         return report_.result != ALREADY_ENDED
 
     def end_run_with_exception(self, exc: BaseException) -> bool:
@@ -218,7 +233,7 @@ class RunTracker:
         except Exception as error:
             report("recording the run's exception", error)
             return False  # the run stays registered with its pending end: the exit hook writes it
-        self._open = None
+        self._run_id, self._open = run.run_id, None
         return True
 
     @property
@@ -243,13 +258,19 @@ class RunTracker:
         return Step(self, name)
 
     # -- internals ---------------------------------------------------------------------------------------
-    def _require_run(self, what: str) -> OpenRun | None:
-        if self._open is None:
+    def _require_run(self, what: str, *, write: bool = True) -> OpenRun | None:
+        """The open run, written to the database (raises if it cannot be: the call's guard logs it once).
+        `write=False`: as it is (its end writes it, or keeps the end pending)."""
+        run = self._open
+        if run is None:
             # Once per tracker: a pipeline whose start_run failed may make thousands of calls.
             level = logging.DEBUG if self._warned_no_run else logging.WARNING
             self._warned_no_run = True
             log.log(level, "runtracker: %s without an open run (start_run failed or was not called); ignored", what)
-        return self._open
+            return None
+        if write and not run.ended:
+            lifecycle.ensure_written(run)
+        return run
 
     def _error_row(self, run: OpenRun, step_name: str | None, step_id: object, member: object,
                    message: object, stack: object, at: str) -> ErrorRow:
@@ -300,6 +321,12 @@ def _is_coroutine_function(fn: Callable[..., Any]) -> bool:
         fn = fn.func
     code = getattr(getattr(fn, "__func__", fn), "__code__", None)
     return code is not None and bool(code.co_flags & _CO_COROUTINE)
+
+
+def _id(run: OpenRun) -> int:
+    """The id of a run `_require_run` returned: written (`lifecycle.ensure_written`)."""
+    assert run.run_id is not None
+    return run.run_id
 
 
 def _known_step(run: OpenRun, step_id: object) -> int | None:

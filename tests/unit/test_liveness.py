@@ -1,6 +1,7 @@
-"""How the reaper judges a `running` run's owner (runtracker.liveness.judge): another host, or an owner that
-recorded no host or pid, by heartbeat age alone; this host by its pid at once, with real pids (this process, and
-one that has exited), unless the run's process key is from another boot or pid namespace."""
+"""How the reaper judges a `running` run's owner (runtracker.liveness.judge): another host by heartbeat age
+alone; a run that records no owner at all (the original tool's) by its age against the ownerless timeout; this
+host by its pid at once, with real pids (this process, and one that has exited), unless the run's process key
+is from another boot or pid namespace."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 from helpers import dead_pid
 from runtracker import liveness
 from runtracker.clock import iso, to_ms
-from runtracker.liveness import HEARTBEAT_TIMEOUT, PID_GONE, PID_REUSED
+from runtracker.liveness import HEARTBEAT_TIMEOUT, OWNERLESS_TIMEOUT, PID_GONE, PID_REUSED
 
 NOW_MS = to_ms("2026-11-26T12:00:00.000Z")
 TIMEOUT_S = 60.0
@@ -86,13 +87,6 @@ ANOTHER_HOST = [
                  id="pid-dead-here-means-nothing"),
     pytest.param({"hostname": "worker-2", "pid": "own", "heartbeat_at": ago(120)}, HEARTBEAT_TIMEOUT,
                  "on worker-2 for 120 s", id="pid-alive-here-means-nothing"),
-    pytest.param({"started_at": ago(3600)}, HEARTBEAT_TIMEOUT,
-                 "no heartbeat from the owner (pid unknown) on an unknown host for 3600 s (timeout 60 s)",
-                 id="nodejs-tool-row-no-host-no-pid"),
-    pytest.param({"started_at": "2026-11-26 11:00:00"}, HEARTBEAT_TIMEOUT, "on an unknown host for 3600 s",
-                 id="nodejs-tool-row-with-sqlite-datetime-text"),
-    pytest.param({"started_at": ago(30)}, None, None, id="nodejs-tool-row-started-recently"),
-    pytest.param({"started_at": None}, None, None, id="nodejs-tool-row-without-any-time"),
     pytest.param({"hostname": HERE, "started_at": ago(3600)}, HEARTBEAT_TIMEOUT,
                  "the owner (pid unknown) on this-host for 3600 s", id="this-hostname-but-no-pid"),
 ]
@@ -149,6 +143,32 @@ def test_this_hosts_run_is_judged_by_its_pid_at_once(facts, reason, detail, dead
     row = runs_row({"hostname": HERE, **facts}, dead)
     verdict = liveness.judge(row, liveness.Observer(HERE, HOST_KEY, TIMEOUT_S, NOW_MS))
     assert_verdict(verdict, reason, detail and detail.format(pid=row["pid"]))
+
+
+OWNERLESS = [
+    pytest.param({"started_at": ago(3600)}, None, None, id="nodejs-tool-row-an-hour-into-its-work"),
+    pytest.param({"started_at": ago(6 * 3600)}, None, None, id="exactly-at-the-ownerless-timeout-is-alive"),
+    pytest.param({"started_at": ago(7 * 3600)}, OWNERLESS_TIMEOUT,
+                 "records no owner (no host, pid or heartbeat, as the original tool writes its runs) and has been "
+                 "running for 7.0 h, longer than the ownerless timeout of 6.0 h", id="nodejs-tool-row-7-hours-old"),
+    pytest.param({"started_at": "2026-11-26 05:00:00"}, OWNERLESS_TIMEOUT, "running for 7.0 h",
+                 id="nodejs-tool-row-with-sqlite-datetime-text"),
+    pytest.param({"started_at": None}, None, None, id="nodejs-tool-row-without-any-time"),
+    pytest.param({"started_at": "yesterday"}, None, None, id="nodejs-tool-row-with-an-unreadable-time"),
+    pytest.param({"started_at": ago(3600), "pipeline": "backup"}, OWNERLESS_TIMEOUT,
+                 "longer than the ownerless timeout of 30 min", id="a-pipelines-own-shorter-timeout"),
+    pytest.param({"started_at": ago(7 * 3600), "pipeline": "archive"}, None, None,
+                 id="a-pipelines-own-longer-timeout"),
+]
+
+
+@pytest.mark.parametrize("facts, reason, detail", OWNERLESS)
+def test_a_run_that_records_no_owner_is_lost_only_once_older_than_the_ownerless_timeout(facts, reason, detail,
+                                                                                        dead):
+    """No host, pid or heartbeat (the original tool's runs): never judged by pid or heartbeat; lost only past
+    the ownerless timeout (6 h here; 30 min for `backup`, 12 h for `archive`), whatever the heartbeat timeout."""
+    observer = liveness.Observer(HERE, HOST_KEY, TIMEOUT_S, NOW_MS, 6 * 3600.0, {"backup": 1800.0, "archive": 43200.0})
+    assert_verdict(liveness.judge(runs_row(facts, dead), observer), reason, detail)
 
 
 @pytest.mark.parametrize("facts, age", [

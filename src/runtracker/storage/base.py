@@ -144,6 +144,13 @@ class Store(ABC):
         # thread while it holds the lock: see `crash_transaction`.
         self._lock = threading.RLock()
         self._sql_cache: dict[str, str] = {}
+        # Which database file the connection is on; it changes when the file is replaced (see `follow_file`).
+        self.generation = 0
+
+    def follow_file(self) -> str | None:
+        """If the database file this store writes to was deleted or replaced since it was opened, open the one
+        now at its path (created if need be) and say what happened; else None. A server has no file: None."""
+        return None
 
     # -- backend hooks ---------------------------------------------------------------------------------
     @abstractmethod
@@ -268,24 +275,28 @@ class Store(ABC):
         retention_cutoff: str | None,
         process_key: str | None = None,
         lock_key: str | None = None,
+        run_id: int | None = None,
     ) -> int | None:
         """Delete runs older than the cutoff (if any) and insert a new `running` run, in one transaction.
 
         With a `lock_key` (`runtracker exec --lock`): None if a `running` run holds that key. The unique index
         `idx_runs_lock` (lock_key, over running runs) decides, so two starts on two hosts cannot both win;
-        ON CONFLICT DO NOTHING turns the loser's insert into no row instead of an error.
+        ON CONFLICT DO NOTHING turns the loser's insert into no row instead of an error. With a `run_id` (a run
+        written again into a database file that replaced its own): that id, or None if it is taken.
         """
         with self.transaction() as cur:
             if retention_cutoff is not None:
                 self._delete_before(cur, retention_cutoff)
             cur.execute(
                 self.sql(
-                    "INSERT INTO runs (club_slug, pipeline, started_at, outcome, hostname, pid, process_started_at,"
-                    " heartbeat_at, process_key, lock_key) VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?)"
-                    + (" ON CONFLICT DO NOTHING" if lock_key is not None else "") + " RETURNING id"
+                    "INSERT INTO runs (" + ("id, " if run_id is not None else "") + "club_slug, pipeline,"
+                    " started_at, outcome, hostname, pid, process_started_at, heartbeat_at, process_key, lock_key)"
+                    " VALUES (" + ("?, " if run_id is not None else "") + "?, ?, ?, 'running', ?, ?, ?, ?, ?, ?)"
+                    + (" ON CONFLICT DO NOTHING" if lock_key is not None or run_id is not None else "")
+                    + " RETURNING id"
                 ),
-                (_club(club_slug), pipeline, started_at, hostname, pid, process_started_at, started_at, process_key,
-                 lock_key),
+                (*((run_id,) if run_id is not None else ()), _club(club_slug), pipeline, started_at, hostname, pid,
+                 process_started_at, started_at, process_key, lock_key),
             )
             row = cur.fetchone()
             return None if row is None else int(row[0])
@@ -425,13 +436,21 @@ class Store(ABC):
         " RETURNING id"
     )
 
-    def insert_step(self, *, run_id: int, club_slug: str | None, step_name: str, started_at: str) -> int | None:
+    def insert_step(self, *, run_id: int, club_slug: str | None, step_name: str, started_at: str,
+                    step_id: int | None = None) -> int | None:
         """Add a step to a run that is still `running`; None if the run has ended, so that no step is ever left
         open in an ended run. A run the reaper ended still takes its owner's steps: an owner that was alive
-        after all goes on, and its own end replaces the reaper's (see `end_run`)."""
+        after all goes on, and its own end replaces the reaper's (see `end_run`). With a `step_id` (a step
+        written again into a database file that replaced its own): that id, or None if it is taken."""
+        sql = self._INSERT_STEP
+        params: tuple[Any, ...] = (run_id, _club(club_slug), step_name, started_at, run_id)
+        if step_id is not None:
+            sql = sql.replace("(run_id,", "(id, run_id,").replace("SELECT ?,", "SELECT ?, ?,").replace(
+                " RETURNING", " ON CONFLICT DO NOTHING RETURNING")
+            params = (step_id, *params)
         with self.transaction() as cur:
             self._hold_run(cur, run_id)
-            cur.execute(self.sql(self._INSERT_STEP), (run_id, _club(club_slug), step_name, started_at, run_id))
+            cur.execute(self.sql(sql), params)
             row = cur.fetchone()
             return None if row is None else int(row[0])
 

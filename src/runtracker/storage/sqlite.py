@@ -37,6 +37,28 @@ class SQLiteStore(Store):
         # and later writes gets SQLITE_BUSY at once, without waiting for the busy timeout.
         self._conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
         self._synchronous = synchronous
+        self._file = _identity(path)
+
+    def follow_file(self) -> str | None:
+        # One stat per tracking call: a file deleted or replaced (a restore from backup, `rm`, a deploy that
+        # ships a new one) would otherwise take every later write into the old, unlinked file, where nobody
+        # ever sees it, while every call reports success.
+        now = _identity(self.path)
+        if now == self._file and now is not None:
+            return None
+        what = "deleted" if now is None else "replaced"
+        os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
+        with self._lock:
+            old, self._conn = self._conn, sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None,
+                                                          check_same_thread=False)
+            try:
+                old.close()
+            except sqlite3.Error:
+                pass
+            self._file = _identity(self.path)
+            self.generation += 1
+            self.open()
+        return what
 
     def _prepare(self) -> None:
         # Only once the file is known to be ours (or new): a file another tool made keeps its journal mode.
@@ -150,6 +172,15 @@ class SQLiteStore(Store):
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    """(device, inode) of the file at `path`, or None if there is none."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def _table_info(cur: Any, table: str) -> dict[str, tuple[str, int, str | None]]:
