@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from helpers import app_env
 from runtracker import RunTracker
 from runtracker.cli import cli
+from runtracker.storage import open_store
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -69,6 +70,7 @@ def test_runs_lists_recent_runs_newest_first(db_url):
 
 def test_runs_on_an_empty_database_says_so(db_url):
     """runs with nothing recorded prints 'no runs'."""
+    open_store(db_url).close()
     assert invoke("runs", "--db", db_url).output.strip() == "no runs"
 
 
@@ -88,6 +90,7 @@ def test_show_prints_steps_errors_and_the_crash_stack(db_url):
 
 def test_show_unknown_run_fails_with_a_clear_message(db_url):
     """show of a missing id exits 1 with 'no run with id'."""
+    open_store(db_url).close()
     result = CliRunner().invoke(cli, ["show", "--db", db_url, "424242"])
     assert result.exit_code == 1 and "no run with id 424242" in result.output
 

@@ -60,11 +60,12 @@ def test_an_unconfigured_pipeline_has_the_defaults_and_no_command():
 @pytest.mark.parametrize("data, message", [
     pytest.param({"pipelines": {"nikki": {"comand": ["x"]}}},
                  "runtracker.toml [pipelines.nikki]: unknown key(s) comand; allowed: command, lock, timeout, "
-                 "kill_after, tail", id="typo-in-a-pipeline-key"),
+                 "kill_after, tail, ownerless_timeout", id="typo-in-a-pipeline-key"),
     pytest.param({"pipelines": {"nikki": {"timout": "1h", "locks": True}}},
                  "[pipelines.nikki]: unknown key(s) locks, timout;", id="every-unknown-key-named-sorted"),
     pytest.param({"defaults": {"command": ["x"]}},
-                 "runtracker.toml [defaults]: unknown key(s) command; allowed: lock, timeout, kill_after, tail",
+                 "runtracker.toml [defaults]: unknown key(s) command; allowed: lock, timeout, kill_after, tail, "
+                 "ownerless_timeout",
                  id="command-in-defaults"),
     pytest.param({"pipeline": {}}, "runtracker.toml: unknown key(s) pipeline; allowed: defaults, pipelines",
                  id="unknown-top-level-table"),

@@ -1,27 +1,147 @@
-"""Options and helpers shared by the commands."""
+"""Options, types and helpers shared by the commands.
+
+A user's mistake is a usage error (exit 2) with a message, a database that cannot be used is `Error: ...`
+(exit 1): never a traceback. A password in a database URL never reaches a message.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+import os
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import click
+from click.core import ParameterSource
 
-from ..storage import Store, open_store
+from ..config import DB_ENV, resolve_db
+from ..storage import ForeignDatabase, NoDatabase, Store, open_store
+from ..storage.postgres import masked
+from ..terminal import safe
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
+
+NO_DATABASE = "{reason}; nothing was created (check --db or ${env})"
+CANNOT_OPEN = "cannot open the database {db}: {error}"
+CANNOT_READ = "cannot read the database {db}: {error}"
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")  # with an empty user too (postgresql://:pw@host)
+_KEYWORD_PASSWORD = re.compile(r"(\bpassword\s*=\s*)('[^']*'|[^\s&]+)", re.IGNORECASE)  # also libpq's key=value
+
+
+class DatabaseType(click.ParamType):
+    """A path or URL that `config.resolve_db` accepts; an unknown scheme (`mysql://`) is a usage error. The
+    value is kept as it was written."""
+
+    name = "database"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        try:
+            resolve_db(value)
+        except (TypeError, ValueError) as exc:
+            source = ctx.get_parameter_source(param.name) if ctx is not None and param and param.name else None
+            came_from = f" (from ${DB_ENV})" if source is ParameterSource.ENVIRONMENT else ""
+            self.fail(hide_password(str(exc), value) + came_from, param, ctx)
+        return value
+
+
+class Seconds(click.ParamType):
+    """A finite number of seconds from `low` (exclusive when `low_open`) to `high`; NaN and infinity are not."""
+
+    name = "seconds"
+
+    def __init__(self, low: float, high: float, *, low_open: bool = False) -> None:
+        self.low, self.high, self.low_open = low, high, low_open
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError):
+            seconds = math.nan
+        above_low = seconds > self.low if self.low_open else seconds >= self.low
+        if not (math.isfinite(seconds) and above_low and seconds <= self.high):
+            limits = (f"more than {self.low:g} and at most {self.high:g}" if self.low_open
+                      else f"from {self.low:g} to {self.high:g}")
+            self.fail(f"{value!r} is not a number of seconds {limits}", param, ctx)
+        return seconds
+
+
+DATABASE = DatabaseType()
 
 
 def db_option(fn: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
-        "--db", envvar="RUNTRACKER_DB", default=None, metavar="PATH|URL",
+        "--db", envvar=DB_ENV, default=None, type=DATABASE, metavar="PATH|URL",
         help="Database: a path, sqlite:///path or postgresql://... "
         "[env RUNTRACKER_DB; default ./data/dashboard.sqlite]",
     )(fn)
 
 
-def store_for(db: str | None) -> Store:
+def store_for(db: str | None, *, create: bool = True) -> Store:
+    """The store of `db`; `create=False` (read-only commands) creates no file, directory or table."""
     try:
-        return open_store(db)
+        store = open_store(db, create=create)
+    except NoDatabase as exc:
+        raise click.ClickException(NO_DATABASE.format(reason=for_terminal(str(exc), db), env=DB_ENV)) from None
+    except ForeignDatabase as exc:
+        raise click.ClickException(for_terminal(str(exc), db)) from None  # it says the database is untouched
     except Exception as exc:
-        raise click.ClickException(f"cannot open the database {db or '(default)'}: {exc}") from exc
+        raise click.ClickException(CANNOT_OPEN.format(db=shown_db(db), error=_error(exc, db))) from None
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None:
+        ctx.call_on_close(store.close)  # when the command is done (in-process callers: tests) too
+    return store
+
+
+@contextmanager
+def reading(db: str | None) -> Iterator[None]:
+    """Turn a failure while reading the database into `Error: cannot read the database ...` (exit 1)."""
+    try:
+        yield
+    except click.ClickException:
+        raise
+    except Exception as exc:
+        raise click.ClickException(CANNOT_READ.format(db=shown_db(db), error=_error(exc, db))) from None
+
+
+def shown_db(db: str | None) -> str:
+    """The database as messages name it, its password masked."""
+    return for_terminal(db or os.environ.get(DB_ENV) or "(default)", db)
+
+
+def hide_password(text: str, db: object = None) -> str:
+    """`text` with the password of any URL or `password=` in it masked, and the password of `db` (else
+    $RUNTRACKER_DB) replaced wherever else it appears, decoded too."""
+    text = _KEYWORD_PASSWORD.sub(r"\1***", _URL_PASSWORD.sub(r"\1***@", masked(text)))
+    source = db if isinstance(db, str) and db else os.environ.get(DB_ENV, "")
+    for password in _passwords(source):
+        # Outside a URL only: a password of a few characters would garble every word that contains it (and
+        # the URLs that hold it are masked above whatever its length).
+        if len(password) >= 4:
+            text = text.replace(password, "***")
+    return text
+
+
+def _passwords(url: str) -> list[str]:
+    found: list[str] = []
+    try:
+        parts = urlsplit(url)
+        if parts.password:
+            found.append(parts.password)
+        found += parse_qs(parts.query).get("password", [])
+    except ValueError:  # not a URL at all
+        return []
+    found += [unquote(p) for p in found]
+    return sorted({p for p in found if p}, key=len, reverse=True)
+
+
+def _error(exc: BaseException, db: str | None) -> str:
+    return for_terminal(str(exc) or type(exc).__name__, db)
+
+
+def for_terminal(text: str, db: object = None) -> str:
+    """A message for the terminal: the password of `db` or of any URL masked, control characters (from a
+    path, say) escaped; line breaks kept."""
+    return safe(hide_password(text, db), multiline=True)

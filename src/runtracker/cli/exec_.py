@@ -6,8 +6,7 @@ import sys
 
 import click
 
-from ..configfile import ConfigError, load, parse_tail
-from ..execwrap.units import parse_duration
+from ..configfile import ConfigError, load, parse_kill_after, parse_tail, parse_timeout
 from .common import CONTEXT_SETTINGS, db_option
 
 NO_COMMAND = (
@@ -26,11 +25,13 @@ class _Parsed(click.ParamType):
     def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> object:
         try:
             return self._parse(value)  # type: ignore[operator]
-        except ValueError as exc:
+        except (ValueError, OverflowError) as exc:
             self.fail(str(exc), param, ctx)
 
 
-DURATION = _Parsed("duration", parse_duration)
+# The same parsers, with the same ranges, as the config file's keys.
+TIMEOUT = _Parsed("duration", parse_timeout)
+KILL_AFTER = _Parsed("duration", parse_kill_after)
 SIZE = _Parsed("size", parse_tail)
 
 
@@ -42,11 +43,12 @@ SIZE = _Parsed("size", parse_tail)
 @click.option("--pipeline", "-p", required=True, help="The pipeline this run belongs to.")
 @click.option("--lock/--no-lock", default=None,
               help="At most one running run of this pipeline per database; a second start exits 75 at once.")
-@click.option("--timeout", type=DURATION, default=None, metavar="DURATION",
-              help="SIGTERM the command after this long (e.g. 90s, 30m, 2h; 0 = none); the run records a "
-                   "timeout and the exit status is 124.")
-@click.option("--kill-after", type=DURATION, default=None, metavar="DURATION",
-              help="After the timeout's SIGTERM, SIGKILL if still running after this long. [default: 10s]")
+@click.option("--timeout", type=TIMEOUT, default=None, metavar="DURATION",
+              help="SIGTERM the command after this long (e.g. 90s, 30m, 2h; 0 = none; at most 30d); the run "
+                   "records a timeout and the exit status is 124.")
+@click.option("--kill-after", type=KILL_AFTER, default=None, metavar="DURATION",
+              help="After the timeout's SIGTERM, SIGKILL if still running after this long (at most 1d). "
+                   "[default: 10s]")
 @click.option("--tail", type=SIZE, default=None, metavar="SIZE",
               help="Keep the last SIZE bytes of output with the run (e.g. 10KB, 1MB; 0 = none). [default: 10KB]")
 @click.option("--config", "config_path", default=None, metavar="PATH",

@@ -6,14 +6,15 @@ import click
 
 from ..config import resolve_db
 from ..storage.copy import TargetNotEmpty, copy_history
-from .common import store_for
+from .common import DATABASE, for_terminal, store_for
 
 SAME_DATABASE = "--from and --to name the same database"
 
 
 @click.command("migrate")
-@click.option("--from", "source", required=True, metavar="PATH|URL", help="The database to copy from.")
-@click.option("--to", "target", required=True, metavar="PATH|URL",
+@click.option("--from", "source", required=True, type=DATABASE, metavar="PATH|URL",
+              help="The database to copy from.")
+@click.option("--to", "target", required=True, type=DATABASE, metavar="PATH|URL",
               help="The database to copy into (created and brought to the latest schema if needed).")
 @click.option("--merge", is_flag=True,
               help="Add to a target that already has runs: copied rows get new ids, runs already there are skipped.")
@@ -26,13 +27,14 @@ def migrate_command(source: str, target: str, merge: bool) -> None:
     """
     if str(resolve_db(source)) == str(resolve_db(target)):
         raise click.ClickException(SAME_DATABASE)
-    src, dst = store_for(source), store_for(target)
+    src, dst = store_for(source, create=False), store_for(target)
     try:
         report = copy_history(src, dst, merge=merge)
     except TargetNotEmpty as exc:
         raise click.ClickException(str(exc)) from exc
     except Exception as exc:  # one transaction: it was rolled back
-        raise click.ClickException(f"the copy failed and nothing was written to the target: {exc}") from exc
+        message = for_terminal(for_terminal(str(exc), source), target)
+        raise click.ClickException(f"the copy failed and nothing was written to the target: {message}") from None
     ids = "ids kept" if report.ids_kept else "new ids"
     click.echo(f"copied {report.runs} runs, {report.steps} steps and {report.errors} errors "
                f"from {src.url} to {dst.url} ({ids})")

@@ -11,16 +11,19 @@ from typing import Any
 import click
 
 from .. import config, reaper
-from .common import db_option, store_for
+from ..terminal import safe
+from .common import Seconds, db_option, for_terminal, store_for
 
 log = logging.getLogger("runtracker")
 
 
 def timeout_option(fn: Any) -> Any:
     return click.option(
-        "--heartbeat-timeout", "heartbeat_timeout", type=float, default=None, metavar="SECONDS",
-        help="Another host's run is lost when its heartbeat is older than this "
-             f"[env {config.HEARTBEAT_TIMEOUT_ENV}; default {config.DEFAULT_HEARTBEAT_TIMEOUT_S:g}].",
+        "--heartbeat-timeout", "heartbeat_timeout", default=None, metavar="SECONDS",
+        type=Seconds(0, config.MAX_HEARTBEAT_TIMEOUT_S, low_open=True),
+        help="Another host's run is lost when its heartbeat is older than this (more than 0, at most "
+             f"{config.MAX_HEARTBEAT_TIMEOUT_S:g}) [env {config.HEARTBEAT_TIMEOUT_ENV}; "
+             f"default {config.DEFAULT_HEARTBEAT_TIMEOUT_S:g}].",
     )(fn)
 
 
@@ -30,7 +33,7 @@ def json_option(fn: Any) -> Any:
 
 def _printer(as_json: bool) -> reaper.OnReaped:
     def show(lost: reaper.Reaped) -> None:
-        click.echo(json.dumps(lost.fields()) if as_json else reaper.describe(lost))
+        click.echo(json.dumps(lost.fields()) if as_json else safe(reaper.describe(lost)))
 
     return show
 
@@ -46,21 +49,21 @@ def reap_command(db: str | None, heartbeat_timeout: float | None, as_json: bool)
         found = reaper.reap(store, heartbeat_timeout=heartbeat_timeout, detected_by="runtracker reap",
                             on_reaped=_printer(as_json))
     except Exception as exc:
-        raise click.ClickException(f"reaping failed: {type(exc).__name__}: {exc}") from exc
+        raise click.ClickException(f"reaping failed: {_failure(exc, db)}") from None
     if not found and not as_json:
         click.echo("nothing to reap")
 
 
 @click.command("monitor")
 @db_option
-@click.option("--interval", type=float, default=reaper.DEFAULT_MONITOR_INTERVAL_S, show_default=True,
-              metavar="SECONDS", help="Seconds between two passes of the reaper.")
+@click.option("--interval", default=reaper.DEFAULT_MONITOR_INTERVAL_S, show_default=True, metavar="SECONDS",
+              type=Seconds(config.MIN_MONITOR_INTERVAL_S, config.MAX_MONITOR_INTERVAL_S),
+              help=f"Seconds between two passes of the reaper ({config.MIN_MONITOR_INTERVAL_S:g} to "
+                   f"{config.MAX_MONITOR_INTERVAL_S:g}).")
 @timeout_option
 @json_option
 def monitor_command(db: str | None, interval: float, heartbeat_timeout: float | None, as_json: bool) -> None:
     """Reap lost runs every few seconds until SIGTERM or Ctrl-C (run it as a service)."""
-    if not interval > 0:
-        raise click.BadParameter("must be a positive number of seconds", param_hint="--interval")
     store = store_for(db)
     stop = threading.Event()
 
@@ -71,14 +74,18 @@ def monitor_command(db: str | None, interval: float, heartbeat_timeout: float | 
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, request_stop)
-    click.echo(f"monitoring {store.url} every {interval:g} s", err=True)
+    click.echo(f"monitoring {safe(store.url)} every {interval:g} s", err=True)
 
     def on_error(exc: Exception) -> None:
-        click.echo(f"reaping failed, trying again in {interval:g} s: {type(exc).__name__}: {exc}", err=True)
+        click.echo(f"reaping failed, trying again in {interval:g} s: {_failure(exc, db)}", err=True)
 
     reaper.monitor(store, interval=interval, heartbeat_timeout=heartbeat_timeout, on_reaped=_printer(as_json),
                    stop=stop, on_error=on_error)
     click.echo("monitor stopped", err=True)
+
+
+def _failure(exc: Exception, db: str | None) -> str:
+    return for_terminal(f"{type(exc).__name__}: {exc}", db)
 
 
 COMMANDS = [reap_command, monitor_command]

@@ -7,7 +7,11 @@ from typing import Any
 
 import click
 
-from .common import db_option, store_for
+from ..terminal import safe
+from .common import db_option, reading, store_for
+
+MAX_RUN_ID = 2**63 - 1  # the largest id either backend can store
+MAX_LIMIT = 1_000_000
 
 
 def _duration(ms: object) -> str:
@@ -19,10 +23,12 @@ def _duration(ms: object) -> str:
     return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
 
 
-def _table(rows: list[list[str]], headers: list[str]) -> str:
-    widths = [max(len(str(x)) for x in column) for column in zip(headers, *rows, strict=True)]
-    lines = ["  ".join(str(h).ljust(w) for h, w in zip(headers, widths, strict=True))]
-    lines += ["  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
+def _table(rows: list[list[object]], headers: list[str]) -> str:
+    """Rows under headers, in columns; every cell one line, with its control characters escaped."""
+    cells = [[safe(cell) for cell in row] for row in rows]
+    widths = [max(len(x) for x in column) for column in zip(headers, *cells, strict=True)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in cells]
     return "\n".join(line.rstrip() for line in lines)
 
 
@@ -30,11 +36,14 @@ def _table(rows: list[list[str]], headers: list[str]) -> str:
 @db_option
 @click.option("--pipeline", "-p", default=None, help="Only runs of this pipeline.")
 @click.option("--outcome", default=None, type=click.Choice(["success", "partial", "failure", "running"]))
-@click.option("--limit", "-n", default=20, show_default=True, help="How many runs, newest first.")
+@click.option("--limit", "-n", default=20, show_default=True, type=click.IntRange(1, MAX_LIMIT),
+              help="How many runs, newest first.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a table.")
 def runs_command(db: str | None, pipeline: str | None, outcome: str | None, limit: int, as_json: bool) -> None:
     """List recent runs: pipeline, outcome, start, duration and counts."""
-    runs = store_for(db).list_runs(pipeline=pipeline, outcome=outcome, limit=limit)
+    store = store_for(db, create=False)
+    with reading(db):
+        runs = store.list_runs(pipeline=pipeline, outcome=outcome, limit=limit)
     if as_json:
         for run in runs:
             click.echo(json.dumps(run))
@@ -42,9 +51,9 @@ def runs_command(db: str | None, pipeline: str | None, outcome: str | None, limi
     if not runs:
         click.echo("no runs")
         return
-    rows = [
-        [str(r["id"]), r["pipeline"], r["outcome"], r["started_at"], _duration(r["duration_ms"]),
-         str(r["total_created"]), str(r["total_updated"]), str(r["total_skipped"]), str(r["total_failed"])]
+    rows: list[list[object]] = [
+        [r["id"], r["pipeline"], r["outcome"], r["started_at"], _duration(r["duration_ms"]),
+         r["total_created"], r["total_updated"], r["total_skipped"], r["total_failed"]]
         for r in runs
     ]
     click.echo(_table(rows, ["id", "pipeline", "outcome", "started", "duration", "created", "updated",
@@ -53,47 +62,50 @@ def runs_command(db: str | None, pipeline: str | None, outcome: str | None, limi
 
 @click.command("show")
 @db_option
-@click.argument("run_id", type=int)
+@click.argument("run_id", type=click.IntRange(1, MAX_RUN_ID))
 @click.option("--json", "as_json", is_flag=True, help="Print the run, steps and errors as one JSON object.")
 def show_command(db: str | None, run_id: int, as_json: bool) -> None:
     """Show one run with its steps and errors."""
-    store = store_for(db)
-    run = store.get_run(run_id)
-    if run is None:
-        raise click.ClickException(f"no run with id {run_id}")
-    steps = store.list_steps(run_id)
-    errors = store.list_errors(run_id)
-    output_tail = store.get_output_tail(run_id)  # runs of `runtracker exec`
+    store = store_for(db, create=False)
+    with reading(db):
+        run = store.get_run(run_id)
+        if run is None:
+            raise click.ClickException(f"no run with id {run_id}")
+        steps = store.list_steps(run_id)
+        errors = store.list_errors(run_id)
+        output_tail = store.get_output_tail(run_id)  # runs of `runtracker exec`
     if as_json:
+        # Exact: json.dumps escapes every control character, so the stored text comes back as it was.
         click.echo(json.dumps({"run": run, "steps": steps, "errors": errors, "output_tail": output_tail}))
         return
-    click.echo(f"run {run['id']}  {run['pipeline']}  {run['outcome'].upper()}")
+    click.echo(f"run {run['id']}  {safe(run['pipeline'])}  {safe(str(run['outcome']).upper())}")
     for key in ("club_slug", "started_at", "finished_at", "heartbeat_at", "hostname", "pid", "exit_code",
                 "reaped_at", "reap_reason", "ended_by"):
         if run.get(key) is not None:
-            click.echo(f"  {key:<13} {run[key]}")
+            click.echo(f"  {key:<13} {safe(run[key])}")
     click.echo(f"  {'duration':<13} {_duration(run['duration_ms'])}")
     click.echo(f"  {'totals':<13} created {run['total_created']}, updated {run['total_updated']}, "
                f"skipped {run['total_skipped']}, failed {run['total_failed']}")
     if run.get("summary_json"):
-        click.echo(f"  {'summary':<13} {run['summary_json']}")
+        click.echo(f"  {'summary':<13} {safe(run['summary_json'])}")
     click.echo("")
     _print_steps(steps)
     _print_errors(errors)
     if output_tail:
         click.echo("")
         click.echo("output (the end of it):")
-        for line in output_tail.rstrip("\n").splitlines():
-            click.echo(f"  | {line}")
+        _print_lines(output_tail, "  | ")
 
 
 def _print_steps(steps: list[dict[str, Any]]) -> None:
     if not steps:
         click.echo("steps: none")
         return
-    rows = [[str(s["id"]), s["step_name"], s["outcome"] or "(open)", _duration(s["duration_ms"]),
-             str(s["created_count"]), str(s["updated_count"]), str(s["skipped_count"]), str(s["failed_count"])]
-            for s in steps]
+    rows: list[list[object]] = [
+        [s["id"], s["step_name"], s["outcome"] or "(open)", _duration(s["duration_ms"]), s["created_count"],
+         s["updated_count"], s["skipped_count"], s["failed_count"]]
+        for s in steps
+    ]
     click.echo(_table(rows, ["step", "name", "outcome", "duration", "created", "updated", "skipped", "failed"]))
 
 
@@ -104,11 +116,17 @@ def _print_errors(errors: list[dict[str, Any]]) -> None:
         return
     click.echo(f"errors: {len(errors)}")
     for e in errors:
-        who = f" [{e['member_identifier']}]" if e.get("member_identifier") else ""
-        click.echo(f"  - {e['step_name'] or '-'}{who}: {e['error_message']}")
+        who = f" [{safe(e['member_identifier'])}]" if e.get("member_identifier") else ""
+        click.echo(f"  - {safe(e['step_name'] or '-')}{who}: {safe(e['error_message'])}")
         if e.get("error_stack") and e["step_name"] == "crash":
-            for line in str(e["error_stack"]).rstrip().splitlines():
-                click.echo(f"      {line}")
+            _print_lines(str(e["error_stack"]).rstrip(), "      ")
+
+
+def _print_lines(text: str, prefix: str) -> None:
+    """Text of many lines (a stack, an output tail), each line after `prefix`. Only newlines break lines:
+    everything else that would move the cursor (a lone carriage return, a form feed) is shown escaped."""
+    for line in safe(text.replace("\r\n", "\n"), multiline=True).rstrip("\n").split("\n"):
+        click.echo(f"{prefix}{line}")
 
 
 COMMANDS = [runs_command, show_command]
