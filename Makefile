@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint bench bench-quick bench-peers bench-reaper bench-load clean
+.PHONY: demo test test-fast lint bench bench-quick bench-peers bench-reaper bench-load bench-upgrade clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,10 @@ bench-peers: $(MLFLOW_VENV)/.installed
 # the same with 1 in 10 processes SIGKILLed mid-run; every row checked.
 bench-load: $(STAMP)
 	$(PY) bench/load.py
+
+# Schema version 6 on 1,000,000 runs of an earlier runtracker's layout, SQLite and PostgreSQL, vs a plain copy.
+bench-upgrade: $(STAMP)
+	$(PY) bench/upgrade.py
 
 clean:
 	rm -rf $(VENV) data build src/*.egg-info bench/.cache $(MLFLOW_VENV)

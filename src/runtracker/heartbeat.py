@@ -68,13 +68,23 @@ def crash_file_name(hostname: str | None, pid: int | None, process_started_at: f
     return f"{crash_file_prefix(hostname)}{pid}-{started}.txt"
 
 
+# The first line of what runtracker itself leaves in the crash file: the end of a run it could not write.
+LAST_WORDS = "runtracker: the end of run {run_id} could not be written ({error}): "
+
+
 class CrashFile:
-    """The process's faulthandler file; hard-linked into the crash directory of every database it has runs on."""
+    """The process's faulthandler file; hard-linked into the crash directory of every database it has runs on.
+
+    runtracker writes into it too, as its last words, an end of a run that it could not write (the database
+    locked past the crash timeout, a server away): the reaper, which ends that run later, attaches them to the
+    crash row, as it does a segfault's traceback. A file with last words is kept when the process exits.
+    """
 
     def __init__(self) -> None:
         self.file: IO[str] | None = None
         self.paths: list[str] = []
         self.lock = threading.Lock()
+        self.keep = False  # last words were written: the reaper needs the file
 
     def open_for(self, store: Store, identity: Identity) -> None:
         try:
@@ -107,8 +117,28 @@ class CrashFile:
         except OSError as exc:  # another filesystem: that database's reaper gets no traceback, nothing more
             log.debug("runtracker: cannot link the faulthandler file into %s: %s", directory, exc)
 
+    def last_words(self, store: Store, identity: Identity, text: str) -> None:
+        """Append `text` to this process's crash file for `store` (created if faulthandler does not write one),
+        flushed to disk: the process may be about to die."""
+        with self.lock:
+            if self.file is not None:
+                self.file.write(text)
+                self.file.flush()
+                os.fsync(self.file.fileno())
+            else:
+                directory = crash_dir(store)
+                os.makedirs(directory, exist_ok=True)
+                path = os.path.join(directory, crash_file_name(identity.hostname, identity.pid,
+                                                               identity.process_started_at))
+                with open(path, "a") as file:
+                    file.write(text)
+                    file.flush()
+                    os.fsync(file.fileno())
+            self.keep = True
+
     def close(self) -> None:
-        """No fatal signal can concern an open run any more: put faulthandler back and remove the empty file."""
+        """No fatal signal can concern an open run any more: put faulthandler back and remove the empty file (a
+        file with last words stays for the reaper)."""
         with self.lock:
             if self.file is None:
                 return
@@ -116,7 +146,7 @@ class CrashFile:
                 faulthandler.disable()
                 self.file.close()
             finally:
-                for path in self.paths:
+                for path in self.paths if not self.keep else ():
                     with contextlib.suppress(OSError):
                         os.unlink(path)
                 self.file, self.paths = None, []

@@ -22,6 +22,7 @@ import traceback
 from . import attach, sanitize
 from .clock import iso, later, ms_between, now_ms, to_ms
 from .guard import report
+from .heartbeat import LAST_WORDS
 from .outcomes import CRASH_STEP, FAILURE, PARTIAL, RUNNING
 from .records import Record
 from .state import STATE, OpenRun
@@ -253,8 +254,25 @@ def end_open_runs(runs: list[OpenRun], ending: Ending, what: str) -> None:
             end_run(run.store, run.run_id, ending, run=run, crash_write=True)
         except Exception as exc:
             report(f"recording {what}", exc)
+            _leave_last_words(run, exc)
         finally:
             STATE.unregister(run)  # ended, or left to the reaper: never written twice by this process
+            run.troubles.flush(f"run {run.run_id}")
+
+
+def _leave_last_words(run: OpenRun, error: BaseException) -> None:
+    """The end of a run could not be written by its dying process: leave it in the process's crash file, where
+    the reaper finds it when it ends the run (a run whose start was never written has no one to find it)."""
+    if run.run_id is None:
+        return
+    ending = run.pending or Ending(FAILURE)
+    what = f"{ending.kind}: {ending.message}" if ending.kind else f"end_run({ending.outcome!r}) was asked"
+    text = LAST_WORDS.format(run_id=run.run_id, error=f"{type(error).__name__}: {error}".splitlines()[0]) + what
+    text += "\n" + (ending.stack or "") + "\n"
+    try:
+        STATE.crash_file.last_words(run.store, STATE.identity(), text)
+    except Exception as exc:
+        report("leaving the run's last words in the crash file", exc)
 
 
 def runs_of_dying_thread(thread: threading.Thread) -> list[OpenRun]:

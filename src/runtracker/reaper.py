@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 
 from . import heartbeat, lifecycle, liveness, sanitize
 from .clock import iso, now_ms
-from .config import heartbeat_timeout_s
+from .config import heartbeat_timeout_s, ownerless_timeout_s
 from .lifecycle import LOST, Ending
 from .outcomes import FAILURE
 from .records import Record
@@ -70,7 +70,8 @@ OnReaped = Callable[[Reaped], None]
 
 
 def reap(store: Store, *, heartbeat_timeout: float | None = None, detected_by: str = "runtracker reap",
-         on_reaped: OnReaped | None = None, sweep: bool = True) -> list[Reaped]:
+         on_reaped: OnReaped | None = None, sweep: bool = True,
+         ownerless_timeout: float | None = None) -> list[Reaped]:
     """End every `running` run of `store` whose owner is gone; returns what it ended. Raises on database errors.
 
     The runs this process has open itself are never judged. `sweep` also removes faulthandler files left by
@@ -81,15 +82,17 @@ def reap(store: Store, *, heartbeat_timeout: float | None = None, detected_by: s
         _sweep_crash_files(store, rows)
     if not rows:
         return []
-    observer = liveness.Observer.here(heartbeat_timeout_s(heartbeat_timeout), now_ms())
+    observer = liveness.Observer.here(heartbeat_timeout_s(heartbeat_timeout), now_ms(),
+                                      *_ownerless_timeouts(rows, ownerless_timeout))
     own = {run.run_id for run in STATE.open_runs() if run.store is store}
     reaped: list[Reaped] = []
+    done_with: set[str] = set()
     for row in rows:
         if row["id"] in own:
             continue
         try:
             verdict = liveness.judge(row, observer)
-            done = None if verdict is None else _reap_one(store, row, verdict, observer, detected_by)
+            done = None if verdict is None else _reap_one(store, row, verdict, observer, detected_by, done_with)
         except Exception as exc:
             # One run that cannot be judged or ended (a row another tool wrote, a constraint it breaks) is
             # logged and skipped: never a stop for the others.
@@ -104,7 +107,30 @@ def reap(store: Store, *, heartbeat_timeout: float | None = None, detected_by: s
                 on_reaped(done)
             except Exception as exc:  # a broken callback must not stop the reaping of the others
                 log.error("runtracker: handling reaped run %s failed (%s: %s)", done.run_id, type(exc).__name__, exc)
+    for path in done_with:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
     return reaped
+
+
+def _ownerless_timeouts(rows: Sequence[dict[str, Any]], value: float | None) -> tuple[float, dict[str, float]]:
+    """The ownerless timeout (argument, $RUNTRACKER_OWNERLESS_TIMEOUT, 6 h) and the pipelines' own from the
+    config file, read only when a run that records no owner is running (reading the file costs more than the
+    rest of a start_run's reaping). A config file that cannot be read is logged; the global timeout holds."""
+    default = ownerless_timeout_s(value)
+    pipelines = {str(row.get("pipeline")) for row in rows if liveness.ownerless(row)}
+    if not pipelines or value is not None:
+        return default, {}
+    from . import configfile  # here: tomllib and the file's parsing stay out of `import runtracker`
+
+    try:
+        config = configfile.load()
+    except Exception as exc:
+        log.error("runtracker: the pipeline config file cannot be read (%s); every ownerless run gets the ownerless "
+                  "timeout of %g s", exc, default)
+        return default, {}
+    own = {name: config.ownerless_timeout_s(name) for name in pipelines}
+    return default, {name: timeout for name, timeout in own.items() if timeout is not None}
 
 
 def reap_at_start(store: Store, heartbeat_timeout: float | None = None) -> list[Reaped]:
@@ -147,18 +173,22 @@ def monitor(store: Store, *, interval: float = DEFAULT_MONITOR_INTERVAL_S, heart
 
 # -- ending one lost run ------------------------------------------------------------------------------------
 def _reap_one(store: Store, row: dict[str, Any], verdict: liveness.Verdict, observer: liveness.Observer,
-              detected_by: str) -> Reaped | None:
-    """End a lost run `failure` at its last sign of life; None if someone else ended it first."""
+              detected_by: str, done_with: set[str]) -> Reaped | None:
+    """End a lost run `failure` at its last sign of life; None if someone else ended it first. The process's
+    crash file, once attached, goes into `done_with` (removed after the pass: its other runs need it too)."""
     reaped_at = iso(observer.now_ms)
     fault_path = _crash_file_path(store, row)
-    fault = _read_fault(fault_path)
+    fault, last_words = _read_crash_file(fault_path, int(row["id"]))
     message = f"process lost: {verdict.detail}"
     fatal = _fatal_error(fault)
     if fatal:
         message += f"; {fatal}"
+    if last_words is not None:  # its own end, which the dying process could not write
+        message += f"; its last words: {last_words[0]}"
     message += f"; detected by {detected_by} on {observer.hostname}"
+    stack = "\n\n".join(part for part in (last_words[1] if last_words else None, fault) if part) or None
     ending = Ending(
-        FAILURE, kind=LOST, message=message, stack=fault, name_step=True, reaped=(reaped_at, verdict.reason),
+        FAILURE, kind=LOST, message=message, stack=stack, name_step=True, reaped=(reaped_at, verdict.reason),
         summary={"reason": verdict.reason, "detected_by": detected_by, "detected_at": reaped_at,
                  "last_heartbeat_at": row.get("heartbeat_at")},
     )
@@ -166,8 +196,7 @@ def _reap_one(store: Store, row: dict[str, Any], verdict: liveness.Verdict, obse
     if report.result != ENDED:
         return None
     if fault_path is not None:
-        with contextlib.suppress(OSError):
-            os.unlink(fault_path)
+        done_with.add(fault_path)
     return Reaped(row["id"], row["pipeline"], row.get("hostname"), row.get("pid"), verdict.reason,
                   report.message or message, report.step_in_progress, report.finished_at or reaped_at, reaped_at,
                   detected_by, bool(fault))
@@ -180,15 +209,31 @@ def _crash_file_path(store: Store, row: dict[str, Any]) -> str | None:
     return path if os.path.exists(path) else None
 
 
-def _read_fault(path: str | None) -> str | None:
+def _read_crash_file(path: str | None, run_id: int) -> tuple[str | None, tuple[str, str] | None]:
+    """(faulthandler's traceback, this run's last words as (what, stack)) from a process's crash file."""
     if path is None:
-        return None
+        return None, None
     try:
         with open(path, errors="replace") as f:
-            text = f.read(sanitize.STACK_LIMIT * 4).strip()
+            text = f.read(sanitize.STACK_LIMIT * 8)
     except OSError:
-        return None
-    return _current_thread_first(text) or None
+        return None, None
+    fault: list[str] = []
+    words: dict[int, list[str]] = {}
+    current: list[str] = fault
+    marker = heartbeat.LAST_WORDS.split("{run_id}")[0]
+    for line in text.splitlines():
+        if line.startswith(marker):
+            owner = line[len(marker):].split(" ", 1)[0]
+            current = words.setdefault(int(owner) if owner.isdigit() else -1, [])
+            current.clear()  # the latest words of a run count
+        current.append(line)
+    mine = words.get(run_id)
+    last_words = None
+    if mine:
+        what = mine[0].split("): ", 1)[-1]
+        last_words = (what, "\n".join(mine[1:]).strip())
+    return _current_thread_first("\n".join(fault).strip()) or None, last_words
 
 
 def _current_thread_first(text: str) -> str:

@@ -58,7 +58,7 @@ def optional_text(value: object, limit: int) -> str | None:
 
 
 def name(value: object, default: str = "(unnamed)") -> str:
-    if value is None or value == "":
+    if value is None or (isinstance(value, str) and not value):  # not `== ""`: an object's __eq__ may raise
         return default
     return text(value, NAME_LIMIT)
 

@@ -5,14 +5,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from . import guard, hooks
+from . import config, guard, hooks
 from .state import STATE
 
 
 def reset() -> None:
-    """Forget open runs, stop the heartbeat, close this process's connections and put back every process hook."""
+    """Forget open runs, stop the heartbeat, close this process's connections, put back every process hook, and
+    forget which wrong settings were warned about."""
     STATE.reset()
     hooks.uninstall()
+    config.forget_warnings()
 
 
 @contextmanager

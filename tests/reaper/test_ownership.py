@@ -194,13 +194,34 @@ def test_the_probe_of_running_runs_uses_the_partial_index(sqlite_url):
     assert [row[3] for row in plan] == ["SEARCH runs USING INDEX idx_runs_running (outcome=?)"]
 
 
-def test_run_left_running_by_the_seed_tool_is_reaped_by_its_age(store, db_url):
-    """A `running` row from before ownership facts existed (no host, pid or heartbeat): reaped once its start
-    is older than the timeout, as a lost host's would be."""
+def _ownerless(store, pipeline: str, started_s_ago: float) -> int:
+    """A `running` row as the original tool writes it: no host, pid or heartbeat."""
     with store.transaction() as cur:
-        cur.execute(store.sql("INSERT INTO runs (club_slug, pipeline, started_at, outcome) VALUES (?, ?, ?, ?)"),
-                    ("rondo", "nikki", _ago(3600), "running"))
-    found = reaper.reap(store)
-    assert [r.reason for r in found] == ["heartbeat_timeout"]
-    crash = Db(db_url).crash_rows(found[0].run_id)[0]["error_message"]
-    assert "no heartbeat from the owner (pid unknown) on an unknown host" in crash
+        return store.insert_returning_id(cur, "INSERT INTO runs (pipeline, started_at, outcome) VALUES (?, ?, ?)",
+                                         (pipeline, _ago(started_s_ago), "running"))
+
+
+def test_a_live_run_of_a_tool_that_records_no_owner_is_never_reaped_within_hours(store, db_url, monkeypatch):
+    """The original tool's runs record no owner: judged neither by a pid nor by the 60 s heartbeat timeout, but
+    only once older than the ownerless timeout (6 h by default), with a message saying why."""
+    monkeypatch.delenv("RUNTRACKER_OWNERLESS_TIMEOUT", raising=False)
+    working = _ownerless(store, "laposta", 3 * 3600)
+    lost = _ownerless(store, "laposta", 7 * 3600)
+    found = reaper.reap(store, heartbeat_timeout=1)
+    assert [(r.run_id, r.reason) for r in found] == [(lost, "ownerless_timeout")]
+    assert store.get_run(working)["outcome"] == "running"
+    message = Db(db_url).crash_rows(lost)[0]["error_message"]
+    assert "records no owner" in message and "running for 7.0 h" in message and "ownerless timeout of 6.0 h" in message
+
+
+def test_the_ownerless_timeout_comes_from_the_environment_and_per_pipeline_from_the_config_file(
+        store, tmp_path, monkeypatch):
+    """$RUNTRACKER_OWNERLESS_TIMEOUT sets it for all; `ownerless_timeout` in [pipelines.NAME] for one pipeline."""
+    config = tmp_path / "runtracker.toml"
+    config.write_text('[pipelines.backup]\nownerless_timeout = "24h"\n')
+    monkeypatch.setenv("RUNTRACKER_CONFIG", str(config))
+    monkeypatch.setenv("RUNTRACKER_OWNERLESS_TIMEOUT", "2h")
+    sync = _ownerless(store, "laposta", 3 * 3600)
+    backup = _ownerless(store, "backup", 12 * 3600)
+    assert [r.run_id for r in reaper.reap(store)] == [sync]
+    assert store.get_run(backup)["outcome"] == "running"

@@ -295,9 +295,11 @@ def test_a_crash_during_a_short_outage_is_recorded_when_the_server_is_back(tmp_p
     assert [e["error_message"] for e in db.crash_rows(run["id"])] == ["ValueError: boom"]
 
 
-def test_a_crash_while_the_server_stays_unreachable_is_ended_by_the_reaper(tmp_path, pg_url, proxy):
+def test_a_crash_while_the_server_stays_unreachable_is_ended_by_the_reaper(tmp_path, pg_url, proxy, monkeypatch):
     """The server stays away longer than the crash handler retries: the run stays `running`, the process
-    still exits as it would, and the reaper ends the run once the server is reachable again."""
+    still exits as it would, and leaves the crash in its crash file; the reaper ends the run once the server is
+    reachable again, with the exception's message and stack as the run's last words."""
+    monkeypatch.setenv("RUNTRACKER_CRASH_DIR", str(tmp_path / "crash"))
     code = READY.replace("import sys\n", "import sys\nimport runtracker.storage.postgres as pg\n"
                                          "pg.CRASH_RETRY_S = 0.3  # the test need not wait 5 s\n")
     proc = start(tmp_path, code + "raise ValueError('boom')\n", proxy.url(pg_url))
@@ -314,7 +316,10 @@ def test_a_crash_while_the_server_stays_unreachable_is_ended_by_the_reaper(tmp_p
     assert result.exit_code == 0 and f"reaped run {run_id}" in result.output
     run = db.run(run_id)
     assert run["outcome"] == "failure" and run["reap_reason"] == "pid_gone"
-    assert len(db.crash_rows(run_id)) == 1
+    (crash,) = db.crash_rows(run_id)
+    assert "its last words: uncaught_exception: ValueError: boom" in crash["error_message"]
+    assert "Traceback (most recent call last)" in crash["error_stack"] and "ValueError: boom" in crash["error_stack"]
+    assert list((tmp_path / "crash").iterdir()) == []  # attached, then removed
 
 
 def test_a_forked_child_never_closes_the_parents_connection(tmp_path, pg_url):

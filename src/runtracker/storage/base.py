@@ -245,6 +245,12 @@ class Store(ABC):
                 )
         return int(current)
 
+    def rename_old_indexes(self, cur: Any) -> None:
+        """Migration 6: runtracker's old names of two of the original's indexes (schema.OLD_INDEX_NAMES). SQLite
+        cannot rename an index: they are dropped, and made again under the original's names."""
+        for old in schema.OLD_INDEX_NAMES:
+            cur.execute(f"DROP INDEX IF EXISTS {old}")
+
     @abstractmethod
     def conform_seed_tables(self, cur: Any) -> None:
         """Migration 6: make the three tables' definitions the original tool's (see schema.SEED_TABLES),

@@ -73,7 +73,7 @@ def to_pyformat(sql: str) -> str:
 
 def masked(dsn: str) -> str:
     """The URL without its password, for messages."""
-    dsn = re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", dsn)
+    dsn = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", dsn)  # an empty user name too: postgresql://:pw@host
     return re.sub(r"([?&]password=)[^&]*", r"\1***", dsn)
 
 
@@ -254,6 +254,14 @@ class PostgresStore(Store):
             cached = self._sql_cache[sql] = to_pyformat(sql)
         return cached
 
+    def rename_old_indexes(self, cur: Any) -> None:
+        # A rename is a catalog change: rebuilding 7,000,000 index entries to drop the old ones after is not.
+        cur.execute("SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()")
+        present = {row[0] for row in cur.fetchall()}
+        for old, new in schema.OLD_INDEX_NAMES.items():
+            if old in present:
+                cur.execute(f"ALTER INDEX {old} RENAME TO {new}" if new not in present else f"DROP INDEX {old}")
+
     def conform_seed_tables(self, cur: Any) -> None:
         # In place: an UPDATE of the empty values, then the constraints. SET NOT NULL reads the table once.
         counts = {"runs": ("total_created", "total_updated", "total_skipped", "total_failed"),
@@ -262,8 +270,9 @@ class PostgresStore(Store):
                 "error_message": schema.NO_MESSAGE}
         for table, count_columns in counts.items():
             required = ["club_slug"] + (["step_name", "error_message"] if table == "run_errors" else [])
-            for column in required:
-                cur.execute(f"UPDATE {table} SET {column} = %s WHERE {column} IS NULL", (fill[column],))
+            # One pass per table: each updated row is written once, whichever of its columns were empty.
+            cur.execute(f"UPDATE {table} SET " + ", ".join(f"{c} = COALESCE({c}, %s)" for c in required)
+                        + " WHERE " + " OR ".join(f"{c} IS NULL" for c in required), [fill[c] for c in required])
             changes = [f"ALTER COLUMN club_slug SET DEFAULT '{schema.DEFAULT_CLUB_SLUG}'"]
             changes += [f"ALTER COLUMN {column} SET NOT NULL" for column in required]
             changes += [f"ALTER COLUMN {column} DROP NOT NULL" for column in count_columns]
@@ -280,6 +289,10 @@ class PostgresStore(Store):
         # Several processes starting at once: the first applies the migrations, the others wait here and then
         # find them applied. CREATE TABLE IF NOT EXISTS alone is not safe under concurrency in PostgreSQL.
         # The key includes the schema, so databases that live side by side in schemas do not wait on each other.
+        # No statement timeout for an upgrade: on a long history one migration rewrites millions of rows
+        # (measured by bench/upgrade.py), and giving up halfway would only roll it back to try again next time.
+        # The timeout the connection had comes back with the transaction's end (SET LOCAL).
+        cur.execute("SET LOCAL statement_timeout = 0")
         cur.execute(
             "SELECT pg_advisory_xact_lock(hashtext('runtracker.migrate:' || COALESCE(current_schema(), '')))"
         )

@@ -96,6 +96,8 @@ SEED_INDEXES = (
 )
 # What the original's NOT NULL columns get where an earlier runtracker left them empty (and what runtracker
 # writes when it is given nothing): the original dashboard shows club 'rondo' only.
+# runtracker's names (versions 2-5) for two of the original's indexes.
+OLD_INDEX_NAMES = {"idx_run_steps_run": "idx_run_steps_run_id", "idx_run_errors_run": "idx_run_errors_run_id"}
 DEFAULT_CLUB_SLUG = "rondo"
 NO_STEP = "(run)"  # run_errors.step_name of an error recorded outside any step
 NO_MESSAGE = "(no message)"
@@ -185,11 +187,11 @@ MIGRATIONS: tuple[Migration, ...] = (
             # (which name only its own columns) left it NULL and its dashboard never showed those runs. Empty
             # values become the defaults above; SQLite rebuilds the tables (it cannot alter a column), PostgreSQL
             # alters them in place. A database the original tool made already conforms and is left alone.
+            # Two of the original's indexes under runtracker's old names: renamed where the dialect can (instant),
+            # else dropped first, so that a rebuild does not build them again only to drop them.
+            Call("rename_old_indexes"),
             Call("conform_seed_tables"),
             *SEED_INDEXES,
-            # The same as two of the original's, under runtracker's old names.
-            "DROP INDEX IF EXISTS idx_run_steps_run",
-            "DROP INDEX IF EXISTS idx_run_errors_run",
         ),
     ),
 )
