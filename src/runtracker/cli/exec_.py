@@ -59,8 +59,8 @@ def exec_command(db: str | None, pipeline: str, lock: bool | None, timeout: floa
                  command: tuple[str, ...]) -> None:
     """Run COMMAND as a tracked run of PIPELINE and exit with its exit status.
 
-    The output passes through unchanged (stdout and stderr combined, on stdout) and its tail is kept with
-    the run. A command killed by a signal makes this process die by the same signal. Without COMMAND, the
+    The command's stdout and stderr pass through unchanged, each to ours; the tail of both, in the order it
+    arrived, is kept with the run. A command killed by a signal makes this process die by the same signal. Without COMMAND, the
     pipeline's `command` from the config file runs. Exit statuses of its own: 75 when --lock finds the
     pipeline running, 124 on timeout, 126/127 when the command cannot be executed / is not found.
     """
