@@ -255,7 +255,7 @@ def _fatal_error(fault: str | None) -> str | None:
     return first if first.startswith("Fatal Python error") else "faulthandler wrote a traceback"
 
 
-_CRASH_FILE = re.compile(r"-(?P<pid>\d+)-(?P<started>\d+)\.txt")
+_CRASH_FILE = r"-(?P<pid>\d+)-(?P<started>\d+)\.txt"  # compiled at first use, not at import
 
 
 def _sweep_crash_files(store: Store, rows: Sequence[dict[str, Any]]) -> None:
@@ -273,7 +273,7 @@ def _sweep_crash_files(store: Store, rows: Sequence[dict[str, Any]]) -> None:
 
     running_pids = {row.get("pid") for row in rows if row.get("hostname") == liveness.hostname()}
     for name in entries:
-        match = _CRASH_FILE.fullmatch(name[len(prefix) - 1 :])
+        match = re.fullmatch(_CRASH_FILE, name[len(prefix) - 1 :])
         if match is None:
             continue
         pid = int(match["pid"])

@@ -9,8 +9,9 @@ from __future__ import annotations
 import re
 
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
-_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*(b|k|kb|kib|m|mb|mib)?")
+# Compiled (and cached by `re`) at first use, not at import: config.py imports this module.
+_DURATION_PART = r"(\d+(?:\.\d+)?)(ms|s|m|h|d)"
+_SIZE = r"(\d+(?:\.\d+)?)\s*(b|k|kb|kib|m|mb|mib)?"
 _SIZE_UNITS = {None: 1, "b": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": 1024**2, "mb": 1024**2, "mib": 1024**2}
 
 
@@ -23,7 +24,7 @@ def parse_duration(value: object) -> float:
         try:
             seconds = float(text)
         except ValueError:
-            parts = _DURATION_PART.findall(text)
+            parts = re.findall(_DURATION_PART, text)
             if not parts or "".join(n + u for n, u in parts) != text:
                 raise ValueError(f"not a duration: {value!r} (use e.g. 90, 90s, 30m, 2h, 1h30m)") from None
             seconds = sum(float(n) * _DURATION_UNITS[u] for n, u in parts)
@@ -39,7 +40,7 @@ def parse_size(value: object) -> int:
     if isinstance(value, int) and not isinstance(value, bool):
         size = value
     elif isinstance(value, str):
-        match = _SIZE.fullmatch(value.strip().lower())
+        match = re.fullmatch(_SIZE, value.strip().lower())
         if match is None:
             raise ValueError(f"not a size: {value!r} (use e.g. 10240, 10KB, 1MB)")
         size = int(float(match.group(1)) * _SIZE_UNITS[match.group(2)])
