@@ -24,7 +24,7 @@ from pathlib import Path
 
 from runtracker import RunTracker
 from runtracker.state import STATE
-from runtracker.storage import schema
+from runtracker.storage import open_store
 
 STEPS = 5
 ERRORS_PER_STEP = 4
@@ -145,13 +145,9 @@ class RawLifecycle:
 
 
 def create_schema(path: Path) -> None:
-    """The tracker's own schema (every migration), made with a plain connection."""
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
-    for migration in schema.MIGRATIONS:
-        for statement in schema.statements(migration, "sqlite"):
-            conn.execute(statement)
-    conn.close()
+    """The tracker's own schema (every migration, its indexes), made by the store and closed: the raw side then
+    works on it with a plain connection of its own."""
+    open_store(str(path)).close()
 
 
 def statement_counts(tracker: RunTracker, db: str, raw: RawLifecycle) -> tuple[int, int]:

@@ -26,8 +26,8 @@ sys.path.insert(0, str(HERE.parent / "tests"))  # the version-5 layout lives wit
 sys.path.insert(0, str(HERE))
 
 from benchlib import cache_dir  # noqa: E402
-from original_tool import make_runtracker_v5  # noqa: E402
 
+from original_tool import make_runtracker_v5  # noqa: E402
 from runtracker.storage import open_store  # noqa: E402
 from runtracker.storage.postgres import driver  # noqa: E402
 

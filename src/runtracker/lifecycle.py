@@ -23,11 +23,10 @@ from . import attach, sanitize
 from .clock import iso, later, ms_between, now_ms, to_ms
 from .guard import report
 from .heartbeat import LAST_WORDS
-from .outcomes import CRASH_STEP, FAILURE, PARTIAL, RUNNING
+from .outcomes import CRASH_STEP, FAILURE, NO_STEP, PARTIAL, RUNNING, SUCCESS
 from .records import Record
-from .state import STATE, OpenRun
+from .state import STATE, OpenRun, OpenStep
 from .storage import ALREADY_ENDED, OVERRODE_REAPER, ErrorRow, RunEnd, RunFacts, StepEnd, Store
-from .storage.schema import NO_STEP
 
 TYPE_CHECKING = False  # `typing` is not imported at run time: see records.py
 if TYPE_CHECKING:
@@ -106,6 +105,19 @@ def format_exception(exc: BaseException | None) -> tuple[str, str | None]:
     except Exception:  # MemoryError or a broken __str__ while formatting: keep what we have
         stack = None
     return message, stack
+
+
+def exception_ending(exc: BaseException) -> Ending:
+    """The end of a run whose `with` block or decorated function died of `exc`: `failure` with the exception as
+    its crash; `SystemExit(0)` (sys.exit() inside the block) ends it `success`."""
+    code = exit_status(exc.code) if isinstance(exc, SystemExit) else None
+    if code == 0:
+        return Ending(SUCCESS)
+    if isinstance(exc, KeyboardInterrupt):
+        kind = KEYBOARD_INTERRUPT
+    else:
+        kind = EXIT if code is not None else EXCEPTION
+    return crash(kind, exc, exit_code=code, summary=None if code is None else {"exit_code": code})
 
 
 def exit_status(code: object) -> int:
@@ -197,6 +209,37 @@ def _written(run_id: int | None) -> int:
     if run_id is None:  # only an insert with a lock_key or an id of its own gives none
         raise RuntimeError("the run could not be written")
     return run_id
+
+
+# -- steps ----------------------------------------------------------------------------------------------------
+def start_step(run: OpenRun, name: str, club_slug: str | None) -> int | None:
+    """Add a step to an open run (written): its id, or None (with a warning) if the run has ended."""
+    started_ms = now_ms()
+    step_id = None if run.ended else run.store.insert_step(run_id=_written(run.run_id), club_slug=club_slug,
+                                                              step_name=name, started_at=iso(started_ms))
+    if step_id is None:
+        log.warning("runtracker: start_step(%r) after run %s had ended; not recorded", name, run.run_id)
+        return None
+    run.steps[step_id] = OpenStep(step_id, name, started_ms)
+    run.known_steps[step_id] = name
+    return step_id
+
+
+def end_step(run: OpenRun, step: OpenStep, outcome: str, created: int, updated: int, skipped: int, failed: int,
+             detail_json: str | None) -> bool:
+    """The owner's end of one of its run's steps; False (with a warning) if an end of the run closed it first."""
+    finished_ms = max(now_ms(), step.started_ms)  # a clock stepped back never gives a negative duration
+    end = StepEnd(step.step_id, outcome, iso(finished_ms), finished_ms - step.started_ms, created, updated,
+                  skipped, failed, detail_json)
+    ended = run.store.end_step(_written(run.run_id), end)
+    run.steps.pop(step.step_id, None)
+    if not ended:
+        log.warning("runtracker: step %s had already ended (its run ended first); end_step not applied",
+                    step.step_id)
+        return False
+    if outcome in (FAILURE, PARTIAL) or failed:
+        run.problems += 1
+    return True
 
 
 # -- ending -------------------------------------------------------------------------------------------------

@@ -16,6 +16,12 @@ STEP_OUTCOMES = (SUCCESS, FAILURE, SKIPPED, PARTIAL)
 # The step_name of the error row a crash leaves behind (the seed's name for it).
 CRASH_STEP = "crash"
 
+# What the original tool's NOT NULL columns hold when a tracker is given nothing (and what an upgrade puts
+# where an earlier runtracker left them empty): its dashboard shows club 'rondo' only.
+DEFAULT_CLUB_SLUG = "rondo"
+NO_STEP = "(run)"  # run_errors.step_name of an error recorded outside any step
+NO_MESSAGE = "(no message)"
+
 log = logging.getLogger("runtracker")
 
 

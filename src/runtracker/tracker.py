@@ -3,6 +3,11 @@
 Every public method is guarded: whatever goes wrong inside is logged on the `runtracker` logger and the
 method returns (None, or False), so tracking never breaks the pipeline. Every call that returns has
 committed its write. Runs open and end through `runtracker.lifecycle`, like every other opener and ender.
+
+The machinery of a run (`lifecycle`, and through it the process state, storage, the heartbeat, the hooks,
+the reaper) is imported by the methods that use it, not at the top: `import runtracker` — which every
+pipeline pays at start-up, whether it tracks in that process or not — stays cheap (bench/process_costs.py),
+and the first start_run pays for the rest, once.
 """
 
 from __future__ import annotations
@@ -12,19 +17,27 @@ import logging
 import traceback
 from collections.abc import Callable, Iterable
 
-from . import attach, config, hooks, lifecycle, reaper, sanitize
+from . import config, sanitize
 from .clock import iso, now_ms
 from .context import Run, Step
 from .guard import Troubles, guarded, report
-from .lifecycle import EXCEPTION, EXIT, KEYBOARD_INTERRUPT, Ending
-from .outcomes import FAILURE, PARTIAL, RUN_OUTCOMES, STEP_OUTCOMES, SUCCESS, normalize_outcome
-from .state import STATE, OpenRun, OpenStep
-from .storage import ALREADY_ENDED, ErrorRow, StepEnd
-from .storage.schema import DEFAULT_CLUB_SLUG, NO_MESSAGE, NO_STEP
+from .outcomes import (
+    DEFAULT_CLUB_SLUG,
+    NO_MESSAGE,
+    NO_STEP,
+    PARTIAL,
+    RUN_OUTCOMES,
+    STEP_OUTCOMES,
+    SUCCESS,
+    normalize_outcome,
+)
 
 TYPE_CHECKING = False  # `typing` is not imported at run time: see records.py
 if TYPE_CHECKING:
     from typing import Any, TypeVar
+
+    from .state import OpenRun
+    from .storage import ErrorRow
 
     F = TypeVar("F", bound=Callable[..., Any])
 
@@ -75,6 +88,9 @@ class RunTracker:
         first (see `reaper`).
         """
         started_ms = now_ms()
+        from . import attach, hooks, lifecycle, reaper
+        from .state import STATE
+
         store = STATE.stores.get(self._db)
         hooks.install()
         try:
@@ -111,16 +127,9 @@ class RunTracker:
         run = self._require_run("start_step")
         if run is None:
             return None
-        name = sanitize.name(step_name)
-        started_ms = now_ms()
-        step_id = None if run.ended else run.store.insert_step(run_id=_id(run), club_slug=self.club_slug,
-                                                                  step_name=name, started_at=iso(started_ms))
-        if step_id is None:
-            log.warning("runtracker: start_step(%r) after run %s had ended; not recorded", name, run.run_id)
-            return None
-        run.steps[step_id] = OpenStep(step_id, name, started_ms)
-        run.known_steps[step_id] = name
-        return step_id
+        from . import lifecycle
+
+        return lifecycle.start_step(run, sanitize.name(step_name), self.club_slug)
 
     @guarded(False)
     def end_step(self, step_id: int | None, outcome: object = SUCCESS, created: object = 0, updated: object = 0,
@@ -134,23 +143,12 @@ class RunTracker:
         if step is None:
             log.warning("runtracker: end_step on unknown step id %r ignored", step_id)
             return False
-        outcome = normalize_outcome(outcome, STEP_OUTCOMES, "step")
-        failed_count = sanitize.count(failed, "failed")
-        finished_ms = max(now_ms(), step.started_ms)  # a clock stepped back never gives a negative duration
-        end = StepEnd(
-            step.step_id, outcome, iso(finished_ms), finished_ms - step.started_ms,
-            sanitize.count(created, "created"), sanitize.count(updated, "updated"),
-            sanitize.count(skipped, "skipped"), failed_count, sanitize.to_json(detail),
-        )
-        ended = run.store.end_step(_id(run), end)
-        run.steps.pop(step.step_id, None)
-        if not ended:
-            log.warning("runtracker: step %s had already ended (its run ended first); end_step not applied",
-                        step.step_id)
-            return False
-        if outcome in (FAILURE, PARTIAL) or failed_count:
-            run.problems += 1
-        return True
+        from . import lifecycle
+
+        return lifecycle.end_step(run, step, normalize_outcome(outcome, STEP_OUTCOMES, "step"),
+                                  sanitize.count(created, "created"), sanitize.count(updated, "updated"),
+                                  sanitize.count(skipped, "skipped"), sanitize.count(failed, "failed"),
+                                  sanitize.to_json(detail))
 
     @guarded(None)
     def record_error(self, step_name: object = None, step_id: int | None = None, member_identifier: object = None,
@@ -205,7 +203,10 @@ class RunTracker:
             log.info("runtracker: run %s had %d crash(es) in threads or tasks; recorded as 'partial'",
                      run.run_id, run.crashes)
             outcome = PARTIAL
-        ending = Ending(outcome, summary_json=sanitize.to_json(stats))
+        from . import lifecycle
+        from .storage import ALREADY_ENDED
+
+        ending = lifecycle.Ending(outcome, summary_json=sanitize.to_json(stats))
         report_ = lifecycle.end_run(run.store, run.run_id, ending, run=run)
         self._run_id, self._open = run.run_id, None
         return report_.result != ALREADY_ENDED
@@ -217,19 +218,13 @@ class RunTracker:
         run = self._open
         if run is None:
             return False
+        from . import lifecycle
+
         try:
-            code = None
-            if isinstance(exc, SystemExit):
-                code = lifecycle.exit_status(exc.code)
-                if code == 0:
-                    return self.end_run(SUCCESS)
-            if isinstance(exc, KeyboardInterrupt):
-                kind = KEYBOARD_INTERRUPT
-            else:
-                kind = EXIT if code is not None else EXCEPTION
-            summary = None if code is None else {"exit_code": code}
-            lifecycle.end_run(run.store, run.run_id, lifecycle.crash(kind, exc, exit_code=code, summary=summary),
-                              run=run)
+            ending = lifecycle.exception_ending(exc)
+            if ending.kind is None:
+                return self.end_run(ending.outcome)
+            lifecycle.end_run(run.store, run.run_id, ending, run=run)
         except Exception as error:
             report("recording the run's exception", error)
             return False  # the run stays registered with its pending end: the exit hook writes it
@@ -269,6 +264,8 @@ class RunTracker:
             log.log(level, "runtracker: %s without an open run (start_run failed or was not called); ignored", what)
             return None
         if write and not run.ended:
+            from . import lifecycle
+
             lifecycle.ensure_written(run)
         return run
 
@@ -321,12 +318,6 @@ def _is_coroutine_function(fn: Callable[..., Any]) -> bool:
         fn = fn.func
     code = getattr(getattr(fn, "__func__", fn), "__code__", None)
     return code is not None and bool(code.co_flags & _CO_COROUTINE)
-
-
-def _id(run: OpenRun) -> int:
-    """The id of a run `_require_run` returned: written (`lifecycle.ensure_written`)."""
-    assert run.run_id is not None
-    return run.run_id
 
 
 def _known_step(run: OpenRun, step_id: object) -> int | None:

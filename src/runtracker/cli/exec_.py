@@ -61,8 +61,9 @@ def exec_command(db: str | None, pipeline: str, lock: bool | None, timeout: floa
 
     The command's stdout and stderr pass through unchanged, each to ours; the tail of both, in the order it
     arrived, is kept with the run. A command killed by a signal makes this process die by the same signal.
-    Without COMMAND, the pipeline's `command` from the config file runs. Exit statuses of its own: 75 when --lock finds the
-    pipeline running, 124 on timeout, 126/127 when the command cannot be executed / is not found.
+    Without COMMAND, the pipeline's `command` from the config file runs. Exit statuses of its own: 75 when
+    --lock finds the pipeline running, 124 on timeout, 126/127 when the command cannot be executed / is not
+    found.
     """
     from ..execwrap import wrapper
 

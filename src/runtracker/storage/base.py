@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 
 from ..clock import now_iso, now_ms
-from ..outcomes import RUNNING
+from ..outcomes import DEFAULT_CLUB_SLUG, RUNNING
 from ..records import Record
 from . import schema
 
@@ -255,7 +255,7 @@ class Store(ABC):
     def conform_seed_tables(self, cur: Any) -> None:
         """Migration 6: make the three tables' definitions the original tool's (see schema.SEED_TABLES),
         keeping every row and every other column; empty club_slug, step_name and error_message get the
-        defaults (schema.DEFAULT_CLUB_SLUG, NO_STEP, NO_MESSAGE)."""
+        defaults (DEFAULT_CLUB_SLUG, NO_STEP, NO_MESSAGE)."""
 
     def _lock_for_upgrade(self, cur: Any) -> None:
         """Make concurrent upgrades wait for each other (SQLite's BEGIN IMMEDIATE already does)."""
@@ -568,7 +568,7 @@ class Store(ABC):
 
 def _club(club_slug: str | None) -> str:
     """club_slug is NOT NULL, with the original's default: None means that default."""
-    return schema.DEFAULT_CLUB_SLUG if club_slug is None else club_slug
+    return DEFAULT_CLUB_SLUG if club_slug is None else club_slug
 
 
 def _dicts(cur: Any) -> list[dict[str, Any]]:

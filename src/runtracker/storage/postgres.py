@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from ..outcomes import DEFAULT_CLUB_SLUG, NO_MESSAGE, NO_STEP
 from . import schema
 from .base import Store
 
@@ -266,14 +267,14 @@ class PostgresStore(Store):
         # In place: an UPDATE of the empty values, then the constraints. SET NOT NULL reads the table once.
         counts = {"runs": ("total_created", "total_updated", "total_skipped", "total_failed"),
                   "run_steps": ("created_count", "updated_count", "skipped_count", "failed_count"), "run_errors": ()}
-        fill = {"club_slug": schema.DEFAULT_CLUB_SLUG, "step_name": schema.NO_STEP,
-                "error_message": schema.NO_MESSAGE}
+        fill = {"club_slug": DEFAULT_CLUB_SLUG, "step_name": NO_STEP,
+                "error_message": NO_MESSAGE}
         for table, count_columns in counts.items():
             required = ["club_slug"] + (["step_name", "error_message"] if table == "run_errors" else [])
             # One pass per table: each updated row is written once, whichever of its columns were empty.
             cur.execute(f"UPDATE {table} SET " + ", ".join(f"{c} = COALESCE({c}, %s)" for c in required)
                         + " WHERE " + " OR ".join(f"{c} IS NULL" for c in required), [fill[c] for c in required])
-            changes = [f"ALTER COLUMN club_slug SET DEFAULT '{schema.DEFAULT_CLUB_SLUG}'"]
+            changes = [f"ALTER COLUMN club_slug SET DEFAULT '{DEFAULT_CLUB_SLUG}'"]
             changes += [f"ALTER COLUMN {column} SET NOT NULL" for column in required]
             changes += [f"ALTER COLUMN {column} DROP NOT NULL" for column in count_columns]
             if table == "runs":

@@ -94,13 +94,8 @@ SEED_INDEXES = (
     "CREATE INDEX IF NOT EXISTS idx_run_errors_run_id ON run_errors (run_id)",
     "CREATE INDEX IF NOT EXISTS idx_run_errors_club_step ON run_errors (club_slug, step_name, created_at)",
 )
-# What the original's NOT NULL columns get where an earlier runtracker left them empty (and what runtracker
-# writes when it is given nothing): the original dashboard shows club 'rondo' only.
 # runtracker's names (versions 2-5) for two of the original's indexes.
 OLD_INDEX_NAMES = {"idx_run_steps_run": "idx_run_steps_run_id", "idx_run_errors_run": "idx_run_errors_run_id"}
-DEFAULT_CLUB_SLUG = "rondo"
-NO_STEP = "(run)"  # run_errors.step_name of an error recorded outside any step
-NO_MESSAGE = "(no message)"
 
 
 class Call(Record):

@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
+from ..outcomes import DEFAULT_CLUB_SLUG, NO_MESSAGE, NO_STEP
 from . import schema
 from .base import NoDatabase, Store
 
@@ -142,9 +143,9 @@ class SQLiteStore(Store):
                 cur.execute(f'ALTER TABLE {new} ADD COLUMN "{name}" {declared}'
                             + (f" DEFAULT {default}" if default is not None else "")
                             + (" NOT NULL" if notnull and default is not None else ""))
-        fill = {"club_slug": f"'{schema.DEFAULT_CLUB_SLUG}'"}
+        fill = {"club_slug": f"'{DEFAULT_CLUB_SLUG}'"}
         if table == "run_errors":
-            fill.update(step_name=f"'{schema.NO_STEP}'", error_message=f"'{schema.NO_MESSAGE}'")
+            fill.update(step_name=f"'{NO_STEP}'", error_message=f"'{NO_MESSAGE}'")
         columns = ", ".join(f'"{name}"' for name in old)
         values = ", ".join(f'COALESCE("{name}", {fill[name]})' if name in fill else f'"{name}"' for name in old)
         cur.execute("SELECT type, sql FROM sqlite_master WHERE tbl_name = ? AND type IN ('index', 'trigger')"
