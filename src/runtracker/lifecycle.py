@@ -175,7 +175,7 @@ def _insert(run: OpenRun, *, retention_cutoff: str | None = None, lock_key: str 
     )
 
 
-def ensure_written(run: OpenRun) -> int:
+def ensure_written(run: OpenRun, followed: str | None = None) -> int:
     """Before any write for an open run of this process: make sure the run is in the database its store
     writes to. Raises when it cannot be written (yet).
 
@@ -186,7 +186,7 @@ def ensure_written(run: OpenRun) -> int:
       stayed with the old file.
     """
     store = run.store
-    what = store.follow_file()
+    what = followed or store.follow_file() or "replaced"  # `followed`: the caller already looked
     old_id = run.run_id
     if old_id is None:
         run.run_id = _written(_insert(run))
@@ -198,7 +198,7 @@ def ensure_written(run: OpenRun) -> int:
         if store.insert_step(run_id=new_id, club_slug=run.club_slug, step_name=step.name,
                              started_at=iso(step.started_ms), step_id=step.step_id) is None:
             run.steps.pop(step.step_id)  # its id is taken in that file: its end_step is refused with a warning
-    message = (f"the database file {getattr(store, 'path', store.url)} was {what or 'replaced'} while this run "
+    message = (f"the database file {getattr(store, 'path', store.url)} was {what} while this run "
                f"was open (as run {old_id}); what it recorded before {iso(now_ms())} stayed with the old file")
     store.insert_errors([(new_id, None, run.club_slug, NO_STEP, None, message, None, iso(now_ms()))])
     log.warning("runtracker: %s; the rest of it is recorded in the file now at that path, as run %s", message, new_id)

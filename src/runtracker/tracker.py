@@ -263,10 +263,14 @@ class RunTracker:
             self._warned_no_run = True
             log.log(level, "runtracker: %s without an open run (start_run failed or was not called); ignored", what)
             return None
+        # Inline, as this runs at every call: the store notices a file deleted or replaced under it (one stat);
+        # lifecycle writes the run (again) only when its start is not written, or was into another file.
         if write and not run.ended:
-            from . import lifecycle
+            followed = run.store.follow_file()
+            if followed or run.run_id is None or run.generation != run.store.generation:
+                from . import lifecycle
 
-            lifecycle.ensure_written(run)
+                lifecycle.ensure_written(run, followed)
         return run
 
     def _error_row(self, run: OpenRun, step_name: str | None, step_id: object, member: object,

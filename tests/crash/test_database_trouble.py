@@ -12,6 +12,7 @@ import pytest
 from helpers import Db, run_app, start_app
 from runtracker import RunTracker
 from runtracker.storage import ForeignDatabase, open_store
+from runtracker.storage import sqlite as sqlite_store
 
 
 def _path(sqlite_url: str) -> str:
@@ -19,10 +20,13 @@ def _path(sqlite_url: str) -> str:
 
 
 @pytest.mark.parametrize("how", ["deleted", "replaced"])
-def test_a_database_file_deleted_or_replaced_mid_run_gets_the_rest_of_the_run(sqlite_url, tmp_path, how, caplog):
+def test_a_database_file_deleted_or_replaced_mid_run_gets_the_rest_of_the_run(sqlite_url, tmp_path, how, caplog,
+                                                                               monkeypatch):
     """The file is deleted (or another put in its place) while a run is open: noticed at the next call, logged
     once, and the run is written again in the file now at that path — same id, its open step, an error row
-    saying what happened — where the rest of it is recorded. Nothing is written into the unlinked file."""
+    saying what happened — where the rest of it is recorded. (The path is looked at before every call here;
+    normally at most once a millisecond, see the next test.)"""
+    monkeypatch.setattr(sqlite_store, "FILE_LOOK_INTERVAL_S", 0.0)
     path = _path(sqlite_url)
     t = RunTracker("nikki", db=sqlite_url)
     run_id = t.start_run()
@@ -50,6 +54,25 @@ def test_a_database_file_deleted_or_replaced_mid_run_gets_the_rest_of_the_run(sq
     assert notes[0].startswith(f"the database file {path} was {how} while this run was open")
     assert notes[1:] == ["late"]
     assert sum(f"was {how} while this run was open" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_the_path_is_looked_at_at_most_once_a_millisecond(sqlite_url, monkeypatch):
+    """A burst of calls pays one stat per millisecond, not one per call: a file deleted within that millisecond
+    is noticed at the first call after it (the run's note then says what went to the old file)."""
+    t = RunTracker("nikki", db=sqlite_url)
+    t.start_run()
+    looks = []
+    real = sqlite_store._identity
+    monkeypatch.setattr(sqlite_store, "_identity", lambda path: looks.append(path) or real(path))
+    clock = [1000.0]
+    monkeypatch.setattr(sqlite_store.time, "monotonic", lambda: clock[0])
+    for _ in range(50):
+        t.record_error(error_message="burst")
+    assert len(looks) == 1
+    clock[0] += 0.0011
+    t.record_error(error_message="a millisecond later")
+    assert len(looks) == 2
+    t.end_run("partial")
 
 
 SLOW_LOCK = """
@@ -148,8 +171,9 @@ def test_a_sqlite_file_of_another_tool_is_left_exactly_as_found(tmp_path):
 
 
 @pytest.mark.swallows
-def test_the_pipeline_survives_a_database_replaced_by_a_directory(sqlite_url):
+def test_the_pipeline_survives_a_database_replaced_by_a_directory(sqlite_url, monkeypatch):
     """The path becomes a directory mid-run: calls fail and are logged, the pipeline goes on."""
+    monkeypatch.setattr(sqlite_store, "FILE_LOOK_INTERVAL_S", 0.0)
     path = _path(sqlite_url)
     t = RunTracker("nikki", db=sqlite_url)
     t.start_run()
