@@ -38,7 +38,8 @@ def measure(workdir: Path, rounds: int) -> dict[str, object]:
     conn = sqlite3.connect(raw_path, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("INSERT INTO runs (pipeline, started_at, outcome) VALUES ('bench', '2026-01-01T00:00:00.000Z', 'running')")
+    conn.execute("INSERT INTO runs (pipeline, started_at, outcome)"
+                 " VALUES ('bench', '2026-01-01T00:00:00.000Z', 'running')")
     conn.execute("INSERT INTO run_steps (run_id, step_name, started_at) VALUES (1, 'sync', '2026-01-01')")
 
     def tracked() -> float:

@@ -1,7 +1,8 @@
 """Measures 5–7, each in fresh subprocesses: import cost, time to record a crash, memory.
 
 - import_ms: `python -c "import runtracker"` vs `python -c "pass"`, whole process, alternated; the median of
-  the per-pair differences. import_ratio_vs_bare_python: the same difference over the bare start-up, per pair. Bytecode is cached (.pyc), as after an install; see `_env`.
+  the per-pair differences. import_ratio_vs_bare_python: the same difference over the bare start-up, per pair.
+  Bytecode is cached (.pyc), as after an install; see `_env`.
 - crash_record_ms: from an uncaught exception to its committed crash row. The app sets its own
   sys.excepthook (a probe) before it starts a run; runtracker's hook wraps it and calls it exactly once,
   *after* it has committed the crash (the chaining the crash table relies on). The probe reads

@@ -2,8 +2,9 @@
 
 Prints a table for people and, as its last line, one JSON object with exactly the keys
 lifecycle_ratio_vs_raw_sqlite, start_run_ratio_1m_vs_empty, record_errors_per_s, record_errors_ratio_vs_raw,
-import_ms, import_ratio_vs_bare_python, crash_record_ms, rss_overhead_mb. The full run also writes bench/RESULTS.md (machine, table, JSON). Every figure is a ratio
-or a rate measured side by side in this one run; see each module's docstring for how.
+import_ms, import_ratio_vs_bare_python, crash_record_ms, rss_overhead_mb. The full run also writes
+bench/RESULTS.md (machine, table, JSON). Every figure is a ratio or a rate measured side by side in this one run;
+see each module's docstring for how.
 """
 
 from __future__ import annotations
