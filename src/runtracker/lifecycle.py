@@ -132,7 +132,8 @@ def exit_status(code: object) -> int:
 # -- opening ------------------------------------------------------------------------------------------------
 def open_run(store: Store, *, pipeline: str, club_slug: str | None, started_ms: int, heartbeat_s: float,
              retention_cutoff: str | None = None, lock_key: str | None = None,
-             attach_to: int | None = None, keep_unwritten: bool = False) -> OpenRun | None:
+             attach_to: int | None = None, keep_unwritten: bool = False,
+             started_by: str | None = None) -> OpenRun | None:
     """Open a run and make it this process's: registered for the crash hooks, beaten for by the heartbeat.
 
     A new `running` row (after deleting runs past retention), started at `started_ms` — the moment the caller
@@ -141,7 +142,7 @@ def open_run(store: Store, *, pipeline: str, club_slug: str | None, started_ms: 
     wrapper's run, joined if it is still running and of this pipeline; else a new run as usual.
     `keep_unwritten`: if the row cannot be written now (the database locked past the busy timeout), the run
     is opened all the same, without an id yet: `ensure_written` writes it, with this start, at its next call
-    that can (the exit hook at the latest).
+    that can (the exit hook at the latest). `started_by`: who asked for the run (the dashboard's Start button).
     """
     started_at = iso(started_ms)
     row = store.get_run(attach_to) if attach_to is not None else None
@@ -150,7 +151,7 @@ def open_run(store: Store, *, pipeline: str, club_slug: str | None, started_ms: 
     else:
         run = OpenRun(store, None, pipeline, club_slug, started_at)
         try:
-            run.run_id = _insert(run, retention_cutoff=retention_cutoff, lock_key=lock_key)
+            run.run_id = _insert(run, retention_cutoff=retention_cutoff, lock_key=lock_key, started_by=started_by)
         except Exception as exc:
             if not keep_unwritten:
                 raise
@@ -165,13 +166,13 @@ def open_run(store: Store, *, pipeline: str, club_slug: str | None, started_ms: 
 
 
 def _insert(run: OpenRun, *, retention_cutoff: str | None = None, lock_key: str | None = None,
-            run_id: int | None = None) -> int | None:
+            run_id: int | None = None, started_by: str | None = None) -> int | None:
     identity = STATE.identity()
     run.generation = run.store.generation
     return run.store.insert_run(
         pipeline=run.pipeline, club_slug=run.club_slug, started_at=run.started_at, hostname=identity.hostname,
         pid=identity.pid, process_started_at=identity.process_started_at, process_key=identity.process_key,
-        retention_cutoff=retention_cutoff, lock_key=lock_key, run_id=run_id,
+        retention_cutoff=retention_cutoff, lock_key=lock_key, run_id=run_id, started_by=started_by,
     )
 
 

@@ -317,3 +317,10 @@ def test_ctrl_c_on_a_terminal_reaches_the_command_once(tmp_path, db_url):
     [run] = Db(db_url).runs()
     assert run["exit_code"] == 130 and summary(run)["signals_received"] == ["SIGINT"]
     assert Db(db_url).crash_rows(run["id"])[0]["error_message"] == "exited with code 130"
+
+
+def test_who_started_the_run_is_recorded_with_it(tmp_path, db_url):
+    """$RUNTRACKER_STARTED_BY (the dashboard's Start button sets it) goes into runs.started_by; unset, NULL."""
+    assert run_exec(tmp_path, db_url, "--", "true", env={"RUNTRACKER_STARTED_BY": "dashboard:alice"}).returncode == 0
+    assert run_exec(tmp_path, db_url, "--", "true").returncode == 0
+    assert [r["started_by"] for r in Db(db_url).runs()] == ["dashboard:alice", None]

@@ -44,6 +44,8 @@ EXIT_TIMEOUT = 124  # as coreutils `timeout`
 EXIT_NOT_EXECUTABLE = 126  # as a shell
 EXIT_NOT_FOUND = 127  # as a shell
 PIPELINE_ENV = "RUNTRACKER_PIPELINE"
+# Who asked for the run (the dashboard's Start button sets it: "dashboard:<user>"); stored in runs.started_by.
+STARTED_BY_ENV = "RUNTRACKER_STARTED_BY"
 
 # What the user reads on stderr (and, for failures, in the run's crash row).
 NOT_FOUND = "{program}: command not found"
@@ -155,6 +157,7 @@ def _open_run(pipeline: str, request: ExecRequest) -> OpenRun:
             store, pipeline=pipeline, club_slug="rondo", started_ms=started_ms,
             heartbeat_s=config.heartbeat_interval_s(), lock_key=lock_key,
             retention_cutoff=config.retention_cutoff(config.retention_days()),
+            started_by=sanitize.optional_text(os.environ.get(STARTED_BY_ENV) or None, sanitize.NAME_LIMIT),
         )
         if run is not None:
             return run

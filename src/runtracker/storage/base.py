@@ -29,7 +29,7 @@ log = logging.getLogger("runtracker")
 RUN_COLUMNS = (
     "id, club_slug, pipeline, started_at, finished_at, duration_ms, outcome, total_created, total_updated,"
     " total_skipped, total_failed, summary_json, hostname, pid, process_started_at, heartbeat_at, exit_code,"
-    " process_key, reaped_at, reap_reason, ended_by"
+    " process_key, reaped_at, reap_reason, ended_by, started_by"
 )
 STEP_COLUMNS = (
     "id, run_id, club_slug, step_name, started_at, finished_at, duration_ms, outcome, created_count,"
@@ -282,6 +282,7 @@ class Store(ABC):
         process_key: str | None = None,
         lock_key: str | None = None,
         run_id: int | None = None,
+        started_by: str | None = None,
     ) -> int | None:
         """Delete runs older than the cutoff (if any) and insert a new `running` run, in one transaction.
 
@@ -296,13 +297,14 @@ class Store(ABC):
             cur.execute(
                 self.sql(
                     "INSERT INTO runs (" + ("id, " if run_id is not None else "") + "club_slug, pipeline,"
-                    " started_at, outcome, hostname, pid, process_started_at, heartbeat_at, process_key, lock_key)"
-                    " VALUES (" + ("?, " if run_id is not None else "") + "?, ?, ?, 'running', ?, ?, ?, ?, ?, ?)"
+                    " started_at, outcome, hostname, pid, process_started_at, heartbeat_at, process_key, lock_key,"
+                    " started_by) VALUES (" + ("?, " if run_id is not None else "")
+                    + "?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?)"
                     + (" ON CONFLICT DO NOTHING" if lock_key is not None or run_id is not None else "")
                     + " RETURNING id"
                 ),
                 (*((run_id,) if run_id is not None else ()), _club(club_slug), pipeline, started_at, hostname, pid,
-                 process_started_at, started_at, process_key, lock_key),
+                 process_started_at, started_at, process_key, lock_key, started_by),
             )
             row = cur.fetchone()
             return None if row is None else int(row[0])

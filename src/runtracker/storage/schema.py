@@ -189,6 +189,28 @@ MIGRATIONS: tuple[Migration, ...] = (
             *SEED_INDEXES,
         ),
     ),
+    Migration(
+        7,
+        "who started a run; the dashboard's users and API keys",
+        (
+            # `runtracker exec` started from the dashboard's Start button: "dashboard:<user>"; NULL otherwise.
+            "ALTER TABLE runs ADD COLUMN started_by TEXT",
+            """CREATE TABLE IF NOT EXISTS users (
+                id {pk},
+                name TEXT NOT NULL UNIQUE,
+                password_hash TEXT NOT NULL,
+                created_at TEXT NOT NULL
+            )""",
+            # Only a hash of each key is stored; the key itself is shown once, when it is made.
+            """CREATE TABLE IF NOT EXISTS api_keys (
+                id {pk},
+                name TEXT NOT NULL,
+                key_hash TEXT NOT NULL UNIQUE,
+                created_at TEXT NOT NULL,
+                last_used_at TEXT
+            )""",
+        ),
+    ),
 )
 
 LATEST = MIGRATIONS[-1].version
