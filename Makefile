@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint bench bench-quick bench-peers bench-reaper bench-load bench-upgrade clean
+.PHONY: demo test test-fast browser lint bench bench-quick bench-peers bench-reaper bench-load bench-upgrade clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -16,8 +16,22 @@ $(STAMP): pyproject.toml | $(PY)
 demo: $(STAMP)
 	$(PY) examples/demo.py
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(PY) -m pytest -q -n 2 tests
+
+# Debian's Chromium for tests/browser/ (Playwright drives it; Playwright's own browser download is not reachable).
+# Nothing to do once /usr/bin/chromium exists; installing it needs root (CI runs as root).
+CHROMIUM := /usr/bin/chromium
+browser: $(CHROMIUM)
+
+$(CHROMIUM):
+	@if [ "$$(id -u)" != 0 ]; then \
+		echo "Browser tests need Debian's Chromium at $(CHROMIUM), and installing it needs root:" >&2; \
+		echo "  sudo apt-get update && sudo apt-get install -y chromium chromium-driver" >&2; \
+		exit 1; \
+	fi
+	apt-get update
+	DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver
 
 # The inner loop: every test that runs in-process (no real subprocess), on SQLite and PostgreSQL.
 test-fast: $(STAMP)
