@@ -211,6 +211,27 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    Migration(
+        8,
+        "the dashboard's indexes: a pipeline's runs by outcome, keyset pagination, one member's errors",
+        (
+            # The overview and the history: is a pipeline running, its last success, its last successful
+            # durations (the "usually takes" range and the slow-run flag), runs by outcome for /metrics; each a
+            # probe of this index instead of a walk over every run of the pipeline.
+            "CREATE INDEX IF NOT EXISTS idx_runs_pipeline_outcome_started ON runs (pipeline, outcome, started_at)",
+            # Keyset pagination orders runs by (started_at, id). A SQLite index ends with the rowid (= id)
+            # already, so idx_runs_pipeline_started and idx_runs_started_at serve it; PostgreSQL needs the id.
+            Only("postgresql", "CREATE INDEX IF NOT EXISTS idx_runs_pipeline_started_id"
+                 " ON runs (pipeline, started_at, id)"),
+            Only("postgresql", "CREATE INDEX IF NOT EXISTS idx_runs_started_id ON runs (started_at, id)"),
+            # /member/<identifier> and the error browser's member filter, newest first. Partial: errors without
+            # a member (crash rows, run-level errors) cost nothing on the write path.
+            Only("sqlite", "CREATE INDEX IF NOT EXISTS idx_run_errors_member ON run_errors"
+                 " (member_identifier, created_at) WHERE member_identifier IS NOT NULL"),
+            Only("postgresql", "CREATE INDEX IF NOT EXISTS idx_run_errors_member ON run_errors"
+                 " (member_identifier, created_at, id) WHERE member_identifier IS NOT NULL"),
+        ),
+    ),
 )
 
 LATEST = MIGRATIONS[-1].version

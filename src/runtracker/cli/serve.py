@@ -1,0 +1,65 @@
+"""`runtracker serve`: the web dashboard (the `web` extra: Starlette, Jinja2, uvicorn)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import click
+
+from .common import db_option, for_terminal, shown_db, store_for
+
+MISSING_EXTRA = "the dashboard needs the web extra, which is not installed: pip install 'runtracker[web]'"
+
+
+def _web_modules() -> tuple[Any, Any, Any]:
+    """uvicorn and the dashboard's app and settings, or a ClickException naming the extra to install."""
+    try:
+        import uvicorn
+
+        from ..web import app, settings
+    except ImportError:
+        raise click.ClickException(MISSING_EXTRA) from None
+    return uvicorn, app, settings
+
+
+@click.command("serve")
+@db_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: every one).")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
+@click.option("--config", "config_path", default=None, metavar="PATH",
+              help="Pipeline config file, for the Start buttons [env RUNTRACKER_CONFIG; default ./runtracker.toml "
+                   "if it exists].")
+@click.option("--demo", is_flag=True,
+              help="Demo mode: a built-in (public) session secret, and a user demo/demo if there is no user.")
+@click.option("--forwarded-allow-ips", default="127.0.0.1", show_default=True, metavar="IPS",
+              help="Proxies whose X-Forwarded-Proto/-For are trusted (https behind a reverse proxy).")
+def serve_command(db: str | None, host: str, port: int, config_path: str | None, demo: bool,
+                  forwarded_allow_ips: str) -> None:
+    """Serve the web dashboard: overview, history, runs, errors, members, /health, /metrics and the API.
+
+    Needs a session secret in $RUNTRACKER_WEB_SECRET (at least 32 characters), except with --demo. Users:
+    `runtracker user add NAME`.
+    """
+    uvicorn, app, settings = _web_modules()
+    try:
+        secret = settings.session_secret(demo)
+    except settings.SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+    store = store_for(db)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
+    web_settings = settings.WebSettings(secret=secret, db=db, config_path=config_path,
+                                        demo=demo)
+    application = app.create_app(web_settings, store)
+    users = application.state.web.dash.user_count()
+    shown = "localhost" if host in ("127.0.0.1", "::1") else host
+    click.echo(f"runtracker dashboard on http://{shown}:{port}/ (database {shown_db(db)})")
+    if demo:
+        click.echo("DEMO MODE: log in as demo / demo; the session secret is public: never serve real data so")
+    elif users == 0:
+        click.echo(for_terminal("no users yet: add one with `runtracker user add NAME`"))
+    uvicorn.run(application, host=host, port=port, proxy_headers=True,
+                forwarded_allow_ips=forwarded_allow_ips, log_level="info", server_header=False)
+
+
+COMMANDS = [serve_command]

@@ -1,0 +1,149 @@
+"""`runtracker user ...`: the dashboard's users (argon2 password hashes) and API keys (SHA-256 of random keys)."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from ..storage.dashboard import Dashboard
+from ..terminal import safe
+from .common import CONTEXT_SETTINGS, db_option, reading, store_for
+
+MISSING_EXTRA = "the dashboard needs the web extra, which is not installed: pip install 'runtracker[web]'"
+MAX_NAME = 100
+
+
+def _passwords() -> Any:
+    try:
+        from ..web import passwords
+
+        passwords.hasher()
+    except ImportError:
+        raise click.ClickException(MISSING_EXTRA) from None
+    return passwords
+
+
+def _dashboard(db: str | None) -> Dashboard:
+    return Dashboard(store_for(db))
+
+
+def _name(value: str) -> str:
+    if not value.strip() or len(value) > MAX_NAME or not value.isprintable():
+        raise click.BadParameter(f"a name is 1 to {MAX_NAME} printable characters")
+    return value
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    return str(password)
+
+
+@click.group("user", context_settings=CONTEXT_SETTINGS)
+def user_group() -> None:
+    """Manage the dashboard's users and API keys."""
+
+
+@user_group.command("add")
+@db_option
+@click.argument("name")
+@click.option("--password-stdin", is_flag=True, help="Read the password from the first line of stdin (no prompt).")
+def user_add(db: str | None, name: str, password_stdin: bool) -> None:
+    """Add a user; the password is prompted for (twice), or read from stdin."""
+    passwords = _passwords()
+    name = _name(name)
+    password = _read_password(password_stdin)
+    problem = passwords.password_problem(password)
+    if problem:
+        raise click.ClickException(problem)
+    dash = _dashboard(db)
+    with reading(db):
+        added = dash.add_user(name, passwords.hash_password(password))
+    if not added:
+        raise click.ClickException(f"the user {safe(name)} exists already (change a password: runtracker user "
+                                   "password NAME)")
+    click.echo(f"added the user {safe(name)}")
+
+
+@user_group.command("password")
+@db_option
+@click.argument("name")
+@click.option("--password-stdin", is_flag=True, help="Read the password from the first line of stdin (no prompt).")
+def user_password(db: str | None, name: str, password_stdin: bool) -> None:
+    """Set a user's password (this ends the user's sessions)."""
+    passwords = _passwords()
+    password = _read_password(password_stdin)
+    problem = passwords.password_problem(password)
+    if problem:
+        raise click.ClickException(problem)
+    dash = _dashboard(db)
+    with reading(db):
+        changed = dash.set_password(name, passwords.hash_password(password))
+    if not changed:
+        raise click.ClickException(f"there is no user {safe(name)}")
+    click.echo(f"changed the password of {safe(name)}")
+
+
+@user_group.command("remove")
+@db_option
+@click.argument("name")
+def user_remove(db: str | None, name: str) -> None:
+    """Remove a user (their sessions end at their next request)."""
+    dash = _dashboard(db)
+    with reading(db):
+        removed = dash.remove_user(name)
+    if not removed:
+        raise click.ClickException(f"there is no user {safe(name)}")
+    click.echo(f"removed the user {safe(name)}")
+
+
+@user_group.command("list")
+@db_option
+def user_list(db: str | None) -> None:
+    """List the users and the API keys (names and dates; never a hash)."""
+    dash = _dashboard(db)
+    with reading(db):
+        users = dash.users()
+        keys = dash.api_keys()
+    for row in users:
+        click.echo(f"user  {safe(row['name'])}  (since {row['created_at']})")
+    for row in keys:
+        used = row["last_used_at"] or "never"
+        click.echo(f"key   {safe(row['name'])}  (since {row['created_at']}, last used {used})")
+    if not users and not keys:
+        click.echo("no users and no API keys")
+
+
+@user_group.command("key-add")
+@db_option
+@click.argument("name")
+def key_add(db: str | None, name: str) -> None:
+    """Make an API key for /api/ and /metrics, named NAME; it is printed once, only its hash is stored."""
+    passwords = _passwords()
+    name = _name(name)
+    key = passwords.new_api_key()
+    dash = _dashboard(db)
+    with reading(db):
+        dash.add_api_key(name, passwords.key_hash(key))
+    click.echo(key)
+    click.echo(f"(the API key {safe(name)}: keep it now, it cannot be shown again)", err=True)
+
+
+@user_group.command("key-remove")
+@db_option
+@click.argument("name")
+def key_remove(db: str | None, name: str) -> None:
+    """Remove every API key named NAME."""
+    dash = _dashboard(db)
+    with reading(db):
+        count = dash.remove_api_keys(name)
+    if not count:
+        raise click.ClickException(f"there is no API key named {safe(name)}")
+    click.echo(f"removed {count} API key(s) named {safe(name)}")
+
+
+COMMANDS = [user_group]

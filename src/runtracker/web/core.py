@@ -1,0 +1,315 @@
+"""What every page and API call shares: the `Web` object (store, queries, sessions, templates, config), login
+and API-key checks, rendering, and reading filters and cursors from a request.
+
+Endpoints that only read are plain functions (Starlette runs them in its thread pool: the database calls
+block); POST endpoints are coroutines, because reading a form is, and hand their database work to the pool.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import re
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import jinja2
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+
+from .. import configfile
+from ..clock import iso, now_ms, to_ms
+from ..storage import Store, open_store
+from ..storage.dashboard import Dashboard, ErrorCursor, ErrorFilter
+from . import passwords, present
+from .sessions import CSRF_FIELD, RateLimit, Sessions
+from .settings import DEMO_PASSWORD, DEMO_USER, WebSettings
+
+log = logging.getLogger("runtracker.web")
+
+HERE = Path(__file__).resolve().parent
+PAGE_SIZE = 20  # runs per history page
+ERRORS_PER_PAGE = 50
+COUNT_CAP = 1000
+GROUP_WINDOWS = (1000, 5000, 20000)
+DEFAULT_GROUP_WINDOW = 5000
+API_KEY_TOUCH_S = 60.0  # last_used_at is written at most once a minute per key
+MAX_TEXT = 200  # the longest filter value taken
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,3})?)?Z?$")
+_SAFE_NEXT = re.compile(r"^/(?![/\\])[^\s]*$")
+
+
+class Principal:
+    """Who is asking: a dashboard user (session) or an API key."""
+
+    __slots__ = ("kind", "name", "via_key")
+
+    def __init__(self, kind: str, name: str, via_key: bool) -> None:
+        self.kind = kind  # "dashboard" or "api"
+        self.name = name
+        self.via_key = via_key
+
+    @property
+    def started_by(self) -> str:
+        return f"{self.kind}:{self.name}"
+
+
+class BadRequest(Exception):
+    """A query parameter that cannot be used; the message says which."""
+
+
+class Web:
+    """The dashboard's state, one per app."""
+
+    def __init__(self, settings: WebSettings, store: Store | None = None) -> None:
+        self.settings = settings
+        self.store = store or open_store(settings.db)
+        self.dash = Dashboard(self.store)
+        self.sessions = Sessions(settings.secret, settings.session_max_age_s)
+        self.login_limit = RateLimit(settings.login_attempts, settings.login_window_s)
+        self.templates = jinja2.Environment(loader=jinja2.FileSystemLoader(str(HERE / "templates")),
+                                            autoescape=True, trim_blocks=True, lstrip_blocks=True)
+        self.templates.filters.update(duration=present.duration, ago=present.ago, q=path_quote,
+                                      number=lambda n: f"{n:,}" if isinstance(n, int) else n)
+        self.templates.globals.update(url=url)
+        self._config: tuple[float | None, configfile.PipelineConfig] | None = None
+        self._key_touched: dict[int, float] = {}
+        if settings.demo:
+            self.ensure_demo_user()
+
+    # -- config --------------------------------------------------------------------------------------------
+    def config(self) -> configfile.PipelineConfig:
+        """The pipeline config file, read again when it changed; a broken file is logged and read as empty
+        (the pages go on; Start buttons disappear until it is fixed)."""
+        path = configfile.config_path(self.settings.config_path)
+        try:
+            stamp = os.stat(path).st_mtime if path else None
+        except OSError:
+            stamp = None
+        if self._config is not None and self._config[0] == stamp:
+            return self._config[1]
+        try:
+            loaded = configfile.load(self.settings.config_path)
+        except configfile.ConfigError as exc:
+            log.error("runtracker: the pipeline config cannot be used: %s", exc)
+            loaded = configfile.PipelineConfig()
+        self._config = (stamp, loaded)
+        return loaded
+
+    # -- users ---------------------------------------------------------------------------------------------
+    def ensure_demo_user(self) -> None:
+        if self.dash.user_count() == 0:
+            self.dash.add_user(DEMO_USER, passwords.hash_password(DEMO_PASSWORD))
+            log.warning("runtracker: DEMO MODE: created the user %r with the password %r", DEMO_USER, DEMO_PASSWORD)
+        log.warning("runtracker: DEMO MODE: sessions are signed with a public secret; do not serve real data")
+
+    def user(self, request: Request) -> dict[str, Any] | None:
+        """The logged-in user, checked against the database: a removed user, or a changed password, ends the
+        session."""
+        session = self.sessions.load(request)
+        name = session.get("user")
+        if not isinstance(name, str):
+            return None
+        row = self.dash.user(name)
+        if row is None or row["id"] != session.get("uid") or \
+                session.get("pw") != passwords.fingerprint(self.settings.secret, row["password_hash"]):
+            return None
+        return row
+
+    def login(self, name: str, password: str) -> dict[str, Any] | None:
+        row = self.dash.user(name)
+        if row is None:
+            passwords.burn_time(password)
+            return None
+        return row if passwords.verify_password(row["password_hash"], password) else None
+
+    def principal(self, request: Request) -> Principal | None:
+        """An API key (Authorization: Bearer KEY, or X-API-Key), else the session's user."""
+        header = request.headers.get("authorization", "")
+        key = header[7:].strip() if header[:7].lower() == "bearer " else request.headers.get("x-api-key", "")
+        if key:
+            row = self.dash.api_key(passwords.key_hash(key))
+            if row is None:
+                return None
+            now = time.monotonic()
+            if now - self._key_touched.get(row["id"], -API_KEY_TOUCH_S) >= API_KEY_TOUCH_S:
+                self._key_touched[row["id"]] = now
+                self.dash.touch_api_key(row["id"], iso(now_ms()))
+            return Principal("api", str(row["name"]), via_key=True)
+        user = self.user(request)
+        return Principal("dashboard", str(user["name"]), via_key=False) if user else None
+
+    # -- rendering -----------------------------------------------------------------------------------------
+    def render(self, request: Request, name: str, context: dict[str, Any], status: int = 200,
+               user: dict[str, Any] | None = None) -> HTMLResponse:
+        session = self.sessions.load(request)
+        running = self.dash.running_count() if user is not None else 0
+        html = self.templates.get_template(name).render(
+            request_path=request.url.path, user=user, csrf=session["csrf"], running_count=running,
+            flash=self.sessions.pop_flash(request), demo=self.settings.demo, **{"now": now_ms(), **context})
+        response = HTMLResponse(html, status_code=status)
+        self.sessions.save(request, response)
+        return response
+
+    def to_login(self, request: Request) -> Response:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        response = RedirectResponse(url("/login", next=target), status_code=303)
+        return self.sessions.save(request, response)
+
+
+def path_quote(value: object) -> str:
+    """A value as one segment of a URL path: `/` and every other special character escaped."""
+    return quote(str(value), safe="")
+
+
+def url(path: str, **params: object) -> str:
+    """A local URL with the given query parameters (empty ones left out)."""
+    query = urlencode([(k, str(v)) for k, v in params.items() if v not in (None, "")])
+    return f"{path}?{query}" if query else path
+
+
+def safe_next(target: object) -> str:
+    """Where to go after login: a local path only (never `//host` or another site)."""
+    return target if isinstance(target, str) and _SAFE_NEXT.match(target) else "/"
+
+
+def web_of(request: Request) -> Web:
+    return request.app.state.web  # type: ignore[no-any-return]
+
+
+Page = Callable[[Request, Web, dict[str, Any]], Response]
+Form = Callable[[Request, Web, dict[str, Any], FormData], Awaitable[Response]]
+
+
+def page(fn: Page) -> Callable[[Request], Response]:
+    """A page that needs a login; without one, a redirect to /login (and back after it)."""
+
+    @functools.wraps(fn)
+    def endpoint(request: Request) -> Response:
+        web = web_of(request)
+        user = web.user(request)
+        if user is None:
+            return web.to_login(request)
+        try:
+            return fn(request, web, user)
+        except BadRequest as exc:
+            return web.render(request, "message.html", {"title": "Bad request", "message": str(exc)}, 400, user)
+
+    return endpoint
+
+
+def form_post(fn: Form) -> Callable[[Request], Awaitable[Response]]:
+    """A POST from a page: a login and the session's CSRF token are required (403 without the token)."""
+
+    @functools.wraps(fn)
+    async def endpoint(request: Request) -> Response:
+        web = web_of(request)
+        user = await run_in_threadpool(web.user, request)
+        if user is None:
+            return web.to_login(request)
+        form = await request.form()
+        if not web.sessions.csrf_ok(request, form.get(CSRF_FIELD)):
+            return csrf_refused(web, request, user)
+        return await fn(request, web, user, form)
+
+    return endpoint
+
+
+def csrf_refused(web: Web, request: Request, user: dict[str, Any] | None) -> Response:
+    return web.render(request, "message.html", {
+        "title": "Refused", "message": "This form has expired or did not come from this dashboard (CSRF check "
+        "failed). Go back, reload the page and try again."}, 403, user)
+
+
+def api_error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+# -- reading requests ---------------------------------------------------------------------------------------
+Values = Mapping[str, Any]  # a request's query parameters, or a form
+
+
+def text_param(values: Values, name: str) -> str | None:
+    value = str(values.get(name) or "").strip()
+    if len(value) > MAX_TEXT:
+        raise BadRequest(f"`{name}` is longer than {MAX_TEXT} characters")
+    return value or None
+
+
+def int_param(values: Values, name: str, low: int = 0, high: int = 2**63 - 1) -> int | None:
+    value = str(values.get(name) or "").strip()
+    if not value:
+        return None
+    if not value.isdigit() or not low <= int(value) <= high:
+        raise BadRequest(f"`{name}` must be a whole number from {low} to {high}")
+    return int(value)
+
+
+def moment_param(values: Values, name: str, *, end: bool = False) -> str | None:
+    """A date (`2026-11-30`; as an end, the whole day is included) or a date and time (UTC), as stored text."""
+    given = text_param(values, name)
+    if given is None:
+        return None
+    value = given
+    if _DATE.match(value):
+        value += "T00:00:00.000Z"
+    elif _DATETIME.match(value):
+        value = value.replace(" ", "T").rstrip("Z")
+        value = value + ":00" if len(value) == 16 else value
+        value = (value + ".000" if len(value) == 19 else value.ljust(23, "0")) + "Z"
+    else:
+        raise BadRequest(f"`{name}` must be a date (2026-11-30) or a date and time (2026-11-30T14:00)")
+    ms = to_ms(value)
+    if ms is None:
+        raise BadRequest(f"`{name}` is not a date: {given}")
+    if end and _DATE.match(given):
+        ms += 86_400_000
+    return iso(ms)
+
+
+FILTER_KEYS = ("pipeline", "step", "member", "q", "since", "until")
+
+
+def error_filter(values: Values, **fixed: str | None) -> ErrorFilter:
+    """The error browser's filters from query parameters (or a form): pipeline, step, member, q (free text),
+    since and until (dates, until inclusive)."""
+    found = {"pipeline": text_param(values, "pipeline"), "step": text_param(values, "step"),
+             "member": text_param(values, "member"), "text": text_param(values, "q"),
+             "since": moment_param(values, "since"), "until": moment_param(values, "until", end=True)}
+    found.update(fixed)
+    return ErrorFilter(**found)
+
+
+def filter_params(values: Values) -> dict[str, str]:
+    """The filter parameters as given, for links and forms that keep them."""
+    return {k: v for k in FILTER_KEYS if (v := str(values.get(k) or "").strip())}
+
+
+def error_cursor(values: Values) -> ErrorCursor | None:
+    raw = str(values.get("after") or "")
+    if not raw:
+        return None
+    parts = raw.split("~")
+    try:
+        if len(parts) == 2 and to_ms(parts[0]) is not None:
+            return ErrorCursor(created_at=parts[0], error_id=int(parts[1]))
+        if len(parts) == 3 and to_ms(parts[0]) is not None:
+            return ErrorCursor(run_started_at=parts[0], run_id=int(parts[1]), error_id=int(parts[2]))
+    except ValueError:
+        pass
+    raise BadRequest("`after` is not a cursor this dashboard made")
+
+
+def cursor_text(cursor: ErrorCursor | None) -> str | None:
+    if cursor is None:
+        return None
+    if cursor.run_started_at is not None:
+        return f"{cursor.run_started_at}~{cursor.run_id}~{cursor.error_id}"
+    return f"{cursor.created_at}~{cursor.error_id}"

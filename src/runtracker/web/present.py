@@ -1,0 +1,266 @@
+"""What the pages show, made from rows: durations and times as people read them, the overview's cards, the
+charts' geometry (numbers only: the templates draw the SVG, and escape every text), the crash panel.
+
+Everything shown came from outside (pipeline names, messages, stacks, member ids, output tails): it stays
+text here and Jinja2's autoescaping renders it as text. The one piece of markup made here is a chart's bars
+(`svg_bars`): hundreds of `<rect>`s cost a Jinja2 loop 14 µs each, a third of the overview's time; every
+value in them goes through markupsafe's `escape` like a template's would.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections.abc import Sequence
+from typing import Any
+
+from markupsafe import Markup, escape
+
+from ..clock import now_ms, to_ms
+from ..outcomes import FAILURE, PARTIAL, RUNNING, SUCCESS
+
+NEVER_RAN = "never ran"
+# A run is flagged as slow when it took more than SLOW_FACTOR times the median of the pipeline's last
+# SLOW_BASIS successful runs (at least SLOW_MIN_BASIS of them).
+SLOW_FACTOR = 3.0
+SLOW_BASIS = 30
+SLOW_MIN_BASIS = 5
+RECENT_RUNS = 30  # the overview's sparkline and success rate
+USUAL_RUNS = 10  # "the last 10 successful runs took 8–11m"
+
+CRASH_KINDS = {
+    "uncaught_exception": "uncaught exception",
+    "exception": "exception in the run's block",
+    "keyboard_interrupt": "interrupted (Ctrl-C)",
+    "signal": "killed by a signal",
+    "exit": "exit without end_run",
+    "lost": "lost process",
+    "timeout": "timeout",
+    "not_found": "command not found",
+    "not_executable": "command not executable",
+}
+
+
+def duration(ms: object) -> str:
+    """`350 ms`, `4.2 s`, `8m 12s`, `2h 05m`, `3d 4h`; `–` when unknown."""
+    if not isinstance(ms, int | float) or ms < 0:
+        return "–"
+    ms = int(ms)
+    if ms < 1000:
+        return f"{ms} ms"
+    if ms < 60_000:
+        return f"{ms / 1000:.1f} s"
+    seconds = ms // 1000
+    if seconds < 3600:
+        return f"{seconds // 60}m {seconds % 60:02d}s"
+    if seconds < 86400:
+        return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m"
+    return f"{seconds // 86400}d {seconds % 86400 // 3600}h"
+
+
+def short_duration(ms: int) -> str:
+    """`8m`, `45s`, `2h`: for ranges."""
+    seconds = ms // 1000
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{round(seconds / 60)}m"
+    return f"{seconds / 3600:.1f}h".replace(".0h", "h")
+
+
+def ago(moment: object, now: int | None = None) -> str:
+    """`just now`, `5 min ago`, `3 h ago`, `2 days ago`; the text itself when it is not a time."""
+    at = to_ms(moment)
+    if at is None:
+        return str(moment or "–")
+    delta = ((now_ms() if now is None else now) - at) // 1000
+    if delta < 0:
+        return "in the future"
+    if delta < 45:
+        return "just now"
+    if delta < 3600:
+        return f"{max(1, round(delta / 60))} min ago"
+    if delta < 86400 * 2:
+        return f"{round(delta / 3600)} h ago"
+    return f"{round(delta / 86400)} days ago"
+
+
+def elapsed_ms(started_at: object, now: int | None = None) -> int:
+    at = to_ms(started_at)
+    return 0 if at is None else max(0, (now_ms() if now is None else now) - at)
+
+
+def summary(run: dict[str, Any]) -> dict[str, Any]:
+    """The run's summary_json as an object; {} when it is missing or not an object."""
+    try:
+        value = json.loads(run.get("summary_json") or "null")
+    except (TypeError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def median(values: Sequence[int]) -> float | None:
+    return float(statistics.median(values)) if values else None
+
+
+def is_slow(run: dict[str, Any], usual_ms: float | None) -> bool:
+    value = run.get("duration_ms")
+    return (usual_ms is not None and usual_ms > 0 and isinstance(value, int) and run.get("outcome") != RUNNING
+            and value > SLOW_FACTOR * usual_ms)
+
+
+def usual(durations: Sequence[int]) -> float | None:
+    """The median of these successful durations, if there are enough of them to judge by."""
+    return median(durations) if len(durations) >= SLOW_MIN_BASIS else None
+
+
+# -- the overview ---------------------------------------------------------------------------------------------
+def card(name: str, latest_runs: list[dict[str, Any]], recent: list[dict[str, Any]],
+         running: dict[str, Any] | None, usual_durations: list[int], command: bool, now: int) -> dict[str, Any]:
+    """One pipeline's card: status, last run, counts, the running line, sparkline, success rate. `latest_runs`:
+    its last two runs (every column), `recent`: its last RECENT_RUNS (the chart's columns), newest first."""
+    latest = latest_runs[0] if latest_runs else None
+    finished = [r for r in recent if r["outcome"] != RUNNING]
+    last_finished = next((r for r in latest_runs if r["outcome"] != RUNNING), None)
+    status = RUNNING if running else (finished[0]["outcome"] if finished else NEVER_RAN)
+    successes = sum(1 for r in finished if r["outcome"] == SUCCESS)
+    shown = last_finished or latest
+    running_line = None
+    if running is not None:
+        running_line = f"running for {duration(elapsed_ms(running['started_at'], now))}"
+        if usual_durations:
+            low, high = min(usual_durations), max(usual_durations)
+            took = short_duration(low) if short_duration(low) == short_duration(high) else \
+                f"{short_duration(low)}–{short_duration(high)}"
+            running_line += f" — the last {len(usual_durations)} successful runs took {took}"
+    return {
+        "name": name,
+        "status": status,
+        "latest": latest,
+        "shown": shown,
+        "running": running,
+        "running_line": running_line,
+        "last_ago": ago(shown["started_at"], now) if shown else None,
+        "success_rate": (round(100 * successes / len(finished)) if finished else None),
+        "successes": successes,
+        "finished": len(finished),
+        "sparkline": svg_bars(sparkline(list(reversed(recent)), now)),
+        "command": command,
+    }
+
+
+_CLASSES = frozenset((SUCCESS, PARTIAL, FAILURE, RUNNING))
+
+
+def bars(runs: list[dict[str, Any]], width: float, height: float, now: int, usual_ms: float | None = None,
+         gap: float = 1.0) -> list[dict[str, Any]]:
+    """Bars for runs oldest first: x, y, w, h in the box, an outcome class, a title and the slow flag. A bar's
+    height is its duration against the longest (capped at 4x the usual duration, so one stuck run does not
+    flatten the rest)."""
+    if not runs:
+        return []
+    durations = [r["duration_ms"] if r["outcome"] != RUNNING else elapsed_ms(r["started_at"], now) for r in runs]
+    top = max((d for d in durations if isinstance(d, int)), default=0)
+    if usual_ms:
+        top = min(top, int(usual_ms * 4)) or top
+    step = width / len(runs)
+    w = max(step - gap, 0.5)
+    found = []
+    for i, (run, value) in enumerate(zip(runs, durations, strict=True)):
+        value = value if isinstance(value, int) else 0
+        h = max(1.0, height * min(value, top) / top) if top else 1.0
+        outcome = run["outcome"]
+        found.append({
+            "x": i * step + gap / 2, "w": w, "y": height - h, "h": h, "id": run["id"],
+            "outcome": outcome if outcome in _CLASSES else "other",
+            "title": f"run {run['id']}: {outcome}, {duration(value)}, {run['started_at']}",
+            "slow": is_slow(run, usual_ms),
+        })
+    return found
+
+
+def svg_bars(bars: list[dict[str, Any]], link: bool = False) -> Markup:
+    """The bars as SVG `<rect>`s with a `<title>` each (and a link to the run's page); the title (which holds
+    text from the database) escaped, the rest numbers and our own class names."""
+    parts = []
+    for b in bars:
+        slow = " slow" if b["slow"] else ""
+        rect = (f'<rect class="bar {b["outcome"]}{slow}" x="{b["x"]:.1f}" y="{b["y"]:.1f}" width="{b["w"]:.1f}" '
+                f'height="{b["h"]:.1f}"><title>{escape(b["title"])}{" — slow" if slow else ""}</title></rect>')
+        parts.append(f'<a href="/run/{int(b["id"])}">{rect}</a>' if link else rect)
+    return Markup("".join(parts))
+
+
+def sparkline(runs: list[dict[str, Any]], now: int) -> list[dict[str, Any]]:
+    return bars(runs, 150.0, 28.0, now)
+
+
+# -- a run's crash ------------------------------------------------------------------------------------------
+def crash_panel(run: dict[str, Any], crash_rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """What the crash panel shows, or None for a run that did not crash and was not reaped."""
+    info = summary(run)
+    reaped = bool(run.get("reaped_at")) or run.get("ended_by") == "reaper"
+    crashed = bool(info.get("crash")) or reaped or (run.get("outcome") == FAILURE and bool(crash_rows))
+    if not crashed and not crash_rows:
+        return None
+    kind = str(info.get("kind") or ("lost" if reaped else "")) or None
+    if info.get("timeout"):
+        kind = "timeout"
+    row = crash_rows[-1] if crash_rows else None
+    exit_code = run.get("exit_code") if run.get("exit_code") is not None else info.get("exit_code")
+    if reaped:
+        detected = f"{info.get('detected_by') or 'the reaper'}, at {info.get('detected_at') or run.get('reaped_at')}"
+    elif "command" in info:
+        detected = f"runtracker exec, when the command ended ({run.get('finished_at')})"
+    elif crash_rows and not crashed:
+        detected = "the run's own process (a thread or task died; the run went on)"
+    else:
+        detected = f"the run's own process, as it died ({run.get('finished_at')})"
+    return {
+        "kind": kind or "crash",
+        "kind_label": CRASH_KINDS.get(kind or "", kind or "crash"),
+        "message": info.get("error") or (row["error_message"] if row else None),
+        "signal": info.get("signal"),
+        "exit_code": exit_code,
+        "stack": row["error_stack"] if row else None,
+        "stacks": [r for r in crash_rows if r.get("error_stack")],
+        "step_in_progress": info.get("step_in_progress"),
+        "detected": detected,
+        "reap_reason": run.get("reap_reason"),
+        "reaped_at": run.get("reaped_at"),
+        "last_heartbeat_at": info.get("last_heartbeat_at") or run.get("heartbeat_at"),
+        "rows": crash_rows,
+        "went_on": bool(crash_rows) and not crashed,
+        "outcome": run.get("outcome"),
+        "partial": run.get("outcome") == PARTIAL,
+    }
+
+
+def timeline(run: dict[str, Any], steps: list[dict[str, Any]], now: int, width: float = 600.0) -> dict[str, Any]:
+    """Each step as a bar from its start to its end, on the run's own time axis."""
+    start = to_ms(run.get("started_at"))
+    end = to_ms(run.get("finished_at")) or now
+    if start is None or not steps:
+        return {"bars": [], "width": width, "height": 0}
+    span = max(end - start, 1)
+    found = []
+    for i, step in enumerate(steps):
+        s = to_ms(step.get("started_at")) or start
+        e = to_ms(step.get("finished_at")) or end
+        x = max(0.0, (s - start) / span * width)
+        w = max(2.0, (max(e, s) - s) / span * width)
+        found.append({"x": round(x, 2), "y": i * 22 + 2, "w": round(min(w, width - x) or 2.0, 2),
+                      "outcome": step.get("outcome") or RUNNING, "name": step.get("step_name"),
+                      "title": f"{step.get('step_name')}: {step.get('started_at')} – "
+                               f"{step.get('finished_at') or 'open'} ({duration(step.get('duration_ms'))})"})
+    return {"bars": found, "width": width, "height": len(steps) * 22 + 4}
+
+
+def pretty_json(text: object) -> str | None:
+    """The summary as indented JSON, or the stored text when it is not JSON."""
+    if not text:
+        return None
+    try:
+        return json.dumps(json.loads(str(text)), indent=2, ensure_ascii=False, sort_keys=True)
+    except ValueError:
+        return str(text)

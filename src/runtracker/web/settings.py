@@ -1,0 +1,49 @@
+"""The dashboard's settings: the database, the pipeline config file, the session secret, demo mode."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+SECRET_ENV = "RUNTRACKER_WEB_SECRET"
+MIN_SECRET_LENGTH = 32
+# Demo mode only (`runtracker serve --demo`, `make demo`): anyone who reads this can forge a session.
+DEMO_SECRET = "runtracker demo mode: this secret is public, never serve real data with it"
+DEMO_USER = "demo"
+DEMO_PASSWORD = "demo"
+
+NO_SECRET = (
+    "the dashboard needs a session secret: set ${env} to a random value of at least {min} characters (e.g. the "
+    "output of `python -c 'import secrets; print(secrets.token_urlsafe(32))'`), or try it with --demo"
+)
+SHORT_SECRET = "${env} is too short: {length} characters, at least {min} are needed"
+
+
+class SettingsError(ValueError):
+    """A setting the dashboard cannot start with; the message says what to do."""
+
+
+def session_secret(demo: bool, environ: dict[str, str] | None = None) -> str:
+    """The secret that signs session cookies: ${SECRET_ENV}, required outside demo mode."""
+    value = (os.environ if environ is None else environ).get(SECRET_ENV, "")
+    if not value:
+        if demo:
+            return DEMO_SECRET
+        raise SettingsError(NO_SECRET.format(env=SECRET_ENV, min=MIN_SECRET_LENGTH))
+    if len(value) < MIN_SECRET_LENGTH:
+        raise SettingsError(SHORT_SECRET.format(env=SECRET_ENV, length=len(value), min=MIN_SECRET_LENGTH))
+    return value
+
+
+@dataclass(frozen=True)
+class WebSettings:
+    """`db`: as --db (None: $RUNTRACKER_DB or the default); `config_path`: as --config (None: $RUNTRACKER_CONFIG
+    or ./runtracker.toml if it exists). `login_attempts` per `login_window_s` per client; more get 429."""
+
+    secret: str
+    db: str | None = None
+    config_path: str | None = None
+    demo: bool = False
+    login_attempts: int = 5
+    login_window_s: float = 60.0
+    session_max_age_s: int = 7 * 86400

@@ -1,0 +1,98 @@
+// runtracker dashboard: small enhancements; every page works without this file.
+// - Refresh the page's content every 60 s without losing the scroll position, the open <details>, or a filter
+//   being edited (no refresh while a field of the page is focused or changed).
+// - A spinning favicon while a run is running.
+// - A confirmation before the Start button.
+(function () {
+  "use strict";
+
+  function confirmations(root) {
+    root.querySelectorAll("form[data-confirm]").forEach(function (form) {
+      form.addEventListener("submit", function (event) {
+        if (!window.confirm(form.getAttribute("data-confirm"))) { event.preventDefault(); }
+      });
+    });
+  }
+
+  var spinner = null;
+  function favicon(running) {
+    var link = document.getElementById("favicon");
+    if (!link) { return; }
+    link.setAttribute("data-running", String(running));
+    if (running > 0 && spinner === null) {
+      var canvas = document.createElement("canvas");
+      canvas.width = canvas.height = 32;
+      var ctx = canvas.getContext("2d");
+      var angle = 0;
+      spinner = window.setInterval(function () {
+        ctx.clearRect(0, 0, 32, 32);
+        ctx.lineWidth = 4;
+        ctx.strokeStyle = "#cfd8dc";
+        ctx.beginPath(); ctx.arc(16, 16, 13, 0, 2 * Math.PI); ctx.stroke();
+        ctx.strokeStyle = "#1565c0";
+        ctx.beginPath(); ctx.arc(16, 16, 13, angle, angle + Math.PI / 2); ctx.stroke();
+        angle += Math.PI / 8;
+        link.href = canvas.toDataURL("image/png");
+      }, 125);
+    } else if (running === 0 && spinner !== null) {
+      window.clearInterval(spinner);
+      spinner = null;
+      link.href = "/static/favicon.svg";
+    }
+  }
+
+  function editing(content) {
+    var active = document.activeElement;
+    if (active && content.contains(active) && /^(INPUT|SELECT|TEXTAREA)$/.test(active.tagName)) { return true; }
+    var fields = content.querySelectorAll("input, select, textarea");
+    for (var i = 0; i < fields.length; i++) {
+      var f = fields[i];
+      if (f.type === "hidden") { continue; }
+      if (f.tagName === "SELECT") {
+        for (var j = 0; j < f.options.length; j++) {
+          if (f.options[j].selected !== f.options[j].defaultSelected) { return true; }
+        }
+      } else if (f.value !== f.defaultValue) { return true; }
+    }
+    return false;
+  }
+
+  function refresh() {
+    var content = document.getElementById("content");
+    if (!content || document.hidden || editing(content)) { return; }
+    fetch(window.location.href, { credentials: "same-origin", headers: { "X-Requested-With": "refresh" } })
+      .then(function (response) {
+        if (response.redirected || !response.ok) { return null; }
+        return response.text();
+      })
+      .then(function (html) {
+        if (html === null || editing(content)) { return; }
+        var fresh = new DOMParser().parseFromString(html, "text/html");
+        var next = fresh.getElementById("content");
+        if (!next) { return; }
+        var open = Array.prototype.map.call(content.querySelectorAll("details[open][id]"), function (d) { return d.id; });
+        var x = window.scrollX, y = window.scrollY;
+        var flash = next.querySelector("#flash");
+        if (flash) { flash.remove(); }
+        content.replaceChildren.apply(content, Array.prototype.slice.call(next.childNodes));
+        open.forEach(function (id) { var d = document.getElementById(id); if (d) { d.open = true; } });
+        window.scrollTo(x, y);
+        confirmations(content);
+        var icon = fresh.getElementById("favicon");
+        var count = fresh.getElementById("running-count");
+        var here = document.getElementById("running-count");
+        if (count && here) { here.textContent = count.textContent; here.setAttribute("data-running", count.getAttribute("data-running")); }
+        if (icon) { favicon(parseInt(icon.getAttribute("data-running") || "0", 10)); }
+        document.body.setAttribute("data-refreshed", String(Date.now()));
+      })
+      .catch(function () { /* the next refresh tries again */ });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    confirmations(document);
+    var link = document.getElementById("favicon");
+    if (link) { favicon(parseInt(link.getAttribute("data-running") || "0", 10)); }
+    var seconds = parseInt(document.body.getAttribute("data-refresh") || "0", 10);
+    if (seconds > 0) { window.setInterval(refresh, seconds * 1000); }
+  });
+})();

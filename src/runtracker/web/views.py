@@ -1,0 +1,296 @@
+"""The pages: overview, a pipeline's history, a run, the error browser (flat and grouped), one member's errors,
+login and logout, the Start button and "clear errors"."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from ..clock import now_ms
+from ..outcomes import RUNNING
+from ..storage.dashboard import BY_PIPELINE, RUN_BAR_COLUMNS, ErrorFilter
+from . import grouping, present, start
+from .core import (
+    COUNT_CAP,
+    DEFAULT_GROUP_WINDOW,
+    ERRORS_PER_PAGE,
+    GROUP_WINDOWS,
+    PAGE_SIZE,
+    BadRequest,
+    Web,
+    csrf_refused,
+    cursor_text,
+    error_cursor,
+    error_filter,
+    filter_params,
+    form_post,
+    int_param,
+    page,
+    path_quote,
+    safe_next,
+    url,
+    web_of,
+)
+from .sessions import CSRF_FIELD
+
+NOT_FOUND = "Not found"
+
+
+def not_found(request: Request, web: Web, user: dict[str, Any] | None, message: str) -> Response:
+    return web.render(request, "message.html", {"title": NOT_FOUND, "message": message}, 404, user)
+
+
+# -- login ------------------------------------------------------------------------------------------------
+def login_page(request: Request) -> Response:
+    web = web_of(request)
+    if web.user(request) is not None:
+        return RedirectResponse(safe_next(request.query_params.get("next")), status_code=303)
+    return web.render(request, "login.html", {"next": safe_next(request.query_params.get("next")), "error": None})
+
+
+async def login_post(request: Request) -> Response:
+    web = web_of(request)
+    client = request.client.host if request.client else "unknown"
+    wait = web.login_limit.hit(client)
+    if wait is not None:
+        response = web.render(request, "login.html", {
+            "next": "/", "error": f"Too many login attempts: try again in {int(wait) + 1} s."}, 429)
+        response.headers["Retry-After"] = str(int(wait) + 1)
+        return response
+    form = await request.form()
+    target = safe_next(form.get("next"))
+    if not web.sessions.csrf_ok(request, form.get(CSRF_FIELD)):
+        return csrf_refused(web, request, None)
+    name, password = str(form.get("username", "")), str(form.get("password", ""))
+    row = await run_in_threadpool(web.login, name, password) if name and password else None
+    if row is None:
+        return web.render(request, "login.html", {"next": target, "error": "Wrong user name or password."}, 401)
+    from . import passwords
+
+    web.sessions.replace(request, {"uid": row["id"], "user": row["name"],
+                                   "pw": passwords.fingerprint(web.settings.secret, row["password_hash"])})
+    return web.sessions.save(request, RedirectResponse(target, status_code=303))
+
+
+@form_post
+async def logout(request: Request, web: Web, user: dict[str, Any], form: FormData) -> Response:
+    web.sessions.replace(request, {})
+    return web.sessions.save(request, RedirectResponse("/login", status_code=303))
+
+
+# -- the overview -------------------------------------------------------------------------------------------
+@page
+def overview(request: Request, web: Web, user: dict[str, Any]) -> Response:
+    return web.render(request, "overview.html", {"cards": cards(web)}, user=user)
+
+
+def cards(web: Web) -> list[dict[str, Any]]:
+    """A card per pipeline: those with runs, and those the config file names."""
+    config = web.config()
+    names = sorted(set(web.dash.pipeline_names()) | set(config.pipelines))
+    recent = web.dash.latest_runs(names, present.RECENT_RUNS, columns=RUN_BAR_COLUMNS)
+    latest = web.dash.latest_runs(names, 2)
+    running: dict[str, dict[str, Any]] = {}
+    for row in web.dash.running_runs():
+        running.setdefault(row["pipeline"], row)
+    now = now_ms()
+    found = []
+    for name in names:
+        run = running.get(name)
+        usual = web.dash.successful_durations(name, present.USUAL_RUNS) if run else []
+        found.append(present.card(name, latest[name], recent[name], run, usual,
+                                  start.command_of(config, name) is not None, now))
+    return found
+
+
+# -- a pipeline's history -------------------------------------------------------------------------------------
+@page
+def pipeline(request: Request, web: Web, user: dict[str, Any]) -> Response:
+    name = request.path_params["name"]
+    before_id, after_id = int_param(request.query_params, "before", 1), int_param(request.query_params, "after", 1)
+    anchor_id = before_id or after_id
+    anchor = web.dash.run_position(anchor_id) if anchor_id else None
+    if anchor_id and (anchor is None or anchor["pipeline"] != name):
+        return not_found(request, web, user, f"run {anchor_id} is not a run of this pipeline")
+    if after_id and anchor is not None:
+        runs = list(reversed(web.dash.history_after(name, PAGE_SIZE + 1, (anchor["started_at"], anchor["id"]))))
+        newer = len(runs) > PAGE_SIZE
+        runs = runs[-PAGE_SIZE:] if newer else runs
+        if not newer:  # the newest page: shown as the first page is
+            runs = web.dash.history(name, PAGE_SIZE + 1)
+            older = len(runs) > PAGE_SIZE
+            runs = runs[:PAGE_SIZE]
+        else:
+            older = True
+    else:
+        position = (anchor["started_at"], anchor["id"]) if anchor else None
+        runs = web.dash.history(name, PAGE_SIZE + 1, position)
+        older = len(runs) > PAGE_SIZE
+        runs = runs[:PAGE_SIZE]
+        newer = anchor is not None
+    configured = start.command_of(web.config(), name) is not None
+    if not runs and anchor is None and not configured and name not in web.config().pipelines:
+        return not_found(request, web, user, "no pipeline of this name has runs or is in the config file")
+    now = now_ms()
+    newest = runs[0] if runs else None
+    usual = present.usual(web.dash.successful_durations(
+        name, present.SLOW_BASIS, newest["started_at"] if newest else None))
+    chart_runs = list(reversed(web.dash.history(name, 100, (newest["started_at"], newest["id"] + 1)
+                                                if newest else None)))
+    for run in runs:
+        run["slow"] = present.is_slow(run, usual)
+    running = web.dash.running_run(name)
+    return web.render(request, "pipeline.html", {
+        "name": name, "runs": runs, "usual": usual, "slow_factor": present.SLOW_FACTOR,
+        "chart": present.svg_bars(present.bars(chart_runs, 800.0, 160.0, now, usual), link=True), "chart_count": len(chart_runs),
+        "older": url(f"/pipeline/{path_quote(name)}", before=runs[-1]["id"]) if older and runs else None,
+        "newer": url(f"/pipeline/{path_quote(name)}", after=runs[0]["id"]) if newer and runs else None,
+        "first_page": anchor is None or not newer, "total": web.dash.count_runs(name, COUNT_CAP),
+        "count_cap": COUNT_CAP, "running": running, "command": configured, "now": now,
+    }, user=user)
+
+
+# -- one run ------------------------------------------------------------------------------------------------
+RUN_ERRORS_SHOWN = 100
+
+
+@page
+def run_page(request: Request, web: Web, user: dict[str, Any]) -> Response:
+    run_id = request.path_params["run_id"]
+    run = web.dash.run(run_id)
+    if run is None:
+        return not_found(request, web, user, f"there is no run {run_id}")
+    steps = web.dash.steps(run_id)
+    crash_rows = web.dash.crash_rows(run_id)
+    errors = web.dash.run_errors(run_id, RUN_ERRORS_SHOWN + 1)
+    now = now_ms()
+    info = present.summary(run)
+    return web.render(request, "run.html", {
+        "run": run, "steps": steps, "errors": errors[:RUN_ERRORS_SHOWN], "more_errors": len(errors) > RUN_ERRORS_SHOWN,
+        "error_count": web.dash.count_run_errors(run_id, COUNT_CAP), "count_cap": COUNT_CAP,
+        "crash": present.crash_panel(run, crash_rows), "timeline": present.timeline(run, steps, now),
+        "summary": present.pretty_json(run.get("summary_json")), "command": info.get("command"),
+        "exec_info": info if "command" in info else None, "now": now,
+        "elapsed": present.elapsed_ms(run["started_at"], now) if run["outcome"] == RUNNING else None,
+    }, user=user)
+
+
+# -- errors -------------------------------------------------------------------------------------------------
+@page
+def errors(request: Request, web: Web, user: dict[str, Any]) -> Response:
+    flt = error_filter(request.query_params)
+    grouped = request.query_params.get("view") == "groups"
+    context = error_context(request, web, flt, grouped, "/errors")
+    context["pipelines"] = sorted(set(web.dash.pipeline_names()) | set(web.config().pipelines))
+    context["steps"] = web.dash.step_names()
+    return web.render(request, "errors.html", context, user=user)
+
+
+def error_context(request: Request, web: Web, flt: ErrorFilter, grouped: bool, path: str) -> dict[str, Any]:
+    """A page of errors, or the groups of a window of them, with the links that keep the filters."""
+    params = filter_params(request.query_params)
+    context: dict[str, Any] = {"filter": flt, "params": params, "grouped": grouped, "path": path,
+                               "windows": GROUP_WINDOWS, "by_runs": flt.mode == BY_PIPELINE,
+                               "run_window": web.dash.RUN_WINDOW, "error_window": web.dash.ERROR_WINDOW,
+                               "flat_url": url(path, **params), "groups_url": url(path, view="groups", **params),
+                               "clear_url": url("/errors/clear", **params), "now": now_ms()}
+    if grouped:
+        window = int_param(request.query_params, "window", 1, max(GROUP_WINDOWS)) or DEFAULT_GROUP_WINDOW
+        if window not in GROUP_WINDOWS:
+            raise BadRequest(f"`window` is one of {', '.join(str(w) for w in GROUP_WINDOWS)}")
+        rows = web.dash.error_window(flt, window)
+        context.update(window=window, window_rows=len(rows), groups=grouping.group(rows))
+        return context
+    cursor = error_cursor(request.query_params)
+    result = web.dash.errors(flt, ERRORS_PER_PAGE, cursor)
+    context.update(
+        rows=result.rows, window_end=result.window_end, cursor=cursor,
+        older=url(path, after=cursor_text(result.next), **params) if result.next else None,
+        newest=url(path, **params) if cursor else None,
+        # Counting is capped, and left out for free text (it would walk the whole window once more).
+        count=None if flt.text else web.dash.count_errors(flt, COUNT_CAP), count_cap=COUNT_CAP,
+    )
+    return context
+
+
+@page
+def run_errors(request: Request, web: Web, user: dict[str, Any]) -> Response:
+    run_id = request.path_params["run_id"]
+    run = web.dash.run(run_id)
+    if run is None:
+        return not_found(request, web, user, f"there is no run {run_id}")
+    after = int_param(request.query_params, "after", 0)
+    rows = web.dash.run_errors(run_id, ERRORS_PER_PAGE + 1, after)
+    more = len(rows) > ERRORS_PER_PAGE
+    rows = rows[:ERRORS_PER_PAGE]
+    return web.render(request, "run_errors.html", {
+        "run": run, "rows": rows, "count": web.dash.count_run_errors(run_id, COUNT_CAP), "count_cap": COUNT_CAP,
+        "older": url(f"/errors/{run_id}", after=rows[-1]["id"]) if more else None,
+        "first": url(f"/errors/{run_id}") if after else None, "now": now_ms(),
+    }, user=user)
+
+
+@page
+def member(request: Request, web: Web, user: dict[str, Any]) -> Response:
+    identifier = request.path_params["identifier"]
+    flt = ErrorFilter(member=identifier)
+    cursor = error_cursor(request.query_params)
+    result = web.dash.errors(flt, ERRORS_PER_PAGE, cursor)
+    if not result.rows and cursor is None:
+        return not_found(request, web, user, "no errors were recorded for this member")
+    window = web.dash.error_window(flt, 1000)
+    groups = grouping.group(window)
+    pipelines: dict[str, int] = {}
+    for row in window:
+        pipelines[row["pipeline"] or "?"] = pipelines.get(row["pipeline"] or "?", 0) + 1
+    return web.render(request, "member.html", {
+        "member": identifier, "rows": result.rows, "groups": groups, "window_rows": len(window),
+        "pipelines": sorted(pipelines.items(), key=lambda kv: -kv[1]),
+        "runs": len({row["run_id"] for row in window}),
+        "count": web.dash.count_errors(flt, COUNT_CAP), "count_cap": COUNT_CAP,
+        "older": url(f"/member/{path_quote(identifier)}", after=cursor_text(result.next)) if result.next else None,
+        "newest": url(f"/member/{path_quote(identifier)}") if cursor else None, "now": now_ms(),
+    }, user=user)
+
+
+@page
+def clear_confirm(request: Request, web: Web, user: dict[str, Any]) -> Response:
+    flt = error_filter(request.query_params)
+    return web.render(request, "clear.html", {
+        "filter": flt, "params": filter_params(request.query_params), "count": web.dash.count_errors(flt, COUNT_CAP),
+        "count_cap": COUNT_CAP, "back": url("/errors", **filter_params(request.query_params)),
+    }, user=user)
+
+
+@form_post
+async def clear_post(request: Request, web: Web, user: dict[str, Any], form: FormData) -> Response:
+    try:
+        flt = error_filter(form)
+    except BadRequest as exc:
+        return web.render(request, "message.html", {"title": "Bad request", "message": str(exc)}, 400, user)
+    if form.get("confirm") != "yes":
+        return RedirectResponse(url("/errors/clear", **filter_params(form)), status_code=303)
+    deleted = await run_in_threadpool(web.dash.clear_errors, flt)
+    web.sessions.flash(request, f"Cleared {deleted:,} errors (crash rows are kept).")
+    return web.sessions.save(request, RedirectResponse(url("/errors", **filter_params(form)), status_code=303))
+
+
+# -- Start ----------------------------------------------------------------------------------------------------
+@form_post
+async def start_post(request: Request, web: Web, user: dict[str, Any], form: FormData) -> Response:
+    name = request.path_params["name"]
+    result = await run_in_threadpool(start.start, web.dash, web.config(), name, f"dashboard:{user['name']}",
+                                     web.settings.db)
+    if result.status == "not_configured":
+        return web.render(request, "message.html", {
+            "title": NOT_FOUND, "message": "this pipeline has no command in the config file"}, 404, user)
+    if result.status == "running":
+        return web.render(request, "message.html", {
+            "title": "Already running", "message": f"{name} is running already (run {result.run_id}): it was not "
+            "started again."}, 409, user)
+    web.sessions.flash(request, f"Started {name}" + (f" (run {result.run_id})." if result.run_id else "."))
+    return web.sessions.save(request, RedirectResponse(safe_next(form.get("next")), status_code=303))
