@@ -8,7 +8,7 @@ import pytest
 from conftest import csrf_token
 from webdata import add_run
 
-from runtracker.storage.dashboard import Dashboard
+from runtracker.storage.dashboard import Dashboard, ErrorFilter
 
 
 @pytest.fixture
@@ -175,12 +175,5 @@ def test_clearing_in_batches_deletes_everything_that_matches(app, client, monkey
     """More rows than one batch: every matching row goes."""
     monkeypatch.setattr("runtracker.storage.dashboard.CLEAR_BATCH", 7)
     run_id = add_run(app.state.web.store, "nikki", 1, errors=[("sync", None, f"e{i}") for i in range(30)])
-    assert app.state.web.dash.clear_errors(app.state.web.dash_filter()
-                                           if hasattr(app.state.web, "dash_filter") else _everything()) == 30
+    assert app.state.web.dash.clear_errors(ErrorFilter()) == 30
     assert app.state.web.dash.run_errors(run_id, 100) == []
-
-
-def _everything():
-    from runtracker.storage.dashboard import ErrorFilter
-
-    return ErrorFilter()
