@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import csrf_token
 from webdata import add_run
 
+from conftest import csrf_token
 from runtracker.storage.dashboard import Dashboard, ErrorFilter
 
 

@@ -4,9 +4,9 @@ stored through the public API, come back as text, never as markup. And the heade
 from __future__ import annotations
 
 import pytest
-from conftest import api_key
 from webdata import tracked_run
 
+from conftest import api_key
 from runtracker import RunTracker, lifecycle
 from runtracker.outcomes import FAILURE
 

@@ -1,0 +1,164 @@
+"""The dashboard's main queries use the indexes made for them, on both backends: checked with EXPLAIN.
+
+Every query a page runs is captured (a spy on `Dashboard._read`) and explained on a history of 50,000 runs and
+errors, ANALYZEd: no table scan of `runs` or `run_errors` (SQLite: SCAN without an index; PostgreSQL: Seq
+Scan), and the index we expect.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from typing import Any
+
+from webdata import add_run
+
+from runtracker.clock import iso, now_ms
+from runtracker.storage.dashboard import RUN_BAR_COLUMNS, Dashboard, ErrorCursor, ErrorFilter
+
+PIPELINES = ["laposta", "nikki"]
+SINCE = "2026-01-20T00:00:00.000Z"  # within the history below (2026-01-01 and 50,000 minutes on)
+
+
+def _calls(dash: Dashboard) -> dict[str, tuple[Callable[[], Any], str | None]]:
+    """What the pages ask, and the index (by its name's start) each must use; None: any index, no table scan."""
+    pipeline_cursor = ErrorCursor(run_started_at=SINCE, run_id=20_000, error_id=20_000)
+    time_cursor = ErrorCursor(created_at=SINCE, error_id=20_000)
+    return {
+        "pipeline names": (dash.pipeline_names, "idx_runs_pipeline"),
+        "running runs": (dash.running_runs, ("idx_runs_running", "idx_runs_lock")),  # both: running runs only
+        "running run of a pipeline": (lambda: dash.running_run("nikki"), "idx_runs_pipeline_outcome_started"),
+        "latest runs": (lambda: dash.latest_runs(PIPELINES, 30, columns=RUN_BAR_COLUMNS), "idx_runs_pipeline"),
+        "last success": (lambda: dash.latest_runs(PIPELINES, 1, outcome="success"),
+                         "idx_runs_pipeline_outcome_started"),
+        "usual durations": (lambda: dash.successful_durations("nikki", 30, SINCE), "idx_runs_pipeline_outcome"),
+        "history page 1": (lambda: dash.history("nikki", 21), "idx_runs_pipeline_started"),
+        "history deep page": (lambda: dash.history("nikki", 21, (SINCE, 20_000)), "idx_runs_pipeline_started"),
+        "runs count": (lambda: dash.count_runs("nikki", 1000), "idx_runs_pipeline"),
+        "api runs": (lambda: dash.list_runs(limit=51, before=(SINCE, 20_000)), "idx_runs_started"),
+        "run": (lambda: dash.run(1), None),
+        "run errors": (lambda: dash.run_errors(1, 101, 5), "idx_run_errors_run_id"),
+        "crash rows": (lambda: dash.crash_rows(1), "idx_run_errors_run_id"),
+        "errors": (lambda: dash.errors(ErrorFilter(), 50, time_cursor), "idx_run_errors_created"),
+        "errors by date": (lambda: dash.errors(ErrorFilter(since=SINCE, until="2026-01-21"), 50),
+                           "idx_run_errors_created"),
+        "errors by member": (lambda: dash.errors(ErrorFilter(member="KNVB1"), 50, time_cursor),
+                             "idx_run_errors_member"),
+        "errors by step": (lambda: dash.errors(ErrorFilter(step="sync"), 50), "idx_run_errors_club_step"),
+        "errors by pipeline": (lambda: dash.errors(ErrorFilter(pipeline="nikki"), 50, pipeline_cursor),
+                               "idx_runs_pipeline_started"),
+        "errors by text": (lambda: dash.errors(ErrorFilter(text="needle"), 50), "idx_run_errors_created"),
+        "error count": (lambda: dash.count_errors(ErrorFilter(), 1000), "idx_run_errors_created"),
+        "group window": (lambda: dash.error_window(ErrorFilter(), 5000), "idx_run_errors_created"),
+        "runs by outcome (metrics)": (lambda: dash.outcome_counts_since(iso(now_ms() - 86_400_000)), "idx_runs_"),
+        "crashes (metrics)": (lambda: dash.crashes_since(SINCE), "idx_run_errors_club_step"),
+    }
+
+
+# Where PostgreSQL's planner, by its statistics, serves a query as well from another index (a walk of a
+# pipeline's runs by start that skips the few unsuccessful ones; the partial index of running runs).
+PG_ALSO = {
+    "idx_runs_pipeline_outcome_started": ("idx_runs_pipeline_started", "idx_runs_lock", "idx_runs_running"),
+    "idx_runs_pipeline_outcome": ("idx_runs_pipeline_started",),
+    "idx_run_errors_club_step": ("idx_run_errors_created",),  # a step with most of the errors: walk them all
+}
+
+
+def _names(expected: str | tuple[str, ...], pg: bool = False) -> tuple[str, ...]:
+    names = expected if isinstance(expected, tuple) else (expected,)
+    return names + tuple(n for name in names for n in PG_ALSO.get(name, ())) if pg else names
+
+
+HISTORY_RUNS = 50_000
+
+
+def _history(store) -> None:
+    """50,000 runs of four pipelines (nikki one in 40), mostly successful, each with an error; then ANALYZE: the
+    planners judge by statistics, as they would on a real history (on a few rows, scanning the table is rightly
+    cheaper; and for a pipeline with a quarter of all runs, walking every run by time is as good)."""
+    if store.dialect == "postgresql":
+        series = f"generate_series(1, {HISTORY_RUNS}) AS s(i)"
+        start = ("to_char(timestamp '2026-01-01' + i * interval '1 minute',"
+                 " 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')")
+    else:
+        series = (f"(WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < {HISTORY_RUNS})"
+                  " SELECT i FROM s)")
+        start = "strftime('%Y-%m-%dT%H:%M:%S.000Z', 1767225600 + i * 60, 'unixepoch')"
+    with store.transaction() as cur:
+        cur.execute(f"INSERT INTO runs (pipeline, started_at, outcome, duration_ms) SELECT"
+                    f" CASE WHEN i % 40 = 0 THEN 'nikki' WHEN i % 3 = 0 THEN 'laposta' WHEN i % 3 = 1 THEN 'freescout'"
+                    f" ELSE 'backup' END,"
+                    f" {start}, CASE WHEN i % 6 = 0 THEN 'failure' WHEN i % 6 = 1 THEN 'partial' ELSE 'success' END,"
+                    f" 60000 FROM {series}")
+        cur.execute("INSERT INTO run_errors (run_id, step_name, member_identifier, error_message, created_at)"
+                    " SELECT id, CASE WHEN id % 10 = 0 THEN 'download' ELSE 'sync' END, 'KNVB' || (id % 5000),"
+                    " 'member not found', started_at FROM runs")
+        cur.execute("ANALYZE")
+
+
+def _sqlite_problems(store, sql, params, expected):
+    plan = [row["detail"] for row in store.read("EXPLAIN QUERY PLAN " + sql, params)]
+    text = " | ".join(plan)
+    scans = [d for d in plan if re.match(r"SCAN (runs|run_errors|e|r|x)\b(?! USING)", d)]
+    if scans:
+        return f"table scan: {text}"
+    if expected and not any(name in text for name in _names(expected)):
+        return f"does not use {expected}: {text}"
+    return None
+
+
+def _pg_problems(store, sql, params, expected):
+    with store.transaction() as cur:
+        cur.execute("EXPLAIN (FORMAT JSON) " + store.sql(sql), params)
+        plan = cur.fetchone()[0]
+    plan = plan if isinstance(plan, list) else json.loads(plan)
+    nodes, indexes = [], []
+
+    def walk(node):
+        nodes.append((node.get("Node Type"), node.get("Relation Name")))
+        if "Index Name" in node:
+            indexes.append(node["Index Name"])
+        for child in node.get("Plans", []):
+            walk(child)
+
+    walk(plan[0]["Plan"])
+    scans = [rel for kind, rel in nodes if kind == "Seq Scan" and rel in ("runs", "run_errors")]
+    if scans:
+        return f"Seq Scan of {scans}: {nodes}"
+    if expected and not any(name.startswith(_names(expected, pg=True)) for name in indexes):
+        return f"does not use {expected}: {indexes}"
+    return None
+
+
+def test_every_main_query_uses_its_index(app, monkeypatch):
+    """Each query behind the overview, history, run, error browser (every mode), member page and metrics."""
+    store = app.state.web.store
+    for minute in range(30):
+        add_run(store, PIPELINES[minute % 2], minute, outcome=("success", "failure")[minute % 3 == 0],
+                errors=[("sync", f"KNVB{minute % 4}", f"member {minute} not found"), ("crash", None, "boom")])
+    _history(store)
+    # Windows in proportion to a real history (20,000 of 5,000,000 errors), not 40 % of this one.
+    monkeypatch.setattr(Dashboard, "ERROR_WINDOW", 500)
+    monkeypatch.setattr(Dashboard, "RUN_WINDOW", 200)
+    dash = app.state.web.dash
+    captured: list[tuple[str, tuple[Any, ...]]] = []
+    original = Dashboard._read
+
+    def spy(self, sql, params=()):
+        captured.append((sql, tuple(params)))
+        return original(self, sql, params)
+
+    monkeypatch.setattr(Dashboard, "_read", spy)
+    explain = _pg_problems if store.dialect == "postgresql" else _sqlite_problems
+    problems = {}
+    for name, (call, expected) in _calls(dash).items():
+        captured.clear()
+        call()
+        assert captured, name
+        # The page's own query is the last one; the ones before it (a window's end, the clubs) are probes.
+        for i, (sql, params) in enumerate(captured):
+            problem = explain(store, sql, params, expected if i == len(captured) - 1 else None)
+            if problem:
+                problems[f"{name} #{i}"] = problem
+    assert problems == {}, "\n".join(f"{k}: {v}" for k, v in problems.items())
