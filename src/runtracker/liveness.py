@@ -165,7 +165,7 @@ def judge(run: dict[str, Any], observer: Observer) -> Verdict | None:
         return _judge_ownerless(run, observer)
     pid = f"pid {run['pid']}" if run.get("pid") is not None else "the owner (pid unknown)"
     where = f"{pid} on {run.get('hostname') or 'an unknown host'}"
-    if _same_host(run, observer):
+    if same_host(run, observer):
         verdict = _judge_pid(run, where)
         if verdict is not _UNKNOWN:
             return verdict  # type: ignore[return-value]
@@ -204,7 +204,9 @@ def heartbeat_age_s(run: dict[str, Any], now_ms: int) -> float | None:
     return None if last is None else (now_ms - last) / 1000
 
 
-def _same_host(run: dict[str, Any], observer: Observer) -> bool:
+def same_host(run: dict[str, Any], observer: Observer) -> bool:
+    """Whether a run's owner is on this host (same name, and same boot and pid namespace where known): its pid
+    can be checked, and waited on, here."""
     if run.get("hostname") != observer.hostname or run.get("pid") is None:
         return False
     key = run.get("process_key")

@@ -9,7 +9,8 @@ end lies between that and the detection), `duration_ms`, step totals, its open s
 faulthandler traceback of a fatal signal when there is one), and `reaped_at` / `reap_reason` on the run.
 
 It runs at every `start_run` (never touching the caller's own open runs), from `runtracker reap`, and as the
-loop of `runtracker monitor` (`monitor`, with a callback per reaped run for the alerts to come).
+loop of `runtracker monitor` (`monitor`: every pass, at once when a same-host owner dies (`pidwatch`), and
+with the alerts' watcher).
 
 Every end is a compare-and-set on `outcome = 'running'` inside one transaction (see `Store.reap_run`): two
 reapers racing, or a reaper racing the owner's own end_run, never both act. An owner that was alive after all
@@ -24,6 +25,7 @@ import logging
 import os
 import re
 import threading
+import time
 from collections.abc import Callable, Sequence
 
 from . import heartbeat, lifecycle, liveness, sanitize
@@ -37,7 +39,15 @@ from .storage import ENDED, Store
 
 TYPE_CHECKING = False  # `typing` is not imported at run time: see records.py
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, Protocol
+
+    class Watcher(Protocol):
+        """What a monitor does besides reaping (`runtracker.alerts.watcher.Watcher`): `tick` often, `evaluate`
+        every pass."""
+
+        def tick(self, running: Sequence[dict[str, Any]] | None = None) -> int: ...
+
+        def evaluate(self, running: Sequence[dict[str, Any]] | None = None) -> int: ...
 
 log = logging.getLogger("runtracker")
 
@@ -71,13 +81,14 @@ OnReaped = Callable[[Reaped], None]
 
 def reap(store: Store, *, heartbeat_timeout: float | None = None, detected_by: str = "runtracker reap",
          on_reaped: OnReaped | None = None, sweep: bool = True,
-         ownerless_timeout: float | None = None) -> list[Reaped]:
+         ownerless_timeout: float | None = None, rows: Sequence[dict[str, Any]] | None = None) -> list[Reaped]:
     """End every `running` run of `store` whose owner is gone; returns what it ended. Raises on database errors.
 
     The runs this process has open itself are never judged. `sweep` also removes faulthandler files left by
-    this host's dead processes that own no `running` run (see `_sweep_crash_files`).
+    this host's dead processes that own no `running` run (see `_sweep_crash_files`). `rows`: judge only these
+    runs (rows as `Store.running_runs` gives them; the monitor's, whose owner it saw die).
     """
-    rows = store.running_runs()
+    rows = store.running_runs() if rows is None else rows
     if sweep:
         _sweep_crash_files(store, rows)
     if not rows:
@@ -124,7 +135,7 @@ def _ownerless_timeouts(rows: Sequence[dict[str, Any]], value: float | None) -> 
     from . import configfile  # here: tomllib and the file's parsing stay out of `import runtracker`
 
     try:
-        config = configfile.load()
+        config = configfile.load(schedules=False)
     except Exception as exc:
         log.error("runtracker: the pipeline config file cannot be read (%s); every ownerless run gets the ownerless "
                   "timeout of %g s", exc, default)
@@ -153,22 +164,61 @@ def describe(lost: Reaped) -> str:
     return f"reaped run {lost.run_id} ({lost.pipeline}): {lost.message}"
 
 
+# How often the monitor looks at the `running` runs between passes (one read of idx_runs_running): a new run's
+# owner is waited on (pidwatch) within this of its start, and with alerts, a run's end is seen within this.
+TICK_S = 0.25
+# After a failing pass (the database away), the next try comes this much later at most.
+ERROR_WAIT_S = 5.0
+
+
 def monitor(store: Store, *, interval: float = DEFAULT_MONITOR_INTERVAL_S, heartbeat_timeout: float | None = None,
             on_reaped: OnReaped | None = None, stop: threading.Event | None = None,
-            on_error: Callable[[Exception], None] | None = None) -> None:
-    """Reap every `interval` seconds until `stop` is set. A failing pass (database down) is reported through
-    `on_error` (default: logged) and the loop goes on."""
+            on_error: Callable[[Exception], None] | None = None, watcher: Watcher | None = None) -> None:
+    """Reap every `interval` seconds until `stop` is set, and at once when the owner of a run on this host dies:
+    it waits on their processes (`pidwatch`), and looks for new runs to wait on every `TICK_S`. With a `watcher`
+    (the alerts) it also looks for ended runs every tick and evaluates schedules every pass. A failing pass
+    (database down) is reported through `on_error` (default: logged) and the loop goes on."""
+    from . import pidwatch
+
     stop = stop or threading.Event()
-    while not stop.is_set():
-        try:
-            reap(store, heartbeat_timeout=heartbeat_timeout, detected_by="runtracker monitor", on_reaped=on_reaped)
-        except Exception as exc:
-            if on_error is not None:
-                on_error(exc)
-            else:
-                log.error("runtracker: reaping failed, trying again in %g s (%s: %s)", interval,
-                          type(exc).__name__, exc)
-        stop.wait(interval)
+    deaths = pidwatch.Deaths()
+    detected_by = "runtracker monitor"
+    timeout = heartbeat_timeout_s(heartbeat_timeout)
+    next_pass = 0.0
+    try:
+        while not stop.is_set():
+            try:
+                running = store.running_runs()
+                if time.monotonic() >= next_pass:
+                    next_pass = time.monotonic() + interval
+                    if reap(store, heartbeat_timeout=timeout, detected_by=detected_by, on_reaped=on_reaped,
+                            rows=running):
+                        running = store.running_runs()
+                    if watcher is not None:
+                        watcher.evaluate(running)
+                elif watcher is not None:
+                    watcher.tick(running)
+                dead = deaths.follow(running, liveness.Observer.here(timeout, now_ms()))
+                if not dead:
+                    wait = min(max(next_pass - time.monotonic(), 0.0), TICK_S)
+                    dead = deaths.wait(wait) if deaths.watched else []
+                    if not deaths.watched:
+                        stop.wait(wait)
+                if dead:
+                    # One write per run: reap judges it again (its pid is gone now) and ends it.
+                    reap(store, heartbeat_timeout=timeout, detected_by=detected_by, on_reaped=on_reaped,
+                         sweep=False, rows=dead)
+                    if watcher is not None:
+                        watcher.tick()
+            except Exception as exc:
+                if on_error is not None:
+                    on_error(exc)
+                else:
+                    log.error("runtracker: the monitor's pass failed, trying again in %g s (%s: %s)", interval,
+                              type(exc).__name__, exc)
+                stop.wait(min(interval, ERROR_WAIT_S))
+    finally:
+        deaths.close()
 
 
 # -- ending one lost run ------------------------------------------------------------------------------------

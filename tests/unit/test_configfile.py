@@ -59,38 +59,38 @@ def test_an_unconfigured_pipeline_has_the_defaults_and_no_command():
 
 @pytest.mark.parametrize("data, message", [
     pytest.param({"pipelines": {"nikki": {"comand": ["x"]}}},
-                 "runtracker.toml [pipelines.nikki]: unknown key(s) comand; allowed: command, lock, timeout, "
-                 "kill_after, tail, ownerless_timeout", id="typo-in-a-pipeline-key"),
+                 "runtracker.toml: [pipelines.nikki] comand: unknown key; allowed: command, display_name, "
+                 "description, schedule, lock, timeout, kill_after, tail, ownerless_timeout, timezone", id="typo-in-a-pipeline-key"),
     pytest.param({"pipelines": {"nikki": {"timout": "1h", "locks": True}}},
-                 "[pipelines.nikki]: unknown key(s) locks, timout;", id="every-unknown-key-named-sorted"),
+                 "[pipelines.nikki] locks, timout: unknown keys;", id="every-unknown-key-named-sorted"),
     pytest.param({"defaults": {"command": ["x"]}},
-                 "runtracker.toml [defaults]: unknown key(s) command; allowed: lock, timeout, kill_after, tail, "
-                 "ownerless_timeout",
+                 "runtracker.toml: [defaults] command: unknown key; allowed: lock, timeout, kill_after, tail, "
+                 "ownerless_timeout, timezone, grace, max_runtime, alerts, alert_on",
                  id="command-in-defaults"),
-    pytest.param({"pipeline": {}}, "runtracker.toml: unknown key(s) pipeline; allowed: defaults, pipelines",
+    pytest.param({"pipeline": {}}, "runtracker.toml: pipeline: unknown key; allowed: defaults, pipelines, alerts",
                  id="unknown-top-level-table"),
-    pytest.param({"defaults": 5}, "runtracker.toml: `defaults` must be a table", id="defaults-not-a-table"),
-    pytest.param({"pipelines": ["nikki"]}, "runtracker.toml: `pipelines` must be a table",
+    pytest.param({"defaults": 5}, "runtracker.toml: defaults: must be a table", id="defaults-not-a-table"),
+    pytest.param({"pipelines": ["nikki"]}, "runtracker.toml: pipelines: must be a table",
                  id="pipelines-not-a-table"),
-    pytest.param({"pipelines": {"nikki": "node sync.js"}}, "runtracker.toml [pipelines.nikki] must be a table",
+    pytest.param({"pipelines": {"nikki": "node sync.js"}}, "runtracker.toml: [pipelines.nikki]: must be a table",
                  id="pipeline-not-a-table"),
     pytest.param({"pipelines": {"nikki": {"timeout": "soon"}}},
-                 "runtracker.toml [pipelines.nikki]: not a duration: 'soon'", id="bad-timeout"),
+                 "runtracker.toml: [pipelines.nikki] timeout: not a duration: 'soon'", id="bad-timeout"),
     pytest.param({"defaults": {"kill_after": "-5"}},
-                 "runtracker.toml [defaults]: a duration cannot be negative: '-5'", id="negative-kill-after"),
+                 "runtracker.toml: [defaults] kill_after: a duration cannot be negative: '-5'", id="negative-kill-after"),
     pytest.param({"pipelines": {"nikki": {"lock": "yes"}}},
-                 "runtracker.toml [pipelines.nikki]: `lock` must be true or false", id="lock-not-a-bool"),
+                 "runtracker.toml: [pipelines.nikki] lock: must be true or false", id="lock-not-a-bool"),
     pytest.param({"pipelines": {"nikki": {"tail": "2MB"}}},
-                 "runtracker.toml [pipelines.nikki]: the output tail is at most 1MB, not '2MB'", id="tail-too-big"),
+                 "runtracker.toml: [pipelines.nikki] tail: the output tail is at most 1MB, not '2MB'", id="tail-too-big"),
     pytest.param({"pipelines": {"nikki": {"tail": "lots"}}},
-                 "runtracker.toml [pipelines.nikki]: not a size: 'lots'", id="tail-not-a-size"),
+                 "runtracker.toml: [pipelines.nikki] tail: not a size: 'lots'", id="tail-not-a-size"),
     pytest.param({"pipelines": {"nikki": {"command": []}}},
-                 "runtracker.toml [pipelines.nikki]: `command` must be a non-empty list of strings, or a shell "
+                 "runtracker.toml: [pipelines.nikki] command: must be a non-empty list of strings, or a shell "
                  "command line", id="empty-command-list"),
-    pytest.param({"pipelines": {"nikki": {"command": "   "}}}, "`command` must be", id="blank-command-line"),
-    pytest.param({"pipelines": {"nikki": {"command": ["node", 3]}}}, "`command` must be",
+    pytest.param({"pipelines": {"nikki": {"command": "   "}}}, "command: must be", id="blank-command-line"),
+    pytest.param({"pipelines": {"nikki": {"command": ["node", 3]}}}, "command: must be",
                  id="command-list-with-a-number"),
-    pytest.param({"pipelines": {"nikki": {"command": 3}}}, "`command` must be", id="command-a-number"),
+    pytest.param({"pipelines": {"nikki": {"command": 3}}}, "command: must be", id="command-a-number"),
 ])
 def test_config_mistakes_are_errors_that_say_where(data, message):
     """A typo never silently drops a setting: the error names the file, the table and the key or value."""

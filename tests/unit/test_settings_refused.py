@@ -187,14 +187,14 @@ def test_config_file_ownerless_timeout_per_pipeline_then_defaults(tmp_path: Path
 
 @pytest.mark.parametrize("data, pipeline, expected, where", [
     pytest.param({"defaults": {"ownerless_timeout": "8h"}, "pipelines": {"nikki": {"ownerless_timeout": "soon"}}},
-                 "nikki", 8 * 3600.0, "ownerless_timeout='soon' in runtracker.toml [pipelines.nikki]",
+                 "nikki", 8 * 3600.0, "runtracker.toml: [pipelines.nikki] ownerless_timeout='soon'",
                  id="pipeline-value-wrong-defaults-apply"),
     pytest.param({"pipelines": {"nikki": {"ownerless_timeout": 0}}}, "nikki", None,
-                 "ownerless_timeout=0 in runtracker.toml [pipelines.nikki]", id="zero-the-global-applies"),
+                 "runtracker.toml: [pipelines.nikki] ownerless_timeout=0", id="zero-the-global-applies"),
     pytest.param({"defaults": {"ownerless_timeout": "inf"}}, "nikki", None,
-                 "ownerless_timeout='inf' in runtracker.toml [defaults]", id="defaults-infinity"),
+                 "runtracker.toml: [defaults] ownerless_timeout='inf'", id="defaults-infinity"),
     pytest.param({"defaults": {"ownerless_timeout": True}}, "nikki", None,
-                 "ownerless_timeout=True in runtracker.toml [defaults]", id="defaults-bool"),
+                 "runtracker.toml: [defaults] ownerless_timeout=True", id="defaults-bool"),
 ])
 def test_a_wrong_ownerless_timeout_in_the_file_is_left_out_with_a_warning(data, pipeline, expected, where, caplog):
     """The reaper reads it and must go on: a wrong value is a warning naming file and table, and the next
@@ -204,11 +204,11 @@ def test_a_wrong_ownerless_timeout_in_the_file_is_left_out_with_a_warning(data, 
 
 
 @pytest.mark.parametrize("data, message", [
-    pytest.param({"defaults": {"timeout": "inf"}}, "[defaults]: not a duration: 'inf'", id="timeout-infinity"),
-    pytest.param({"defaults": {"timeout": "nan"}}, "[defaults]: not a duration: 'nan'", id="timeout-nan"),
+    pytest.param({"defaults": {"timeout": "inf"}}, "[defaults] timeout: not a duration: 'inf'", id="timeout-infinity"),
+    pytest.param({"defaults": {"timeout": "nan"}}, "[defaults] timeout: not a duration: 'nan'", id="timeout-nan"),
     pytest.param({"defaults": {"timeout": float("nan")}}, "not a duration: nan", id="timeout-nan-float"),
     pytest.param({"pipelines": {"nikki": {"timeout": "31d"}}},
-                 "[pipelines.nikki]: the timeout is at most 30d, not '31d'", id="timeout-past-30-days"),
+                 "[pipelines.nikki] timeout: the timeout is at most 30d, not '31d'", id="timeout-past-30-days"),
     pytest.param({"defaults": {"kill_after": "2d"}}, "kill_after is at most 1d, not '2d'", id="kill-after-past-a-day"),
 ])
 def test_config_file_exec_values_out_of_range_are_errors(data, message):

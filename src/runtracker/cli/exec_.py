@@ -68,7 +68,7 @@ def exec_command(db: str | None, pipeline: str, lock: bool | None, timeout: floa
     from ..execwrap import wrapper
 
     try:
-        config = load(config_path)
+        config = load(config_path, schedules=False)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
     configured = config.pipeline(pipeline)

@@ -58,12 +58,22 @@ def reap_command(db: str | None, heartbeat_timeout: float | None, as_json: bool)
 @db_option
 @click.option("--interval", default=reaper.DEFAULT_MONITOR_INTERVAL_S, show_default=True, metavar="SECONDS",
               type=Seconds(config.MIN_MONITOR_INTERVAL_S, config.MAX_MONITOR_INTERVAL_S),
-              help=f"Seconds between two passes of the reaper ({config.MIN_MONITOR_INTERVAL_S:g} to "
-                   f"{config.MAX_MONITOR_INTERVAL_S:g}).")
+              help=f"Seconds between two passes: reaping, schedules, runs too long ({config.MIN_MONITOR_INTERVAL_S:g} "
+                   f"to {config.MAX_MONITOR_INTERVAL_S:g}). A death on this host is seen at once.")
 @timeout_option
+@click.option("--config", "config_path", default=None, metavar="PATH",
+              help="Pipeline config file: schedules and alert channels [env RUNTRACKER_CONFIG; default "
+                   "./runtracker.toml if it exists].")
+@click.option("--alerts/--no-alerts", "with_alerts", default=True, show_default=True,
+              help="Evaluate schedules and send alerts (needs the alerts extra); --no-alerts only reaps.")
 @json_option
-def monitor_command(db: str | None, interval: float, heartbeat_timeout: float | None, as_json: bool) -> None:
-    """Reap lost runs every few seconds until SIGTERM or Ctrl-C (run it as a service)."""
+def monitor_command(db: str | None, interval: float, heartbeat_timeout: float | None, config_path: str | None,
+                    with_alerts: bool, as_json: bool) -> None:
+    """Reap lost runs, evaluate schedules and send alerts until SIGTERM or Ctrl-C (run it as a service).
+
+    A run whose process dies on this host is reaped the moment it dies (the monitor waits on its process);
+    others at the next pass. Alerts go through the channels of the config file: see docs/alerts.md.
+    """
     store = store_for(db)
     stop = threading.Event()
 
@@ -72,16 +82,45 @@ def monitor_command(db: str | None, interval: float, heartbeat_timeout: float | 
     def request_stop(signum: int, frame: Any) -> None:
         stop.set()
 
+    watcher = _watcher(store, config_path) if with_alerts else None
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, request_stop)
     click.echo(f"monitoring {safe(store.url)} every {interval:g} s", err=True)
 
     def on_error(exc: Exception) -> None:
-        click.echo(f"reaping failed, trying again in {interval:g} s: {_failure(exc, db)}", err=True)
+        click.echo(f"the monitor's pass failed, trying again: {_failure(exc, db)}", err=True)
 
-    reaper.monitor(store, interval=interval, heartbeat_timeout=heartbeat_timeout, on_reaped=_printer(as_json),
-                   stop=stop, on_error=on_error)
+    if watcher is not None:
+        watcher.start()
+    try:
+        reaper.monitor(store, interval=interval, heartbeat_timeout=heartbeat_timeout, on_reaped=_printer(as_json),
+                       stop=stop, on_error=on_error, watcher=watcher)
+    finally:
+        if watcher is not None:
+            watcher.stop()
     click.echo("monitor stopped", err=True)
+
+
+def _watcher(store: Any, config_path: str | None) -> Any:
+    """The alerts' watcher, or None (with the reason on stderr) when the alerts extra is missing. A config file
+    that cannot be used stops the monitor before it starts: nothing of it is half applied."""
+    from .. import alerts
+
+    missing = alerts.missing()
+    if missing:
+        click.echo(f"runtracker monitor: {missing}", err=True)
+        return None
+    from ..alerts.watcher import Watcher
+    from ..configfile import ConfigError
+
+    try:
+        watcher = Watcher(store, config_path)
+    except ConfigError as exc:
+        raise click.ClickException(for_terminal(str(exc))) from None
+    scheduled = sum(1 for p in watcher.config.pipelines.values() if p.watch.schedule is not None)
+    click.echo(f"alerts: {len(watcher.channels.names)} channel(s), {scheduled} scheduled pipeline(s)"
+               f" ({watcher.config.path or 'no config file'})", err=True)
+    return watcher
 
 
 def _failure(exc: Exception, db: str | None) -> str:

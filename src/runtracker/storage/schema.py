@@ -232,6 +232,59 @@ MIGRATIONS: tuple[Migration, ...] = (
                  " (member_identifier, created_at, id) WHERE member_identifier IS NOT NULL"),
         ),
     ),
+    Migration(
+        9,
+        "alerts: one row per event (its key unique), deliveries per channel, each pipeline's alert state, marks",
+        (
+            # One row per event, whoever saw it: `event_key` (failed:run:42, overdue:nikki:2026-03-29T05:00:00.000Z)
+            # is unique and inserted with ON CONFLICT DO NOTHING, so of two monitors the one whose insert wins
+            # owns the alert, and a restarted monitor finds what it sent before. The message is stored with it:
+            # every retry, on whichever monitor, sends the same text. No foreign key to runs: retention deletes
+            # runs, the record that someone was told stays.
+            """CREATE TABLE IF NOT EXISTS alerts (
+                id {pk},
+                event_key TEXT NOT NULL UNIQUE,
+                event TEXT NOT NULL,
+                pipeline TEXT NOT NULL,
+                run_id BIGINT,
+                title TEXT NOT NULL,
+                body TEXT NOT NULL,
+                created_at TEXT NOT NULL,
+                created_by TEXT NOT NULL
+            )""",
+            "CREATE INDEX IF NOT EXISTS idx_alerts_created ON alerts (created_at)",
+            # One row per alert and channel. `pending` waits for `next_attempt_at`; `sending` is claimed by a
+            # monitor (compare-and-set on status and attempts) until `next_attempt_at`, after which another may
+            # claim it again (its monitor died mid-send); `sent` and `failed` are final.
+            """CREATE TABLE IF NOT EXISTS alert_deliveries (
+                id {pk},
+                alert_id BIGINT NOT NULL REFERENCES alerts(id) ON DELETE CASCADE,
+                channel TEXT NOT NULL,
+                status TEXT NOT NULL CHECK (status IN ('pending', 'sending', 'sent', 'failed')),
+                attempts INTEGER NOT NULL DEFAULT 0,
+                next_attempt_at TEXT NOT NULL,
+                claimed_by TEXT,
+                last_error TEXT,
+                sent_at TEXT,
+                UNIQUE (alert_id, channel)
+            )""",
+            "CREATE INDEX IF NOT EXISTS idx_alert_deliveries_due ON alert_deliveries (channel, next_attempt_at)"
+            " WHERE status IN ('pending', 'sending')",
+            # Per pipeline: since when it is watched (a pipeline that never ran is overdue only from then on);
+            # what a success would recover from ('failed' or 'overdue'); the missed time last alerted as
+            # overdue, when, and how often (the re-alert cooldown, kept across restarts and shared by monitors).
+            """CREATE TABLE IF NOT EXISTS alert_pipelines (
+                pipeline TEXT PRIMARY KEY,
+                watched_since TEXT NOT NULL,
+                recover_from TEXT,
+                overdue_since TEXT,
+                overdue_alerted_at TEXT,
+                overdue_alerts INTEGER NOT NULL DEFAULT 0
+            )""",
+            # The monitors' marks: `runs` = every run with a smaller id has ended and been looked at.
+            "CREATE TABLE IF NOT EXISTS alert_marks (name TEXT PRIMARY KEY, value BIGINT NOT NULL)",
+        ),
+    ),
 )
 
 LATEST = MIGRATIONS[-1].version

@@ -1,0 +1,111 @@
+"""Alert channels: the config file's `[alerts.channels]`, each one or more Apprise URLs, and sending through them.
+
+Apprise knows about a hundred services by URL: `mailto://` / `mailtos://` (SMTP), `slack://`, `msteams://`,
+`discord://`, `tgram://`, `ntfy://`, `json://` (a JSON webhook), and more. Every URL is checked when the channels
+are made (`Channels.make`: an unknown or malformed one is an error naming the file and line), so a typo is found
+when the monitor starts, not at the first failure at night.
+
+Each send has a timeout: Apprise's own socket timeouts, which `SEND_TIMEOUT_S` sets on every URL that names none
+(`cto`, `rto`); a send is never inside a database transaction, and never on the reaping path.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from ..configfile import Channel, ConfigError, PipelineConfig
+
+log = logging.getLogger("runtracker")
+
+# Seconds Apprise waits to connect, and then for an answer, per URL (its defaults are 4 s; SMTP's 15 s).
+SEND_TIMEOUT_S = 10.0
+BAD_URL = "{where}: channel {name!r}: Apprise does not understand the URL {url} (see the Apprise wiki for the forms)"
+
+
+class _Captured(logging.Handler):
+    """Apprise says why a send failed only in its log: keep what it logs, per thread (channels send in threads
+    of their own)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.local = threading.local()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        lines = getattr(self.local, "lines", None)
+        if lines is not None:
+            lines.append(record.getMessage())
+
+
+_CAPTURED = _Captured()
+_INSTALL = threading.Lock()
+
+
+class Channels:
+    """The channels of a config, each an Apprise object ready to send."""
+
+    def __init__(self, channels: dict[str, Any], config: PipelineConfig) -> None:
+        self._apprise = channels
+        self.config = config
+
+    @classmethod
+    def make(cls, config: PipelineConfig) -> Channels:
+        """Check every URL and build the channels; ConfigError naming the file and line of a bad one."""
+        import apprise
+
+        with _INSTALL:
+            logger = logging.getLogger("apprise")
+            if _CAPTURED not in logger.handlers:
+                logger.addHandler(_CAPTURED)
+        made: dict[str, Any] = {}
+        for channel in config.alerts.channels.values():
+            made[channel.name] = _apprise_of(apprise, channel)
+        return cls(made, config)
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._apprise)
+
+    def for_pipeline(self, pipeline: str) -> list[str]:
+        """The names of the channels `pipeline`'s alerts go to."""
+        return [c.name for c in self.config.channels_for(pipeline)]
+
+    def send(self, channel: str, title: str, body: str) -> str | None:
+        """Send through one channel (each of its URLs); None when it went, else why not."""
+        target = self._apprise.get(channel)
+        if target is None:
+            return f"there is no channel {channel!r} in the config file any more"
+        _CAPTURED.local.lines = []
+        try:
+            import apprise
+
+            ok = target.notify(body=body, title=title, body_format=apprise.NotifyFormat.TEXT)
+        except Exception as exc:  # a plugin's bug is one failed send, never a dead sender
+            return f"{type(exc).__name__}: {exc}"
+        finally:
+            lines: Sequence[str] = _CAPTURED.local.lines
+            _CAPTURED.local.lines = None
+        if ok:
+            return None
+        return "; ".join(dict.fromkeys(line.strip() for line in lines if line.strip()))[:1000] or "not delivered"
+
+
+def _apprise_of(apprise: Any, channel: Channel) -> Any:
+    target = apprise.Apprise()
+    for url in channel.urls:
+        plugin = apprise.Apprise.instantiate(_with_timeouts(url))
+        if plugin is None:
+            shown = url.split("://", 1)[0] + "://..."  # the rest may hold a password
+            raise ConfigError(BAD_URL.format(where=channel.where.rstrip(":"), name=channel.name, url=shown))
+        target.add(plugin)
+    return target
+
+
+def _with_timeouts(url: str) -> str:
+    """`url` with our connect and read timeouts, unless it sets its own."""
+    if "cto=" in url or "rto=" in url:
+        return url
+    joiner = "&" if "?" in url else "?"
+    return f"{url}{joiner}cto={SEND_TIMEOUT_S:g}&rto={SEND_TIMEOUT_S:g}"

@@ -1,0 +1,238 @@
+"""What the monitor does besides reaping: finds the runs that ended, evaluates schedules and maximum runtimes, and
+raises one alert per event (docs/alerts.md).
+
+**Which runs.** A mark in the database (`alert_marks.runs`) says that every run below it has ended and been
+looked at. The watcher keeps, in memory, the highest id it has read and the ids it saw `running`; each tick it
+reads the runs above that id (a range of the primary key) and the `running` runs (idx_runs_running): a watched
+id no longer running has ended. The mark is then the smallest id still watched. A restarted monitor starts
+from the mark, so nothing that ended while it was away goes unseen, and the alerts' unique keys make the
+runs it looks at again cost nothing but a failed insert. An id that is missing between ids read (on
+PostgreSQL a transaction that took it may commit after a later one) is looked for again for a minute.
+
+**Which events.** A run that ended `failure` is `crashed` (with its crash kind; a run the reaper ended is
+`lost`) or `failed` (an exit status); `partial` when a pipeline asks for it; the first `success` after a
+failure or an overdue alert is `recovered`. A scheduled pipeline is `overdue` once the first scheduled time
+after its latest start (or after it was first watched, if it never ran) is `grace` old; a `running` run is
+`too_long` past its pipeline's `max_runtime`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .. import configfile, liveness
+from ..clock import iso, now_ms, to_ms
+from ..configfile import CRASHED, FAILED, OVERDUE, RECOVERED, TOO_LONG, PipelineConfig
+from ..outcomes import RUNNING, SUCCESS
+from ..schedule import first_missed, too_long
+from ..storage import Store
+from ..storage.alerts import AlertStore, NewAlert
+from . import messages
+from .channels import Channels
+from .delivery import Deliverer
+
+log = logging.getLogger("runtracker")
+
+MARK = "runs"
+BATCH = 1000  # runs read per statement
+GAP_WAIT_MS = 60_000  # how long an id missing between ids read is looked for (a transaction committing late)
+
+
+class Watcher:
+    """Alerts for one database: `tick()` often (ended runs), `evaluate()` every pass (schedules, too long)."""
+
+    def __init__(self, store: Store, config_path: str | None = None, *, clock: Callable[[], int] = now_ms,
+                 config: PipelineConfig | None = None) -> None:
+        """Reads the config file (ConfigError if it is wrong: nothing of it is used) and the mark."""
+        self.alerts = AlertStore(store)
+        self.clock = clock
+        self.config_path = config_path
+        self._stamp = self._config_stamp()
+        self.config = config if config is not None else configfile.load(config_path)
+        self.channels = Channels.make(self.config)
+        self.by = f"{liveness.hostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        self.deliverer = Deliverer(self.alerts, self.channels, self.by, clock)
+        self._high = 0  # the highest run id read
+        self._watching: set[int] = set()  # ids seen running
+        self._gaps: dict[int, int] = {}  # ids missing between ids read -> when first missed
+        self._mark: int | None = None
+        self._too_long: set[int] = set()  # runs alerted (or found alerted) as too long
+        self._missed: dict[str, tuple[int, int | None]] = {}  # pipeline -> (start it was computed from, missed)
+        self._broken_stamp: object = None
+        self._start()
+
+    def _start(self) -> None:
+        mark = self.alerts.mark(MARK)
+        if mark is None:
+            # The first monitor on this database: history is not news. Runs running now are watched.
+            self._high = self.alerts.last_run_id()
+            self._watching = {int(row["id"]) for row in self.alerts.store.running_runs()}
+            self._save_mark()
+        else:
+            self._high = mark - 1
+
+    def start(self) -> None:
+        """Start the sending threads."""
+        self.deliverer.start()
+
+    def stop(self) -> None:
+        self.deliverer.stop()
+
+    # -- every tick: the runs that ended --------------------------------------------------------------------
+    def tick(self, running: Sequence[dict[str, Any]] | None = None) -> int:
+        """Raise the alerts of runs that ended since the last tick; how many alerts were raised."""
+        running_rows = self.alerts.store.running_runs() if running is None else running
+        running_ids = {int(row["id"]) for row in running_rows}
+        ended: list[dict[str, Any]] = []
+        while True:
+            rows = self.alerts.runs_after(self._high, BATCH)
+            for row in rows:
+                run_id = int(row["id"])
+                for missing in range(self._high + 1, run_id):
+                    self._gaps.setdefault(missing, self.clock())
+                self._high = max(self._high, run_id)
+                (ended if row["outcome"] != RUNNING else []).append(row)
+                if row["outcome"] == RUNNING:
+                    self._watching.add(run_id)
+            if len(rows) < BATCH:
+                break
+        self._watching |= {i for i in running_ids if i <= self._high}
+        look = sorted((self._watching - running_ids) | set(self._gaps))
+        for row in self.alerts.runs_by_id(look) if look else []:
+            run_id = int(row["id"])
+            self._gaps.pop(run_id, None)
+            if row["outcome"] == RUNNING:
+                self._watching.add(run_id)
+            else:
+                self._watching.discard(run_id)
+                ended.append(row)
+        self._watching -= set(look) - running_ids  # gone: deleted by retention, or ended and read above
+        now = self.clock()
+        self._gaps = {i: t for i, t in self._gaps.items() if now - t < GAP_WAIT_MS}
+        raised = sum(self._run_ended(row) for row in sorted(ended, key=lambda r: int(r["id"])))
+        self._save_mark()
+        if raised:
+            self.deliverer.wake()
+        return raised
+
+    def _save_mark(self) -> None:
+        mark = min([*self._watching, *self._gaps, self._high + 1])
+        if mark != self._mark:
+            self.alerts.advance_mark(MARK, mark)
+            self._mark = mark
+
+    def _run_ended(self, run: dict[str, Any]) -> int:
+        found = messages.run_event(run)
+        if found is None:
+            return 0
+        event, kind = found
+        pipeline = self.config.pipeline(str(run["pipeline"]))
+        url = self.config.alerts.dashboard_url
+        if event == SUCCESS:
+            if RECOVERED not in pipeline.watch.events or not self._has_something_to_recover(pipeline.name):
+                return 0
+            return self._raise(messages.run_alert(RECOVERED, None, run, pipeline, [], url), recovered=True)
+        if event not in pipeline.watch.events:
+            return 0
+        errors = self.alerts.first_errors(int(run["id"]), messages.ERRORS_SHOWN)
+        alert = messages.run_alert(event, kind, run, pipeline, errors, url)
+        return self._raise(alert, recover_from=FAILED if event in (FAILED, CRASHED) else None)
+
+    def _has_something_to_recover(self, pipeline: str) -> bool:
+        state = self.alerts.pipeline_states([pipeline], iso(self.clock())).get(pipeline)
+        return bool(state and state.get("recover_from"))
+
+    def _raise(self, alert: NewAlert, **state: Any) -> int:
+        channels = self.channels.for_pipeline(alert.pipeline)
+        alert_id = self.alerts.raise_alert(alert, channels, iso(self.clock()), self.by, **state)
+        if alert_id is None:
+            return 0
+        log.warning("runtracker: alert %s: %s", alert.event_key, alert.title)
+        return 1
+
+    # -- every pass: schedules and runtimes -----------------------------------------------------------------
+    def evaluate(self, running: Sequence[dict[str, Any]] | None = None) -> int:
+        """Overdue pipelines and runs too long (after a tick, so that runs that ended count); alerts raised."""
+        self.reload()
+        running_rows = self.alerts.store.running_runs() if running is None else running
+        raised = self.tick(running_rows)
+        now = self.clock()
+        url = self.config.alerts.dashboard_url
+        for row in running_rows:
+            pipeline = self.config.pipeline(str(row["pipeline"]))
+            run_id = int(row["id"])
+            if run_id in self._too_long or TOO_LONG not in pipeline.watch.events:
+                continue
+            if too_long(to_ms(row.get("started_at")), pipeline.watch.max_runtime_s, now):
+                self._too_long.add(run_id)
+                raised += self._raise(messages.too_long_alert(pipeline, row, now, url))
+        raised += self._overdue(now)
+        if raised:
+            self.deliverer.wake()
+        return raised
+
+    def _overdue(self, now: int) -> int:
+        scheduled = [p for p in self.config.pipelines.values()
+                     if p.watch.schedule is not None and OVERDUE in p.watch.events]
+        if not scheduled:
+            return 0
+        names = [p.name for p in scheduled]
+        latest = self.alerts.latest_starts(names)
+        states = self.alerts.pipeline_states(names, iso(now))
+        repeat_ms = int(self.config.alerts.overdue_repeat_s * 1000)
+        raised = 0
+        for pipeline in scheduled:
+            state = states.get(pipeline.name) or {}
+            start = to_ms(latest.get(pipeline.name)) or to_ms(state.get("watched_since")) or now
+            missed = self.missed(pipeline, start)
+            if missed is None or missed + pipeline.watch.grace_s * 1000 > now:
+                continue
+            since = iso(missed)
+            alerted = to_ms(state.get("overdue_alerted_at"))
+            if state.get("overdue_since") == since and alerted is not None and alerted > now - repeat_ms:
+                continue  # within the cooldown: no write
+            alert = messages.overdue_alert(pipeline, missed, latest.get(pipeline.name), now, self.config.alerts.
+                                           dashboard_url)
+            raised += self._raise(alert, overdue=(since, iso(now - repeat_ms)))
+        return raised
+
+    def missed(self, pipeline: configfile.Pipeline, start_ms: int) -> int | None:
+        """The first scheduled time after `start_ms` (remembered per pipeline until it starts again)."""
+        cached = self._missed.get(pipeline.name)
+        if cached is not None and cached[0] == start_ms:
+            return cached[1]
+        assert pipeline.watch.schedule is not None
+        missed = first_missed(pipeline.watch.schedule, start_ms)
+        self._missed[pipeline.name] = (start_ms, missed)
+        return missed
+
+    # -- the config file ------------------------------------------------------------------------------------
+    def _config_stamp(self) -> object:
+        path = configfile.config_path(self.config_path)
+        try:
+            return (path, os.stat(path).st_mtime_ns) if path else None
+        except OSError:
+            return (path, None)
+
+    def reload(self) -> None:
+        """Read the config file again if it changed. A broken file is logged once and not used: the config
+        before it stays in force, whole."""
+        stamp = self._config_stamp()
+        if stamp == self._stamp or stamp == self._broken_stamp:
+            return
+        try:
+            config = configfile.load(self.config_path)
+            channels = Channels.make(config)
+        except Exception as exc:
+            self._broken_stamp = stamp
+            log.error("runtracker: the pipeline config file changed but cannot be used, the one before stays in "
+                      "force: %s", exc)
+            return
+        self._stamp, self.config, self.channels = stamp, config, channels
+        self._missed.clear()
+        self.deliverer.use(channels)
+        log.warning("runtracker: the pipeline config file was read again")

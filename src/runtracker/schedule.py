@@ -1,0 +1,154 @@
+"""Schedules: when a pipeline was due last, when it is due next, and whether it is overdue or a run too long.
+
+A schedule is one or more cron expressions read in a time zone (`Europe/Amsterdam`). croniter parses and
+iterates the expressions; this module only maps the local wall-clock times croniter gives to instants, the way
+cron itself treats the two days a year that daylight saving time changes:
+
+- **spring forward** (02:00 → 03:00 in Amsterdam): a time that does not exist that day (02:30) is due at the
+  moment the clock jumps past it (03:00 CEST), once;
+- **fall back** (03:00 → 02:00): a time that occurs twice (02:30) is due once, at its first occurrence (CEST).
+
+Both are what a cron daemon does with fixed-time jobs, so a pipeline that cron starts is never taken for
+overdue because of a DST change. croniter's own time-zone handling fires a fall-back time twice, which would
+make a pipeline that ran once look overdue a few hours later: hence the wall-clock iteration here.
+
+Every instant is milliseconds since the epoch (as `clock.now_ms`). croniter and zoneinfo are imported when a
+schedule is first used, never by `import runtracker` nor by `runtracker exec`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+TYPE_CHECKING = False  # `typing` is not imported at run time: see records.py
+if TYPE_CHECKING:
+    from typing import Any
+
+MISSING = (
+    "schedules need croniter, which is not installed: pip install 'runtracker[alerts]' (the monitor reaps "
+    "without it, but evaluates no schedule and sends no alert)"
+)
+# A start this long before a scheduled time counts for it: the run's started_at is its own host's clock, and
+# a host a few seconds ahead (or a timer that fires early) must not make a pipeline that ran look overdue.
+EARLY_START_MS = 60_000
+# The largest change of a zone's UTC offset at once (DST is one hour; a few zones changed by more, once).
+_MAX_SHIFT = timedelta(hours=3)
+# A wall-clock time in a spring-forward gap is due when the clock jumps past it; found to the second.
+_SECOND = timedelta(seconds=1)
+
+
+def croniter_class() -> Any:
+    """croniter's iterator class, or ImportError naming the extra to install."""
+    try:
+        from croniter import croniter
+    except ImportError as exc:
+        raise ImportError(MISSING) from exc
+    return croniter
+
+
+def zone(name: str) -> Any:
+    """The zoneinfo time zone `name`; ValueError when there is none of that name."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"not a time zone: {name!r} (use a name such as Europe/Amsterdam or UTC)") from exc
+
+
+def check_expression(expression: str) -> None:
+    """ValueError naming the problem when croniter cannot read `expression`."""
+    croniter = croniter_class()
+    if not isinstance(expression, str) or not croniter.is_valid(expression):
+        raise ValueError(f"not a cron expression: {expression!r} (five fields: minute hour day month weekday, "
+                         "e.g. \"15 3 * * *\"; or @daily, @hourly)")
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """When a pipeline is due: cron expressions read in a time zone."""
+
+    expressions: tuple[str, ...]
+    timezone: str = "UTC"
+
+    def previous(self, now_ms: int) -> int | None:
+        """The latest scheduled instant at or before `now_ms`; None if there is none."""
+        found = [t for t in (self._previous(e, now_ms) for e in self.expressions) if t is not None]
+        return max(found) if found else None
+
+    def next(self, after_ms: int) -> int | None:
+        """The first scheduled instant strictly after `after_ms`; None if there is none."""
+        found = [t for t in (self._next(e, after_ms) for e in self.expressions) if t is not None]
+        return min(found) if found else None
+
+    # Wall-clock times map to instants monotonically (a time that occurs twice takes its first occurrence, one
+    # that does not exist the jump past it): so walking croniter's wall-clock times in order walks instants in
+    # order, and the first one past `now` in the walk's direction is the answer.
+    def _next(self, expression: str, after_ms: int) -> int | None:
+        tz = zone(self.timezone)
+        wall = _wall(after_ms, tz)
+        walk = croniter_class()(expression, wall)
+        for _ in range(10_000):  # a minute schedule skips at most an hour of times that occurred already
+            at = to_instant(walk.get_next(datetime), tz)
+            if at > after_ms:
+                return at
+        return None
+
+    def _previous(self, expression: str, now_ms: int) -> int | None:
+        tz = zone(self.timezone)
+        now = datetime.fromtimestamp(now_ms / 1000, UTC)
+        # Just after the clocks went back, wall-clock times up to one shift ahead of now's (the hour that
+        # repeats) map to instants already past: start the walk that far ahead.
+        shift = max(timedelta(0), (now - _MAX_SHIFT).astimezone(tz).utcoffset() - now.astimezone(tz).utcoffset())
+        walk = croniter_class()(expression, _wall(now_ms, tz) + shift + _SECOND)
+        for _ in range(10_000):
+            at = to_instant(walk.get_prev(datetime), tz)
+            if at <= now_ms:
+                return at
+        return None
+
+
+def to_instant(wall: datetime, tz: Any) -> int:
+    """Milliseconds since the epoch of a naive wall-clock time in `tz`, as cron runs it: a time that occurs twice
+    is its first occurrence; a time that does not exist is the moment the clock jumps past it."""
+    first = wall.replace(tzinfo=tz, fold=0)
+    if first.astimezone(UTC).astimezone(tz).replace(tzinfo=None) == wall:
+        return _ms(first)
+    # In a gap: fold=1 reads it with the offset after the jump (an instant before it), fold=0 with the offset
+    # before (an instant after it). The first instant whose wall clock reads `wall` or later is the jump.
+    low, high = wall.replace(tzinfo=tz, fold=1).astimezone(UTC), first.astimezone(UTC)
+    while high - low > _SECOND:
+        middle = low + (high - low) / 2
+        if middle.astimezone(tz).replace(tzinfo=None) >= wall:
+            high = middle
+        else:
+            low = middle
+    return _ms(high.replace(microsecond=0))
+
+
+def _wall(ms: int, tz: Any) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, UTC).astimezone(tz).replace(tzinfo=None)
+
+
+def _ms(moment: datetime) -> int:
+    return (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1)
+
+
+def first_missed(schedule: Schedule, last_start_ms: int) -> int | None:
+    """The first scheduled instant after a start (one that comes `EARLY_START_MS` early still counts for it)."""
+    return schedule.next(last_start_ms + EARLY_START_MS)
+
+
+def overdue_since(schedule: Schedule, grace_s: float, last_start_ms: int, now_ms: int) -> int | None:
+    """The first scheduled instant the pipeline missed, when it has not started since and the grace has passed;
+    None while it is not overdue. `last_start_ms`: its latest run's start (or when watching it began)."""
+    missed = first_missed(schedule, last_start_ms)
+    if missed is None or missed + grace_s * 1000 > now_ms:
+        return None
+    return missed
+
+
+def too_long(started_ms: int | None, max_runtime_s: float | None, now_ms: int) -> bool:
+    """Whether a run still `running` has run longer than its pipeline's maximum runtime."""
+    return max_runtime_s is not None and started_ms is not None and now_ms - started_ms > max_runtime_s * 1000
