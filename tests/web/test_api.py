@@ -81,7 +81,7 @@ def test_api_errors_filters_and_pages(anon, key, runs):
 def test_api_error_groups(anon, key, runs):
     """/api/errors/groups: the groups of the latest errors, with counts, members and runs."""
     body = anon.get("/api/errors/groups?pipeline=nikki", headers=key).json()
-    assert body["window"] == 5000 and body["errors_grouped"] == 7
+    assert body["window"] == 2000 and body["errors_grouped"] == 7
     (group,) = body["groups"]
     assert group["pattern"] == "member KNVB# not found" and group["count"] == 7
     assert sorted(group["members"]) == ["KNVB0", "KNVB1"] and len(group["runs"]) == 7

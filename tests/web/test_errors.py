@@ -123,7 +123,7 @@ def test_the_grouped_view_collapses_alike_errors_into_one_row(app, client):
     assert groups == [("42", "nikki-sync"), ("3", "nikki-sync")]
     assert "member KNVB# not found (request #)" in html and "invalid IBAN &#39;…&#39;" in html
     assert "14 members" in html and "3 runs" in html
-    assert 'data-window="5000" data-rows="45"' in html
+    assert 'data-window="2000" data-rows="45"' in html
 
 
 def test_the_grouped_view_keeps_the_filters(client, history):

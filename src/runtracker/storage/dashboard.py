@@ -37,6 +37,8 @@ RUN_BAR_COLUMNS = "id, pipeline, started_at, duration_ms, outcome"
 ERROR_COLUMNS = (
     "e.id, e.run_id, e.run_step_id, e.step_name, e.member_identifier, e.error_message, e.error_stack, e.created_at"
 )
+# What grouping needs of an error.
+GROUP_COLUMNS = "e.run_id, e.step_name, e.member_identifier, e.error_message, e.created_at, r.pipeline"
 # How many runs the union of one overview query covers (each pipeline's latest runs is one sub-select).
 PIPELINES_PER_QUERY = 50
 # The pipelines' names: one index probe per name (a "loose index scan"), not a walk over every run.
@@ -364,10 +366,11 @@ class Dashboard:
         return ErrorPage(rows, next_cursor, window_end)
 
     def error_window(self, flt: ErrorFilter, size: int) -> list[dict[str, Any]]:
-        """The latest `size` errors matching `flt`, for grouping (fewer when a window bounds the walk)."""
+        """The latest `size` errors matching `flt`, for grouping (fewer when a window bounds the walk): only the
+        columns grouping needs (no stacks: reading thousands of them is most of the cost)."""
         window = self._window(flt, None)
         where, params = self._where(flt, None, window)
-        return self._read(self._select(flt, where, "", size), params)
+        return self._read(self._select(flt, where, "", size, columns=GROUP_COLUMNS), params)
 
     def count_errors(self, flt: ErrorFilter, cap: int) -> int:
         """How many errors match `flt` (within the window the first page searches), counting to `cap` + 1."""

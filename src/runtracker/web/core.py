@@ -37,8 +37,10 @@ HERE = Path(__file__).resolve().parent
 PAGE_SIZE = 20  # runs per history page
 ERRORS_PER_PAGE = 50
 COUNT_CAP = 1000
-GROUP_WINDOWS = (1000, 5000, 20000)
-DEFAULT_GROUP_WINDOW = 5000
+# The grouped view groups the latest N errors matching the filters: 2,000 by default (about 10 ms on SQLite with
+# 5,000,000 errors), more on request.
+GROUP_WINDOWS = (2000, 5000, 20000)
+DEFAULT_GROUP_WINDOW = 2000
 API_KEY_TOUCH_S = 60.0  # last_used_at is written at most once a minute per key
 MAX_TEXT = 200  # the longest filter value taken
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
