@@ -18,7 +18,7 @@ from helpers import BACKENDS, drop_db_url, make_db_url  # noqa: E402
 # Whole files of tests that start real processes (pipelines that really crash, reapers, wrappers, servers
 # cut off by a proxy); elsewhere such a test is marked `@pytest.mark.subprocess` by hand. `make test-fast`
 # leaves them out; `make test` runs everything.
-SUBPROCESS_PATHS = ("crash/", "reaper/", "exec/", "test_load.py", "test_cli_migrate.py",
+SUBPROCESS_PATHS = ("crash/", "reaper/", "exec/", "alerts/", "test_load.py", "test_cli_migrate.py",
                     "storage/test_postgres_store.py")
 
 

@@ -100,7 +100,8 @@ class Schedule:
         now = datetime.fromtimestamp(now_ms / 1000, UTC)
         # Just after the clocks went back, wall-clock times up to one shift ahead of now's (the hour that
         # repeats) map to instants already past: start the walk that far ahead.
-        shift = max(timedelta(0), (now - _MAX_SHIFT).astimezone(tz).utcoffset() - now.astimezone(tz).utcoffset())
+        before, after = (now - _MAX_SHIFT).astimezone(tz).utcoffset(), now.astimezone(tz).utcoffset()
+        shift = max(timedelta(0), (before or timedelta(0)) - (after or timedelta(0)))
         walk = croniter_class()(expression, _wall(now_ms, tz) + shift + _SECOND)
         for _ in range(10_000):
             at = to_instant(walk.get_prev(datetime), tz)

@@ -63,6 +63,7 @@ class Watcher:
         self._too_long: set[int] = set()  # runs alerted (or found alerted) as too long
         self._missed: dict[str, tuple[int, int | None]] = {}  # pipeline -> (start it was computed from, missed)
         self._broken_stamp: object = None
+        self.passes = 0  # evaluations done (tests wait for one after moving the clock)
         self._start()
 
     def _start(self) -> None:
@@ -173,6 +174,7 @@ class Watcher:
         raised += self._overdue(now)
         if raised:
             self.deliverer.wake()
+        self.passes += 1
         return raised
 
     def _overdue(self, now: int) -> int:

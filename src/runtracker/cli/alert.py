@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from .common import CONTEXT_SETTINGS, for_terminal
@@ -9,10 +11,10 @@ from .common import CONTEXT_SETTINGS, for_terminal
 NO_CHANNELS = "no alert channels in the config file ({where}): add them under [alerts.channels] (docs/alerts.md)"
 
 
-def config_option(fn: object) -> object:
+def config_option(fn: Any) -> Any:
     return click.option("--config", "config_path", default=None, metavar="PATH",
                         help="Pipeline config file [env RUNTRACKER_CONFIG; default ./runtracker.toml if it "
-                             "exists].")(fn)  # type: ignore[arg-type]
+                             "exists].")(fn)
 
 
 @click.group("alert", context_settings=CONTEXT_SETTINGS)

@@ -1,0 +1,82 @@
+"""`runtracker alert test` and the monitor's start: test messages through real servers, a config file that cannot be
+used refused before anything runs, and a monitor without the alerts extra that still reaps."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from click.testing import CliRunner
+
+from conftest import Receiver
+from helpers import Db, app_env, run_app, wait_until
+from runtracker.cli import cli
+
+
+def test_alert_test_sends_a_test_message_through_each_channel(mailbox, receiver, write_config):
+    """Every channel gets a test message; the command says so per channel and exits 0."""
+    config = write_config({"mail": mailbox.url(), "hook": receiver.url()})
+    result = CliRunner().invoke(cli, ["alert", "test", "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == ["mail: sent", "hook: sent"]
+    (subject, body), = mailbox.messages
+    assert subject == "runtracker: test alert through mail" and "alerts reach you there" in body
+    assert receiver.posts[0]["title"] == "runtracker: test alert through hook"
+
+
+def test_alert_test_for_a_pipeline_uses_only_its_channels(mailbox, receiver, write_config):
+    """--pipeline nikki with `alerts = ["hook"]`: only the webhook gets it, naming the pipeline."""
+    config = write_config({"mail": mailbox.url(), "hook": receiver.url()},
+                          '[pipelines.nikki]\ndisplay_name = "Nikki sync"\nalerts = ["hook"]\n')
+    result = CliRunner().invoke(cli, ["alert", "test", "--pipeline", "nikki", "--config", str(config)])
+    assert result.exit_code == 0 and result.output == "hook: sent\n"
+    assert mailbox.messages == [] and "for Nikki sync (nikki)" in receiver.posts[0]["message"]
+
+
+def test_alert_test_names_a_channel_that_cannot_be_reached_and_exits_1(mailbox, write_config):
+    """A webhook nobody listens on: `hook: NOT sent: ...`, the mail still goes, exit status 1."""
+    config = write_config({"mail": mailbox.url(), "hook": Receiver().url()})
+    result = CliRunner().invoke(cli, ["alert", "test", "--config", str(config)])
+    assert result.exit_code == 1
+    assert "mail: sent" in result.output and "hook: NOT sent: " in result.output
+    assert "1 of 2 channel(s) could not be reached" in result.output
+    assert len(mailbox.messages) == 1
+
+
+def test_a_channel_url_apprise_does_not_know_stops_the_monitor_naming_file_and_line(db_url, write_config):
+    """`nonsense://x`: the monitor exits 1 before its first pass, naming the file, line and channel; the password
+    part of the URL is not shown."""
+    config = write_config({"mail": "mailto://127.0.0.1:25?from=a@example.org&to=a@example.org",
+                           "typo": "nonsense://user:pw@host"})
+    result = CliRunner().invoke(cli, ["monitor", "--db", db_url, "--config", str(config)])
+    assert result.exit_code == 1
+    assert f"{config}:5: [alerts.channels] typo: channel 'typo': Apprise does not understand the URL nonsense://..." \
+        in result.output
+    assert "pw@host" not in result.output
+
+
+WITHOUT_EXTRA = """
+import sys
+sys.modules["apprise"] = None  # as if the alerts extra were not installed
+sys.modules["croniter"] = None
+from runtracker.cli import main
+sys.argv = ["runtracker", *sys.argv[1:]]
+main()
+"""
+
+
+def test_a_monitor_without_the_alerts_extra_still_reaps_and_says_what_to_install(tmp_path, db_url, write_config):
+    """No apprise, no croniter: `pip install 'runtracker[alerts]'` on stderr, and a dead run is reaped."""
+    config = write_config({"hook": Receiver().url()})
+    monitor = subprocess.Popen([sys.executable, "-c", WITHOUT_EXTRA, "monitor", "--db", db_url, "--config",
+                                str(config), "--interval", "0.5"], env=app_env(db_url), stderr=subprocess.PIPE,
+                               stdout=subprocess.PIPE, text=True)
+    try:
+        run_app(tmp_path, "import os\nfrom runtracker import RunTracker\nRunTracker('nikki').start_run()\n"
+                "os._exit(9)\n", db_url)
+        wait_until(lambda: Db(db_url).run()["outcome"] == "failure", "the dead run to be reaped")
+    finally:
+        monitor.terminate()
+        out, err = monitor.communicate(timeout=30)
+    assert "pip install 'runtracker[alerts]'" in err and "goes on reaping" in err
+    assert "reaped run" in out and monitor.returncode == 0
