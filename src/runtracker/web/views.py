@@ -146,7 +146,7 @@ def pipeline(request: Request, web: Web, user: dict[str, Any]) -> Response:
     running = web.dash.running_run(name)
     return web.render(request, "pipeline.html", {
         "name": name, "runs": runs, "usual": usual, "slow_factor": present.SLOW_FACTOR,
-        "chart": present.svg_bars(present.bars(chart_runs, 800.0, 160.0, now, usual), link=True),
+        "chart": present.chart(chart_runs, 800.0, 160.0, now, usual, link=True),
         "chart_count": len(chart_runs),
         "older": url(f"/pipeline/{path_quote(name)}", before=runs[-1]["id"]) if older and runs else None,
         "newer": url(f"/pipeline/{path_quote(name)}", after=runs[0]["id"]) if newer and runs else None,
