@@ -13,7 +13,14 @@ $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-demo: $(STAMP)
+# The dashboard's extra (Starlette, Jinja2, uvicorn, ...): `make demo` ends by serving the demo database.
+WEB_STAMP := $(VENV)/.installed-web
+$(WEB_STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[web]'
+	touch $(WEB_STAMP)
+
+# DEMO_PORT=8080 make demo to serve on another port.
+demo: $(STAMP) $(WEB_STAMP)
 	$(PY) examples/demo.py
 
 test: $(STAMP) browser

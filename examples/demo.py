@@ -1,4 +1,5 @@
-"""`make demo`: run the example pipeline three times (success, partial, crash), then list the runs."""
+"""`make demo`: run the example pipeline three times (success, partial, crash), list the runs, then serve them on
+the dashboard (demo mode: log in as demo / demo) until Ctrl-C."""
 
 from __future__ import annotations
 
@@ -27,7 +28,24 @@ def main() -> int:
         run_id = str(json.loads(crashed)["id"])
         print(f"\n$ runtracker show {run_id}   # the crashed run: failure, with its crash row", flush=True)
         subprocess.call([sys.executable, "-m", "runtracker", "show", run_id])
+    if code == 0:
+        serve()
     return code
+
+
+def serve() -> None:
+    """Replace this process with the dashboard on the demo database (Ctrl-C goes straight to the server). A
+    pipeline config in data/ gives nikki a command, so that its Start button works."""
+    port = os.environ.get("DEMO_PORT", "8000")
+    os.makedirs("data", exist_ok=True)
+    config = os.path.join("data", "demo-runtracker.toml")
+    with open(config, "w") as f:
+        command = [sys.executable, os.path.join(HERE, "sync_nikki.py"), "--mode", "partial"]
+        f.write("[pipelines.nikki]\ncommand = " + json.dumps(command) + "\n")
+    print(f"\n$ runtracker serve --demo --port {port} --config {config}", flush=True)
+    print(f"Dashboard: http://localhost:{port}/  (log in as demo / demo; Ctrl-C stops it)", flush=True)
+    argv = [sys.executable, "-m", "runtracker", "serve", "--demo", "--port", port, "--config", config]
+    os.execv(sys.executable, argv)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from .common import db_option, for_terminal, shown_db, store_for
+from .common import db_option, for_terminal, store_for
 
 MISSING_EXTRA = "the dashboard needs the web extra, which is not installed: pip install 'runtracker[web]'"
 
@@ -53,7 +53,7 @@ def serve_command(db: str | None, host: str, port: int, config_path: str | None,
     application = app.create_app(web_settings, store)
     users = application.state.web.dash.user_count()
     shown = "localhost" if host in ("127.0.0.1", "::1") else host
-    click.echo(f"runtracker dashboard on http://{shown}:{port}/ (database {shown_db(db)})")
+    click.echo(f"runtracker dashboard on http://{shown}:{port}/ (database {for_terminal(store.url, db)})")
     if demo:
         click.echo("DEMO MODE: log in as demo / demo; the session secret is public: never serve real data so")
     elif users == 0:
