@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast browser lint bench bench-quick bench-peers bench-reaper bench-load bench-upgrade clean
+.PHONY: demo test test-fast browser lint bench bench-quick bench-peers bench-reaper bench-alerts bench-load bench-upgrade clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,11 @@ bench-quick: $(STAMP)
 # How long a SIGKILLed run stays `running` under `runtracker monitor` (same host, simulated cross-host).
 bench-reaper: $(STAMP)
 	$(PY) bench/reaper_latency.py
+
+# The monitor: SIGKILL -> reaped and -> alert mailed, end_run -> alert mailed, a pass at 1,000,000 runs and 50
+# scheduled pipelines; SQLite and PostgreSQL (RUNTRACKER_BENCH_PG, default the local test server).
+bench-alerts: $(STAMP)
+	$(PY) bench/alerts.py
 
 # MLflow gets a venv of its own so that the project's dependencies stay lean.
 MLFLOW_VENV := bench/.venv-mlflow

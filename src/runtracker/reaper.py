@@ -201,8 +201,9 @@ def monitor(store: Store, *, interval: float = DEFAULT_MONITOR_INTERVAL_S, heart
                 dead = deaths.follow(running, liveness.Observer.here(timeout, now_ms()))
                 if not dead:
                     wait = min(max(next_pass - time.monotonic(), 0.0), TICK_S)
-                    dead = deaths.wait(wait) if deaths.watched else []
-                    if not deaths.watched:
+                    if deaths.watched:
+                        dead = deaths.wait(wait)
+                    else:
                         stop.wait(wait)
                 if dead:
                     # One write per run: reap judges it again (its pid is gone now) and ends it.

@@ -22,6 +22,11 @@ log = logging.getLogger("runtracker")
 
 # Seconds Apprise waits to connect, and then for an answer, per URL (its defaults are 4 s; SMTP's 15 s).
 SEND_TIMEOUT_S = 10.0
+# Apprise spaces two messages to one URL by 5.5 s unless a service's plugin says otherwise: an alert that
+# follows another within seconds would wait that long. One second still keeps a burst of alerts within the
+# rate limits of chat services (Slack: one message a second); a plugin's own spacing is kept.
+SPACING_S = 1.0
+_APPRISE_DEFAULT_SPACING_S = 5.5
 BAD_URL = "{where}: channel {name!r}: Apprise does not understand the URL {url} (see the Apprise wiki for the forms)"
 
 
@@ -99,6 +104,8 @@ def _apprise_of(apprise: Any, channel: Channel) -> Any:
         if plugin is None:
             shown = url.split("://", 1)[0] + "://..."  # the rest may hold a password
             raise ConfigError(BAD_URL.format(where=channel.where.rstrip(":"), name=channel.name, url=shown))
+        if getattr(plugin, "request_rate_per_sec", 0) == _APPRISE_DEFAULT_SPACING_S:
+            plugin.request_rate_per_sec = SPACING_S
         target.add(plugin)
     return target
 
