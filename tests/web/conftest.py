@@ -1,30 +1,21 @@
 """Fixtures of the dashboard's HTTP-level tests: an app on a fresh database (each backend), a user, a client that
 is logged in, a pipeline config file, and cheap password hashes (argon2 with the least work: these tests check
-the flow, not the hash's strength)."""
+the flow, not the hash's strength). Constants and helpers are in weblib.py."""
 
 from __future__ import annotations
 
-import re
-import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from argon2 import PasswordHasher
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
+from weblib import PASSWORD, SECRET, SLEEPER, USER, login
 
 from runtracker.web import passwords
 from runtracker.web.app import create_app
 from runtracker.web.settings import WebSettings
-
-SECRET = "a-test-secret-of-more-than-32-characters"
-USER = "alice"
-PASSWORD = "correct horse battery"
-CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
-# A command that runs until the test ends it (the Start button's tests).
-SLEEPER = [sys.executable, "-c", "import time; time.sleep(60)"]
 
 
 @pytest.fixture(autouse=True)
@@ -67,21 +58,3 @@ def client(app: Starlette) -> TestClient:
     response = login(client, USER, PASSWORD)
     assert response.status_code == 303, response.text
     return client
-
-
-def csrf_token(client: TestClient, path: str = "/login") -> str:
-    match = CSRF.search(client.get(path).text)
-    assert match, f"no CSRF token on {path}"
-    return match.group(1)
-
-
-def login(client: TestClient, user: str, password: str, next_path: str = "/") -> Any:
-    token = csrf_token(client)
-    return client.post("/login", data={"username": user, "password": password, "csrf_token": token,
-                                       "next": next_path})
-
-
-def api_key(app: Starlette, name: str = "ci") -> str:
-    key = passwords.new_api_key()
-    app.state.web.dash.add_api_key(name, passwords.key_hash(key))
-    return key

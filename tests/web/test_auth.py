@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from starlette.testclient import TestClient
 from webdata import add_run
+from weblib import PASSWORD, SECRET, USER, api_key, csrf_token, login
 
-from conftest import PASSWORD, SECRET, USER, api_key, csrf_token, login
 from runtracker.web import passwords
 from runtracker.web.settings import DEMO_SECRET, SettingsError, session_secret
 

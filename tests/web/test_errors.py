@@ -6,8 +6,8 @@ import re
 
 import pytest
 from webdata import add_run
+from weblib import csrf_token
 
-from conftest import csrf_token
 from runtracker.storage.dashboard import Dashboard, ErrorFilter
 
 

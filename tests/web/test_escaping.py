@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 from webdata import tracked_run
+from weblib import api_key
 
-from conftest import api_key
 from runtracker import RunTracker, lifecycle
 from runtracker.outcomes import FAILURE
 

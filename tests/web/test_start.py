@@ -8,8 +8,8 @@ import signal
 
 import pytest
 from webdata import add_run
+from weblib import api_key, csrf_token
 
-from conftest import api_key, csrf_token
 from helpers import Db, wait_until
 
 

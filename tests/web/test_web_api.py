@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from webdata import add_run
+from weblib import api_key
 
-from conftest import api_key
 from runtracker.clock import iso, now_ms
 from runtracker.storage import schema
 

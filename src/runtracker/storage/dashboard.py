@@ -3,8 +3,9 @@
 Written for a long history (a million runs, millions of errors) on SQLite and PostgreSQL alike. The rules:
 
 - **Keyset pagination.** A page starts after the last row of the one before (a cursor), never at an OFFSET:
-  page 2,000 costs what page 1 costs. Runs are ordered by (started_at, id), errors by (created_at, id), newest
-  first; every order is an index's order, so a page reads its rows and stops.
+  page 2,000 costs what page 1 costs. Runs are ordered by (started_at, id), errors by (created_at, id) (one
+  member's by id, a pipeline's run by run), newest first; every order is an index's order, so a page reads its
+  rows and stops.
 - **Bounded work.** Nothing counts every match: counts stop at a cap ("1,000+"). A filter that no index
   serves (free text; a pipeline, which errors do not store) is applied while walking an index, and the walk
   is bounded by a *window* (the latest N errors or runs); the page says how far back it searched and offers
@@ -429,9 +430,11 @@ class Dashboard:
             return (f"SELECT {cols} FROM {join} WHERE {where}"
                     f" ORDER BY r.started_at DESC, r.id DESC, e.id DESC LIMIT {int(limit)}")
         cols = columns or f"{ERROR_COLUMNS}, r.pipeline"
-        # LEFT JOIN: the errors drive (by the index the mode chose), each one's run is a probe of its key.
+        # LEFT JOIN: the errors drive (by the index the mode chose), each one's run is a probe of its key. One
+        # member's errors come by id, the order of idx_run_errors_member (recorded order: newest first).
+        order = "e.id DESC" if flt.mode == BY_MEMBER else "e.created_at DESC, e.id DESC"
         return (f"SELECT {cols} FROM run_errors e LEFT JOIN runs r ON r.id = e.run_id WHERE {where}"
-                f" ORDER BY e.created_at DESC, e.id DESC LIMIT {int(limit)}")
+                f" ORDER BY {order} LIMIT {int(limit)}")
 
     def _driving(self, flt: ErrorFilter) -> tuple[list[str], list[Any]]:
         """The conditions of the index that drives the walk, and the filters applied to the errors."""
@@ -479,6 +482,13 @@ class Dashboard:
             if window is not None:
                 where.append("r.started_at >= ? AND (r.started_at > ? OR r.id >= ?)")
                 params += [window.run_started_at, window.run_started_at, window.run_id]
+        elif flt.mode == BY_MEMBER:
+            if cursor is not None and cursor.error_id is not None:
+                where.append("e.id < ?")
+                params.append(cursor.error_id)
+            if window is not None:
+                where.append("e.id >= ?")
+                params.append(window.error_id)
         else:
             if cursor is not None and cursor.created_at is not None:
                 where.append("e.created_at <= ? AND (e.created_at < ? OR e.id < ?)")
@@ -507,17 +517,25 @@ class Dashboard:
             # The window's end is a cursor "after every error of its oldest run".
             return ErrorCursor(run_started_at=rows[0]["started_at"], run_id=rows[0]["id"], error_id=0) if rows \
                 else None
-        unindexed = flt.text or (flt.mode == BY_MEMBER and (flt.pipeline or flt.step))
-        if not unindexed:
-            return None
-        where, params = self._driving(ErrorFilter(member=flt.member, step=flt.step if flt.mode == BY_STEP else None,
-                                                  since=flt.since, until=flt.until))
-        if cursor is not None and cursor.created_at is not None:
-            where.append("e.created_at <= ? AND (e.created_at < ? OR e.id < ?)")
-            params += [cursor.created_at, cursor.created_at, cursor.error_id]
+        if flt.mode == BY_MEMBER:  # idx_run_errors_member holds the member (and the id): all else is a filter
+            if not (flt.text or flt.pipeline or flt.step or flt.since or flt.until):
+                return None
+            where, params = ["e.member_identifier = ?"], [flt.member]
+            if cursor is not None and cursor.error_id is not None:
+                where.append("e.id < ?")
+                params.append(cursor.error_id)
+            order = "e.id DESC"
+        else:
+            if not flt.text:
+                return None
+            where, params = self._driving(ErrorFilter(step=flt.step if flt.mode == BY_STEP else None,
+                                                      since=flt.since, until=flt.until))
+            if cursor is not None and cursor.created_at is not None:
+                where.append("e.created_at <= ? AND (e.created_at < ? OR e.id < ?)")
+                params += [cursor.created_at, cursor.created_at, cursor.error_id]
+            order = "e.created_at DESC, e.id DESC"
         rows = self._read(f"SELECT e.created_at, e.id FROM run_errors e WHERE {' AND '.join(where) or '1 = 1'}"
-                          " ORDER BY e.created_at DESC, e.id DESC LIMIT 1 OFFSET ?",
-                          (*params, self.ERROR_WINDOW - 1))
+                          f" ORDER BY {order} LIMIT 1 OFFSET ?", (*params, self.ERROR_WINDOW - 1))
         return ErrorCursor(created_at=rows[0]["created_at"], error_id=rows[0]["id"]) if rows else None
 
     @staticmethod

@@ -224,12 +224,14 @@ MIGRATIONS: tuple[Migration, ...] = (
             Only("postgresql", "CREATE INDEX IF NOT EXISTS idx_runs_pipeline_started_id"
                  " ON runs (pipeline, started_at, id)"),
             Only("postgresql", "CREATE INDEX IF NOT EXISTS idx_runs_started_id ON runs (started_at, id)"),
-            # /member/<identifier> and the error browser's member filter, newest first. Partial: errors without
-            # a member (crash rows, run-level errors) cost nothing on the write path.
+            # /member/<identifier> and the error browser's member filter, newest first (by id). The one index
+            # this adds to run_errors, and so to record_errors: partial (errors without a member, crash rows
+            # among them, cost nothing) and as narrow as it can be (the id is a SQLite index's rowid already);
+            # with created_at in it, inserting 10,000 errors took a third longer again.
             Only("sqlite", "CREATE INDEX IF NOT EXISTS idx_run_errors_member ON run_errors"
-                 " (member_identifier, created_at) WHERE member_identifier IS NOT NULL"),
+                 " (member_identifier) WHERE member_identifier IS NOT NULL"),
             Only("postgresql", "CREATE INDEX IF NOT EXISTS idx_run_errors_member ON run_errors"
-                 " (member_identifier, created_at, id) WHERE member_identifier IS NOT NULL"),
+                 " (member_identifier, id) WHERE member_identifier IS NOT NULL"),
         ),
     ),
     Migration(
