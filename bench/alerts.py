@@ -101,6 +101,7 @@ class Mailbox:
 def _env(db: str, extra: dict[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ)
     env["RUNTRACKER_DB"] = db
+    env["RUNTRACKER_RETENTION_DAYS"] = "0"  # the PostgreSQL history spans a year: keep it
     env["PYTHONPATH"] = str(ROOT / "src") + os.pathsep + env.get("PYTHONPATH", "")
     env.update(extra or {})
     return env

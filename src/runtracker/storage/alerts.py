@@ -113,6 +113,15 @@ class AlertStore:
             rows.update({row["pipeline"]: row for row in self.store.read(sql, tuple(pipelines))})
         return rows
 
+    def watched_since(self, pipelines: Sequence[str]) -> dict[str, str]:
+        """When a monitor first watched each pipeline (read only: the dashboard's view)."""
+        if not pipelines:
+            return {}
+        marks = ", ".join("?" * len(pipelines))
+        rows = self.store.read(f"SELECT pipeline, watched_since FROM alert_pipelines WHERE pipeline IN ({marks})",
+                               tuple(pipelines))
+        return {row["pipeline"]: row["watched_since"] for row in rows}
+
     def _ensure_pipeline(self, cur: Any, pipeline: str, at: str) -> None:
         cur.execute(self.store.sql("INSERT INTO alert_pipelines (pipeline, watched_since) VALUES (?, ?)"
                                    " ON CONFLICT (pipeline) DO NOTHING"), (pipeline, at))
