@@ -126,6 +126,7 @@ def latencies(db: str, deaths: int, failures: int, workdir: Path) -> dict[str, l
                                text=True)
     store = open_store(db)
     result: dict[str, list[float]] = {"reaped": [], "kill_alert": [], "end_alert": []}
+    owners: list[subprocess.Popen[str]] = []
     try:
         _wait(lambda: AlertStore(store).mark("runs") is not None, "the monitor's start")
         (workdir / "owner.py").write_text(OWNER)
@@ -153,6 +154,10 @@ def latencies(db: str, deaths: int, failures: int, workdir: Path) -> dict[str, l
             run_id, ended = int(out[0]), float(out[1])
             result["end_alert"].append(mailbox.wait(f"bench-fail: run {run_id} failed") - ended)
     finally:
+        for proc in owners:  # none is left behind, whatever went wrong
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
         monitor.send_signal(signal.SIGTERM)
         monitor.communicate(timeout=30)
         mailbox.controller.stop()

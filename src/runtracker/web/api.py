@@ -155,6 +155,7 @@ def health(request: Request) -> Response:
 
 @api
 def metrics_page(request: Request, web: Web, who: Principal) -> Response:
-    body, content_type = metrics.exposition(web.dash, sorted(web.config().pipelines))
+    body, content_type = metrics.exposition(web.dash, sorted(web.config().pipelines),
+                                             web.schedule_statuses(web.dash.running_runs()))
     return Response(body, media_type=content_type)
 

@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from .. import configfile
+from ..alerts.status import PipelineStatus, Schedules
 from ..clock import iso, now_ms, to_ms
 from ..storage import Store, open_store
 from ..storage.dashboard import Dashboard, ErrorCursor, ErrorFilter
@@ -74,6 +75,7 @@ class Web:
         self.settings = settings
         self.store = store or open_store(settings.db)
         self.dash = Dashboard(self.store)
+        self.schedules = Schedules()  # overdue / next run / too long, memoised (runtracker.alerts.status)
         self.sessions = Sessions(settings.secret, settings.session_max_age_s)
         self.login_limit = RateLimit(settings.login_attempts, settings.login_window_s)
         self.templates = jinja2.Environment(loader=jinja2.FileSystemLoader(str(HERE / "templates")),
@@ -104,6 +106,15 @@ class Web:
             loaded = configfile.PipelineConfig()
         self._config = (stamp, loaded)
         return loaded
+
+    def schedule_statuses(self, running: list[dict[str, Any]]) -> dict[str, PipelineStatus]:
+        """Overdue, next run and runs too long of the config file's scheduled pipelines; nothing without the
+        alerts extra, and a failure costs only this part of the page (logged)."""
+        try:
+            return self.schedules.statuses(self.store, self.config(), now_ms(), running)
+        except Exception as exc:
+            log.error("runtracker: the schedules cannot be shown (%s: %s)", type(exc).__name__, exc)
+            return {}
 
     # -- users ---------------------------------------------------------------------------------------------
     def ensure_demo_user(self) -> None:

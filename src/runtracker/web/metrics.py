@@ -8,12 +8,13 @@ several dashboard processes, or a restart, give the same numbers.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 
+from ..alerts.status import PipelineStatus
 from ..clock import iso, now_ms, to_ms
 from ..outcomes import FAILURE, PARTIAL, RUNNING, SUCCESS
 from ..storage.dashboard import Dashboard
@@ -28,9 +29,11 @@ def _seconds(moment: object) -> float | None:
 
 
 class _Collector:
-    def __init__(self, dash: Dashboard, configured: Sequence[str]) -> None:
+    def __init__(self, dash: Dashboard, configured: Sequence[str],
+                 schedules: Mapping[str, PipelineStatus] | None = None) -> None:
         self.dash = dash
         self.configured = configured
+        self.schedules = schedules or {}  # the scheduled pipelines' overdue / next run / too long
 
     def collect(self) -> Iterator[Metric]:
         now = now_ms()
@@ -84,10 +87,32 @@ class _Collector:
         total = GaugeMetricFamily("runtracker_running_runs", "Runs `running` now, all pipelines")
         total.add_metric([], float(len(running_rows)))
         yield total
+        yield from _schedule_metrics(self.schedules)
 
 
-def exposition(dash: Dashboard, configured: Sequence[str]) -> tuple[bytes, str]:
+def _schedule_metrics(schedules: Mapping[str, PipelineStatus]) -> Iterator[Metric]:
+    """Per scheduled pipeline (runtracker.alerts.status): overdue or not, since when, its next run, runs too long."""
+    overdue = GaugeMetricFamily("runtracker_overdue", "1 while the pipeline has not started since a scheduled "
+                                "time more than its grace ago", labels=["pipeline"])
+    since = GaugeMetricFamily("runtracker_overdue_since_timestamp_seconds", "The scheduled time an overdue "
+                              "pipeline missed (Unix time)", labels=["pipeline"])
+    following = GaugeMetricFamily("runtracker_next_run_timestamp_seconds", "The pipeline's next scheduled time "
+                                  "(Unix time)", labels=["pipeline"])
+    too_long = GaugeMetricFamily("runtracker_runs_too_long", "The pipeline's runs still running past its "
+                                 "max_runtime", labels=["pipeline"])
+    for name, status in sorted(schedules.items()):
+        overdue.add_metric([name], 1.0 if status.overdue_since_ms is not None else 0.0)
+        if status.overdue_since_ms is not None:
+            since.add_metric([name], status.overdue_since_ms / 1000)
+        if status.next_run_ms is not None:
+            following.add_metric([name], status.next_run_ms / 1000)
+        too_long.add_metric([name], float(len(status.too_long)))
+    yield from (overdue, since, following, too_long)
+
+
+def exposition(dash: Dashboard, configured: Sequence[str],
+               schedules: Mapping[str, PipelineStatus] | None = None) -> tuple[bytes, str]:
     """The metrics as Prometheus text, and its content type."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Collector(dash, configured))  # type: ignore[arg-type]
+    registry.register(_Collector(dash, configured, schedules))  # type: ignore[arg-type]
     return generate_latest(registry), CONTENT_TYPE_LATEST

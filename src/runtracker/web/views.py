@@ -95,8 +95,10 @@ def cards(web: Web) -> list[dict[str, Any]]:
     recent = web.dash.latest_runs(names, present.RECENT_RUNS, columns=RUN_BAR_COLUMNS)
     latest = web.dash.latest_runs(names, 2)
     running: dict[str, dict[str, Any]] = {}
-    for row in web.dash.running_runs():
+    running_rows = web.dash.running_runs()
+    for row in running_rows:
         running.setdefault(row["pipeline"], row)
+    schedules = web.schedule_statuses(running_rows)  # "Overdue since 07:00", "Next: today 07:00", too long
     now = now_ms()
     found = []
     for name in names:
@@ -104,6 +106,7 @@ def cards(web: Web) -> list[dict[str, Any]]:
         usual = web.dash.successful_durations(name, present.USUAL_RUNS) if run else []
         found.append(present.card(name, latest[name], recent[name], run, usual,
                                   start.command_of(config, name) is not None, now))
+        found[-1]["schedule"] = schedules.get(name)
     return found
 
 
