@@ -80,3 +80,36 @@ def test_a_monitor_without_the_alerts_extra_still_reaps_and_says_what_to_install
         out, err = monitor.communicate(timeout=30)
     assert "pip install 'runtracker[alerts]'" in err and "goes on reaping" in err
     assert "reaped run" in out and monitor.returncode == 0
+
+
+def test_serve_with_monitor_reaps_and_alerts_in_the_dashboard_s_process(tmp_path, db_url, receiver, write_config):
+    """`runtracker serve --monitor`: the dashboard's process also reaps a dead run and sends its alert."""
+    from conftest import free_port
+
+    config = write_config({"hook": receiver.url()})
+    serve = subprocess.Popen([sys.executable, "-m", "runtracker", "serve", "--demo", "--monitor", "--port",
+                              str(free_port()), "--db", db_url, "--config", str(config)], env=app_env(db_url),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(lambda: _marked(db_url), "the monitor's start")
+        run_app(tmp_path, "import os\nfrom runtracker import RunTracker\nRunTracker('nikki').start_run()\n"
+                "os._exit(9)\n", db_url)
+        post, = receiver.wait_for(1, "the crash alert")
+    finally:
+        serve.terminate()
+        _, err = serve.communicate(timeout=30)
+    run = Db(db_url).run()
+    assert run["outcome"] == "failure" and run["reap_reason"] == "pid_gone"
+    assert post["title"] == f"nikki: run {run['id']} crashed (lost)"
+    assert "in this process" in err
+
+
+def _marked(db_url: str) -> bool:
+    from helpers import open_fresh
+    from runtracker.storage.alerts import AlertStore
+
+    store = open_fresh(db_url)
+    try:
+        return AlertStore(store).mark("runs") is not None
+    finally:
+        store.close()

@@ -6,6 +6,7 @@ import json
 import logging
 import signal
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -121,6 +122,33 @@ def _watcher(store: Any, config_path: str | None) -> Any:
     click.echo(f"alerts: {len(watcher.channels.names)} channel(s), {scheduled} scheduled pipeline(s)"
                f" ({watcher.config.path or 'no config file'})", err=True)
     return watcher
+
+
+def background_monitor(db: str | None, config_path: str | None,
+                       interval: float = reaper.DEFAULT_MONITOR_INTERVAL_S) -> Callable[[], None]:
+    """`runtracker serve --monitor`: the monitor's loop (reaping, schedules, alerts) in a thread of this process,
+    on a connection of its own. Returns what stops it."""
+    store = store_for(db)
+    watcher = _watcher(store, config_path)
+    stop = threading.Event()
+    if watcher is not None:
+        watcher.start()
+
+    def on_reaped(lost: reaper.Reaped) -> None:
+        log.warning("runtracker: %s", reaper.describe(lost))
+
+    thread = threading.Thread(target=reaper.monitor, args=(store,), name="runtracker-monitor", daemon=True,
+                              kwargs={"interval": interval, "stop": stop, "watcher": watcher, "on_reaped": on_reaped})
+    thread.start()
+    click.echo(f"monitoring {safe(store.url)} in this process every {interval:g} s", err=True)
+
+    def finish() -> None:
+        stop.set()
+        thread.join(30)
+        if watcher is not None:
+            watcher.stop()
+
+    return finish
 
 
 def _failure(exc: Exception, db: str | None) -> str:

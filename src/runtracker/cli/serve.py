@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from . import reap
 from .common import db_option, for_terminal, store_for
 
 MISSING_EXTRA = "the dashboard needs the web extra, which is not installed: pip install 'runtracker[web]'"
@@ -34,8 +35,10 @@ def _web_modules() -> tuple[Any, Any, Any]:
               help="Demo mode: a built-in (public) session secret, and a user demo/demo if there is no user.")
 @click.option("--forwarded-allow-ips", default="127.0.0.1", show_default=True, metavar="IPS",
               help="Proxies whose X-Forwarded-Proto/-For are trusted (https behind a reverse proxy).")
+@click.option("--monitor", "with_monitor", is_flag=True,
+              help="Also run `runtracker monitor` in this process: reaping, schedules and alerts.")
 def serve_command(db: str | None, host: str, port: int, config_path: str | None, demo: bool,
-                  forwarded_allow_ips: str) -> None:
+                  forwarded_allow_ips: str, with_monitor: bool) -> None:
     """Serve the web dashboard: overview, history, runs, errors, members, /health, /metrics and the API.
 
     Needs a session secret in $RUNTRACKER_WEB_SECRET (at least 32 characters), except with --demo. Users:
@@ -58,8 +61,13 @@ def serve_command(db: str | None, host: str, port: int, config_path: str | None,
         click.echo("DEMO MODE: log in as demo / demo; the session secret is public: never serve real data so")
     elif users == 0:
         click.echo(for_terminal("no users yet: add one with `runtracker user add NAME`"))
-    uvicorn.run(application, host=host, port=port, proxy_headers=True,
-                forwarded_allow_ips=forwarded_allow_ips, log_level="info", server_header=False)
+    stop_monitor = reap.background_monitor(db, config_path) if with_monitor else None
+    try:
+        uvicorn.run(application, host=host, port=port, proxy_headers=True,
+                    forwarded_allow_ips=forwarded_allow_ips, log_level="info", server_header=False)
+    finally:
+        if stop_monitor is not None:
+            stop_monitor()
 
 
 COMMANDS = [serve_command]
