@@ -145,7 +145,7 @@ def card(name: str, latest_runs: list[dict[str, Any]], recent: list[dict[str, An
         "success_rate": (round(100 * successes / len(finished)) if finished else None),
         "successes": successes,
         "finished": len(finished),
-        "sparkline": chart(list(reversed(recent)), 150.0, 28.0, now),
+        "sparkline": chart(list(reversed(recent)), 150.0, 28.0, now, slots=RECENT_RUNS),
         "command": command,
     }
 
@@ -154,35 +154,36 @@ _CLASSES = frozenset((SUCCESS, PARTIAL, FAILURE, RUNNING))
 
 
 def chart(runs: list[dict[str, Any]], width: float, height: float, now: int, usual_ms: float | None = None,
-          link: bool = False, gap: float = 1.0) -> Markup:
+          link: bool = False, gap: float = 1.0, slots: int = 0) -> Markup:
     """Runs (oldest first) as SVG bars: height by duration against the longest (capped at 4x the usual
     duration, so one stuck run does not flatten the rest), class by outcome (and `slow`), a `<title>` each, and
-    with `link` a link to the run's page. The title holds text from the database and is escaped; everything
-    else is a number or one of our class names. One loop, no template: the overview draws 360 bars."""
+    with `link` a link to the run's page; room for at least `slots` bars (a few runs are not drawn as walls).
+    The title holds text from the database and is escaped; everything else is a number or one of our class
+    names. One loop, no template: the overview draws 360 bars."""
     if not runs:
         return Markup("")
     if all(r["outcome"] != RUNNING for r in runs):
         # The same finished runs draw the same bars: the overview, refreshed every minute by everyone, mostly
         # redraws what it drew before. (A running run's bar grows: it is drawn anew.)
         key = tuple((r["id"], r["outcome"], r["duration_ms"], r["started_at"]) for r in runs)
-        return _chart_of_finished(key, width, height, usual_ms, link, gap)
-    return _draw(runs, width, height, now, usual_ms, link, gap)
+        return _chart_of_finished(key, width, height, usual_ms, link, gap, slots)
+    return _draw(runs, width, height, now, usual_ms, link, gap, slots)
 
 
 @functools.lru_cache(maxsize=4096)
 def _chart_of_finished(key: tuple[tuple[Any, ...], ...], width: float, height: float, usual_ms: float | None,
-                       link: bool, gap: float) -> Markup:
+                       link: bool, gap: float, slots: int) -> Markup:
     runs = [{"id": i, "outcome": o, "duration_ms": d, "started_at": s} for i, o, d, s in key]
-    return _draw(runs, width, height, 0, usual_ms, link, gap)
+    return _draw(runs, width, height, 0, usual_ms, link, gap, slots)
 
 
 def _draw(runs: list[dict[str, Any]], width: float, height: float, now: int, usual_ms: float | None, link: bool,
-          gap: float) -> Markup:
+          gap: float, slots: int) -> Markup:
     durations = [r["duration_ms"] if r["outcome"] != RUNNING else elapsed_ms(r["started_at"], now) for r in runs]
     top = max((d for d in durations if isinstance(d, int)), default=0)
     if usual_ms:
         top = min(top, int(usual_ms * 4)) or top
-    step = width / len(runs)
+    step = width / max(len(runs), slots)
     w = max(step - gap, 0.5)
     slow_above = SLOW_FACTOR * usual_ms if usual_ms else None
     parts = []

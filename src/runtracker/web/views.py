@@ -38,6 +38,7 @@ from .core import (
 from .sessions import CSRF_FIELD
 
 NOT_FOUND = "Not found"
+CHART_RUNS = 100  # the history's duration chart: the runs up to the page's newest
 
 
 def not_found(request: Request, web: Web, user: dict[str, Any] | None, message: str) -> Response:
@@ -142,14 +143,14 @@ def pipeline(request: Request, web: Web, user: dict[str, Any]) -> Response:
     newest = runs[0] if runs else None
     usual = present.usual(web.dash.successful_durations(
         name, present.SLOW_BASIS, newest["started_at"] if newest else None))
-    chart_runs = list(reversed(web.dash.history(name, 100, (newest["started_at"], newest["id"] + 1)
+    chart_runs = list(reversed(web.dash.history(name, CHART_RUNS, (newest["started_at"], newest["id"] + 1)
                                                 if newest else None)))
     for run in runs:
         run["slow"] = present.is_slow(run, usual)
     running = web.dash.running_run(name)
     return web.render(request, "pipeline.html", {
         "name": name, "runs": runs, "usual": usual, "slow_factor": present.SLOW_FACTOR,
-        "chart": present.chart(chart_runs, 800.0, 160.0, now, usual, link=True),
+        "chart": present.chart(chart_runs, 800.0, 160.0, now, usual, link=True, slots=CHART_RUNS),
         "chart_count": len(chart_runs),
         "older": url(f"/pipeline/{path_quote(name)}", before=runs[-1]["id"]) if older and runs else None,
         "newer": url(f"/pipeline/{path_quote(name)}", after=runs[0]["id"]) if newer and runs else None,
