@@ -194,3 +194,15 @@ def test_a_run_with_many_errors_links_to_all_of_them(app, client):
     second = client.get(nxt).text
     messages = re.findall(r"error (\d+)", first + second)
     assert [int(m) for m in messages if m] == list(range(100))  # 50 + 50 in order
+
+
+def test_pages_refresh_themselves_and_the_favicon_shows_a_running_run(app, client):
+    """Every page asks for a refresh every 60 s (script, or <noscript> meta); while a run is running the favicon
+    is the running one and the header says how many."""
+    html = client.get("/").text
+    assert 'data-refresh="60"' in html and '<meta http-equiv="refresh" content="60">' in html
+    assert 'data-running="0"' in html and "favicon.svg" in html
+    add_run(app.state.web.store, "nikki", 1, outcome="running")
+    html = client.get("/errors").text
+    assert 'id="favicon"' in html and "favicon-running.svg" in html and 'data-running="1"' in html
+    assert "1 running" in html

@@ -17,11 +17,13 @@ from typing import Any
 _QUOTED = re.compile(r"'[^'\n]{0,200}'|\"[^\"\n]{0,200}\"|`[^`\n]{0,200}`")
 _UUID = re.compile(r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b")
 # One pass for the rest (each pass costs a microsecond or so per message): runs of 8+ hex digits, numbers.
-_HEX_OR_NUMBER = re.compile(r"[0-9a-fA-F]{8,}|\d+(?:[.,]\d+)*")
+_HEX_OR_NUMBER = re.compile(r"\b0[xX][0-9a-fA-F]+|[0-9a-fA-F]{8,}|\d+(?:[.,]\d+)*")
 
 
 def _placeholder(match: re.Match[str]) -> str:
     token = match.group()
+    if token[:2] in ("0x", "0X"):
+        return "<hex>"  # 0x7f3a
     if len(token) < 8 or token.isdigit():
         return "#"
     has_digit = any(c.isdigit() for c in token)

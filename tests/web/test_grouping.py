@@ -1,0 +1,45 @@
+"""The normaliser that decides which errors are alike, and grouping a window of rows."""
+
+from __future__ import annotations
+
+import pytest
+
+from runtracker.web.grouping import group, normalise
+
+
+@pytest.mark.parametrize(("message", "pattern"), [
+    ("member KNVB1004 not found", "member KNVB# not found"),
+    ("timeout after 30 s (attempt 3)", "timeout after # s (attempt #)"),
+    ("took 1.5 s for 1,200 rows", "took # s for # rows"),
+    ("invalid IBAN 'NL12BANK0034'", "invalid IBAN '…'"),
+    ('unexpected field "x12" in the response', "unexpected field '…' in the response"),
+    ("object 5f3a9c1e22 failed", "object <hex> failed"),
+    ("pointer 0x7f3a at exit", "pointer <hex> at exit"),
+    ("request 123e4567-e89b-12d3-a456-426614174000 failed", "request <uuid> failed"),
+    ("deadbeefcafe is a word here", "deadbeefcafe is a word here"),
+    ("no numbers at all", "no numbers at all"),
+    ("", ""),
+])
+def test_numbers_ids_and_quoted_values_are_replaced(message, pattern):
+    """What varies between occurrences becomes a placeholder; the rest of the message stays."""
+    assert normalise(message) == pattern
+
+
+def test_alike_errors_are_one_group_with_counts_runs_members_and_when():
+    """Same step and pattern: one group, the largest first, first and last seen, distinct runs and members."""
+    rows = [  # newest first, as the window is read
+        {"step_name": "sync", "error_message": "member KNVB3 not found", "run_id": 2, "member_identifier": "KNVB3",
+         "created_at": "2026-11-30T03:00:00.000Z", "pipeline": "nikki"},
+        {"step_name": "sync", "error_message": "member KNVB2 not found", "run_id": 1, "member_identifier": "KNVB2",
+         "created_at": "2026-11-29T03:00:00.000Z", "pipeline": "nikki"},
+        {"step_name": "sync", "error_message": "member KNVB2 not found", "run_id": 1, "member_identifier": "KNVB2",
+         "created_at": "2026-11-29T02:00:00.000Z", "pipeline": "nikki"},
+        {"step_name": "download", "error_message": "member KNVB9 not found", "run_id": 1,
+         "member_identifier": None, "created_at": "2026-11-29T01:00:00.000Z", "pipeline": "nikki"},
+    ]
+    first, second = group(rows)
+    assert (first.step_name, first.pattern, first.count) == ("sync", "member KNVB# not found", 3)
+    assert first.example == "member KNVB3 not found"
+    assert (first.first_seen, first.last_seen) == ("2026-11-29T02:00:00.000Z", "2026-11-30T03:00:00.000Z")
+    assert list(first.runs) == [2, 1] and list(first.members) == ["KNVB3", "KNVB2"]
+    assert (second.step_name, second.count, list(second.members)) == ("download", 1, [])
