@@ -171,9 +171,22 @@ def test_clear_errors_without_confirm_only_shows_the_confirmation(client, histor
     assert len(app.state.web.dash.run_errors(history["nikki1"], 100)) == 3
 
 
-def test_clearing_in_batches_deletes_everything_that_matches(app, client, monkeypatch):
-    """More rows than one batch: every matching row goes."""
+@pytest.mark.parametrize("flt", [ErrorFilter(), ErrorFilter(pipeline="nikki"), ErrorFilter(text="e1"),
+                                 ErrorFilter(step="sync", member="M1")])
+def test_clearing_in_batches_deletes_everything_that_matches(app, monkeypatch, flt):
+    """More rows (and runs) than one batch: every matching row goes, the others and crash rows stay."""
     monkeypatch.setattr("runtracker.storage.dashboard.CLEAR_BATCH", 7)
-    run_id = add_run(app.state.web.store, "nikki", 1, errors=[("sync", None, f"e{i}") for i in range(30)])
-    assert app.state.web.dash.clear_errors(ErrorFilter()) == 30
-    assert app.state.web.dash.run_errors(run_id, 100) == []
+    monkeypatch.setattr("runtracker.storage.dashboard.CLEAR_RUNS", 2)
+    store, dash = app.state.web.store, app.state.web.dash
+    runs = [add_run(store, pipeline, minute, errors=[("sync", f"M{i % 2}", f"e{i}") for i in range(12)]
+                    + [("crash", None, "boom")]) for minute, pipeline in enumerate(["nikki"] * 5 + ["laposta"])]
+    everything = [e for run in runs for e in dash.run_errors(run, 100)]
+
+    def matches(e):
+        return e["step_name"] != "crash" and all((
+            flt.pipeline is None or e["run_id"] in runs[:5], flt.text is None or flt.text in e["error_message"],
+            flt.member is None or e["member_identifier"] == flt.member))
+
+    expected_left = [e["id"] for e in everything if not matches(e)]
+    assert dash.clear_errors(flt) == len(everything) - len(expected_left)
+    assert [e["id"] for run in runs for e in dash.run_errors(run, 100)] == expected_left

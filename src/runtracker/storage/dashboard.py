@@ -61,6 +61,7 @@ STEP_NAMES = (
 # How many rows one DELETE of "clear errors" removes: each batch is a transaction of its own, so pipelines
 # writing meanwhile wait for one batch, never for the whole clearing.
 CLEAR_BATCH = 5000
+CLEAR_RUNS = 500  # runs whose errors one batch deletes, when clearing a pipeline's errors
 
 # Error query modes: which index drives the walk.
 BY_MEMBER = "member"
@@ -382,12 +383,12 @@ class Dashboard:
 
     def clear_errors(self, flt: ErrorFilter) -> int:
         """Delete the errors matching `flt`, crash rows excepted (they are the record of how a run died), in
-        batches of CLEAR_BATCH rows, each its own transaction. Returns how many were deleted."""
+        batches, each its own transaction (pipelines writing meanwhile wait for one batch, never for all of
+        it). Each batch starts where the one before stopped, so the whole clearing reads the table at most
+        once: a pipeline's errors run by run (its runs by their index, CLEAR_RUNS at a time), others by id
+        (CLEAR_BATCH rows at a time). Returns how many were deleted."""
         conditions = ["step_name <> ?"]
         params: list[Any] = [CRASH_STEP]
-        if flt.pipeline:
-            conditions.append("run_id IN (SELECT id FROM runs WHERE pipeline = ?)")
-            params.append(flt.pipeline)
         for column, value in (("step_name", flt.step), ("member_identifier", flt.member)):
             if value:
                 conditions.append(f"{column} = ?")
@@ -401,16 +402,31 @@ class Dashboard:
         if flt.text:
             conditions.append(self._like("error_message"))
             params.append(like_pattern(flt.text))
-        sql = self.store.sql(f"DELETE FROM run_errors WHERE id IN (SELECT id FROM run_errors WHERE"
-                             f" {' AND '.join(conditions)} LIMIT {CLEAR_BATCH})")
+        where = " AND ".join(conditions)
         deleted = 0
+        if flt.pipeline:
+            before: tuple[str, int] | None = None
+            while True:
+                runs = self.history(flt.pipeline, CLEAR_RUNS, before)
+                if not runs:
+                    return deleted
+                marks = ", ".join("?" * len(runs))
+                with self.store.transaction() as cur:
+                    cur.execute(self.store.sql(f"DELETE FROM run_errors WHERE run_id IN ({marks}) AND {where}"),
+                                [run["id"] for run in runs] + params)
+                    deleted += int(cur.rowcount or 0)
+                before = (runs[-1]["started_at"], runs[-1]["id"])
+        after = 0
+        sql = self.store.sql(f"DELETE FROM run_errors WHERE id IN (SELECT id FROM run_errors WHERE id > ? AND {where}"
+                             f" ORDER BY id LIMIT {CLEAR_BATCH}) RETURNING id")
         while True:
             with self.store.transaction() as cur:
-                cur.execute(sql, params)
-                count = int(cur.rowcount or 0)
-            deleted += count
-            if count < CLEAR_BATCH:
+                cur.execute(sql, [after, *params])
+                ids = [int(row[0]) for row in cur.fetchall()]
+            deleted += len(ids)
+            if len(ids) < CLEAR_BATCH:
                 return deleted
+            after = max(ids)
 
     # -- building the error queries ----------------------------------------------------------------------
     def _like(self, column: str) -> str:
