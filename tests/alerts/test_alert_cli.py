@@ -6,9 +6,9 @@ from __future__ import annotations
 import subprocess
 import sys
 
+from alertlib import Receiver
 from click.testing import CliRunner
 
-from conftest import Receiver
 from helpers import Db, app_env, run_app, wait_until
 from runtracker.cli import cli
 
@@ -84,7 +84,7 @@ def test_a_monitor_without_the_alerts_extra_still_reaps_and_says_what_to_install
 
 def test_serve_with_monitor_reaps_and_alerts_in_the_dashboard_s_process(tmp_path, db_url, receiver, write_config):
     """`runtracker serve --monitor`: the dashboard's process also reaps a dead run and sends its alert."""
-    from conftest import free_port
+    from alertlib import free_port
 
     config = write_config({"hook": receiver.url()})
     serve = subprocess.Popen([sys.executable, "-m", "runtracker", "serve", "--demo", "--monitor", "--port",

@@ -4,7 +4,8 @@ success. The monitor runs in-process with a clock the test moves; the mails reac
 
 from __future__ import annotations
 
-from conftest import Clock, alerts_of
+from alertlib import Clock, alerts_of
+
 from helpers import open_fresh, start_app, wait_until
 from runtracker import lifecycle
 from runtracker.clock import to_ms

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 
-from conftest import alerts_of, deliveries_of, wait_for_mark
+from alertlib import alerts_of, deliveries_of, wait_for_mark
+
 from helpers import Db, run_app, start_app, wait_until
 
 FAILING = """
@@ -63,8 +64,9 @@ def test_a_sigkilled_run_is_reaped_by_the_monitor_at_once_and_alerted_as_crashed
 import time
 from runtracker import RunTracker
 tracker = RunTracker("nikki")
-print(tracker.start_run(), flush=True)
+run_id = tracker.start_run()
 tracker.start_step("nikki-sync")
+print(run_id, flush=True)
 time.sleep(600)
 """, db_url)
     run_id = int(owner.stdout.readline())

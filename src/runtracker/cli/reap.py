@@ -83,10 +83,11 @@ def monitor_command(db: str | None, interval: float, heartbeat_timeout: float | 
     def request_stop(signum: int, frame: Any) -> None:
         stop.set()
 
-    watcher = _watcher(store, config_path) if with_alerts else None
+    watcher, said = _watcher(store, config_path) if with_alerts else (None, "alerts: off (--no-alerts)")
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, request_stop)
     click.echo(f"monitoring {safe(store.url)} every {interval:g} s", err=True)
+    click.echo(said, err=True)
 
     def on_error(exc: Exception) -> None:
         click.echo(f"the monitor's pass failed, trying again: {_failure(exc, db)}", err=True)
@@ -102,15 +103,15 @@ def monitor_command(db: str | None, interval: float, heartbeat_timeout: float | 
     click.echo("monitor stopped", err=True)
 
 
-def _watcher(store: Any, config_path: str | None) -> Any:
-    """The alerts' watcher, or None (with the reason on stderr) when the alerts extra is missing. A config file
-    that cannot be used stops the monitor before it starts: nothing of it is half applied."""
+def _watcher(store: Any, config_path: str | None) -> tuple[Any, str]:
+    """The alerts' watcher and a line saying what it watches; (None, what to install) when the alerts extra is
+    missing. A config file that cannot be used stops the monitor before it starts: nothing of it is half
+    applied."""
     from .. import alerts
 
     missing = alerts.missing()
     if missing:
-        click.echo(f"runtracker monitor: {missing}", err=True)
-        return None
+        return None, f"runtracker monitor: {missing}"
     from ..alerts.watcher import Watcher
     from ..configfile import ConfigError
 
@@ -119,9 +120,8 @@ def _watcher(store: Any, config_path: str | None) -> Any:
     except ConfigError as exc:
         raise click.ClickException(for_terminal(str(exc))) from None
     scheduled = sum(1 for p in watcher.config.pipelines.values() if p.watch.schedule is not None)
-    click.echo(f"alerts: {len(watcher.channels.names)} channel(s), {scheduled} scheduled pipeline(s)"
-               f" ({watcher.config.path or 'no config file'})", err=True)
-    return watcher
+    return watcher, (f"alerts: {len(watcher.channels.names)} channel(s), {scheduled} scheduled pipeline(s)"
+                     f" ({watcher.config.path or 'no config file'})")
 
 
 def background_monitor(db: str | None, config_path: str | None,
@@ -129,7 +129,7 @@ def background_monitor(db: str | None, config_path: str | None,
     """`runtracker serve --monitor`: the monitor's loop (reaping, schedules, alerts) in a thread of this process,
     on a connection of its own. Returns what stops it."""
     store = store_for(db)
-    watcher = _watcher(store, config_path)
+    watcher, said = _watcher(store, config_path)
     stop = threading.Event()
     if watcher is not None:
         watcher.start()
@@ -140,7 +140,7 @@ def background_monitor(db: str | None, config_path: str | None,
     thread = threading.Thread(target=reaper.monitor, args=(store,), name="runtracker-monitor", daemon=True,
                               kwargs={"interval": interval, "stop": stop, "watcher": watcher, "on_reaped": on_reaped})
     thread.start()
-    click.echo(f"monitoring {safe(store.url)} in this process every {interval:g} s", err=True)
+    click.echo(f"monitoring {safe(store.url)} in this process every {interval:g} s; {said}", err=True)
 
     def finish() -> None:
         stop.set()
