@@ -56,9 +56,9 @@ STEPS = (
 ERRORS = (
     "INSERT INTO run_errors (id, run_id, run_step_id, club_slug, step_name, member_identifier, error_message,"
     " error_stack, created_at) SELECT i, (i + 4) / 5, (i + 4) / 5 * 2, 'rondo', 'sync',"
-    " 'KNVB' || (10000 + (i * 7919) % 20000),"
+    " 'KNVB' || (10000 + ((i % 20000) * 7919) % 20000),"
     " CASE i % 8"
-    " WHEN 0 THEN 'member KNVB' || (10000 + (i * 7919) % 20000) || ' not found in Sportlink'"
+    " WHEN 0 THEN 'member KNVB' || (10000 + ((i % 20000) * 7919) % 20000) || ' not found in Sportlink'"
     " WHEN 1 THEN 'timeout after ' || (5 + i % 25) || ' s talking to the member system'"
     " WHEN 2 THEN 'HTTP 503 from https://api.example.org/members/' || (i % 100000)"
     " WHEN 3 THEN 'contribution ' || (i % 5000) || ' has no due date'"
