@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 from ..clock import iso, now_ms
@@ -67,11 +68,15 @@ class Deliverer:
         for event in self._wake.values():
             event.set()
 
-    def stop(self, wait_s: float = 5.0) -> None:
+    def stop(self, wait_s: float = 5.0) -> bool:
+        """Stop the threads; False if a send is still hanging after `wait_s` (its thread is left to Apprise's
+        timeout; its delivery stays claimed until the claim runs out, then another monitor retries it)."""
         self._stop.set()
         self.wake()
+        deadline = time.monotonic() + wait_s
         for thread in self._threads.values():
-            thread.join(wait_s)
+            thread.join(max(deadline - time.monotonic(), 0.0))
+        return not any(thread.is_alive() for thread in self._threads.values())
 
     def _loop(self, channel: str) -> None:
         wake = self._wake[channel]

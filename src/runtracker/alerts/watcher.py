@@ -80,8 +80,9 @@ class Watcher:
         """Start the sending threads."""
         self.deliverer.start()
 
-    def stop(self) -> None:
-        self.deliverer.stop()
+    def stop(self) -> bool:
+        """Stop the sending threads; False if a send still hangs (see `Deliverer.stop`)."""
+        return self.deliverer.stop()
 
     # -- every tick: the runs that ended --------------------------------------------------------------------
     def tick(self, running: Sequence[dict[str, Any]] | None = None) -> int:
