@@ -1,14 +1,17 @@
-"""The normaliser that decides which errors are alike, and grouping a window of rows."""
+"""The normaliser that decides which errors are alike, grouping a window of rows, and the grouped page."""
 
 from __future__ import annotations
 
 import pytest
+from webdata import add_run
 
 from runtracker.web.grouping import group, normalise
 
 
 @pytest.mark.parametrize(("message", "pattern"), [
     ("member KNVB1004 not found", "member KNVB# not found"),
+    ("member KNVB1004821 not found", "member KNVB# not found"),  # not KNV<hex>: "B1004821" is hex digits too
+    ("ticket_5f3a9c1e22 failed", "ticket_<hex> failed"),
     ("timeout after 30 s (attempt 3)", "timeout after # s (attempt #)"),
     ("took 1.5 s for 1,200 rows", "took # s for # rows"),
     ("invalid IBAN 'NL12BANK0034'", "invalid IBAN '…'"),
@@ -43,3 +46,12 @@ def test_alike_errors_are_one_group_with_counts_runs_members_and_when():
     assert (first.first_seen, first.last_seen) == ("2026-11-29T02:00:00.000Z", "2026-11-30T03:00:00.000Z")
     assert list(first.runs) == [2, 1] and list(first.members) == ["KNVB3", "KNVB2"]
     assert (second.step_name, second.count, list(second.members)) == ("download", 1, [])
+
+
+def test_the_grouped_view_shows_seven_digit_member_numbers_as_numbers(app, client):
+    """The grouped page: members KNVB1004821 and KNVB3348120 not found are one group, `member KNVB# not found`."""
+    add_run(app.state.web.store, "nikki", 1, errors=[("sync", "KNVB1004821", "member KNVB1004821 not found"),
+                                                     ("sync", "KNVB3348120", "member KNVB3348120 not found")])
+    html = client.get("/errors?view=groups").text
+    assert '<code class="pattern">member KNVB# not found</code>' in html
+    assert 'data-count="2"' in html and "KNV&lt;hex&gt;" not in html

@@ -17,7 +17,9 @@ from typing import Any
 _QUOTED = re.compile(r"'[^'\n]{0,200}'|\"[^\"\n]{0,200}\"|`[^`\n]{0,200}`")
 _UUID = re.compile(r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b")
 # One pass for the rest (each pass costs a microsecond or so per message): runs of 8+ hex digits, numbers.
-_HEX_OR_NUMBER = re.compile(r"\b0[xX][0-9a-fA-F]+|[0-9a-fA-F]{8,}|\d+(?:[.,]\d+)*")
+# A hex run starts a word or follows a non-letter: in "KNVB1004821" the tail "B1004821" is eight hex digits too,
+# and was shown as "KNV<hex>"; it is a member number, KNVB#.
+_HEX_OR_NUMBER = re.compile(r"\b0[xX][0-9a-fA-F]+|(?<![A-Za-z])[0-9a-fA-F]{8,}|\d+(?:[.,]\d+)*")
 
 
 def _placeholder(match: re.Match[str]) -> str:
