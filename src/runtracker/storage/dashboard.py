@@ -395,7 +395,7 @@ class Dashboard:
         for size in self._window_sizes(flt):
             window = self._window(flt, None, size)
             where, params = self._where(flt, None, window)
-            inner = self._select(flt, where, "", cap + 1, columns="1")
+            inner = self._select(flt, where, "", cap + 1, columns="1", counting=True)
             count = int(self._read(f"SELECT COUNT(*) AS n FROM ({inner}) AS t", params)[0]["n"])
             if window is None or count > cap:
                 break
@@ -454,7 +454,11 @@ class Dashboard:
         operator = "ILIKE" if self.store.dialect == "postgresql" else "LIKE"
         return f"{column} {operator} ? ESCAPE '\\'"
 
-    def _select(self, flt: ErrorFilter, where: str, order_suffix: str, limit: int, columns: str | None = None) -> str:
+    def _select(self, flt: ErrorFilter, where: str, order_suffix: str, limit: int, columns: str | None = None,
+                counting: bool = False) -> str:
+        """The query of a page (or, `counting`, of the rows a capped count reads: which rows does not matter
+        then, only that the walk follows the driving index and stops at the cap, so the order is the index's
+        leading key alone, with no tiebreaker to sort by, and runs are joined only if a filter needs them)."""
         if flt.mode == BY_PIPELINE:
             # The pipeline's runs drive (newest first), each run's errors by idx_run_errors_run_id. SQLite's
             # CROSS JOIN keeps that order of the loops; PostgreSQL's planner is told by LATERAL.
@@ -463,14 +467,17 @@ class Dashboard:
                 join = "runs r CROSS JOIN LATERAL (SELECT * FROM run_errors x WHERE x.run_id = r.id) AS e"
             else:
                 join = "runs r CROSS JOIN run_errors e ON e.run_id = r.id"
-            return (f"SELECT {cols} FROM {join} WHERE {where}"
-                    f" ORDER BY r.started_at DESC, r.id DESC, e.id DESC LIMIT {int(limit)}")
+            order = "r.started_at DESC, r.id DESC" + ("" if counting else ", e.id DESC")
+            return f"SELECT {cols} FROM {join} WHERE {where} ORDER BY {order} LIMIT {int(limit)}"
         cols = columns or f"{ERROR_COLUMNS}, r.pipeline"
         # LEFT JOIN: the errors drive (by the index the mode chose), each one's run is a probe of its key. One
         # member's errors come by id, the order of idx_run_errors_member (recorded order: newest first).
-        order = "e.id DESC" if flt.mode == BY_MEMBER else "e.created_at DESC, e.id DESC"
-        return (f"SELECT {cols} FROM run_errors e LEFT JOIN runs r ON r.id = e.run_id WHERE {where}"
-                f" ORDER BY {order} LIMIT {int(limit)}")
+        if flt.mode == BY_MEMBER:
+            order = "e.id DESC"
+        else:
+            order = "e.created_at DESC" + ("" if counting else ", e.id DESC")
+        join = "" if counting and "r." not in where else " LEFT JOIN runs r ON r.id = e.run_id"
+        return f"SELECT {cols} FROM run_errors e{join} WHERE {where} ORDER BY {order} LIMIT {int(limit)}"
 
     def _driving(self, flt: ErrorFilter) -> tuple[list[str], list[Any]]:
         """The conditions of the index that drives the walk, and the filters applied to the errors."""
