@@ -131,6 +131,10 @@ class ErrorPage(Record):
         self.window_end = window_end
 
 
+# `Dashboard._bounded_read`'s window when the walk was bounded inside the query (PostgreSQL).
+WALKED = ErrorCursor()
+
+
 def like_pattern(text: str) -> str:
     """A LIKE pattern matching `text` anywhere, its own `%`, `_` and `\\` taken literally."""
     return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
@@ -361,10 +365,9 @@ class Dashboard:
 
     def errors(self, flt: ErrorFilter, limit: int, cursor: ErrorCursor | None = None) -> ErrorPage:
         """A page of errors matching `flt`, newest first, after `cursor`."""
+        window: ErrorCursor | None = None
         for size in self._window_sizes(flt):
-            window = self._window(flt, cursor, size)
-            where, params = self._where(flt, cursor, window)
-            rows = self._read(self._select(flt, where, "", limit + 1), params)
+            rows, window = self._bounded_read(flt, cursor, size, limit + 1)
             if window is None or len(rows) > limit:
                 break  # unbounded, or the page is full: a larger window finds the same rows
         more = len(rows) > limit
@@ -372,20 +375,21 @@ class Dashboard:
         window_end = None
         if more:
             next_cursor: ErrorCursor | None = self._cursor_after(flt, rows[-1])
-        elif window is not None:
-            # The window ended before the page filled: the next page searches on from the window's end.
-            next_cursor, window_end = window, window.created_at or window.run_started_at
         else:
-            next_cursor = None
+            if window is WALKED:  # read within a subquery: where did the window end?
+                window = self._window(flt, cursor, size)
+            if window is not None:
+                # The window ended before the page filled: the next page searches on from the window's end.
+                next_cursor, window_end = window, window.created_at or window.run_started_at
+            else:
+                next_cursor = None
         return ErrorPage(rows, next_cursor, window_end)
 
     def error_window(self, flt: ErrorFilter, size: int) -> list[dict[str, Any]]:
         """The latest `size` errors matching `flt`, for grouping (fewer when a window bounds the walk): only the
         columns grouping needs (no stacks: reading thousands of them is most of the cost)."""
         for window_size in self._window_sizes(flt):
-            window = self._window(flt, None, window_size)
-            where, params = self._where(flt, None, window)
-            rows = self._read(self._select(flt, where, "", size, columns=GROUP_COLUMNS), params)
+            rows, window = self._bounded_read(flt, None, window_size, size, GROUP_COLUMNS)
             if window is None or len(rows) >= size:
                 break
         return rows
@@ -393,13 +397,34 @@ class Dashboard:
     def count_errors(self, flt: ErrorFilter, cap: int) -> int:
         """How many errors match `flt` (within the window the first page searches), counting to `cap` + 1."""
         for size in self._window_sizes(flt):
-            window = self._window(flt, None, size)
-            where, params = self._where(flt, None, window)
-            inner = self._select(flt, where, "", cap + 1, columns="1", counting=True)
-            count = int(self._read(f"SELECT COUNT(*) AS n FROM ({inner}) AS t", params)[0]["n"])
+            rows, window = self._bounded_read(flt, None, size, cap + 1, "1", counting=True)
+            count = int(rows[0]["n"])
             if window is None or count > cap:
                 break
         return count
+
+    def _bounded_read(self, flt: ErrorFilter, cursor: ErrorCursor | None, size: int, limit: int,
+                      columns: str | None = None, counting: bool = False) -> tuple[list[dict[str, Any]],
+                                                                                      ErrorCursor | None]:
+        """Up to `limit` errors matching `flt` after `cursor`, within the window of `size` (when a filter no index
+        serves bounds the walk); and the window: None when unbounded or reaching past the oldest row, WALKED when
+        the walk was bounded inside the query (where it ended is not known). `counting`: their count instead.
+
+        SQLite: the window's end is found first (`_window`), and the page's query stops there. PostgreSQL: the
+        window is a subquery of the driving index's rows with a LIMIT, which its planner walks lazily, so the
+        page stops as soon as it is full, without finding where the window would end (with the bound in the
+        WHERE clause instead, PostgreSQL estimates the range as a row or two and reads and sorts all of it)."""
+        window: ErrorCursor | None
+        if self.store.dialect == "postgresql" and self._bounded(flt):
+            sql, params = self._select_within(flt, cursor, size, limit, columns, counting)
+            window = WALKED
+        else:
+            window = self._window(flt, cursor, size)
+            where, params = self._where(flt, cursor, window)
+            sql = self._select(flt, where, "", limit, columns, counting)
+        if counting:
+            sql = f"SELECT COUNT(*) AS n FROM ({sql}) AS t"
+        return self._read(sql, params), window
 
     def clear_errors(self, flt: ErrorFilter) -> int:
         """Delete the errors matching `flt`, crash rows excepted (they are the record of how a run died), in
@@ -541,49 +566,85 @@ class Dashboard:
                 params += [window.created_at, window.created_at, window.error_id]
         return " AND ".join(where) or "1 = 1", params
 
-    def _window_sizes(self, flt: ErrorFilter) -> tuple[int, int]:
+    def _window_sizes(self, flt: ErrorFilter) -> tuple[int, ...]:
         """The windows a bounded walk tries, the small one first (see FIRST_WINDOW_DIVISOR)."""
+        if not self._bounded(flt):
+            return (0,)
         full = self.RUN_WINDOW if flt.mode == BY_PIPELINE else self.ERROR_WINDOW
         return max(1, full // self.FIRST_WINDOW_DIVISOR), full
+
+    @staticmethod
+    def _bounded(flt: ErrorFilter) -> bool:
+        """Whether a filter no index serves is applied while walking: then a window bounds the walk."""
+        if flt.mode == BY_PIPELINE:  # errors do not store their pipeline: its runs drive, any run may have none
+            return True
+        if flt.mode == BY_MEMBER:  # idx_run_errors_member holds the member (and the id): all else is a filter
+            return bool(flt.text or flt.pipeline or flt.step or flt.since or flt.until)
+        return bool(flt.text)
+
+    def _walk(self, flt: ErrorFilter, cursor: ErrorCursor | None) -> tuple[str, list[Any], str]:
+        """The driving index's walk of a bounded page: its conditions (on `runs` in the pipeline mode, else on
+        `run_errors e`), their parameters, and its order."""
+        if flt.mode == BY_PIPELINE:
+            where = ["pipeline = ?"]
+            params: list[Any] = [flt.pipeline]
+            if flt.until:
+                where.append("started_at < ?")
+                params.append(flt.until)
+            if cursor is not None and cursor.run_started_at is not None:
+                # The cursor's run may have more errors after the cursor: the window includes it.
+                where.append("started_at <= ? AND (started_at < ? OR id <= ?)")
+                params += [cursor.run_started_at, cursor.run_started_at, cursor.run_id]
+            return " AND ".join(where), params, "started_at DESC, id DESC"
+        if flt.mode == BY_MEMBER:
+            where, params = ["e.member_identifier = ?"], [flt.member]
+            if cursor is not None and cursor.error_id is not None:
+                where.append("e.id < ?")
+                params.append(cursor.error_id)
+            return " AND ".join(where), params, "e.id DESC"
+        where, params = self._driving(ErrorFilter(step=flt.step if flt.mode == BY_STEP else None,
+                                                  since=flt.since, until=flt.until))
+        if cursor is not None and cursor.created_at is not None:
+            where.append("e.created_at <= ? AND (e.created_at < ? OR e.id < ?)")
+            params += [cursor.created_at, cursor.created_at, cursor.error_id]
+        return " AND ".join(where) or "1 = 1", params, "e.created_at DESC, e.id DESC"
 
     def _window(self, flt: ErrorFilter, cursor: ErrorCursor | None, size: int) -> ErrorCursor | None:
         """Where the walk of a page stops when a filter no index serves is applied: the cursor of the last
         error (or run) of the window of `size` errors (runs), read from the driving index alone. None: the walk
         is not bounded (every filter is in the index), or the window reaches past the oldest row."""
+        if not self._bounded(flt):
+            return None
+        where, params, order = self._walk(flt, cursor)
         if flt.mode == BY_PIPELINE:
-            sql = "SELECT started_at, id FROM runs WHERE pipeline = ?"
-            params: list[Any] = [flt.pipeline]
-            if flt.until:
-                sql += " AND started_at < ?"
-                params.append(flt.until)
-            if cursor is not None and cursor.run_started_at is not None:
-                # The cursor's run may have more errors after the cursor: the window includes it.
-                sql += " AND started_at <= ? AND (started_at < ? OR id <= ?)"
-                params += [cursor.run_started_at, cursor.run_started_at, cursor.run_id]
-            rows = self._read(sql + f" ORDER BY started_at DESC, id DESC LIMIT 1 OFFSET {int(size) - 1}", params)
+            rows = self._read(f"SELECT started_at, id FROM runs WHERE {where} ORDER BY {order}"
+                              f" LIMIT 1 OFFSET {int(size) - 1}", params)
             # The window's end is a cursor "after every error of its oldest run".
             return ErrorCursor(run_started_at=rows[0]["started_at"], run_id=rows[0]["id"], error_id=0) if rows \
                 else None
-        if flt.mode == BY_MEMBER:  # idx_run_errors_member holds the member (and the id): all else is a filter
-            if not (flt.text or flt.pipeline or flt.step or flt.since or flt.until):
-                return None
-            where, params = ["e.member_identifier = ?"], [flt.member]
-            if cursor is not None and cursor.error_id is not None:
-                where.append("e.id < ?")
-                params.append(cursor.error_id)
-            order = "e.id DESC"
-        else:
-            if not flt.text:
-                return None
-            where, params = self._driving(ErrorFilter(step=flt.step if flt.mode == BY_STEP else None,
-                                                      since=flt.since, until=flt.until))
-            if cursor is not None and cursor.created_at is not None:
-                where.append("e.created_at <= ? AND (e.created_at < ? OR e.id < ?)")
-                params += [cursor.created_at, cursor.created_at, cursor.error_id]
-            order = "e.created_at DESC, e.id DESC"
-        rows = self._read(f"SELECT e.created_at, e.id FROM run_errors e WHERE {' AND '.join(where) or '1 = 1'}"
+        rows = self._read(f"SELECT e.created_at, e.id FROM run_errors e WHERE {where}"
                           f" ORDER BY {order} LIMIT 1 OFFSET {int(size) - 1}", params)
         return ErrorCursor(created_at=rows[0]["created_at"], error_id=rows[0]["id"]) if rows else None
+
+    def _select_within(self, flt: ErrorFilter, cursor: ErrorCursor | None, size: int, limit: int,
+                       columns: str | None, counting: bool) -> tuple[str, list[Any]]:
+        """PostgreSQL's bounded page: the window is a subquery (the driving index's latest `size` rows after the
+        cursor), the filters apply to its rows as they come."""
+        walk, walk_params, walk_order = self._walk(flt, cursor)
+        where, params = self._where(flt, cursor, None)
+        if flt.mode == BY_PIPELINE:
+            cols = columns or f"{ERROR_COLUMNS}, r.pipeline, r.started_at AS run_started_at"
+            runs = (f"(SELECT id, pipeline, started_at FROM runs WHERE {walk} ORDER BY {walk_order}"
+                    f" LIMIT {int(size)}) AS r")
+            order = "r.started_at DESC, r.id DESC" + ("" if counting else ", e.id DESC")
+            return (f"SELECT {cols} FROM {runs} CROSS JOIN LATERAL (SELECT * FROM run_errors x WHERE x.run_id = r.id)"
+                    f" AS e WHERE {where} ORDER BY {order} LIMIT {int(limit)}", walk_params + params)
+        cols = columns or f"{ERROR_COLUMNS}, r.pipeline"
+        errors = f"(SELECT * FROM run_errors e WHERE {walk} ORDER BY {walk_order} LIMIT {int(size)}) AS e"
+        join = "" if counting and "r." not in where else " LEFT JOIN runs r ON r.id = e.run_id"
+        order = "e.id DESC" if flt.mode == BY_MEMBER else "e.created_at DESC, e.id DESC"
+        return (f"SELECT {cols} FROM {errors}{join} WHERE {where} ORDER BY {order} LIMIT {int(limit)}",
+                walk_params + params)
 
     @staticmethod
     def _cursor_after(flt: ErrorFilter, row: dict[str, Any]) -> ErrorCursor:
