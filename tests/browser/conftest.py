@@ -4,12 +4,14 @@
   stopped when the worker's next test is outside tests/browser (see _Chromium for why). While it runs, the
   thread looks as if it were inside an asyncio loop: a browser test cannot call `asyncio.run()` itself (run
   asyncio work in a thread of its own).
-- `context`, `page`: a fresh browser context (cookies, storage) and a page in it, for each test; a failing test
-  leaves a screenshot, failure.png, in its tmp_path.
+- `context`, `page`: a fresh browser context (cookies, storage; 1280x800; `context_options` adds options such as
+  `bypass_csp`) and a page in it, for each test; a failing test leaves a screenshot, failure.png, in its
+  tmp_path.
 - `served_page(html, path="/") -> url`: serves an HTML string from a throwaway HTTP server on 127.0.0.1.
 - `dashboard`: a real `runtracker serve --demo` on a free port (browserlib.Dashboard: .url, .db_url, .proc),
-  on the database `dashboard_db_url` gives (SQLite by default; override that fixture in a test module to
-  take `db_url` for both backends), with `dashboard_args` added to its command line.
+  on the database `dashboard_db_url` gives (SQLite by default; both backends with
+  `@pytest.mark.parametrize("dashboard_db_url", BACKENDS, indirect=True)`, or override that fixture in a module
+  to take `db_url`), with `dashboard_args` added to its command line.
 - `browserlib.login(page, url)` logs in as the demo user.
 
 Every test here is marked `browser` and `subprocess` (below), so `make test-fast` leaves them out; `make test`
@@ -36,6 +38,8 @@ from browserlib import (
     start_dashboard,
     stop_dashboard,
 )
+
+from helpers import drop_db_url, make_db_url
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, BrowserContext, Page, Playwright
@@ -134,8 +138,14 @@ def browser() -> Browser:
 
 
 @pytest.fixture
-def context(browser: Browser) -> Iterator[BrowserContext]:
-    ctx = browser.new_context(viewport={"width": 1280, "height": 800})
+def context_options() -> dict[str, Any]:
+    """Extra options for `browser.new_context` (e.g. `{"bypass_csp": True}`); override or parametrize it."""
+    return {}
+
+
+@pytest.fixture
+def context(browser: Browser, context_options: dict[str, Any]) -> Iterator[BrowserContext]:
+    ctx = browser.new_context(**{"viewport": {"width": 1280, "height": 800}, **context_options})
     ctx.set_default_timeout(DEFAULT_TIMEOUT_MS)
     try:
         yield ctx
@@ -197,9 +207,15 @@ def served_page() -> Iterator[Callable[..., str]]:
 
 
 @pytest.fixture
-def dashboard_db_url(sqlite_url: str) -> str:
-    """The database the `dashboard` fixture serves; override in a module (e.g. return `db_url`) for both backends."""
-    return sqlite_url
+def dashboard_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The database the `dashboard` fixture serves: SQLite, or each backend of a test marked
+    `@pytest.mark.parametrize("dashboard_db_url", BACKENDS, indirect=True)`; a module may also override it (e.g.
+    return `db_url`)."""
+    url = make_db_url(getattr(request, "param", "sqlite"), tmp_path, request.node.name)
+    try:
+        yield url
+    finally:
+        drop_db_url(url)
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from ..clock import now_ms
-from ..outcomes import RUNNING
+from ..outcomes import CRASH_STEP, RUNNING
 from ..storage.dashboard import BY_PIPELINE, RUN_BAR_COLUMNS, ErrorFilter
 from . import grouping, present, start
 from .core import (
@@ -132,7 +132,10 @@ def pipeline(request: Request, web: Web, user: dict[str, Any]) -> Response:
             older = True
     else:
         position = (anchor["started_at"], anchor["id"]) if anchor else None
-        runs = web.dash.history(name, PAGE_SIZE + 1, position)
+        # The page's runs and the chart's (the 100 up to the page's newest) are one read.
+        chart_runs = web.dash.history(name, max(CHART_RUNS, PAGE_SIZE + 1), position)
+        runs = chart_runs[:PAGE_SIZE + 1]
+        chart_runs = list(reversed(chart_runs[:CHART_RUNS]))
         older = len(runs) > PAGE_SIZE
         runs = runs[:PAGE_SIZE]
         newer = anchor is not None
@@ -143,8 +146,9 @@ def pipeline(request: Request, web: Web, user: dict[str, Any]) -> Response:
     newest = runs[0] if runs else None
     usual = present.usual(web.dash.successful_durations(
         name, present.SLOW_BASIS, newest["started_at"] if newest else None))
-    chart_runs = list(reversed(web.dash.history(name, CHART_RUNS, (newest["started_at"], newest["id"] + 1)
-                                                if newest else None)))
+    if after_id and anchor is not None:
+        chart_runs = list(reversed(web.dash.history(name, CHART_RUNS, (newest["started_at"], newest["id"] + 1)
+                                                    if newest else None)))
     for run in runs:
         run["slow"] = present.is_slow(run, usual)
     running = web.dash.running_run(name)
@@ -170,13 +174,18 @@ def run_page(request: Request, web: Web, user: dict[str, Any]) -> Response:
     if run is None:
         return not_found(request, web, user, f"there is no run {run_id}")
     steps = web.dash.steps(run_id)
-    crash_rows = web.dash.crash_rows(run_id)
     errors = web.dash.run_errors(run_id, RUN_ERRORS_SHOWN + 1)
+    if len(errors) <= RUN_ERRORS_SHOWN:  # all of them: the crash rows and the count are there already
+        crash_rows = [row for row in errors if row["step_name"] == CRASH_STEP]
+        error_count = len(errors)
+    else:
+        crash_rows = web.dash.crash_rows(run_id)
+        error_count = web.dash.count_run_errors(run_id, COUNT_CAP)
     now = now_ms()
     info = present.summary(run)
     return web.render(request, "run.html", {
         "run": run, "steps": steps, "errors": errors[:RUN_ERRORS_SHOWN], "more_errors": len(errors) > RUN_ERRORS_SHOWN,
-        "error_count": web.dash.count_run_errors(run_id, COUNT_CAP), "count_cap": COUNT_CAP,
+        "error_count": error_count, "count_cap": COUNT_CAP,
         "crash": present.crash_panel(run, crash_rows), "timeline": present.timeline(run, steps, now),
         "summary": present.pretty_json(run.get("summary_json")), "command": info.get("command"),
         "exec_info": info if "command" in info else None, "now": now,

@@ -41,6 +41,17 @@
     }
   }
 
+  // The option a drop-down showed when the page loaded: the last one marked `selected`, else the first one —
+  // which is then selected without being `defaultSelected`, so comparing the two flags option by option took
+  // every filter left at "all" for an edit, and the error browser never refreshed.
+  function initialIndex(select) {
+    var index = select.size > 1 ? -1 : 0;
+    for (var j = 0; j < select.options.length; j++) {
+      if (select.options[j].defaultSelected) { index = j; }
+    }
+    return index;
+  }
+
   function editing(content) {
     var active = document.activeElement;
     if (active && content.contains(active) && /^(INPUT|SELECT|TEXTAREA)$/.test(active.tagName)) { return true; }
@@ -48,10 +59,12 @@
     for (var i = 0; i < fields.length; i++) {
       var f = fields[i];
       if (f.type === "hidden") { continue; }
-      if (f.tagName === "SELECT") {
+      if (f.tagName === "SELECT" && f.multiple) {
         for (var j = 0; j < f.options.length; j++) {
           if (f.options[j].selected !== f.options[j].defaultSelected) { return true; }
         }
+      } else if (f.tagName === "SELECT") {
+        if (f.selectedIndex !== initialIndex(f)) { return true; }
       } else if (f.value !== f.defaultValue) { return true; }
     }
     return false;
