@@ -287,6 +287,28 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE TABLE IF NOT EXISTS alert_marks (name TEXT PRIMARY KEY, value BIGINT NOT NULL)",
         ),
     ),
+    Migration(
+        10,
+        "the ingest API: what each API key may write; idempotency keys and the responses they gave",
+        (
+            # A JSON list of pipeline names or glob patterns ("*" is every pipeline) the key may record runs
+            # of over HTTP (docs/ingest.md); NULL: read-only, as every key made before this version.
+            "ALTER TABLE api_keys ADD COLUMN write_pipelines TEXT",
+            # One row per (API key, Idempotency-Key header): the request's hash, and once it has been
+            # handled, the response it got, given again to a retry instead of writing twice. `status` NULL:
+            # in progress. Rows older than a day are pruned by the server as it goes.
+            """CREATE TABLE IF NOT EXISTS api_idempotency (
+                key_id BIGINT NOT NULL,
+                idempotency_key TEXT NOT NULL,
+                request_hash TEXT NOT NULL,
+                status INTEGER,
+                response TEXT,
+                created_at TEXT NOT NULL,
+                PRIMARY KEY (key_id, idempotency_key)
+            )""",
+            "CREATE INDEX IF NOT EXISTS idx_api_idempotency_created ON api_idempotency (created_at)",
+        ),
+    ),
 )
 
 LATEST = MIGRATIONS[-1].version
