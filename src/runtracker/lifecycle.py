@@ -215,9 +215,7 @@ def _written(run_id: int | None) -> int:
 # -- steps ----------------------------------------------------------------------------------------------------
 def start_step(run: OpenRun, name: str, club_slug: str | None) -> int | None:
     """Add a step to an open run (written): its id, or None (with a warning) if the run has ended."""
-    started_ms = now_ms()
-    step_id = None if run.ended else run.store.insert_step(run_id=_written(run.run_id), club_slug=club_slug,
-                                                              step_name=name, started_at=iso(started_ms))
+    step_id, started_ms = (None, 0) if run.ended else add_step(run.store, _written(run.run_id), name, club_slug)
     if step_id is None:
         log.warning("runtracker: start_step(%r) after run %s had ended; not recorded", name, run.run_id)
         return None
@@ -229,10 +227,8 @@ def start_step(run: OpenRun, name: str, club_slug: str | None) -> int | None:
 def end_step(run: OpenRun, step: OpenStep, outcome: str, created: int, updated: int, skipped: int, failed: int,
              detail_json: str | None) -> bool:
     """The owner's end of one of its run's steps; False (with a warning) if an end of the run closed it first."""
-    finished_ms = max(now_ms(), step.started_ms)  # a clock stepped back never gives a negative duration
-    end = StepEnd(step.step_id, outcome, iso(finished_ms), finished_ms - step.started_ms, created, updated,
-                  skipped, failed, detail_json)
-    ended = run.store.end_step(_written(run.run_id), end)
+    ended = write_step_end(run.store, _written(run.run_id), step.step_id, step.started_ms, outcome, created,
+                           updated, skipped, failed, detail_json)
     run.steps.pop(step.step_id, None)
     if not ended:
         log.warning("runtracker: step %s had already ended (its run ended first); end_step not applied",
@@ -241,6 +237,40 @@ def end_step(run: OpenRun, step: OpenStep, outcome: str, created: int, updated: 
     if outcome in (FAILURE, PARTIAL) or failed:
         run.problems += 1
     return True
+
+
+def add_step(store: Store, run_id: int, name: str, club_slug: str | None) -> tuple[int | None, int]:
+    """The write of a new step, started now: (its id, or None if the run has ended; its start in ms)."""
+    started_ms = now_ms()
+    return store.insert_step(run_id=run_id, club_slug=club_slug, step_name=name, started_at=iso(started_ms)), \
+        started_ms
+
+
+def write_step_end(store: Store, run_id: int, step_id: int, started_ms: int, outcome: str, created: int,
+                   updated: int, skipped: int, failed: int, detail_json: str | None) -> bool:
+    """The write of a step's end by its run's owner, now; False if it had ended already."""
+    finished_ms = max(now_ms(), started_ms)  # a clock stepped back never gives a negative duration
+    end = StepEnd(step_id, outcome, iso(finished_ms), finished_ms - started_ms, created, updated, skipped, failed,
+                  detail_json)
+    return store.end_step(run_id, end)
+
+
+# -- runs owned by another process: the ingest API ------------------------------------------------------------
+def open_remote_run(store: Store, *, pipeline: str, club_slug: str | None, started_ms: int, owner: str,
+                    started_by: str, retention_cutoff: str | None = None) -> int:
+    """Open a run whose owner is not this process but a client of the ingest API (docs/ingest.md).
+
+    Nothing of this process goes into the run, and it is not registered in the process state: the server's
+    exit, crash hooks and heartbeat never end or beat for it. It records no host, pid or heartbeat, so the
+    reaper judges it as a run that records no owner (the ownerless timeout) until its client's first
+    heartbeat (`Store.touch_heartbeat`), and from then on as another host's run, by the heartbeat's age.
+    `owner` (in `process_key`) names the API key that opened it: the one that may write to it and end it.
+    """
+    return _written(store.insert_run(
+        pipeline=pipeline, club_slug=club_slug, started_at=iso(started_ms), hostname=None, pid=None,
+        process_started_at=None, process_key=owner, retention_cutoff=retention_cutoff, started_by=started_by,
+        beating=False,
+    ))
 
 
 # -- ending -------------------------------------------------------------------------------------------------

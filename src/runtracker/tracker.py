@@ -156,8 +156,8 @@ class RunTracker:
         run = self._require_run("record_error")
         if run is not None:
             step_id = _known_step(run, step_id)
-            run.store.insert_errors([self._error_row(run, _step_name(run, step_name, step_id), step_id,
-                                                     member_identifier, error_message, error_stack, iso(now_ms()))])
+            run.store.insert_errors([error_row(run.run_id, self.club_slug, _step_name(run, step_name, step_id),  # type: ignore[arg-type]
+                                               step_id, member_identifier, error_message, error_stack, iso(now_ms()))])
             run.problems += 1
 
     @guarded(None)
@@ -176,12 +176,15 @@ class RunTracker:
         if isinstance(errors, int | float) and not isinstance(errors, bool):
             n = sanitize.count(errors, "error count")
             if n:
-                run.store.insert_errors([self._error_row(run, name, step_id, None, f"{n} errors", None, at)])
+                run.store.insert_errors([error_row(run.run_id, self.club_slug, name, step_id, None,  # type: ignore[arg-type]
+                                                   f"{n} errors", None, at)])
                 run.problems += 1
             return
         if isinstance(errors, str | bytes | dict | BaseException) or not isinstance(errors, Iterable):
             errors = [errors]
-        rows = [self._error_row(run, name, step_id, *_error_fields(item), at) for item in errors]
+        run_id, club_slug = run.run_id, self.club_slug
+        rows = [error_row(run_id, club_slug, name, step_id, *_error_fields(item), at)  # type: ignore[arg-type]
+                for item in errors]
         run.store.insert_errors(rows)
         run.problems += len(rows)
 
@@ -273,16 +276,19 @@ class RunTracker:
                 lifecycle.ensure_written(run, followed)
         return run
 
-    def _error_row(self, run: OpenRun, step_name: str | None, step_id: object, member: object,
-                   message: object, stack: object, at: str) -> ErrorRow:
-        """One run_errors row; `step_name` is already clean (`_step_name`). Runs once per row of record_errors,
-        hence the inlined None checks. The message is NOT NULL in the original tool's schema, as ours."""
-        return (
-            run.run_id, step_id, self.club_slug, step_name,  # type: ignore[return-value]
-            None if member is None else sanitize.text(member, sanitize.NAME_LIMIT),
-            sanitize.text(NO_MESSAGE if message is None else message, sanitize.MESSAGE_LIMIT),
-            None if stack is None else sanitize.text(stack, sanitize.STACK_LIMIT), at,
-        )
+
+
+def error_row(run_id: int, club_slug: str | None, step_name: str | None, step_id: object, member: object,
+              message: object, stack: object, at: str) -> ErrorRow:
+    """One run_errors row, as record_error(s) and the ingest API write it; `step_name` is already clean
+    (`_step_name`). Runs once per row of record_errors, hence the inlined None checks. The message is NOT NULL
+    in the original tool's schema, as ours."""
+    return (
+        run_id, step_id, club_slug, step_name,  # type: ignore[return-value]
+        None if member is None else sanitize.text(member, sanitize.NAME_LIMIT),
+        sanitize.text(NO_MESSAGE if message is None else message, sanitize.MESSAGE_LIMIT),
+        None if stack is None else sanitize.text(stack, sanitize.STACK_LIMIT), at,
+    )
 
 
 def track(pipeline: str | Callable[..., Any] | None = None, **tracker_options: Any) -> Any:

@@ -283,6 +283,7 @@ class Store(ABC):
         lock_key: str | None = None,
         run_id: int | None = None,
         started_by: str | None = None,
+        beating: bool = True,
     ) -> int | None:
         """Delete runs older than the cutoff (if any) and insert a new `running` run, in one transaction.
 
@@ -290,6 +291,7 @@ class Store(ABC):
         `idx_runs_lock` (lock_key, over running runs) decides, so two starts on two hosts cannot both win;
         ON CONFLICT DO NOTHING turns the loser's insert into no row instead of an error. With a `run_id` (a run
         written again into a database file that replaced its own): that id, or None if it is taken.
+        `beating=False`: no `heartbeat_at` yet (a run of the ingest API, whose client may never beat).
         """
         with self.transaction() as cur:
             if retention_cutoff is not None:
@@ -304,7 +306,7 @@ class Store(ABC):
                     + " RETURNING id"
                 ),
                 (*((run_id,) if run_id is not None else ()), _club(club_slug), pipeline, started_at, hostname, pid,
-                 process_started_at, started_at, process_key, lock_key, started_by),
+                 process_started_at, started_at if beating else None, process_key, lock_key, started_by),
             )
             row = cur.fetchone()
             return None if row is None else int(row[0])
