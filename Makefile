@@ -85,5 +85,13 @@ bench-load: $(STAMP)
 bench-upgrade: $(STAMP)
 	$(PY) bench/upgrade.py
 
+# Soak: 4 pipeline processes killed at random (SIGKILL/TERM/INT/HUP) under `runtracker monitor`, SOAK_MINUTES on
+# SQLite, then on PostgreSQL (RUNTRACKER_BENCH_PG); every acknowledged call checked in the database, runs left
+# running, RSS of the monitor and of a long-lived process, database size. `$(PY) bench/soak.py --minutes 2` for short.
+SOAK_MINUTES ?= 30
+.PHONY: bench-soak
+bench-soak: $(STAMP)
+	$(PY) bench/soak.py --minutes $(SOAK_MINUTES)
+
 clean:
 	rm -rf $(VENV) data build src/*.egg-info bench/.cache $(MLFLOW_VENV)
