@@ -429,15 +429,17 @@ class Store(ABC):
 
         return bool(self._retry_crash_write(write)) if crash else write()
 
-    def touch_heartbeat(self, run_ids: Sequence[int], at: str) -> None:
+    def touch_heartbeat(self, run_ids: Sequence[int], at: str) -> int:
+        """A heartbeat for these runs, those still `running`; how many they were."""
         if not run_ids:
-            return
+            return 0
         marks = ", ".join("?" * len(run_ids))
         with self.transaction() as cur:
             cur.execute(
                 self.sql(f"UPDATE runs SET heartbeat_at = ? WHERE outcome = 'running' AND id IN ({marks})"),
                 (at, *run_ids),
             )
+            return int(cur.rowcount or 0)
 
     # -- writes: steps and errors ---------------------------------------------------------------------------
     _INSERT_STEP = (

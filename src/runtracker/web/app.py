@@ -16,8 +16,9 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..storage import Store
-from . import api, views
+from . import api, ingest, views
 from .core import HERE, Web, api_error, web_of
+from .ingest_http import IngestState
 from .settings import WebSettings
 
 # Scripts and styles from this site only, no inline script, no framing: stored text that slipped through as
@@ -78,6 +79,7 @@ def routes() -> list[Route | Mount]:
         Route("/member/{identifier:path}", views.member),
         Route("/health", api.health),
         Route("/metrics", api.metrics_page),
+        *ingest.routes(),
         Route("/api/pipelines", api.pipelines),
         Route("/api/pipeline/{name:path}/start", api.start_pipeline, methods=["POST"]),
         Route("/api/runs", api.runs),
@@ -93,4 +95,5 @@ def create_app(settings: WebSettings, store: Store | None = None) -> Starlette:
     app = Starlette(routes=routes(), middleware=[Middleware(SecurityHeaders)],
                     exception_handlers={HTTPException: http_error})
     app.state.web = Web(settings, store)
+    app.state.ingest = IngestState(app.state.web)
     return app

@@ -47,3 +47,6 @@ class WebSettings:
     login_attempts: int = 5
     login_window_s: float = 60.0
     session_max_age_s: int = 7 * 86400
+    # The ingest API (docs/ingest.md): requests a second per API key, in bursts of up to `api_burst`; 0: no limit.
+    api_rate: float = 50.0
+    api_burst: int = 100

@@ -1,0 +1,163 @@
+"""The ingest API's reads and writes on one store (docs/ingest.md): API keys and what they may write, the facts
+a request about a run or step is checked against, ping runs, and idempotency keys.
+
+The runs, steps and errors themselves are written by `runtracker.lifecycle` and the store's own methods, as the
+Python API writes them: nothing here writes to `runs`, `run_steps` or `run_errors`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from fnmatch import fnmatchcase
+
+from ..records import Record
+from .base import Store
+
+TYPE_CHECKING = False  # `typing` is not imported at run time: see records.py
+if TYPE_CHECKING:
+    from typing import Any
+
+# How an API key is named as the owner of the runs it opens (`runs.process_key`); a ping run adds PING.
+OWNER_PREFIX = "api-key:"
+PING = ":ping"
+
+# What `Ingest.claim` found for an idempotency key.
+CLAIMED = "claimed"  # new (or abandoned): handle the request
+DONE = "done"  # handled before: give its response again
+BUSY = "busy"  # another request with this key is being handled now
+MISMATCH = "mismatch"  # the key was used for another request
+
+
+def owner_of(key_id: int) -> str:
+    """`runs.process_key` of a run opened through the ingest API by this key."""
+    return f"{OWNER_PREFIX}{key_id}"
+
+
+def owned_by(process_key: object, key_id: int) -> bool:
+    """Whether a run's `process_key` names this API key as its owner (a run or a ping run)."""
+    owner = owner_of(key_id)
+    return process_key == owner or process_key == owner + PING
+
+
+class ApiKey(Record):
+    """An API key as the ingest API sees it: its id and name, and the pipelines it may write."""
+
+    __slots__ = ("key_id", "name", "write")
+
+    def __init__(self, key_id: int, name: str, write: tuple[str, ...]) -> None:
+        self.key_id = key_id
+        self.name = name
+        self.write = write  # pipeline names or glob patterns; empty: read-only
+
+    def may_write(self, pipeline: str) -> bool:
+        return any(fnmatchcase(pipeline, pattern) for pattern in self.write)
+
+
+def parse_scope(text: object) -> tuple[str, ...]:
+    """The stored `write_pipelines` as patterns; NULL or anything unreadable is read-only."""
+    if not isinstance(text, str):
+        return ()
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return ()
+    return tuple(p for p in value if isinstance(p, str) and p) if isinstance(value, list) else ()
+
+
+class Ingest:
+    """The ingest API's queries on one store."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    # -- API keys ------------------------------------------------------------------------------------------
+    def api_key(self, key_hash: str) -> ApiKey | None:
+        rows = self.store.read("SELECT id, name, write_pipelines FROM api_keys WHERE key_hash = ?", (key_hash,))
+        if not rows:
+            return None
+        return ApiKey(int(rows[0]["id"]), str(rows[0]["name"]), parse_scope(rows[0]["write_pipelines"]))
+
+    def set_write_scope(self, key_id: int, patterns: Sequence[str]) -> None:
+        """The pipelines (names or glob patterns) a key may write; none: read-only."""
+        with self.store.transaction() as cur:
+            cur.execute(self.store.sql("UPDATE api_keys SET write_pipelines = ? WHERE id = ?"),
+                        (json.dumps(list(patterns)) if patterns else None, key_id))
+
+    def scopes(self) -> dict[int, tuple[str, ...]]:
+        """Every key's write scope, by key id (for `runtracker user list`)."""
+        rows = self.store.read("SELECT id, write_pipelines FROM api_keys")
+        return {int(row["id"]): parse_scope(row["write_pipelines"]) for row in rows}
+
+    # -- what a request is checked against ----------------------------------------------------------------
+    def run(self, run_id: int) -> dict[str, Any] | None:
+        rows = self.store.read("SELECT id, pipeline, club_slug, started_at, outcome, ended_by, process_key"
+                               " FROM runs WHERE id = ?", (run_id,))
+        return rows[0] if rows else None
+
+    def step(self, step_id: int) -> dict[str, Any] | None:
+        rows = self.store.read("SELECT id, run_id, step_name, started_at, finished_at FROM run_steps WHERE id = ?",
+                               (step_id,))
+        return rows[0] if rows else None
+
+    def step_in_progress(self, run_id: int) -> str | None:
+        """The name of the run's latest step still open (where an error without a step goes, as in Python)."""
+        rows = self.store.read("SELECT step_name FROM run_steps WHERE run_id = ? AND finished_at IS NULL"
+                               " ORDER BY id DESC LIMIT 1", (run_id,))
+        return str(rows[0]["step_name"]) if rows else None
+
+    def ping_runs(self, pipeline: str, key_id: int) -> list[int]:
+        """The `running` ping runs of a pipeline opened by this key, newest first (a probe of idx_runs_pipeline_
+        outcome_started)."""
+        rows = self.store.read("SELECT id FROM runs WHERE pipeline = ? AND outcome = 'running' AND process_key = ?"
+                               " ORDER BY started_at DESC, id DESC", (pipeline, owner_of(key_id) + PING))
+        return [int(row["id"]) for row in rows]
+
+    # -- idempotency keys -----------------------------------------------------------------------------------
+    def claim(self, key_id: int, idempotency_key: str, request_hash: str, now: str,
+              abandoned_before: str) -> tuple[str, dict[str, Any] | None]:
+        """Claim an idempotency key for a request: CLAIMED (handle it, then `finish` or `release`), DONE with
+        the stored response, BUSY, or MISMATCH. A claim left unfinished since before `abandoned_before` (its
+        server died while handling it) is taken over."""
+        with self.store.transaction() as cur:
+            cur.execute(self.store.sql(
+                "INSERT INTO api_idempotency (key_id, idempotency_key, request_hash, created_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT DO NOTHING RETURNING key_id"), (key_id, idempotency_key, request_hash, now))
+            if cur.fetchone() is not None:
+                return CLAIMED, None
+            cur.execute(self.store.sql("SELECT request_hash, status, response, created_at FROM api_idempotency"
+                                       " WHERE key_id = ? AND idempotency_key = ?"), (key_id, idempotency_key))
+            row = cur.fetchone()
+            if row is None:  # pruned between the two statements: a conflict no longer
+                return BUSY, None
+            stored_hash, status, response, created_at = row
+            if stored_hash != request_hash:
+                return MISMATCH, None
+            if status is not None:
+                return DONE, {"status": int(status), "body": json.loads(response)}
+            if str(created_at) >= abandoned_before:
+                return BUSY, None
+            # Compare-and-set on the old claim's time: of two retries taking it over, one wins.
+            cur.execute(self.store.sql("UPDATE api_idempotency SET created_at = ? WHERE key_id = ?"
+                                       " AND idempotency_key = ? AND status IS NULL AND created_at = ?"),
+                        (now, key_id, idempotency_key, created_at))
+            return (CLAIMED if cur.rowcount else BUSY), None
+
+    def finish(self, key_id: int, idempotency_key: str, status: int, body: dict[str, Any]) -> None:
+        """Keep the response a claimed request got, for its retries."""
+        with self.store.transaction() as cur:
+            cur.execute(self.store.sql("UPDATE api_idempotency SET status = ?, response = ? WHERE key_id = ?"
+                                       " AND idempotency_key = ?"),
+                        (status, json.dumps(body), key_id, idempotency_key))
+
+    def release(self, key_id: int, idempotency_key: str) -> None:
+        """Free a claim whose request wrote nothing (it was refused): a retry is handled afresh."""
+        with self.store.transaction() as cur:
+            cur.execute(self.store.sql("DELETE FROM api_idempotency WHERE key_id = ? AND idempotency_key = ?"
+                                       " AND status IS NULL"), (key_id, idempotency_key))
+
+    def prune(self, before: str) -> int:
+        """Forget idempotency keys used before `before` (one probe of idx_api_idempotency_created)."""
+        with self.store.transaction() as cur:
+            cur.execute(self.store.sql("DELETE FROM api_idempotency WHERE created_at < ?"), (before,))
+            return int(cur.rowcount or 0)
