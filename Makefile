@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast browser lint bench bench-quick bench-peers bench-reaper bench-alerts bench-load bench-upgrade clean
+.PHONY: demo test test-fast browser lint bench bench-quick bench-peers bench-reaper bench-alerts bench-web bench-load bench-upgrade clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -64,6 +64,12 @@ bench-reaper: $(STAMP)
 # scheduled pipelines; SQLite and PostgreSQL (RUNTRACKER_BENCH_PG, default the local test server).
 bench-alerts: $(STAMP)
 	$(PY) bench/alerts.py
+
+# The dashboard: server time per page at 1,000,000 runs / 2,000,000 steps / 5,000,000 errors on SQLite and
+# PostgreSQL, database time against hand-written SQL, overview requests/s over HTTP, the original's query shapes.
+# The history is built once (minutes) and cached. `$(PY) bench/web.py --quick` for a 120,000-run check.
+bench-web: $(STAMP) $(WEB_STAMP)
+	$(PY) bench/web.py
 
 # MLflow gets a venv of its own so that the project's dependencies stay lean.
 MLFLOW_VENV := bench/.venv-mlflow
