@@ -39,6 +39,14 @@ DEFAULT_HEARTBEAT_TIMEOUT_S = 60.0
 # host that is not beating right now".
 MAX_HEARTBEAT_TIMEOUT_S = 7 * 86400.0
 
+# The last log lines a crash row gets (logring.py): how many; whether an ERROR log record becomes an error row.
+LOG_LINES_ENV = "RUNTRACKER_LOG_LINES"
+DEFAULT_LOG_LINES = 50
+MAX_LOG_LINES = 1000
+RECORD_LOG_ERRORS_ENV = "RUNTRACKER_RECORD_LOG_ERRORS"
+_YES = ("1", "true", "yes", "on")
+_NO = ("0", "false", "no", "off")
+
 OWNERLESS_TIMEOUT_ENV = "RUNTRACKER_OWNERLESS_TIMEOUT"
 DEFAULT_OWNERLESS_TIMEOUT_S = 6 * 3600.0
 MAX_OWNERLESS_TIMEOUT_S = 365 * 86400.0
@@ -136,6 +144,36 @@ def heartbeat_timeout_s(value: object = None) -> float:
     $RUNTRACKER_HEARTBEAT_TIMEOUT_S, else 60 s; more than 0, at most 7 days."""
     return _seconds_setting(value, "heartbeat_timeout_s", HEARTBEAT_TIMEOUT_ENV, DEFAULT_HEARTBEAT_TIMEOUT_S,
                             0.0, MAX_HEARTBEAT_TIMEOUT_S)
+
+
+def log_lines(value: object = None) -> int:
+    """How many of the process's last log records a crash row gets: argument, else $RUNTRACKER_LOG_LINES, else
+    50; 0 keeps none (the log ring is not installed), at most 1,000. A wrong value is the default, 50."""
+    found = _given(value, "log_lines", LOG_LINES_ENV)
+    if found is None:
+        return DEFAULT_LOG_LINES
+    raw, where = found
+    lines = _whole_number(raw)
+    if lines is None or not 0 <= lines <= MAX_LOG_LINES:
+        refuse(where, f"not a whole number of lines from 0 to {MAX_LOG_LINES:,}", str(DEFAULT_LOG_LINES))
+        return DEFAULT_LOG_LINES
+    return lines
+
+
+def record_log_errors(value: object = None) -> bool:
+    """Whether an ERROR log record during a run becomes one of its error rows: argument (True/False), else
+    $RUNTRACKER_RECORD_LOG_ERRORS (1/0, true/false, yes/no, on/off), else off. A wrong value is off."""
+    found = _given(value, "record_log_errors", RECORD_LOG_ERRORS_ENV)
+    if found is None:
+        return False
+    raw, where = found
+    if isinstance(raw, bool):
+        return raw
+    word = raw.strip().lower() if isinstance(raw, str) else None
+    if word in _YES or word in _NO:
+        return word in _YES
+    refuse(where, "not on or off (True/False; 1/0, true/false, yes/no, on/off)", "off")
+    return False
 
 
 def ownerless_timeout_s(value: object = None) -> float:

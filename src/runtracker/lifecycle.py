@@ -19,7 +19,7 @@ import logging
 import threading
 import traceback
 
-from . import attach, sanitize
+from . import attach, logring, sanitize
 from .clock import iso, later, ms_between, now_ms, to_ms
 from .guard import report
 from .heartbeat import LAST_WORDS
@@ -47,12 +47,12 @@ class Ending(Record):
     """How a run ended, as its ender knows it."""
 
     __slots__ = ("outcome", "summary_json", "summary", "kind", "message", "stack", "exit_code", "name_step",
-                 "reaped", "output_tail")
+                 "reaped", "output_tail", "log_lines")
 
     def __init__(self, outcome: str, *, summary_json: str | None = None, summary: dict[str, Any] | None = None,
                  kind: str | None = None, message: str | None = None, stack: str | None = None,
                  exit_code: int | None = None, name_step: bool = False, reaped: tuple[str, str] | None = None,
-                 output_tail: str | None = None) -> None:
+                 output_tail: str | None = None, log_lines: str | None = None) -> None:
         self.outcome = outcome
         self.summary_json = summary_json  # a normal end: the pipeline's stats, stored as they are
         self.summary = summary  # or: fields of the summary object (a crash adds its own)
@@ -65,11 +65,23 @@ class Ending(Record):
         # database; any other end at the moment it is written (see `_build`).
         self.reaped = reaped
         self.output_tail = output_tail
+        self.log_lines = log_lines  # the process's last log lines, after the stack in the crash row (logring)
 
     def without_crash_row(self) -> Ending:
         fields = self.fields()
         fields.pop("outcome")
         return Ending(self.outcome, **{**fields, "message": None})  # type: ignore[arg-type]
+
+    def with_log_lines(self, run: OpenRun) -> Ending:
+        """This end with the run's last log lines, taken now, if it leaves a crash row and has none yet."""
+        if self.message is None or self.kind is None or self.log_lines is not None or run.log_lines <= 0:
+            return self
+        lines = STATE.log_ring.lines(to_ms(run.started_at), run.log_lines)
+        if lines is None:
+            return self
+        fields = self.fields()
+        fields.pop("outcome")
+        return Ending(self.outcome, **{**fields, "log_lines": lines})  # type: ignore[arg-type]
 
 
 class EndReport(Record):
@@ -286,6 +298,7 @@ def end_run(store: Store, run_id: int | None, ending: Ending, *, run: OpenRun | 
     if run is not None:
         if run.pending is not None:
             ending = run.pending
+        ending = ending.with_log_lines(run)  # before the write: kept with the end if it has to wait
         try:
             ensure_written(run)
         except BaseException:
@@ -388,7 +401,7 @@ def _build(facts: RunFacts, ending: Ending) -> tuple[RunEnd, str | None, str | N
     if message is not None:
         at = ending.reaped[0] if ending.reaped else finished_at
         errors.append(crash_row(int(run["id"]), step["id"] if step is not None else None, run.get("club_slug"),
-                                message, ending.stack, at))
+                                message, ending.stack, at, ending.log_lines))
     end = RunEnd(
         outcome=ending.outcome, finished_at=finished_at, duration_ms=duration_ms,
         summary_json=summary_json, exit_code=ending.exit_code,
@@ -412,10 +425,13 @@ def _step_ends(open_steps: list[dict[str, Any]], outcome: str, at: str, detail: 
 
 
 def crash_row(run_id: int, step_id: int | None, club_slug: str | None, message: str, stack: str | None,
-              at: str) -> ErrorRow:
-    """The `crash` error row a dying run leaves (also what a thread's death adds to a run that goes on)."""
+              at: str, log_lines: str | None = None) -> ErrorRow:
+    """The `crash` error row a dying run leaves (also what a thread's death adds to a run that goes on). The
+    process's last log lines follow the stack in `error_stack`, each part cleaned and capped on its own."""
+    stack_text = sanitize.optional_text(stack, sanitize.STACK_LIMIT)
+    lines = sanitize.optional_text(log_lines, logring.TEXT_LIMIT)
     return (run_id, step_id, club_slug, CRASH_STEP, None, sanitize.text(message or "crash", sanitize.MESSAGE_LIMIT),
-            sanitize.optional_text(stack, sanitize.STACK_LIMIT), at)
+            logring.join_stack(stack_text, lines), at)
 
 
 def last_sign_of_life(run: dict[str, Any], activity: str | None) -> str:
@@ -459,7 +475,33 @@ def record_crash_rows(kind: str, exc: BaseException | None, runs: list[OpenRun])
         run.crashes += 1
         step = next(reversed(run.steps.values()), None)
         try:
+            lines = STATE.log_ring.lines(to_ms(run.started_at), run.log_lines)
             run.store.insert_errors([crash_row(ensure_written(run), step.step_id if step else None, run.club_slug,
-                                               f"{kind}: {message}", stack, at)])
+                                               f"{kind}: {message}", stack, at, lines)])
         except Exception as error:
             report(f"recording a crash row ({kind})", error)
+
+
+def record_log_error(record: logging.LogRecord) -> None:
+    """An ERROR log record of the process (`record_log_errors=True`): an error row on the open runs that asked for
+    it — the current thread's, else every one — under the step in progress, with the exception's stack if the
+    record has one. Called by the log ring's factory, never for runtracker's own records."""
+    runs = [run for run in STATE.open_runs() if run.log_errors and not run.ended]
+    if not runs:
+        return
+    thread = threading.current_thread()
+    runs = [run for run in runs if run.thread is thread] or runs
+    message = sanitize.text(logring.message_of(record), sanitize.MESSAGE_LIMIT)
+    exc_info = record.exc_info
+    stack = None
+    if exc_info and exc_info[1] is not None:
+        stack = sanitize.text(format_exception(exc_info[1])[1] or "", sanitize.STACK_LIMIT) or None
+    at = iso(int(record.created * 1000))
+    for run in runs:
+        step = next(reversed(run.steps.values()), None)
+        try:
+            run.store.insert_errors([(ensure_written(run), step.step_id if step else None, run.club_slug,
+                                      step.name if step else NO_STEP, None, message, stack, at)])
+            run.problems += 1
+        except Exception as error:
+            run.troubles.report("recording an ERROR log record", error)

@@ -4,6 +4,7 @@
 - how the process is ending: the exit code given to `sys.exit`, a signal whose handler is running, the
   uncaught exception the excepthook saw;
 - its stores (one per database), its heartbeat thread and its faulthandler file;
+- the ring of its last log records, which a crash row gets (`logring`);
 - the hooks it installed and the ones they replaced, and its own identity (host, pid, start time).
 
 Nothing else in runtracker keeps mutable state at module level. After `os.fork()` the child gets a clean slate
@@ -20,6 +21,7 @@ import threading
 from .guard import Troubles
 from .heartbeat import CrashFile, Heartbeat
 from .liveness import Identity, hostname, own_identity
+from .logring import LogRing
 from .records import Record
 from .storage import StoreCache
 
@@ -44,7 +46,8 @@ class OpenRun:
     """A run this process has open: what any of its enders (its tracker, a crash hook, the exit hook) needs."""
 
     __slots__ = ("store", "run_id", "pipeline", "club_slug", "started_at", "generation", "thread", "attached",
-                 "steps", "known_steps", "problems", "crashes", "pending", "ended", "troubles")
+                 "steps", "known_steps", "problems", "crashes", "pending", "ended", "troubles", "log_lines",
+                 "log_errors")
 
     def __init__(self, store: Store, run_id: int | None, pipeline: str, club_slug: str | None, started_at: str, *,
                  attached: bool = False) -> None:
@@ -73,6 +76,11 @@ class OpenRun:
         self.pending: Ending | None = None
         self.ended = False  # ended by this process (its tracker, or a crash hook in another thread)
         self.troubles = Troubles()  # its calls' failures: each kind logged once, counted at its end
+        # Its tracker's `log_lines` (how many of the last log records its crash row gets; 0: none) and
+        # `record_log_errors` (an ERROR log record becomes an error row). Runs of `runtracker exec` keep the
+        # command's output tail instead.
+        self.log_lines = 0
+        self.log_errors = False
 
 
 class Hooks:
@@ -109,6 +117,7 @@ class ProcessState:
         self.crash_file = CrashFile()
         self.heartbeat = Heartbeat(self.open_runs, self.crash_file)
         self.hooks = Hooks()
+        self.log_ring = LogRing()
         self.swept_crash_dirs: set[str] = set()  # where leftover faulthandler files were looked for
         self._identity: Identity | None = None
 
@@ -150,6 +159,7 @@ class ProcessState:
         self.heartbeat.forget_in_child()
         self.crash_file.forget_in_child()
         self.hooks.lock = threading.Lock()
+        self.log_ring.forget_in_child()
         self.swept_crash_dirs.clear()
         self._identity = None
 
@@ -162,6 +172,7 @@ class ProcessState:
         self.crash_file.close()
         self.stores.close_all()
         self.heartbeat = Heartbeat(self.open_runs, self.crash_file)
+        self.log_ring.uninstall()
         self.swept_crash_dirs.clear()
         self._identity = None
 

@@ -63,16 +63,23 @@ class RunTracker:
             $RUNTRACKER_HEARTBEAT_S, else 10 s.
         heartbeat_timeout_s: the reaper at start_run ends other hosts' runs whose heartbeat is older than
             this; default $RUNTRACKER_HEARTBEAT_TIMEOUT_S, else 60 s.
+        log_lines: how many of the process's last `logging` records (INFO and above, since the run started) its
+            crash row keeps after the traceback; default $RUNTRACKER_LOG_LINES, else 50; 0 keeps none.
+        record_log_errors: an ERROR log record during the run becomes one of its error rows; default
+            $RUNTRACKER_RECORD_LOG_ERRORS, else off.
     """
 
     def __init__(self, pipeline: str, db: object = None, club_slug: str | None = "rondo",
                  retention_days: int | None = None, heartbeat_s: float | None = None,
-                 heartbeat_timeout_s: float | None = None) -> None:
+                 heartbeat_timeout_s: float | None = None, log_lines: int | None = None,
+                 record_log_errors: bool | None = None) -> None:
         self.pipeline = sanitize.name(pipeline)
         self.club_slug = DEFAULT_CLUB_SLUG if club_slug is None else sanitize.name(club_slug)
         self.retention_days = config.retention_days(retention_days)
         self.heartbeat_s = config.heartbeat_interval_s(heartbeat_s)
         self.heartbeat_timeout_s = config.heartbeat_timeout_s(heartbeat_timeout_s)
+        self.log_lines = config.log_lines(log_lines)
+        self.record_log_errors = config.record_log_errors(record_log_errors)
         self._run_id: int | None = None  # the last run's id, kept after it ended
         self._troubles = Troubles()  # failures while no run is open
         self._db = db
@@ -93,6 +100,8 @@ class RunTracker:
 
         store = STATE.stores.get(self._db)
         hooks.install()
+        if self.log_lines or self.record_log_errors:  # the log ring: installed once per process (logring.py)
+            STATE.log_ring.install(self.log_lines, lifecycle.record_log_error if self.record_log_errors else None)
         try:
             reaper.reap_at_start(store, self.heartbeat_timeout_s)
         except Exception as exc:  # reaping is a service to others: it never costs this run
@@ -105,6 +114,7 @@ class RunTracker:
                                  heartbeat_s=self.heartbeat_s, attach_to=attach.target(self._db),
                                  retention_cutoff=config.retention_cutoff(self.retention_days), keep_unwritten=True)
         assert run is not None  # without a lock_key a new run always opens
+        run.log_lines, run.log_errors = self.log_lines, self.record_log_errors
         self._open = run
         return run.run_id  # None while its start is not written yet (see lifecycle.ensure_written)
 

@@ -18,6 +18,7 @@ from typing import Any
 from markupsafe import Markup, escape
 
 from ..clock import now_ms, to_ms
+from ..logring import split_stack
 from ..outcomes import FAILURE, PARTIAL, RUNNING, SUCCESS
 
 NEVER_RAN = "never ran"
@@ -212,6 +213,8 @@ def crash_panel(run: dict[str, Any], crash_rows: list[dict[str, Any]]) -> dict[s
     if info.get("timeout"):
         kind = "timeout"
     row = crash_rows[-1] if crash_rows else None
+    # A crash row's error_stack holds the traceback, then the process's last log lines (logring): shown apart.
+    parts = [(r, *split_stack(r.get("error_stack"))) for r in crash_rows]
     exit_code = run.get("exit_code") if run.get("exit_code") is not None else info.get("exit_code")
     if reaped:
         detected = f"{info.get('detected_by') or 'the reaper'}, at {info.get('detected_at') or run.get('reaped_at')}"
@@ -227,8 +230,9 @@ def crash_panel(run: dict[str, Any], crash_rows: list[dict[str, Any]]) -> dict[s
         "message": info.get("error") or (row["error_message"] if row else None),
         "signal": info.get("signal"),
         "exit_code": exit_code,
-        "stack": row["error_stack"] if row else None,
-        "stacks": [r for r in crash_rows if r.get("error_stack")],
+        "stack": split_stack(row["error_stack"])[0] if row else None,
+        "stacks": [{**r, "error_stack": stack} for r, stack, _ in parts if stack],
+        "log_lines": [{**r, "log_lines": lines} for r, _, lines in parts if lines],
         "step_in_progress": info.get("step_in_progress"),
         "detected": detected,
         "reap_reason": run.get("reap_reason"),
