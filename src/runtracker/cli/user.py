@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from ..storage.dashboard import Dashboard
+from ..storage.ingest import Ingest
 from ..terminal import safe
 from .common import CONTEXT_SETTINGS, db_option, reading, store_for
 
@@ -109,11 +110,14 @@ def user_list(db: str | None) -> None:
     with reading(db):
         users = dash.users()
         keys = dash.api_keys()
+        scopes = Ingest(dash.store).scopes()
     for row in users:
         click.echo(f"user  {safe(row['name'])}  (since {row['created_at']})")
     for row in keys:
         used = row["last_used_at"] or "never"
-        click.echo(f"key   {safe(row['name'])}  (since {row['created_at']}, last used {used})")
+        scope = scopes.get(row["id"])
+        writes = f"writes {safe(', '.join(scope))}" if scope else "read-only"
+        click.echo(f"key   {safe(row['name'])}  ({writes}; since {row['created_at']}, last used {used})")
     if not users and not keys:
         click.echo("no users and no API keys")
 
@@ -121,14 +125,23 @@ def user_list(db: str | None) -> None:
 @user_group.command("key-add")
 @db_option
 @click.argument("name")
-def key_add(db: str | None, name: str) -> None:
+@click.option("--write", "write", multiple=True, metavar="PIPELINE",
+              help="Let the key record runs of PIPELINE through the ingest API (a name or a glob pattern such as "
+                   "'sync-*'; '*' is every pipeline); repeatable. Without it the key is read-only.")
+def key_add(db: str | None, name: str, write: tuple[str, ...]) -> None:
     """Make an API key for /api/ and /metrics, named NAME; it is printed once, only its hash is stored."""
     passwords = _passwords()
     name = _name(name)
+    for pattern in write:
+        if not pattern.strip() or len(pattern) > MAX_NAME or not pattern.isprintable():
+            raise click.BadParameter(f"a pipeline or pattern is 1 to {MAX_NAME} printable characters",
+                                     param_hint="--write")
     key = passwords.new_api_key()
     dash = _dashboard(db)
     with reading(db):
-        dash.add_api_key(name, passwords.key_hash(key))
+        key_id = dash.add_api_key(name, passwords.key_hash(key))
+        if write:
+            Ingest(dash.store).set_write_scope(key_id, write)
     click.echo(key)
     click.echo(f"(the API key {safe(name)}: keep it now, it cannot be shown again)", err=True)
 
