@@ -51,6 +51,11 @@ OWNERLESS_TIMEOUT_ENV = "RUNTRACKER_OWNERLESS_TIMEOUT"
 DEFAULT_OWNERLESS_TIMEOUT_S = 6 * 3600.0
 MAX_OWNERLESS_TIMEOUT_S = 365 * 86400.0
 
+REDACT_ENV = "RUNTRACKER_REDACT"
+REDACT_PATTERNS_ENV = "RUNTRACKER_REDACT_PATTERNS"
+_ON = ("1", "true", "yes", "on")
+_OFF = ("0", "false", "no", "off")
+
 # `runtracker monitor --interval`; its default is `reaper.DEFAULT_MONITOR_INTERVAL_S`.
 MIN_MONITOR_INTERVAL_S = 0.1
 MAX_MONITOR_INTERVAL_S = 86400.0
@@ -196,6 +201,50 @@ def checked_ownerless_timeout(raw: object, where: str, instead: str | None = Non
                instead or _shown_seconds(DEFAULT_OWNERLESS_TIMEOUT_S))
         return None
     return seconds
+
+
+def redact_enabled() -> bool:
+    """Whether secrets are redacted from recorded text: $RUNTRACKER_REDACT (1/0, true/false, yes/no, on/off),
+    else on. A wrong value keeps it on, with a warning: a typo must not store secrets."""
+    found = _given(None, "redact", REDACT_ENV)
+    if found is None:
+        return True
+    raw, where = found
+    word = str(raw).strip().lower()
+    if word in _ON or word in _OFF:
+        return word in _ON
+    refuse(where, "not on or off (1/0, true/false, yes/no, on/off)", "on (secrets are redacted)")
+    return True
+
+
+def redact_patterns() -> list[str]:
+    """The extra redaction patterns of $RUNTRACKER_REDACT_PATTERNS: one regular expression per line. A wrong one
+    is left out, with a warning; the others and the built-in patterns apply."""
+    raw = os.environ.get(REDACT_PATTERNS_ENV, "")
+    patterns = []
+    for line in raw.splitlines():
+        if not line.strip():
+            continue
+        problem = redact_pattern_problem(line)
+        if problem is not None:
+            refuse(f"{REDACT_PATTERNS_ENV} line {shown(line)} (environment variable)", problem,
+                   "the other patterns")
+            continue
+        patterns.append(line)
+    return patterns
+
+
+def redact_pattern_problem(pattern: object) -> str | None:
+    """None if `pattern` can be an extra redaction pattern, else what is wrong with it."""
+    if not isinstance(pattern, str) or not pattern:
+        return "not a regular expression (a non-empty string)"
+    try:
+        compiled = re.compile(pattern)
+    except re.error as exc:
+        return f"not a valid regular expression ({exc})"
+    if compiled.search("") is not None:
+        return "a regular expression that matches empty text (it would put *** everywhere)"
+    return None
 
 
 # -- refusing a wrong value ---------------------------------------------------------------------------------

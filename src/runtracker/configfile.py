@@ -29,6 +29,10 @@ overdue_repeat = "4h"      # an overdue pipeline is alerted again at most this o
 [alerts.channels]          # Apprise URLs: one or a list per channel
 ops = "mailtos://alerts:secret@smtp.example.org?to=ops@example.org"
 chat = "slack://T0000/B0000/XXXXXXXX"
+
+[redact]                   # secrets out of recorded text (docs/redaction.md)
+enabled = true             # the default; false stores text as it is
+patterns = ["corp-[0-9a-f]{32}", "(?<=member-pin: )\\d+"]   # more regular expressions, each match -> ***
 ```
 
 The file is `--config PATH`, else `$RUNTRACKER_CONFIG`, else `./runtracker.toml` if it exists. Unknown keys are
@@ -48,7 +52,7 @@ import tomllib
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from . import config
+from . import config, redact
 from .execwrap.units import format_duration, parse_duration, parse_size
 from .schedule import Schedule, check_expression, zone
 
@@ -77,7 +81,8 @@ EXEC_KEYS = ("lock", "timeout", "kill_after", "tail")
 WATCH_KEYS = ("timezone", "grace", "max_runtime", "alerts", "alert_on")
 DEFAULTS_KEYS = (*EXEC_KEYS, "ownerless_timeout", *WATCH_KEYS)
 PIPELINE_KEYS = ("command", "display_name", "description", "schedule", *DEFAULTS_KEYS)
-TOP_KEYS = ("defaults", "pipelines", "alerts")
+TOP_KEYS = ("defaults", "pipelines", "alerts", "redact")
+REDACT_KEYS = ("enabled", "patterns")
 ALERTS_KEYS = ("channels", "dashboard_url", "overdue_repeat")
 
 
@@ -152,6 +157,9 @@ class PipelineConfig:
     default_ownerless_timeout_s: float | None = None  # `ownerless_timeout` in [defaults]
     default_watch: Watch = field(default_factory=Watch)
     alerts: AlertSettings = field(default_factory=AlertSettings)
+    # [redact]: None where the file says nothing (the environment's setting, else on; no extra patterns).
+    redact_enabled: bool | None = None
+    redact_patterns: tuple[str, ...] = ()
 
     def pipeline(self, name: str) -> Pipeline:
         """The configured pipeline, or one with the defaults and no command."""
@@ -200,7 +208,10 @@ def load(path: str | None = None, *, schedules: bool = True) -> PipelineConfig:
         data = tomllib.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
-    return parse(data, path, raw.decode("utf-8"), schedules=schedules)
+    loaded = parse(data, path, raw.decode("utf-8"), schedules=schedules)
+    # Applied to this process once the whole file is known to be right (the monitor, the dashboard, exec).
+    redact.configure(enabled=loaded.redact_enabled, patterns=list(loaded.redact_patterns))
+    return loaded
 
 
 def parse(data: dict[str, Any], path: str = "<config>", text: str | None = None, *,
@@ -228,7 +239,26 @@ def parse(data: dict[str, Any], path: str = "<config>", text: str | None = None,
             _text(src, table, where, "display_name"), _text(src, table, where, "description"),
             _watch(src, table, where, default_watch, alerts, schedules),
         )
-    return PipelineConfig(path, defaults, pipelines, default_ownerless, default_watch, alerts)
+    enabled, patterns = _redact_settings(src, src.table(data, ("redact",)))
+    return PipelineConfig(path, defaults, pipelines, default_ownerless, default_watch, alerts, enabled, patterns)
+
+
+def _redact_settings(src: _Source, table: dict[str, Any]) -> tuple[bool | None, tuple[str, ...]]:
+    where = ("redact",)
+    src.check_keys(table, where, REDACT_KEYS)
+    enabled = table.get("enabled")
+    if enabled is not None and not isinstance(enabled, bool):
+        raise src.error(where, "enabled", f"must be true or false, not {config.shown(enabled)}")
+    patterns = table.get("patterns", [])
+    if isinstance(patterns, str):
+        patterns = [patterns]
+    if not isinstance(patterns, list):
+        raise src.error(where, "patterns", "must be a list of regular expressions, e.g. [\"corp-[0-9a-f]{32}\"]")
+    for pattern in patterns:
+        problem = config.redact_pattern_problem(pattern)
+        if problem is not None:
+            raise src.error(where, "patterns", f"{config.shown(pattern)} is {problem}")
+    return enabled, tuple(patterns)
 
 
 class _Source:

@@ -19,7 +19,7 @@ import logging
 import threading
 import traceback
 
-from . import attach, logring, sanitize
+from . import attach, logring, redact, sanitize
 from .clock import iso, later, ms_between, now_ms, to_ms
 from .guard import report
 from .heartbeat import LAST_WORDS
@@ -157,6 +157,7 @@ def open_run(store: Store, *, pipeline: str, club_slug: str | None, started_ms: 
     that can (the exit hook at the latest). `started_by`: who asked for the run (the dashboard's Start button).
     """
     started_at = iso(started_ms)
+    redact.refresh()  # the environment's secrets as they are now: a pipeline may have set one since its last run
     row = store.get_run(attach_to) if attach_to is not None else None
     if row is not None and row["outcome"] == RUNNING and row["pipeline"] == pipeline:
         run = OpenRun(store, int(row["id"]), pipeline, club_slug, str(row["started_at"]), attached=True)
@@ -213,7 +214,8 @@ def ensure_written(run: OpenRun, followed: str | None = None) -> int:
             run.steps.pop(step.step_id)  # its id is taken in that file: its end_step is refused with a warning
     message = (f"the database file {getattr(store, 'path', store.url)} was {what} while this run "
                f"was open (as run {old_id}); what it recorded before {iso(now_ms())} stayed with the old file")
-    store.insert_errors([(new_id, None, run.club_slug, NO_STEP, None, message, None, iso(now_ms()))])
+    store.insert_errors([(new_id, None, run.club_slug, NO_STEP, None, sanitize.text(message, sanitize.MESSAGE_LIMIT),
+                          None, iso(now_ms()))])
     log.warning("runtracker: %s; the rest of it is recorded in the file now at that path, as run %s", message, new_id)
     return new_id
 
@@ -406,7 +408,8 @@ def _build(facts: RunFacts, ending: Ending) -> tuple[RunEnd, str | None, str | N
         outcome=ending.outcome, finished_at=finished_at, duration_ms=duration_ms,
         summary_json=summary_json, exit_code=ending.exit_code,
         steps=_step_ends(facts.open_steps, FAILURE if ending.outcome == FAILURE else PARTIAL, finished_at, detail),
-        errors=errors, reaped=ending.reaped, output_tail=ending.output_tail,
+        errors=errors, reaped=ending.reaped,
+        output_tail=sanitize.optional_text(ending.output_tail, sanitize.TAIL_LIMIT),
     )
     return end, message, step_name
 

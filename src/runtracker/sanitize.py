@@ -1,14 +1,18 @@
 """Turn whatever a pipeline hands us into values the database accepts, without ever raising.
 
 Bad input gets a sane record: text is decoded, cleaned of NUL bytes and lone surrogates (PostgreSQL rejects
-both) and truncated; counts become non-negative ints; stats become JSON even when they hold sets, objects or
-themselves.
+both), rid of secrets (`redact`: passwords, tokens, auth headers become `***`) and truncated; counts become
+non-negative ints; stats become JSON even when they hold sets, objects or themselves, and the values of their
+keys that look secret become `***`. Every writer of free text goes through here, so nothing unredacted is
+stored (docs/redaction.md).
 """
 
 from __future__ import annotations
 
 import logging
 import math
+
+from .redact import MARK, might_hold_secret, redact, secret_key
 
 TYPE_CHECKING = False  # `typing` is not imported at run time: see records.py
 if TYPE_CHECKING:
@@ -23,16 +27,31 @@ JSON_LIMIT = 65536
 # The largest count a step records: a 32-bit signed integer, so that every backend's count columns hold it and
 # a run's totals (sums over its steps, 64-bit columns) cannot overflow. Larger counts are clamped, with a warning.
 MAX_COUNT = 2**31 - 1
+# `runtracker exec`'s output tail: at most 1 MB of bytes (configfile.MAX_TAIL_BYTES), so at most as many
+# characters; redaction may lengthen it a little (`pw=a` becomes `pw=***`).
+TAIL_LIMIT = 2 * 1024 * 1024
 _MAX_DEPTH = 20
 _TRUNCATED = "…[truncated]"
 
 
 def text(value: object, limit: int) -> str:
-    """Any value as clean text of at most `limit` characters."""
-    # Fast path for the common case (record_errors calls this three times per row): short ASCII text without
-    # NUL is already clean, and the checks below run in C.
+    """Any value as clean text of at most `limit` characters, with its secrets redacted."""
+    # Fast path for the common case (record_errors calls this for every message): short ASCII text without
+    # NUL is already clean, and the checks below run in C; `redact` returns at once for most messages.
+    if type(value) is str and len(value) <= limit and value.isascii() and "\x00" not in value:
+        value = redact(value)
+        return value if len(value) <= limit else value[: limit - len(_TRUNCATED)] + _TRUNCATED
+    return _clean(value, limit, True)
+
+
+def plain_text(value: object, limit: int) -> str:
+    """Clean text as `text`, not redacted: for identifiers, which are looked up as they are (member ids)."""
     if type(value) is str and len(value) <= limit and value.isascii() and "\x00" not in value:
         return value
+    return _clean(value, limit, False)
+
+
+def _clean(value: object, limit: int, redacting: bool) -> str:
     if isinstance(value, bytes | bytearray | memoryview):
         value = bytes(value).decode("utf-8", "replace")
     elif not isinstance(value, str):
@@ -48,6 +67,9 @@ def text(value: object, limit: int) -> str:
         value.encode("utf-8")
     except UnicodeEncodeError:
         value = value.encode("utf-8", "replace").decode("utf-8")
+    # Redacted before it is cut to the limit: a secret cut in half would no longer look like one.
+    if redacting:
+        value = redact(value)
     if len(value) > limit:
         value = value[: limit - len(_TRUNCATED)] + _TRUNCATED
     return value
@@ -107,20 +129,29 @@ def _plain(obj: Any, depth: int, seen: set[int]) -> Any:
         seen.add(id(obj))
         try:
             if isinstance(obj, dict):
-                return {text(k, NAME_LIMIT): _plain(v, depth + 1, seen) for k, v in list(obj.items())}
+                return dict(_item(k, v, depth, seen) for k, v in list(obj.items()))
             return [_plain(v, depth + 1, seen) for v in list(obj)]
         finally:
             seen.discard(id(obj))
     if isinstance(obj, BaseException):
-        return f"{type(obj).__name__}: {obj}"
+        return text(f"{type(obj).__name__}: {obj}", MESSAGE_LIMIT)
     try:
         return text(repr(obj), MESSAGE_LIMIT)
     except Exception as exc:  # a __repr__ that raises must not cost the rest of the stats
         return f"<unprintable {type(obj).__name__}: {type(exc).__name__}>"
 
 
+def _item(key: object, value: Any, depth: int, seen: set[int]) -> tuple[str, Any]:
+    """A dict's item; its value is `***` when its key names a secret (`password`, `api_key`, `Authorization`),
+    whatever the value is. None and booleans say nothing secret and stay."""
+    name = text(key, NAME_LIMIT)
+    if value is not None and not isinstance(value, bool) and secret_key(name):
+        return name, MARK
+    return name, _plain(value, depth + 1, seen)
+
+
 def to_json(obj: object) -> str | None:
-    """Serialise stats or detail to JSON text; None stays None."""
+    """Serialise stats or detail to JSON text, with secrets redacted; None stays None."""
     if obj is None:
         return None
     import json  # here: most calls of a run have no stats or detail, and `import runtracker` stays cheap
@@ -129,7 +160,12 @@ def to_json(obj: object) -> str | None:
         encoded = json.dumps(obj, allow_nan=False, ensure_ascii=False)
     except (TypeError, ValueError, RecursionError):
         encoded = json.dumps(_plain(obj, 0, set()), allow_nan=False, ensure_ascii=False)
-    encoded = text(encoded, JSON_LIMIT * 4)
+    else:
+        # One cheap look at the whole document; only one that may hold a secret is rebuilt value by value
+        # (`_plain` redacts every string and replaces the values of secret keys).
+        if might_hold_secret(encoded):
+            encoded = json.dumps(_plain(obj, 0, set()), allow_nan=False, ensure_ascii=False)
+    encoded = plain_text(encoded, JSON_LIMIT * 4)  # its strings are redacted already
     if len(encoded) > JSON_LIMIT * 4 - len(_TRUNCATED):
         # A truncated JSON document is not JSON: keep a valid one that says what happened.
         encoded = json.dumps({"truncated": True, "preview": encoded[:JSON_LIMIT]}, ensure_ascii=False)

@@ -5,16 +5,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from . import config, guard, hooks
+from . import config, guard, hooks, redact
 from .state import STATE
 
 
 def reset() -> None:
     """Forget open runs, stop the heartbeat, close this process's connections, put back every process hook, and
-    forget which wrong settings were warned about."""
+    forget which wrong settings were warned about and the redaction settings (read again from the environment)."""
     STATE.reset()
     hooks.uninstall()
     config.forget_warnings()
+    redact.reset()
 
 
 @contextmanager

@@ -295,7 +295,7 @@ def error_row(run_id: int, club_slug: str | None, step_name: str | None, step_id
     in the original tool's schema, as ours."""
     return (
         run_id, step_id, club_slug, step_name,  # type: ignore[return-value]
-        None if member is None else sanitize.text(member, sanitize.NAME_LIMIT),
+        None if member is None else sanitize.plain_text(member, sanitize.NAME_LIMIT),  # an id: not redacted
         sanitize.text(NO_MESSAGE if message is None else message, sanitize.MESSAGE_LIMIT),
         None if stack is None else sanitize.text(stack, sanitize.STACK_LIMIT), at,
     )

@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from .. import sanitize
 from ..clock import iso, now_ms
 from ..storage.alerts import FAILED, PENDING, SENT, AlertStore
 from .channels import Channels
@@ -103,7 +104,9 @@ class Deliverer:
             if not self.alerts.claim(delivery, self.by, iso(now + int(LEASE_S * 1000))):
                 continue  # another monitor took it
             tried += 1
-            error = self.channels.send(channel, delivery["title"], delivery["body"])
+            # Apprise's own messages may quote a channel URL, password and all: stored and logged redacted.
+            error = sanitize.optional_text(self.channels.send(channel, delivery["title"], delivery["body"]),
+                                           sanitize.MESSAGE_LIMIT)
             attempts = int(delivery["attempts"]) + 1
             now = self.clock()
             if error is None:

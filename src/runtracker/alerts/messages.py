@@ -1,9 +1,8 @@
 """What an alert says: the pipeline, what happened, the crash kind, the first error lines, and a link to the run.
 
 Only what the database stores goes into a message, and the database stores only sanitised text
-(`runtracker.sanitize`: clean, bounded). runtracker has no redaction of secrets inside that text (a token a
-pipeline put into its own error message is stored, shown on the dashboard, and sent): messages are no worse
-than the dashboard, and no better. Channel URLs, which hold passwords, never appear in a message.
+(`runtracker.sanitize`: clean, bounded, its secrets redacted — docs/redaction.md): a message shows what the
+dashboard shows, no more. Channel URLs, which hold passwords, never appear in a message.
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import config, hooks, lifecycle, reaper, sanitize
+from .. import config, hooks, lifecycle, reaper, redact, sanitize
 from ..attach import RUN_ID_ENV, child_view, worse
 from ..clock import now_ms
 from ..config import DB_ENV, resolve_db
@@ -205,6 +205,7 @@ def _execute(request: ExecRequest, open_run: OpenRun | None,
 
 def _child_env(request: ExecRequest, open_run: OpenRun | None) -> dict[str, str]:
     env = dict(os.environ)
+    env.update(redact.child_environment())  # the config file's [redact] too
     if open_run is None:
         env.pop(RUN_ID_ENV, None)  # never let an untracked command join a run of an outer wrapper
         return env

@@ -1,0 +1,293 @@
+"""Secrets out of recorded text: passwords in URLs, `password=` pairs, auth headers, tokens, secret env values.
+
+`redact(text)` replaces each secret it finds with `***` and keeps what says what it was (`https://admin:***@host`,
+`password=***`, `Authorization: ***`). `sanitize` calls it for every text it cleans and for the strings of every
+JSON document (stats, detail, summary), whose keys that look secret get `***` as their value: every writer goes
+through `sanitize`, so nothing unredacted is stored, and the dashboard and the alerts show only what is stored.
+The rules, their limits and the settings: docs/redaction.md.
+
+Cost: `redact` runs for every message `record_errors` stores, so it must be cheap for text without secrets.
+Python's regular expressions are slow at trying many alternatives at every position of a text (a combined
+pattern of these rules costs ~50 µs on an 80-character message), so nothing here scans a text with one:
+substring tests (`in`, in C) first decide whether a rule can apply at all — most messages ("member KNVB1004 not
+found") stop there — and the rules then look only where their anchor is: after each `=` or `:` for a secret key
+(the key read backwards from the separator), after each `://` for user-info, at each known token prefix.
+
+The values of the process's environment variables whose names look secret are collected at the first use and
+again at every run's start (`refresh`, called by `lifecycle.open_run`): a pipeline that sets
+`os.environ["API_TOKEN"]` before its run has it redacted. Values shorter than `MIN_ENV_VALUE` characters are
+not used: `API_KEY=1` would otherwise put `***` in every number.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+from . import config
+
+MARK = "***"
+# Shorter values of secret-looking environment variables are not redacted: they would wreck ordinary text.
+MIN_ENV_VALUE = 6
+# Environment variables whose values are secrets: `*PASSWORD*`, `*PASSWD*`, `*TOKEN*`, `*SECRET*`,
+# `*CREDENTIAL*`, `*_KEY`, `*_PASS`.
+_SECRET_NAME = r"PASSWORD|PASSWD|TOKEN|SECRET|CREDENTIAL|_KEY$|^KEY$|_PASS$"
+
+# A key names a secret when it ends with one of these (`DB_PASSWORD`, `access_token`, `x-api-key`, `"secret"`);
+# `tokens=5`, `token_count` and `passed` do not. "pass" and "auth" only as a whole word or after `_`, `-`, `.`.
+_KEY_ENDINGS = tuple(
+    ["password", "passwd", "passphrase", "pwd", "secret", "token", "apikey", "credential", "credentials",
+     "authorization", "cookie", "sessionid", "sessid"]
+    + [prefix + sep + "key" for prefix in ("api", "access", "secret", "private", "auth", "client", "signing",
+                                           "encryption", "master") for sep in ("_", "-", "")]
+    + ["session_id", "session-id"]
+)
+_WORD_KEYS = ("pass", "auth")
+# Header names whose whole value is secret (`Authorization: Bearer x` keeps `Authorization: `).
+_HEADERS = ("authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key", "x-auth-token", "api-key")
+# Without one of these words in the (lower-cased) text, no key in it can be secret.
+_KEY_HINTS = ("pass", "pwd", "secret", "token", "key", "auth", "cookie", "sess", "cred")
+# Command-line options whose next argument is the secret: `--password hunter2`, curl's `-u user:password`.
+_OPTION = r"(?<!\S)--([\w-]{2,64})[ \t]+(?!-)([^\s\"']+|\"[^\"\n]*\"|'[^'\n]*')"
+_CURL_USER = r"(?<!\S)(-u|--user)[ \t]+([^\s:\"']+):([^\s\"']+)"
+
+# Read backwards from a separator: spaces, an optional closing quote, the key.
+_KEY_BACKWARDS = r"[ \t]*([\"']?)([\w.-]{1,80})"
+# A value after a separator: quoted (to its closing quote, or the line's end) or bare (to the next space, quote,
+# separator or bracket; an `=` is part of it: base64 ends with them). An auth scheme goes with its credentials.
+_VALUE = (r"[ \t]*(?:\"(?:[^\"\\\n]|\\.)*\"?|'(?:[^'\\\n]|\\.)*'?"
+          r"|(?:(?i:bearer|basic|token|digest)[ \t]+)?[^\s&,;\"'<>()\[\]{}]+)")
+# After `://`: user, `:`, password (up to the last `@` before the host), `@`.
+_USERINFO = r"[^\s/?#@:\"'<>]*:([^\s/?#\"'<>]*)@"
+# Well-known token shapes, replaced whole (case matters): GitHub, Slack, AWS key ids, Stripe, GitLab, Google,
+# OpenAI, JWTs; a bearer token anywhere; a Slack webhook's path; a private key block.
+_SHAPES = (r"(?<![\w-])(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}|xox[abposr]-[A-Za-z0-9-]{10,}"
+           r"|(?:AKIA|ASIA|AGPA|AIDA|AROA)[A-Z0-9]{16}|[sr]k_(?:live|test)_[A-Za-z0-9]{16,}"
+           r"|glpat-[A-Za-z0-9_-]{20,}|AIza[0-9A-Za-z_-]{35}|sk-[A-Za-z0-9_-]{20,}"
+           r"|eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,})"
+           r"|(?<=[Bb]earer )[A-Za-z0-9._~+/=-]{8,}|(?<=BEARER )[A-Za-z0-9._~+/=-]{8,}"
+           r"|(?<=hooks\.slack\.com/services/)[A-Za-z0-9/]+"
+           r"|-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|\Z)")
+# Without one of these in the text, no shape can match: first a few that most messages lack, then, for those that
+# have one, the shapes' own prefixes (twenty `in` tests for every message would cost a fifth of record_errors).
+_SHAPE_GATES = ("_", "-", "A", "eyJ", "earer ", "EARER ", "hooks.")
+_SHAPE_HINTS = ("gh", "xox", "AKIA", "ASIA", "AGPA", "AIDA", "AROA", "k_live_", "k_test_", "glpat-", "AIza", "sk-",
+                "eyJ", "earer ", "EARER ", "hooks.slack.com", "PRIVATE KEY")
+
+
+class _Rules:
+    """The settings and compiled rules: read at the first use; `configure`, `refresh` and `reset` change them."""
+
+    def __init__(self) -> None:
+        self.ready = False
+        self.enabled = True
+        self.extra: list[re.Pattern[str]] = []
+        self.extra_sources: list[str] = []
+        self.env_values: tuple[str, ...] = ()
+        self.env_needles: tuple[str, ...] = ()  # the env values, also as they appear in JSON text
+        self.key_backwards = re.compile(_KEY_BACKWARDS)
+        self.value = re.compile(_VALUE)
+        self.userinfo = re.compile(_USERINFO)
+        self.option = re.compile(_OPTION)
+        self.curl_user = re.compile(_CURL_USER)
+        self.shapes = re.compile(_SHAPES)
+        self.separator = re.compile(r"[=:]")
+
+
+_rules: _Rules | None = None
+
+
+def redact(text: str) -> str:
+    """`text` with every secret found replaced by `***`. Never raises for a str."""
+    rules = _rules if _rules is not None else _load()
+    if not rules.enabled:
+        return text
+    if "=" in text or ":" in text:
+        text = _keyed(rules, text)
+    if "--" in text or "-u " in text:
+        text = _options(rules, text)
+    for gate in _SHAPE_GATES:
+        if gate in text:
+            for hint in _SHAPE_HINTS:
+                if hint in text:
+                    text = rules.shapes.sub(MARK, text)
+                    break
+            break
+    for value in rules.env_values:
+        if value in text:
+            text = text.replace(value, MARK)
+    for pattern in rules.extra:
+        text = pattern.sub(MARK, text)
+    return text
+
+
+def might_hold_secret(json_text: str) -> bool:
+    """Whether a JSON document's text may hold a secret key, or a string `redact` would change. A False is
+    certain; a True sends the document through the slow path (each string redacted, each key looked at).
+
+    Not `redact(json_text) != json_text`: escaping hides some secrets from the rules (a string holding
+    `{"password": "x"}` is `{\\"password\\": ...` in the document). The same hints as `redact`'s are looked
+    for instead, which escaping leaves alone; env values are looked for as JSON escapes them too."""
+    rules = _rules if _rules is not None else _load()
+    if not rules.enabled:
+        return False
+    if rules.extra:
+        return True  # an extra pattern may match a string and not its escaped form, or the other way round
+    if "=" in json_text or ":" in json_text:
+        low = json_text.lower()
+        if any(hint in low for hint in _KEY_HINTS):
+            return True
+    if ("://" in json_text and "@" in json_text) or "--" in json_text or "-u " in json_text:
+        return True
+    return any(hint in json_text for hint in _SHAPE_HINTS) or any(n in json_text for n in rules.env_needles)
+
+
+def secret_key(key: str) -> bool:
+    """Whether a key (`password`, `api_key`, `Authorization`, `db.password`) names a secret value."""
+    rules = _rules if _rules is not None else _load()
+    if not rules.enabled:
+        return False
+    low = key.lower()
+    if low.endswith(_KEY_ENDINGS):
+        return True
+    for word in _WORD_KEYS:
+        if low == word or (low.endswith(word) and low[-len(word) - 1] in "_-."):
+            return True
+    return False
+
+
+def enabled() -> bool:
+    return (_rules if _rules is not None else _load()).enabled
+
+
+def configure(enabled: bool | None = None, patterns: list[str] | None = None) -> None:
+    """Switch redaction on or off, and add extra patterns (already checked: `config.redact_pattern_problem`) to
+    those of the environment; None leaves a setting as it is."""
+    rules = _rules if _rules is not None else _load()
+    if enabled is not None:
+        rules.enabled = enabled
+    if patterns is not None:
+        rules.extra_sources = list(dict.fromkeys([*config.redact_patterns(), *patterns]))
+        rules.extra = [re.compile(p) for p in rules.extra_sources]
+
+
+def child_environment() -> dict[str, str]:
+    """This process's settings as environment variables, for a command `runtracker exec` starts: a Python child
+    that joins the run redacts as the wrapper does, [redact] of the config file included."""
+    rules = _rules if _rules is not None else _load()
+    return {config.REDACT_ENV: "on" if rules.enabled else "off",
+            config.REDACT_PATTERNS_ENV: "\n".join(rules.extra_sources)}
+
+
+def refresh() -> None:
+    """Collect the secret-looking environment variables' values again (every run's start)."""
+    _collect_env(_rules if _rules is not None else _load())
+
+
+def reset() -> None:
+    """Forget the settings: the next use reads them from the environment again (tests)."""
+    global _rules
+    _rules = None
+
+
+# -- the rules ------------------------------------------------------------------------------------------------
+def _load() -> _Rules:
+    global _rules
+    rules = _Rules()
+    rules.enabled = config.redact_enabled()
+    rules.extra_sources = config.redact_patterns()
+    rules.extra = [re.compile(p) for p in rules.extra_sources]
+    _collect_env(rules)
+    _rules = rules
+    return rules
+
+
+def _collect_env(rules: _Rules) -> None:
+    import json  # here: only once per run
+
+    values = {value for name, value in os.environ.items()
+              if len(value) >= MIN_ENV_VALUE and re.search(_SECRET_NAME, name.upper())}
+    rules.env_values = tuple(sorted(values, key=len, reverse=True))  # a value holding another goes whole first
+    rules.env_needles = tuple({*values, *(json.dumps(v, ensure_ascii=False)[1:-1] for v in values)})
+
+
+def _keyed(rules: _Rules, text: str) -> str:
+    """`key=value`, `"key": "value"`, `Header: value` and URL user-info, found from their separators."""
+    low = text.lower()
+    if len(low) != len(text):  # a few characters lower-case to two ("İ"): keep the positions
+        low = "".join(c.lower() if len(c.lower()) == 1 else c for c in text)
+    cuts: list[tuple[int, int, str]] = []  # (start, end, replacement), in order
+    if "://" in text and "@" in text:
+        at = text.find("://")
+        while at >= 0:
+            match = rules.userinfo.match(text, at + 3)
+            if match is not None:
+                cuts.append((match.start(1), match.end(1), MARK))
+            at = text.find("://", at + 3)
+    for hint in _KEY_HINTS:
+        if hint in low:
+            cuts.extend(_pairs(rules, text, low))
+            break
+    if not cuts:
+        return text
+    cuts.sort()
+    parts, done = [], 0
+    for start, end, replacement in cuts:
+        if start < done:  # inside a secret already cut (a URL in a password's value)
+            continue
+        parts += [text[done:start], replacement]
+        done = end
+    parts.append(text[done:])
+    return "".join(parts)
+
+
+def _pairs(rules: _Rules, text: str, low: str) -> list[tuple[int, int, str]]:
+    cuts = []
+    backwards = low[::-1]
+    n = len(text)
+    for sep in rules.separator.finditer(text):
+        at = sep.start()
+        key = rules.key_backwards.match(backwards, n - at)
+        if key is None:
+            continue
+        name = key.group(2)[::-1]
+        if not secret_key(name):
+            continue
+        quoted = bool(key.group(1))
+        if sep.group() == ":" and not quoted and name in _HEADERS:
+            end = text.find("\n", at)
+            end = n if end < 0 else end
+            begins = n - key.end()  # a header inside quotes (`curl -H 'Cookie: x' URL`) ends at its quote
+            if begins > 0 and text[begins - 1] in "\"'":
+                closing = text.find(text[begins - 1], at, end)
+                end = end if closing < 0 else closing
+            start = at + 1
+            while start < end and text[start] in " \t":
+                start += 1
+            if start < end and text[start] not in "\"'":
+                cuts.append((start, end if text[end - 1] != "\r" else end - 1, MARK))
+                continue
+        value = rules.value.match(text, at + 1)
+        if value is None or value.end() == at + 1:
+            continue
+        start, end = value.start(), value.end()
+        while start < end and text[start] in " \t":
+            start += 1
+        if text[start] in "\"'":  # keep the quotes: "***"
+            quote = text[start]
+            start += 1
+            if end > start and text[end - 1] == quote and text[end - 2] != "\\":
+                end -= 1
+        cuts.append((start, end, MARK))
+    return cuts
+
+
+def _options(rules: _Rules, text: str) -> str:
+    """Command lines: `--password hunter2`, `--token=...` (a pair, above), curl's `-u user:password`."""
+    def option(match: re.Match[str]) -> str:
+        if not secret_key(match.group(1)):
+            return match.group()
+        return match.group()[: match.start(2) - match.start()] + MARK
+
+    text = rules.option.sub(option, text)
+    return rules.curl_user.sub(lambda m: f"{m.group(1)} {m.group(2)}:{MARK}", text)
