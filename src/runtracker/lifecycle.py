@@ -76,7 +76,7 @@ class Ending(Record):
         """This end with the run's last log lines, taken now, if it leaves a crash row and has none yet."""
         if self.message is None or self.kind is None or self.log_lines is not None or run.log_lines <= 0:
             return self
-        lines = STATE.log_ring.lines(to_ms(run.started_at), run.log_lines)
+        lines = STATE.log_ring.lines(run.log_since, run.log_lines)
         if lines is None:
             return self
         fields = self.fields()
@@ -478,7 +478,7 @@ def record_crash_rows(kind: str, exc: BaseException | None, runs: list[OpenRun])
         run.crashes += 1
         step = next(reversed(run.steps.values()), None)
         try:
-            lines = STATE.log_ring.lines(to_ms(run.started_at), run.log_lines)
+            lines = STATE.log_ring.lines(run.log_since, run.log_lines)
             run.store.insert_errors([crash_row(ensure_written(run), step.step_id if step else None, run.club_slug,
                                                f"{kind}: {message}", stack, at, lines)])
         except Exception as error:

@@ -91,16 +91,14 @@ class LogRing:
                 self.factory = _factory(self, self.previous)
                 logging.setLogRecordFactory(self.factory)
 
-    def lines(self, since_ms: int | None, limit: int) -> str | None:
-        """The section a crash row gets: the last `limit` records created since `since_ms`, oldest first, capped
-        at `TEXT_LIMIT` characters (the oldest left out first); None when there are none."""
+    def lines(self, since: float, limit: int) -> str | None:
+        """The section a crash row gets: the last `limit` records created since `since` (`time.time()`, the
+        clock of `LogRecord.created`), oldest first, capped at `TEXT_LIMIT` characters (the oldest left out
+        first); None when there are none."""
         if limit <= 0:
             return None
         entries = list(self.records)  # a copy, taken atomically: other threads go on logging
-        if since_ms is not None:
-            since = since_ms / 1000
-            entries = [e for e in entries if e.created >= since]
-        entries = entries[-limit:]
+        entries = [e for e in entries if e.created >= since][-limit:]
         if not entries:
             return None
         lines = [_line(entry) for entry in entries]

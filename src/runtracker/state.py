@@ -47,7 +47,7 @@ class OpenRun:
 
     __slots__ = ("store", "run_id", "pipeline", "club_slug", "started_at", "generation", "thread", "attached",
                  "steps", "known_steps", "problems", "crashes", "pending", "ended", "troubles", "log_lines",
-                 "log_errors")
+                 "log_since", "log_errors")
 
     def __init__(self, store: Store, run_id: int | None, pipeline: str, club_slug: str | None, started_at: str, *,
                  attached: bool = False) -> None:
@@ -80,6 +80,7 @@ class OpenRun:
         # `record_log_errors` (an ERROR log record becomes an error row). Runs of `runtracker exec` keep the
         # command's output tail instead.
         self.log_lines = 0
+        self.log_since = 0.0  # when its tracker's start_run was called (time.time()): the records it gets since
         self.log_errors = False
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 import traceback
 from collections.abc import Callable, Iterable
 
@@ -94,7 +95,7 @@ class RunTracker:
         Its `started_at` is the moment of this call. Runs of other processes whose owner is gone are reaped
         first (see `reaper`).
         """
-        started_ms = now_ms()
+        started_ms, log_since = now_ms(), time.time()
         from . import attach, hooks, lifecycle, reaper
         from .state import STATE
 
@@ -114,7 +115,7 @@ class RunTracker:
                                  heartbeat_s=self.heartbeat_s, attach_to=attach.target(self._db),
                                  retention_cutoff=config.retention_cutoff(self.retention_days), keep_unwritten=True)
         assert run is not None  # without a lock_key a new run always opens
-        run.log_lines, run.log_errors = self.log_lines, self.record_log_errors
+        run.log_lines, run.log_since, run.log_errors = self.log_lines, log_since, self.record_log_errors
         self._open = run
         return run.run_id  # None while its start is not written yet (see lifecycle.ensure_written)
 
