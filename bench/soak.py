@@ -158,6 +158,7 @@ class Proc:
     journal: Path
     stderr: Path
     signal: int | None = None
+    signalled_at: float = 0.0
     returncode: int | None = None
 
 
@@ -167,7 +168,7 @@ class Result:
     seconds: float = 0.0
     procs: list[Proc] = field(default_factory=list)
     rss: dict[str, list[float]] = field(default_factory=dict)  # name -> MB at warm-up, ..., at the end
-    size: list[tuple[int, int]] = field(default_factory=list)  # (bytes, runs) at warm-up and at the end
+    size: list[tuple[int, int, int]] = field(default_factory=list)  # (bytes, WAL bytes, runs): warm-up, end
     wal_max: int = 0
     figures: dict[str, Any] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
@@ -233,18 +234,19 @@ class Soak:
     def _sample(self, monitor: subprocess.Popen[Any], long: Proc, store: Any) -> None:
         self.result.rss.setdefault("monitor", []).append(_rss_mb(monitor.pid))
         self.result.rss.setdefault("long-lived worker", []).append(_rss_mb(long.popen.pid))
-        self.result.size.append((self._size(store), _one(store, "SELECT COUNT(*) AS n FROM runs")))
+        self.result.size.append((*self._size(store), _one(store, "SELECT COUNT(*) AS n FROM runs")))
 
-    def _size(self, store: Any) -> int:
+    def _size(self, store: Any) -> tuple[int, int]:
+        """(the database's bytes, its WAL's): the SQLite file and its -wal; the schema's tables on PostgreSQL."""
         if self.backend == "sqlite":
             path = Path(self.url.removeprefix("sqlite:///"))
             wal_file = path.with_name(path.name + "-wal")
             wal = wal_file.stat().st_size if wal_file.exists() else 0
             self.result.wal_max = max(self.result.wal_max, wal)
-            return path.stat().st_size + wal
+            return path.stat().st_size, wal
         return _one(store, "SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0) AS n FROM pg_class c JOIN "
                            "pg_namespace s ON s.oid = c.relnamespace WHERE s.nspname = current_schema() "
-                           "AND c.relkind = 'r'")
+                           "AND c.relkind = 'r'"), 0
 
     def run(self) -> Result:
         from runtracker.storage import open_store
@@ -268,15 +270,20 @@ class Soak:
             next_report, sampled = began + 30, False
             while (now := time.monotonic()) < began + self.seconds:
                 for i, proc in enumerate(workers):
+                    if proc.signal is not None and proc.popen.poll() is None and now > proc.signalled_at + 60:
+                        res.problems.append(f"worker {proc.slot} pid {proc.popen.pid} still alive 60 s after "
+                                            f"{signal.Signals(proc.signal).name}: SIGKILLed")
+                        _kill_group(proc.popen)
                     if proc.popen.poll() is not None:
                         self._ended(proc)
                         workers[i] = self._worker(proc.slot)
                 if long.popen.poll() is not None:
                     raise SystemExit(f"the long-lived worker died: {long.stderr.read_text()[-2000:]}")
                 if now >= next_kill:
-                    victim = self.rng.choice([p for p in workers if p.popen.poll() is None] or workers)
-                    if victim.signal is None and victim.popen.poll() is None:
-                        victim.signal = self.rng.choice(SIGNALS)
+                    alive = [p for p in workers if p.signal is None and p.popen.poll() is None]
+                    if alive:
+                        victim = self.rng.choice(alive)
+                        victim.signal, victim.signalled_at = self.rng.choice(SIGNALS), now
                         victim.popen.send_signal(victim.signal)
                     next_kill = now + self.rng.uniform(*KILL_EVERY_S)
                 if not sampled and now >= began + warm_up:
@@ -289,7 +296,7 @@ class Soak:
                     runs = _one(store, "SELECT COUNT(*) AS n FROM runs")
                     self.log(f"{self.backend}: {now - began:5.0f} s, {runs:,} runs, {running} running now, "
                              f"{killed} killed, RSS monitor {_rss_mb(monitor.pid):.1f} MB, long-lived worker "
-                             f"{_rss_mb(long.popen.pid):.1f} MB, database {self._size(store) / 2**20:.1f} MB")
+                             f"{_rss_mb(long.popen.pid):.1f} MB, database {sum(self._size(store)) / 2**20:.1f} MB")
                 time.sleep(0.02)
             res.seconds = time.monotonic() - began
             if not sampled:
@@ -488,7 +495,7 @@ def soak_backend(backend: str, seconds: float, pause_ms: float, src: Path, keep:
 
 def summary(res: Result) -> dict[str, Any]:
     f = res.figures
-    (size0, runs0), (size1, runs1) = res.size[0], res.size[-1]
+    (size0, _, runs0), (size1, wal1, runs1) = res.size[0], res.size[-1]
     per_run = (size1 - size0) / (runs1 - runs0) if runs1 > runs0 else float("nan")
     rss = {name: {"start_mb": round(v[0], 1), "end_mb": round(v[-1], 1), "growth_mb": round(v[-1] - v[0], 1),
                   "growth_pct": round((v[-1] - v[0]) / v[0] * 100, 1)} for name, v in res.rss.items()}
@@ -500,7 +507,7 @@ def summary(res: Result) -> dict[str, Any]:
             "acknowledged": f["acknowledged"], "rss": rss,
             "db_bytes": {"start": size0, "end": size1, "runs_start": runs0, "runs_end": runs1,
                          "bytes_per_run": round(per_run), "mb_per_1000_runs": round(per_run * 1000 / 2**20, 2)}
-            | ({"wal_max": res.wal_max} if res.backend == "sqlite" else {}),
+            | ({"wal_end": wal1, "wal_max": res.wal_max} if res.backend == "sqlite" else {}),
             "planted_secrets_stored": f["planted_secrets_stored"],
             "planted_secret_rows_unredacted": f["planted_secret_rows_unredacted"], "problems": len(res.problems)}
 
@@ -532,13 +539,13 @@ def report(rows: list[dict[str, Any]], pause_ms: float) -> str:
     row("calls the guard swallowed", "0", lambda r: r["acknowledged"].get("failed", 0))
     row("RSS of `runtracker monitor`, warm-up → end", "flat", rss("monitor"))
     row("RSS of the long-lived worker, warm-up → end", "flat", rss("long-lived worker"))
-    row("database, warm-up → end", "—", lambda r: f"{r['db_bytes']['start'] / 2**20:.1f} → "
+    row("database (SQLite: without its WAL), warm-up → end", "—", lambda r: f"{r['db_bytes']['start'] / 2**20:.1f} → "
         f"{r['db_bytes']['end'] / 2**20:.1f} MB ({r['db_bytes']['runs_start']:,} → {r['db_bytes']['runs_end']:,} runs)")
     row("bytes per run (MB per 1,000 runs)", "—",
         lambda r: f"{r['db_bytes']['bytes_per_run']:,} ({r['db_bytes']['mb_per_1000_runs']:.2f})")
     if any("wal_max" in r["db_bytes"] for r in rows):
-        row("largest SQLite WAL seen", "bounded", lambda r: f"{r['db_bytes']['wal_max'] / 2**20:.1f} MB"
-            if "wal_max" in r["db_bytes"] else "—")
+        row("SQLite WAL at the end / largest seen", "bounded", lambda r: f"{r['db_bytes']['wal_end'] / 2**20:.1f}"
+            f" / {r['db_bytes']['wal_max'] / 2**20:.1f} MB" if "wal_max" in r["db_bytes"] else "—")
     row("planted secrets stored", "0", lambda r: "n/a (no redaction yet: "
         f"{r['planted_secret_rows_unredacted']:,} rows hold it)" if r["planted_secrets_stored"] is None
         else r["planted_secrets_stored"])
@@ -582,8 +589,14 @@ def main(argv: list[str] | None = None) -> int:
     def log(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
-    # SIGTERM ends the driver like Ctrl-C: through the `finally` that kills every child.
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    # SIGTERM and SIGHUP end the driver like Ctrl-C: through the `finally` that kills every child. Started in the
+    # background (`nohup ... &`), the driver inherits SIGINT, SIGQUIT and SIGHUP ignored, and its workers would
+    # too: an ignored signal stays ignored (as runtracker leaves it), so the killer's SIGINT and SIGHUP would
+    # kill nothing. The workers must start as a pipeline normally does, with the default dispositions.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGQUIT, signal.SIG_DFL)
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, lambda signum, frame: sys.exit(128 + signum))
     soaked = describe(src)
     log(f"soaking runtracker {soaked}")
     results = [soak_backend(b, seconds, opts.pause_ms, src, opts.keep, log) for b in backends]
