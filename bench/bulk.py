@@ -4,6 +4,10 @@ The raw side inserts the same 10,000 rows in one transaction on its own connecti
 statements the store uses — multi-row INSERTs of Store.ERRORS_PER_INSERT rows — so the ratio says how much of
 the call is the tracker's per-row work (reading the dict's keys, sanitising the texts) rather than SQLite's.
 A plain executemany of the same rows, what a hand-written tracker would most likely do, runs alongside too.
+
+`measure_redaction`: the same call with 10,000 realistic messages (`realistic_errors`: HTTP failures with URLs,
+validation errors, database errors, one in eight with a secret in it), redaction on and off, alternating on one
+tracker: the ratio is what redaction adds to record_errors.
 """
 
 from __future__ import annotations
@@ -24,6 +28,57 @@ _VALUES = "(?, ?, ?, ?, ?, ?, ?, ?)"
 def _errors() -> list[dict[str, object]]:
     return [{"member_identifier": f"KNVB{100000 + i}", "message": f"member {i} not found in Sportlink"}
             for i in range(ERRORS)]
+
+
+# What pipelines record: most messages hold no secret, some hold a URL, a query string or a header with one.
+_REALISTIC = (
+    "member KNVB{n} not found in Sportlink",
+    "HTTP 502 Bad Gateway from https://api.sportlink.nl/members/KNVB{n}: upstream timeout",
+    "validation failed for KNVB{n}: email 'member{i}@example.org' is not a valid address",
+    "contribution 2026-{m:02d} of KNVB{n} already exists (id={i})",
+    "timeout after 30 s while updating KNVB{n}",
+    'duplicate key value violates unique constraint "members_pkey" (member_id={i})',
+    "GET https://api.example.org/v1/members/{i}?api_key=k{i:08x}&page=2 failed: 401 Unauthorized",
+    "KNVB{n}: field 'birthdate' must be a date, got '31-02-2001'",
+)
+
+
+def realistic_errors() -> list[dict[str, object]]:
+    return [{"member_identifier": f"KNVB{100000 + i}",
+             "message": _REALISTIC[i % len(_REALISTIC)].format(n=100000 + i, i=i, m=i % 12 + 1)}
+            for i in range(ERRORS)]
+
+
+def measure_redaction(workdir: Path, rounds: int) -> dict[str, object]:
+    """record_errors of realistic messages with redaction on, and off (`redact.configure(enabled=False)`)."""
+    from benchlib import alternate, median, paired_ratios
+
+    from runtracker import redact
+
+    tracker = RunTracker("bench", db=str(workdir / "bulk-redaction.sqlite"))
+    tracker.start_run()
+    step_id = tracker.start_step("sync")
+
+    def side(enabled: bool) -> float:
+        errors = realistic_errors()
+        redact.configure(enabled=enabled)
+        try:
+            start = time.perf_counter()
+            tracker.record_errors("sync", step_id, errors)
+            return time.perf_counter() - start
+        finally:
+            redact.configure(enabled=True)
+
+    sides = {"on": lambda: side(True), "off": lambda: side(False)}
+    for run in sides.values():
+        run()
+    results = alternate(rounds, sides)
+    tracker.end_run("partial")
+    return {
+        "ratio": median(paired_ratios(results["on"], results["off"])),
+        "on_per_s": ERRORS / median(results["on"]),
+        "off_per_s": ERRORS / median(results["off"]),
+    }
 
 
 def measure(workdir: Path, rounds: int) -> dict[str, object]:

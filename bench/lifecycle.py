@@ -22,7 +22,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from runtracker import RunTracker
+from runtracker import RunTracker, redact
 from runtracker.state import STATE
 from runtracker.storage import open_store
 
@@ -176,7 +176,15 @@ def measure(workdir: Path, rounds: int, per_round: int) -> dict[str, object]:
     def batch(fn: Callable[[], None]) -> Callable[[], float]:
         return lambda: timed(lambda: [fn() for _ in range(per_round)]) / per_round
 
-    sides = {"tracker": batch(lambda: tracker_lifecycle(tracker)), "raw": batch(raw)}
+    def unredacted() -> None:
+        redact.configure(enabled=False)
+        try:
+            tracker_lifecycle(tracker)
+        finally:
+            redact.configure(enabled=True)
+
+    # The tracker as shipped (redaction on), the same with redaction off, and the raw writes.
+    sides = {"tracker": batch(lambda: tracker_lifecycle(tracker)), "unredacted": batch(unredacted), "raw": batch(raw)}
     for side in sides.values():  # warm-up: first connection use, hooks, page cache
         side()
     statements = statement_counts(tracker, db, raw)
@@ -185,6 +193,7 @@ def measure(workdir: Path, rounds: int, per_round: int) -> dict[str, object]:
     tracker.close()
     return {
         "ratio": median(paired_ratios(results["tracker"], results["raw"])),
+        "unredacted_ratio": median(paired_ratios(results["unredacted"], results["raw"])),
         "tracker_ms": median(results["tracker"]) * 1000,
         "raw_ms": median(results["raw"]) * 1000,
         "ratios": paired_ratios(results["tracker"], results["raw"]),

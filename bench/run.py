@@ -2,9 +2,10 @@
 
 Prints a table for people and, as its last line, one JSON object with exactly the keys
 lifecycle_ratio_vs_raw_sqlite, start_run_ratio_1m_vs_empty, record_errors_per_s, record_errors_ratio_vs_raw,
-import_ms, import_ratio_vs_bare_python, crash_record_ms, rss_overhead_mb. The full run also writes
-bench/RESULTS.md (machine, table, JSON). Every figure is a ratio or a rate measured side by side in this one run;
-see each module's docstring for how.
+import_ms, import_ratio_vs_bare_python, crash_record_ms, rss_overhead_mb, lifecycle_ratio_unredacted,
+record_errors_redaction_ratio (redaction on over off; the other figures are with redaction on, as shipped). The
+full run also writes bench/RESULTS.md (machine, table, JSON). Every figure is a ratio or a rate measured side by
+side in this one run; see each module's docstring for how.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ GOALS = {
     "import_ms": (50, False),
     "import_ratio_vs_bare_python": (2.0, False),
     "crash_record_ms": (50, False),
+    "lifecycle_ratio_unredacted": (1.5, False),
+    "record_errors_redaction_ratio": (1.3, False),
 }
 
 
@@ -65,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
         hist = history.measure(history_path, workdir, *plan["start_run"])
         say("measure 4: record_errors × 10,000 …")
         errors = bulk.measure(workdir, plan["bulk"])
+        say("measure 4b: record_errors × 10,000 realistic messages, redaction on and off …")
+        redaction = bulk.measure_redaction(workdir, plan["bulk"])
         say("measure 5: import cost …")
         imp = process_costs.measure_import(plan["import"])
         say("measure 6: crash to committed crash row …")
@@ -83,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
         "import_ratio_vs_bare_python": round(imp["ratio"], 3),
         "crash_record_ms": round(crash["ms"], 2),
         "rss_overhead_mb": round(rss["mb"], 1),
+        "lifecycle_ratio_unredacted": round(life["unredacted_ratio"], 3),
+        "record_errors_redaction_ratio": round(redaction["ratio"], 3),
     }
     runs = plan["history_runs"]
     size = f"{runs:,} runs, {runs * history.STEPS_PER_RUN:,} steps, ~{runs * history.ERRORS_PER_RUN:,} errors"
@@ -92,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
          f"tracker {t_ms:.2f} ms / raw {r_ms:.2f} ms per lifecycle ({lifecycle.CALLS} calls, 32 commits; "
          f"{life['statements'][0]} vs {life['statements'][1]} SQL statements); "
          f"median of {plan['lifecycle'][0]} rounds × {plan['lifecycle'][1]}"),
+        ("lifecycle_ratio_unredacted", f"{life['unredacted_ratio']:.2f}", _goal(result, "lifecycle_ratio_unredacted"),
+         "the same lifecycles with redaction off (redact.configure(enabled=False)), beside the line above (on)"),
         ("start_run_ratio_1m_vs_empty", f"{hist['ratio']:.2f}", _goal(result, "start_run_ratio_1m_vs_empty"),
          f"start_run {hist['big_ms']:.3f} ms on {size} / {hist['empty_ms']:.3f} ms on an empty database"
          + (" — QUICK MODE: 200k-run history, not 1M" if runs != 1_000_000 else "")),
@@ -101,6 +110,10 @@ def main(argv: list[str] | None = None) -> int:
         ("record_errors_ratio_vs_raw", f"{errors['ratio']:.2f}", _goal(result, "record_errors_ratio_vs_raw"),
          f"the same call's time over the same multi-row INSERTs written by hand ({errors['raw_per_s']:,.0f} "
          "rows/s), median of paired rounds"),
+        ("record_errors_redaction_ratio", f"{redaction['ratio']:.2f}",
+         _goal(result, "record_errors_redaction_ratio"),
+         f"record_errors of 10,000 realistic messages (URLs, database errors, 1 in 8 with a secret), redaction on "
+         f"{redaction['on_per_s']:,.0f}/s over off {redaction['off_per_s']:,.0f}/s, median of paired rounds"),
         ("import_ms", f"{imp['ms']:.1f}", _goal(result, "import_ms"),
          f"`python -c 'import runtracker'` − `python -c pass` ({imp['pass_ms']:.0f} ms); heavy modules "
          f"imported: {', '.join(imp['heavy']) or 'none'}"),

@@ -39,14 +39,13 @@ _KEY_ENDINGS = tuple(
     ["password", "passwd", "passphrase", "pwd", "secret", "token", "apikey", "credential", "credentials",
      "authorization", "cookie", "sessionid", "sessid"]
     + [prefix + sep + "key" for prefix in ("api", "access", "secret", "private", "auth", "client", "signing",
-                                           "encryption", "master") for sep in ("_", "-", "")]
+                                           "encryption", "master") for sep in ("_", "-")]
+    + ["accesskey", "secretkey", "privatekey", "authkey"]  # camelCase keys of JSON: accessKey, privateKey
     + ["session_id", "session-id"]
 )
 _WORD_KEYS = ("pass", "auth")
 # Header names whose whole value is secret (`Authorization: Bearer x` keeps `Authorization: `).
 _HEADERS = ("authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key", "x-auth-token", "api-key")
-# Without one of these words in the (lower-cased) text, no key in it can be secret.
-_KEY_HINTS = ("pass", "pwd", "secret", "token", "key", "auth", "cookie", "sess", "cred")
 # Command-line options whose next argument is the secret: `--password hunter2`, curl's `-u user:password`.
 _OPTION = r"(?<!\S)--([\w-]{2,64})[ \t]+(?!-)([^\s\"']+|\"[^\"\n]*\"|'[^'\n]*')"
 _CURL_USER = r"(?<!\S)(-u|--user)[ \t]+([^\s:\"']+):([^\s\"']+)"
@@ -65,14 +64,9 @@ _SHAPES = (r"(?<![\w-])(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,
            r"|(?:AKIA|ASIA|AGPA|AIDA|AROA)[A-Z0-9]{16}|[sr]k_(?:live|test)_[A-Za-z0-9]{16,}"
            r"|glpat-[A-Za-z0-9_-]{20,}|AIza[0-9A-Za-z_-]{35}|sk-[A-Za-z0-9_-]{20,}"
            r"|eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,})"
-           r"|(?<=[Bb]earer )[A-Za-z0-9._~+/=-]{8,}|(?<=BEARER )[A-Za-z0-9._~+/=-]{8,}"
+           r"|(?<=Bearer )[A-Za-z0-9._~+/=-]{8,}|(?<=BEARER )[A-Za-z0-9._~+/=-]{8,}"
            r"|(?<=hooks\.slack\.com/services/)[A-Za-z0-9/]+"
            r"|-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|\Z)")
-# Without one of these in the text, no shape can match: first a few that most messages lack, then, for those that
-# have one, the shapes' own prefixes (twenty `in` tests for every message would cost a fifth of record_errors).
-_SHAPE_GATES = ("_", "-", "A", "eyJ", "earer ", "EARER ", "hooks.")
-_SHAPE_HINTS = ("gh", "xox", "AKIA", "ASIA", "AGPA", "AIDA", "AROA", "k_live_", "k_test_", "glpat-", "AIza", "sk-",
-                "eyJ", "earer ", "EARER ", "hooks.slack.com", "PRIVATE KEY")
 
 
 class _Rules:
@@ -91,6 +85,7 @@ class _Rules:
         self.option = re.compile(_OPTION)
         self.curl_user = re.compile(_CURL_USER)
         self.shapes = re.compile(_SHAPES)
+        self.aws = re.compile(r"A(?:KIA|SIA|GPA|IDA|ROA|Iza)")  # a literal first: `re` looks for the "A"s in C
         self.separator = re.compile(r"[=:]")
 
 
@@ -102,22 +97,19 @@ def redact(text: str) -> str:
     rules = _rules if _rules is not None else _load()
     if not rules.enabled:
         return text
+    # The gates, inlined: each rule needs one of these characters (see `_shape_possible`); most messages have
+    # none, or pay for a few more `in` tests.
     if "=" in text or ":" in text:
         text = _keyed(rules, text)
-    if "--" in text or "-u " in text:
-        text = _options(rules, text)
-    for gate in _SHAPE_GATES:
-        if gate in text:
-            for hint in _SHAPE_HINTS:
-                if hint in text:
-                    text = rules.shapes.sub(MARK, text)
-                    break
-            break
-    for value in rules.env_values:
-        if value in text:
-            text = text.replace(value, MARK)
-    for pattern in rules.extra:
-        text = pattern.sub(MARK, text)
+    if "-" in text or "_" in text or "A" in text or "B" in text or "J" in text:
+        text = _marked(rules, text)
+    if rules.env_values:
+        for value in rules.env_values:
+            if value in text:
+                text = text.replace(value, MARK)
+    if rules.extra:
+        for pattern in rules.extra:
+            text = pattern.sub(MARK, text)
     return text
 
 
@@ -133,13 +125,11 @@ def might_hold_secret(json_text: str) -> bool:
         return False
     if rules.extra:
         return True  # an extra pattern may match a string and not its escaped form, or the other way round
-    if "=" in json_text or ":" in json_text:
-        low = json_text.lower()
-        if any(hint in low for hint in _KEY_HINTS):
-            return True
+    if ("=" in json_text or ":" in json_text) and _key_possible(json_text.lower()):
+        return True
     if ("://" in json_text and "@" in json_text) or "--" in json_text or "-u " in json_text:
         return True
-    return any(hint in json_text for hint in _SHAPE_HINTS) or any(n in json_text for n in rules.env_needles)
+    return _shape_possible(rules, json_text) or any(needle in json_text for needle in rules.env_needles)
 
 
 def secret_key(key: str) -> bool:
@@ -217,6 +207,8 @@ def _keyed(rules: _Rules, text: str) -> str:
     if len(low) != len(text):  # a few characters lower-case to two ("İ"): keep the positions
         low = "".join(c.lower() if len(c.lower()) == 1 else c for c in text)
     cuts: list[tuple[int, int, str]] = []  # (start, end, replacement), in order
+    if "hooks.slack.com/services/" in text:
+        text = rules.shapes.sub(MARK, text)
     if "://" in text and "@" in text:
         at = text.find("://")
         while at >= 0:
@@ -224,10 +216,8 @@ def _keyed(rules: _Rules, text: str) -> str:
             if match is not None:
                 cuts.append((match.start(1), match.end(1), MARK))
             at = text.find("://", at + 3)
-    for hint in _KEY_HINTS:
-        if hint in low:
-            cuts.extend(_pairs(rules, text, low))
-            break
+    if _key_possible(low):
+        cuts.extend(_pairs(rules, text, low))
     if not cuts:
         return text
     cuts.sort()
@@ -239,6 +229,14 @@ def _keyed(rules: _Rules, text: str) -> str:
         done = end
     parts.append(text[done:])
     return "".join(parts)
+
+
+def _key_possible(low: str) -> bool:
+    """Whether a secret key can be in this lower-cased text: it needs one of these words (inlined: this runs for
+    every message with a `:` or `=`). Every `_KEY_ENDINGS` and `_WORD_KEYS` entry holds one."""
+    return ("pass" in low or "token" in low or "secret" in low or "auth" in low or "_key" in low or "-key" in low
+            or "apikey" in low or "skey" in low or "ekey" in low or "cookie" in low or "pwd" in low or "sess" in low
+            or "cred" in low)
 
 
 def _pairs(rules: _Rules, text: str, low: str) -> list[tuple[int, int, str]]:
@@ -280,6 +278,25 @@ def _pairs(rules: _Rules, text: str, low: str) -> list[tuple[int, int, str]]:
                 end -= 1
         cuts.append((start, end, MARK))
     return cuts
+
+
+def _marked(rules: _Rules, text: str) -> str:
+    """Command-line options and token shapes, in text that has one of the characters they need. The shapes'
+    prefixes are looked for by the character that gave the text away, so a message pays for a few only."""
+    if "--" in text or "-u " in text:
+        text = _options(rules, text)
+    return rules.shapes.sub(MARK, text) if _shape_possible(rules, text) else text
+
+
+def _shape_possible(rules: _Rules, text: str) -> bool:
+    shape = "-" in text and ("xox" in text or "sk-" in text or "glpat-" in text or "-----BEGIN" in text)
+    if not shape and "_" in text:
+        shape = "gh" in text or "_pat_" in text or "k_live_" in text or "k_test_" in text
+    if not shape and "A" in text:
+        shape = rules.aws.search(text) is not None
+    if not shape:
+        shape = "eyJ" in text or "Bearer " in text or "BEARER " in text
+    return shape
 
 
 def _options(rules: _Rules, text: str) -> str:
