@@ -47,8 +47,8 @@ _WORD_KEYS = ("pass", "auth")
 # Header names whose whole value is secret (`Authorization: Bearer x` keeps `Authorization: `).
 _HEADERS = ("authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key", "x-auth-token", "api-key")
 # Command-line options whose next argument is the secret: `--password hunter2`, curl's `-u user:password`.
-_OPTION = r"(?<!\S)--([\w-]{2,64})[ \t]+(?!-)([^\s\"']+|\"[^\"\n]*\"|'[^'\n]*')"
-_CURL_USER = r"(?<!\S)(-u|--user)[ \t]+([^\s:\"']+):([^\s\"']+)"
+_OPTION = r"(?<![^\s\"'])--([\w-]{2,64})[ \t]+(?!-)([^\s\"']+|\"[^\"\n]*\"|'[^'\n]*')"
+_CURL_USER = r"(?<![^\s\"'])(-u|--user)[ \t]+([^\s:\"']+):([^\s\"']+)"
 
 # Read backwards from a separator: spaces, an optional closing quote, the key.
 _KEY_BACKWARDS = r"[ \t]*([\"']?)([\w.-]{1,80})"
