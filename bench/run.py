@@ -3,7 +3,8 @@
 Prints a table for people and, as its last line, one JSON object with exactly the keys
 lifecycle_ratio_vs_raw_sqlite, start_run_ratio_1m_vs_empty, record_errors_per_s, record_errors_ratio_vs_raw,
 import_ms, import_ratio_vs_bare_python, crash_record_ms, rss_overhead_mb, lifecycle_ratio_unredacted,
-record_errors_redaction_ratio (redaction on over off; the other figures are with redaction on, as shipped). The
+record_errors_redaction_ratio (redaction on over off; the other figures are with redaction on, as shipped),
+log_call_ratio_with_ring (a `logging` call with the log ring over without). The
 full run also writes bench/RESULTS.md (machine, table, JSON). Every figure is a ratio or a rate measured side by
 side in this one run; see each module's docstring for how.
 """
@@ -24,15 +25,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bulk  # noqa: E402
 import history  # noqa: E402
 import lifecycle  # noqa: E402
+import logring  # noqa: E402
 import process_costs  # noqa: E402
 from benchlib import cache_dir, machine, table, verdict, write_section  # noqa: E402
 
 # (rounds, batch sizes, history size) per mode. Quick fits in 60 s including a first build of its history.
 MODES = {
     "quick": {"lifecycle": (9, 40), "history_runs": 200_000, "start_run": (9, 20), "bulk": 9, "import": 11,
-              "crash": 5, "rss": 3},
+              "crash": 5, "rss": 3, "logring": 41},
     "full": {"lifecycle": (21, 100), "history_runs": 1_000_000, "start_run": (21, 50), "bulk": 15, "import": 31,
-             "crash": 15, "rss": 5},
+             "crash": 15, "rss": 5, "logring": 101},
 }
 
 GOALS = {
@@ -45,6 +47,7 @@ GOALS = {
     "crash_record_ms": (50, False),
     "lifecycle_ratio_unredacted": (1.5, False),
     "record_errors_redaction_ratio": (1.3, False),
+    "log_call_ratio_with_ring": (1.1, False),
 }
 
 
@@ -62,6 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     history_path, build_s = history.ensure_history(plan["history_runs"], log=say)
     workdir = Path(tempfile.mkdtemp(prefix="run-", dir=cache_dir()))
     try:
+        # First: the log ring is measured installed and not, before any start_run of this process installs it.
+        say("measure 8: a logging call with the log ring vs without …")
+        ring = logring.measure(plan["logring"])
         say("measure 1: lifecycle vs raw sqlite3 …")
         life = lifecycle.measure(workdir, *plan["lifecycle"])
         say("measure 3: start_run on a long history vs empty …")
@@ -90,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         "rss_overhead_mb": round(rss["mb"], 1),
         "lifecycle_ratio_unredacted": round(life["unredacted_ratio"], 3),
         "record_errors_redaction_ratio": round(redaction["ratio"], 3),
+        "log_call_ratio_with_ring": round(ring["null"]["ratio"], 3),
     }
     runs = plan["history_runs"]
     size = f"{runs:,} runs, {runs * history.STEPS_PER_RUN:,} steps, ~{runs * history.ERRORS_PER_RUN:,} errors"
@@ -125,6 +132,12 @@ def main(argv: list[str] | None = None) -> int:
         ("rss_overhead_mb", f"{rss['mb']:.1f}", "—",
          f"peak RSS, {rss['lifecycles']:,} lifecycles − import only ({rss['import_mb']:.1f} MB); a single "
          f"lifecycle: {rss['first_mb']:.1f} MB"),
+        ("log_call_ratio_with_ring", f"{ring['null']['ratio']:.2f}", _goal(result, "log_call_ratio_with_ring"),
+         f"`log.info(...)` with the log ring's factory (50 records) / without, to a NullHandler: "
+         f"{ring['null']['ring_us']:.2f} / {ring['null']['plain_us']:.2f} µs CPU per call; to a formatting "
+         f"StreamHandler on os.devnull {ring['stream']['ratio']:.2f} ({ring['stream']['ring_us']:.2f} / "
+         f"{ring['stream']['plain_us']:.2f} µs); median of {plan['logring']} alternated rounds × "
+         f"{logring.CALLS:,} calls"),
     ]
     text = table(rows)
     elapsed = time.perf_counter() - began
