@@ -87,6 +87,12 @@ bench-peers: $(MLFLOW_VENV)/.installed
 bench-load: $(STAMP)
 	$(PY) bench/load.py
 
+# The ingest API: 8 HTTP clients x 500 runs into `runtracker serve`, SQLite and PostgreSQL (RUNTRACKER_BENCH_PG);
+# runs/s and every acknowledged row checked. `$(PY) bench/ingest.py --quick` for 8 x 50.
+.PHONY: bench-ingest
+bench-ingest: $(STAMP) $(WEB_STAMP)
+	$(PY) bench/ingest.py
+
 # Schema version 6 on 1,000,000 runs of an earlier runtracker's layout, SQLite and PostgreSQL, vs a plain copy.
 bench-upgrade: $(STAMP)
 	$(PY) bench/upgrade.py
