@@ -162,3 +162,21 @@ raise ValueError("boom")
     (crash,) = db.crash_rows(db.run()["id"])
     assert log_section(crash) == ["WARNING nikki: first warning, by the last-resort handler",
                                   "WARNING root: second, after basicConfig: False"]
+
+
+def test_a_secret_in_a_log_line_is_not_stored(tmp_path, db_url):
+    """Log lines are redacted like everything stored: a password in a URL or a pair never reaches the crash row;
+    the process's own stderr still shows what it logged."""
+    code = """
+log.info("connecting to postgresql://sync:hunter2-Secret@db.internal/dashboard")
+log.warning("retrying as %s with password=%s", "sync", "hunter2-Secret")
+raise ConnectionError("database unreachable")
+"""
+    tracked = run_app(tmp_path, PRELUDE + code, db_url, env={"TRACK": "1"})
+    assert tracked.returncode == 1 and "hunter2-Secret@db.internal" in tracked.stderr
+    db = Db(db_url)
+    (crash,) = db.crash_rows(db.run()["id"])
+    assert "hunter2" not in crash["error_stack"]
+    lines = log_section(crash)
+    assert lines[-2] == "INFO nikki.sync: connecting to postgresql://sync:***@db.internal/dashboard"
+    assert lines[-1] == "WARNING nikki.sync: retrying as sync with password=***"

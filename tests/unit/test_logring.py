@@ -373,3 +373,12 @@ def test_a_wrong_record_log_errors_is_off_with_one_warning(value, env, monkeypat
     assert config.record_log_errors(value) is False
     warnings = [r.getMessage() for r in caplog.records if r.name == "runtracker"]
     assert len(warnings) == 1 and "using off" in warnings[0]
+
+
+def test_an_error_record_row_is_redacted(sqlite_url, log):
+    """An ERROR record's row goes through sanitize like every stored text: no password in it."""
+    with RunTracker("nikki", db=sqlite_url, record_log_errors=True).run():
+        log.error("login failed for https://sync:pw-Secret-1@api.example.org/v1")
+    db = Db(sqlite_url)
+    (error,) = db.errors(db.run()["id"])
+    assert error["error_message"] == "login failed for https://sync:***@api.example.org/v1"
