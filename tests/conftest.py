@@ -15,6 +15,21 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 from helpers import BACKENDS, drop_db_url, make_db_url  # noqa: E402
 
+# Property-based tests (tests/unit/test_properties.py): a bounded profile for `make test`, a long one by hand
+# (HYPOTHESIS_PROFILE=long; docs/development.md). No example database in the bounded one: nothing is written
+# into the checkout, and every run tries fresh examples.
+try:
+    from hypothesis import HealthCheck, settings
+except ImportError:  # the test extra is not installed: test_properties.py is skipped
+    pass
+else:
+    _LENIENT = [HealthCheck.too_slow, HealthCheck.function_scoped_fixture, HealthCheck.data_too_large]
+    settings.register_profile("bounded", max_examples=40, stateful_step_count=20, deadline=None, database=None,
+                              suppress_health_check=_LENIENT)
+    settings.register_profile("long", max_examples=2000, stateful_step_count=60, deadline=None,
+                              suppress_health_check=_LENIENT)
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "bounded"))
+
 # Whole files of tests that start real processes (pipelines that really crash, reapers, wrappers, servers
 # cut off by a proxy); elsewhere such a test is marked `@pytest.mark.subprocess` by hand. `make test-fast`
 # leaves them out; `make test` runs everything.

@@ -10,6 +10,7 @@ import contextvars
 import traceback
 from types import TracebackType
 
+from . import sanitize
 from .outcomes import FAILURE, PARTIAL, SUCCESS
 
 TYPE_CHECKING = False  # `typing` is not imported at run time: see records.py
@@ -53,7 +54,7 @@ class Step:
                  tb: TracebackType | None) -> None:
         if exc is not None:
             self.tracker.record_error(
-                step_name=self.name, step_id=self.id, error_message=f"{type(exc).__name__}: {exc}",
+                step_name=self.name, step_id=self.id, error_message=sanitize.exception_text(exc),
                 error_stack="".join(traceback.format_exception(exc_type, exc, tb)),
             )
             outcome = FAILURE

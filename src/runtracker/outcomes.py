@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 
+from .config import shown
+
 SUCCESS = "success"
 PARTIAL = "partial"
 FAILURE = "failure"
@@ -35,5 +37,5 @@ def normalize_outcome(value: object, allowed: tuple[str, ...], what: str) -> str
         lowered = value.strip().lower()
         if lowered in allowed and lowered != RUNNING:
             return lowered
-    log.warning("runtracker: unknown %s outcome %r recorded as 'failure'", what, value)
+    log.warning("runtracker: unknown %s outcome %s recorded as 'failure'", what, shown(value))
     return FAILURE

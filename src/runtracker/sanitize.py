@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import math
 
+from .config import shown
 from .redact import MARK, might_hold_secret, redact, secret_key
 
 TYPE_CHECKING = False  # `typing` is not imported at run time: see records.py
@@ -75,6 +76,15 @@ def _clean(value: object, limit: int, redacting: bool) -> str:
     return value
 
 
+def exception_text(exc: BaseException) -> str:
+    """`Type: message` of an exception, even when its __str__ raises."""
+    try:
+        message = str(exc)
+    except Exception:
+        message = "<exception str() failed>"
+    return f"{type(exc).__name__}: {message}"
+
+
 def optional_text(value: object, limit: int) -> str | None:
     return None if value is None else text(value, limit)
 
@@ -96,13 +106,13 @@ def count(value: object, what: str = "count") -> int:
                 raise ValueError("NaN")
             number = int(min(max(number, -1.0), MAX_COUNT + 1.0))
     except (TypeError, ValueError, OverflowError):
-        log.warning("runtracker: %s %r is not a number; recorded as 0", what, value)
+        log.warning("runtracker: %s %s is not a number; recorded as 0", what, shown(value))
         return 0
     if number < 0:
-        log.warning("runtracker: %s %r is negative; recorded as 0", what, value)
+        log.warning("runtracker: %s %s is negative; recorded as 0", what, shown(value))
         return 0
     if number > MAX_COUNT:
-        log.warning("runtracker: %s %r is more than %d; recorded as %d", what, value, MAX_COUNT, MAX_COUNT)
+        log.warning("runtracker: %s %s is more than %d; recorded as %d", what, shown(value), MAX_COUNT, MAX_COUNT)
         return MAX_COUNT
     return int(number)
 
@@ -134,7 +144,7 @@ def _plain(obj: Any, depth: int, seen: set[int]) -> Any:
         finally:
             seen.discard(id(obj))
     if isinstance(obj, BaseException):
-        return text(f"{type(obj).__name__}: {obj}", MESSAGE_LIMIT)
+        return text(exception_text(obj), MESSAGE_LIMIT)
     try:
         return text(repr(obj), MESSAGE_LIMIT)
     except Exception as exc:  # a __repr__ that raises must not cost the rest of the stats

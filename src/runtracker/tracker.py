@@ -152,7 +152,7 @@ class RunTracker:
             return False
         step = run.steps.get(step_id) if isinstance(step_id, int) else None
         if step is None:
-            log.warning("runtracker: end_step on unknown step id %r ignored", step_id)
+            log.warning("runtracker: end_step on unknown step id %s ignored", config.shown(step_id))
             return False
         from . import lifecycle
 
@@ -344,9 +344,11 @@ def _is_coroutine_function(fn: Callable[..., Any]) -> bool:
 def _known_step(run: OpenRun, step_id: object) -> int | None:
     """The step id if it is one of this run's steps; an unknown id would break the foreign key, so the
     error is kept and the link dropped."""
-    if step_id is None or step_id in run.known_steps:
+    # Only an int can be a step id (a list or dict is not even hashable; True would be step 1).
+    if step_id is None or (type(step_id) is int and step_id in run.known_steps):
         return step_id  # type: ignore[return-value]
-    log.warning("runtracker: error recorded against unknown step id %r; stored without the step link", step_id)
+    log.warning("runtracker: error recorded against unknown step id %s; stored without the step link",
+                config.shown(step_id))
     return None
 
 
@@ -366,7 +368,7 @@ def _error_fields(item: object) -> tuple[object, object, object]:
     """(member_identifier, message, stack) of one entry of an error list."""
     if isinstance(item, BaseException):
         stack = "".join(traceback.format_exception(type(item), item, item.__traceback__))
-        return None, f"{type(item).__name__}: {item}", stack
+        return None, sanitize.exception_text(item), stack
     if isinstance(item, dict):
         return _first(item, _MEMBER_KEYS), _first(item, _MESSAGE_KEYS), _first(item, _STACK_KEYS)
     return None, item, None
