@@ -59,13 +59,17 @@ def open_run(db: str, pipeline: str, step: str = "sync") -> RunTracker:
 
 
 CRASHING_APP = """
+import logging
 import time
 from runtracker import RunTracker
 
+logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+log = logging.getLogger("sync")
 tracker = RunTracker({pipeline!r})
 tracker.start_run()
 download = tracker.start_step("download")
 time.sleep({work_s!r})
+log.info("downloaded 120 members")
 tracker.end_step(download, "success", created=120)
 tracker.start_step({step!r})
 
@@ -77,6 +81,7 @@ def parse_member(member):
 def sync_members(members):
     time.sleep({work_s!r})
     for member in members:
+        log.info("syncing member %s", member)
         parse_member(member)
 
 
@@ -88,8 +93,8 @@ def crashed_run(workdir: Path, db: str, pipeline: str, *, step: str = "sync-memb
                 message: str = "member KNVB0012345: no birth date", member: str = "KNVB0012345",
                 script: str = "app.py", work_s: float = 0.0) -> int:
     """A real process (`workdir/script`) with tracking on that downloads, then dies of an uncaught
-    ValueError(message) in `step` (each step taking `work_s`): the run is a `failure` with a crash row holding
-    the traceback. Returns the run's id."""
+    ValueError(message) in `step` (each step taking `work_s`), logging at INFO on the way: the run is a `failure`
+    with a crash row holding the traceback and the last log lines. Returns the run's id."""
     workdir.mkdir(parents=True, exist_ok=True)
     app = workdir / script
     app.write_text(CRASHING_APP.format(pipeline=pipeline, step=step, message=message, member=member, work_s=work_s))

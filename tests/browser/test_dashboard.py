@@ -168,7 +168,7 @@ def test_start_runs_the_pipeline_and_its_button_stays_disabled_until_the_run_end
 def test_a_crashed_run_shows_the_crash_panel_with_its_traceback(
         page: Page, dashboard: Dashboard, tmp_path: Path) -> None:
     """A process that died of an uncaught exception: from the overview to its history to the run, whose crash
-    panel says how it died, in which step, with the traceback shown."""
+    panel says how it died, in which step, with the traceback and the last log lines shown."""
     run_id = crashed_run(tmp_path / "app", dashboard.db_url, "crashy")
     login(page, dashboard.url)
     expect(card(page, "crashy")).to_have_attribute("data-status", "failure")
@@ -188,6 +188,11 @@ def test_a_crashed_run_shows_the_crash_panel_with_its_traceback(
     expect(stack).to_contain_text("Traceback (most recent call last):")
     expect(stack).to_contain_text("in parse_member")
     expect(stack).to_contain_text("ValueError: member KNVB0012345: no birth date")
+    log_lines = panel.get_by_test_id("crash-log")
+    expect(log_lines).to_be_visible()
+    expect(log_lines).to_contain_text("INFO sync: downloaded 120 members")
+    expect(log_lines).to_contain_text("INFO sync: syncing member KNVB0012345")
+    expect(log_lines).not_to_contain_text("Traceback")
     expect(page.get_by_test_id("step-row")).to_have_count(2)
 
 
