@@ -44,8 +44,6 @@ LOG_LINES_ENV = "RUNTRACKER_LOG_LINES"
 DEFAULT_LOG_LINES = 50
 MAX_LOG_LINES = 1000
 RECORD_LOG_ERRORS_ENV = "RUNTRACKER_RECORD_LOG_ERRORS"
-_YES = ("1", "true", "yes", "on")
-_NO = ("0", "false", "no", "off")
 
 OWNERLESS_TIMEOUT_ENV = "RUNTRACKER_OWNERLESS_TIMEOUT"
 DEFAULT_OWNERLESS_TIMEOUT_S = 6 * 3600.0
@@ -175,8 +173,8 @@ def record_log_errors(value: object = None) -> bool:
     if isinstance(raw, bool):
         return raw
     word = raw.strip().lower() if isinstance(raw, str) else None
-    if word in _YES or word in _NO:
-        return word in _YES
+    if word in _ON or word in _OFF:
+        return word in _ON
     refuse(where, "not on or off (True/False; 1/0, true/false, yes/no, on/off)", "off")
     return False
 
