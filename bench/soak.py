@@ -339,7 +339,10 @@ class Soak:
         """Check a finished worker's exit status: a signal's, exactly as without runtracker; 0 after the stop."""
         proc.returncode = code = proc.popen.wait()
         expected = 0 if proc.signal is None else -proc.signal
-        if code != expected:
+        # A SIGINT during the interpreter's own start-up (before any code of ours) makes Python print
+        # "KeyboardInterrupt" and exit 1, with or without runtracker.
+        early_sigint = proc.signal == signal.SIGINT and code == 1 and proc.stderr.read_text() == "KeyboardInterrupt\n"
+        if code != expected and not early_sigint:
             what = "not signalled" if proc.signal is None else signal.Signals(proc.signal).name
             self.result.problems.append(f"worker {proc.slot} pid {proc.popen.pid} ({what}) exited {code}, expected "
                                         f"{expected}: {proc.stderr.read_text()[-1500:]!r}")
