@@ -314,6 +314,8 @@ def end_run(store: Store, run_id: int | None, ending: Ending, *, run: OpenRun | 
     def build(facts: RunFacts) -> RunEnd:
         end, report_["message"], report_["step"] = _build(facts, ending)
         report_["finished_at"] = end.finished_at
+        if run is not None and run.log_rows:  # ERROR log records not written yet: with the end, before its crash
+            end.errors = [*log_error_rows(run, int(facts.run["id"])), *end.errors]
         return end
 
     assert run_id is not None
@@ -325,6 +327,7 @@ def end_run(store: Store, run_id: int | None, ending: Ending, *, run: OpenRun | 
         raise
     if run is not None:
         run.ended = True
+        run.log_rows.clear()
         STATE.unregister(run)
         run.troubles.flush(f"run {run_id}")
         if result == OVERRODE_REAPER:
@@ -453,11 +456,12 @@ def _end_attached(run: OpenRun, ending: Ending, crash_write: bool) -> EndReport:
 
     def build(facts: RunFacts) -> tuple[list[StepEnd], list[ErrorRow], str | None]:
         end, _, _ = _build(facts, ending.without_crash_row() if exiting else ending)
+        errors = [*log_error_rows(run, int(facts.run["id"])), *end.errors]
         summary = facts.run.get("summary_json")
         if not exiting:
             summary = attach.merge_view(summary, ending.outcome,
                                         ending.summary_json if ending.kind is None else None)
-        return list(end.steps), list(end.errors), summary
+        return list(end.steps), errors, summary
 
     try:
         written = run.store.record_child_view(_written(run.run_id), build, crash=crash_write)
@@ -465,6 +469,7 @@ def _end_attached(run: OpenRun, ending: Ending, crash_write: bool) -> EndReport:
         run.pending = ending
         raise
     run.ended = True
+    run.log_rows.clear()
     STATE.unregister(run)
     return EndReport("ended" if written else ALREADY_ENDED)
 
@@ -488,7 +493,11 @@ def record_crash_rows(kind: str, exc: BaseException | None, runs: list[OpenRun])
 def record_log_error(record: logging.LogRecord) -> None:
     """An ERROR log record of the process (`record_log_errors=True`): an error row on the open runs that asked for
     it — the current thread's, else every one — under the step in progress, with the exception's stack if the
-    record has one. Called by the log ring's factory, never for runtracker's own records."""
+    record has one. Called by the log ring's factory, never for runtracker's own records.
+
+    The row is kept on the run and written by its next call (`write_log_rows`) or with its end, never here: the
+    logging call may come from a signal handler that interrupted one of our own writes in this very thread, and
+    a write then would join that transaction (SQLite) or wait on the connection it holds (PostgreSQL)."""
     runs = [run for run in STATE.open_runs() if run.log_errors and not run.ended]
     if not runs:
         return
@@ -501,10 +510,29 @@ def record_log_error(record: logging.LogRecord) -> None:
         stack = sanitize.text(format_exception(exc_info[1])[1] or "", sanitize.STACK_LIMIT) or None
     at = iso(int(record.created * 1000))
     for run in runs:
+        if len(run.log_rows) >= MAX_LOG_ROWS:  # the database has been failing all along: keep the first ones
+            continue
         step = next(reversed(run.steps.values()), None)
-        try:
-            run.store.insert_errors([(ensure_written(run), step.step_id if step else None, run.club_slug,
-                                      step.name if step else NO_STEP, None, message, stack, at)])
-            run.problems += 1
-        except Exception as error:
-            run.troubles.report("recording an ERROR log record", error)
+        run.log_rows.append((step.step_id if step else None, step.name if step else NO_STEP, message, stack, at))
+        run.problems += 1
+
+
+MAX_LOG_ROWS = 10_000  # ERROR log records a run keeps while they cannot be written
+
+
+def log_error_rows(run: OpenRun, run_id: int) -> list[ErrorRow]:
+    """The run's ERROR log records not written yet, as error rows (they stay on the run until written)."""
+    return [(run_id, step_id, run.club_slug, step_name, None, message, stack, at)
+            for step_id, step_name, message, stack, at in run.log_rows]
+
+
+def write_log_rows(run: OpenRun) -> None:
+    """Write the run's ERROR log records kept so far (a call of its tracker, outside any logging call). A
+    failure is logged once per run, and the rows are tried again at its next call or with its end."""
+    rows = log_error_rows(run, ensure_written(run))
+    try:
+        run.store.insert_errors(rows)
+    except Exception as error:
+        run.troubles.report("recording ERROR log records", error)
+        return
+    del run.log_rows[:len(rows)]

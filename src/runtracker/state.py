@@ -47,7 +47,7 @@ class OpenRun:
 
     __slots__ = ("store", "run_id", "pipeline", "club_slug", "started_at", "generation", "thread", "attached",
                  "steps", "known_steps", "problems", "crashes", "pending", "ended", "troubles", "log_lines",
-                 "log_since", "log_errors")
+                 "log_since", "log_errors", "log_rows")
 
     def __init__(self, store: Store, run_id: int | None, pipeline: str, club_slug: str | None, started_at: str, *,
                  attached: bool = False) -> None:
@@ -82,6 +82,10 @@ class OpenRun:
         self.log_lines = 0
         self.log_since = 0.0  # when its tracker's start_run was called (time.time()): the records it gets since
         self.log_errors = False
+        # ERROR log records not written yet (lifecycle.record_log_error): (step id, step name, message, stack, at).
+        # Written by the run's next call or with its end, never from inside the logging call: that call may come
+        # from a signal handler that interrupted one of our own writes on this thread.
+        self.log_rows: list[tuple[int | None, str, str, str | None, str]] = []
 
 
 class Hooks:

@@ -285,6 +285,10 @@ class RunTracker:
                 from . import lifecycle
 
                 lifecycle.ensure_written(run, followed)
+            if run.log_rows:  # ERROR log records (record_log_errors), kept since the last call
+                from . import lifecycle
+
+                lifecycle.write_log_rows(run)
         return run
 
 

@@ -272,11 +272,35 @@ def test_record_log_errors_is_off_by_default(sqlite_url, log):
     assert db.errors(db.run()["id"]) == [] and db.run()["outcome"] == "success"
 
 
+def test_an_error_record_is_written_by_the_runs_next_call_not_inside_the_logging_call(sqlite_url, log,
+                                                                                      monkeypatch):
+    """The row of an ERROR record is written by the run's next tracker call (or its end), never from inside the
+    logging call, which may come from a signal handler interrupting one of our own writes."""
+    tracker = RunTracker("nikki", db=sqlite_url, record_log_errors=True)
+    tracker.start_run()
+    store = STATE.open_runs()[0].store
+    writes: list[int] = []
+    real = store.insert_errors
+    monkeypatch.setattr(store, "insert_errors", lambda rows: (writes.append(len(rows)), real(rows))[1])
+    log.error("first")
+    log.error("second")
+    assert writes == []
+    step = tracker.start_step("nikki-sync")
+    assert writes == [2]
+    log.error("third")
+    tracker.end_step(step, "success")
+    assert writes == [2, 1]
+    log.error("at the end")
+    assert tracker.end_run("success")  # written with the end, in its transaction
+    db = Db(sqlite_url)
+    assert [e["error_message"] for e in db.errors(db.run()["id"])] == ["first", "second", "third", "at the end"]
+
+
 @pytest.mark.swallows
-def test_a_failing_log_error_write_is_logged_once_and_does_not_loop(sqlite_url, log, swallowed, monkeypatch,
-                                                                    caplog):
-    """The write of an ERROR record fails: runtracker logs it (on its own logger, never recorded) once per
-    kind, and logging goes on."""
+def test_a_failing_log_error_write_is_logged_once_and_the_rows_come_with_the_end(sqlite_url, log, swallowed,
+                                                                                 monkeypatch, caplog):
+    """The rows of ERROR records cannot be written: runtracker says so once (on its own logger, whose records
+    never become rows), keeps them, and writes them with the run's end; the pipeline's calls go on."""
     tracker = RunTracker("nikki", db=sqlite_url, record_log_errors=True)
     tracker.start_run()
     store = STATE.open_runs()[0].store
@@ -285,13 +309,18 @@ def test_a_failing_log_error_write_is_logged_once_and_does_not_loop(sqlite_url, 
         raise OSError("disk full")
 
     monkeypatch.setattr(store, "insert_errors", broken)
-    for _ in range(3):
-        log.error("sync failed")
+    for i in range(3):
+        log.error("sync failed %d", i)
+        assert tracker.start_step(f"step-{i}") is not None
     assert [type(e).__name__ for e in swallowed] == ["OSError"] * 3
     ours = [r.getMessage() for r in caplog.records if r.name == "runtracker" and r.levelno == logging.ERROR]
-    assert len(ours) == 1 and "recording an ERROR log record" in ours[0] and "disk full" in ours[0]
+    assert len(ours) == 1 and "recording ERROR log records" in ours[0] and "disk full" in ours[0]
     monkeypatch.undo()
-    assert tracker.end_run("success")
+    assert tracker.end_run("failure")
+    db = Db(sqlite_url)
+    errors = db.errors(db.run()["id"])
+    assert [(e["step_name"], e["error_message"]) for e in errors] == [
+        ("(run)", "sync failed 0"), ("step-0", "sync failed 1"), ("step-1", "sync failed 2")]
 
 
 def test_an_error_record_goes_to_the_run_of_its_own_thread(sqlite_url, log):
