@@ -45,7 +45,6 @@ GOALS = {
     "import_ms": (50, False),
     "import_ratio_vs_bare_python": (2.0, False),
     "crash_record_ms": (50, False),
-    "lifecycle_ratio_unredacted": (1.5, False),
     "record_errors_redaction_ratio": (1.3, False),
     "log_call_ratio_with_ring": (1.1, False),
 }
@@ -106,8 +105,9 @@ def main(argv: list[str] | None = None) -> int:
          f"tracker {t_ms:.2f} ms / raw {r_ms:.2f} ms per lifecycle ({lifecycle.CALLS} calls, 32 commits; "
          f"{life['statements'][0]} vs {life['statements'][1]} SQL statements); "
          f"median of {plan['lifecycle'][0]} rounds × {plan['lifecycle'][1]}"),
-        ("lifecycle_ratio_unredacted", f"{life['unredacted_ratio']:.2f}", _goal(result, "lifecycle_ratio_unredacted"),
-         "the same lifecycles with redaction off (redact.configure(enabled=False)), beside the line above (on)"),
+        ("lifecycle_ratio_unredacted", f"{life['unredacted_ratio']:.2f}", "—",
+         "the same lifecycles with redaction off (redact.configure(enabled=False)), beside the line above, which is "
+         "with redaction on, as shipped (the redaction issue's goal for it: ≤ 1.5)"),
         ("start_run_ratio_1m_vs_empty", f"{hist['ratio']:.2f}", _goal(result, "start_run_ratio_1m_vs_empty"),
          f"start_run {hist['big_ms']:.3f} ms on {size} / {hist['empty_ms']:.3f} ms on an empty database"
          + (" — QUICK MODE: 200k-run history, not 1M" if runs != 1_000_000 else "")),
