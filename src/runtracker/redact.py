@@ -101,7 +101,7 @@ def redact(text: str) -> str:
     # none, or pay for a few more `in` tests.
     if "=" in text or ":" in text:
         text = _keyed(rules, text)
-    if "-" in text or "_" in text or "A" in text or "B" in text or "J" in text:
+    if "-" in text or "_" in text or "A" in text or "eyJ" in text or "earer " in text or "EARER " in text:
         text = _marked(rules, text)
     if rules.env_values:
         for value in rules.env_values:
@@ -135,9 +135,11 @@ def might_hold_secret(json_text: str) -> bool:
 def secret_key(key: str) -> bool:
     """Whether a key (`password`, `api_key`, `Authorization`, `db.password`) names a secret value."""
     rules = _rules if _rules is not None else _load()
-    if not rules.enabled:
-        return False
-    low = key.lower()
+    return rules.enabled and _secret_name(key.lower())
+
+
+def _secret_name(low: str) -> bool:
+    """`secret_key` of a lower-cased name."""
     if low.endswith(_KEY_ENDINGS):
         return True
     for word in _WORD_KEYS:
@@ -249,7 +251,7 @@ def _pairs(rules: _Rules, text: str, low: str) -> list[tuple[int, int, str]]:
         if key is None:
             continue
         name = key.group(2)[::-1]
-        if not secret_key(name):
+        if not _secret_name(name):  # lower-cased already
             continue
         quoted = bool(key.group(1))
         if sep.group() == ":" and not quoted and name in _HEADERS:
@@ -302,7 +304,7 @@ def _shape_possible(rules: _Rules, text: str) -> bool:
 def _options(rules: _Rules, text: str) -> str:
     """Command lines: `--password hunter2`, `--token=...` (a pair, above), curl's `-u user:password`."""
     def option(match: re.Match[str]) -> str:
-        if not secret_key(match.group(1)):
+        if not _secret_name(match.group(1).lower()):
             return match.group()
         return match.group()[: match.start(2) - match.start()] + MARK
 
