@@ -266,3 +266,36 @@ def test_with_redaction_off_the_text_is_stored_as_given(sqlite_url, monkeypatch)
     tracker.record_error(error_message=f"password={SECRET}")
     tracker.end_run("partial")
     assert SECRET in _everything(sqlite_url)
+
+
+def test_every_crash_row_redacts_its_message_stack_and_log_lines():
+    """lifecycle.crash_row, the one builder of crash rows (hooks, reaper with its crash-file text, exec), redacts
+    the message, the stack (a faulthandler dump or a dying process's last words) and the last log lines."""
+    from runtracker import lifecycle
+
+    row = lifecycle.crash_row(1, None, "rondo", f"lost: its last words: GET https://admin:{SECRET}@host failed",
+                              f'File "sync.py", line 3 in login\n  password = "{SECRET}"',
+                              "2026-01-01T00:00:00.000Z", f"INFO connecting with token={SECRET}")
+    assert SECRET not in json.dumps(row)
+    assert "https://admin:***@host" in row[5] and 'password = "***"' in row[6] and "token=***" in row[6]
+
+
+def test_an_alert_channels_error_is_stored_redacted(sqlite_url):
+    """The error an alert channel gives (Apprise may quote the channel URL) is stored on the delivery redacted."""
+    from runtracker.alerts.delivery import Deliverer
+    from runtracker.state import STATE
+    from runtracker.storage.alerts import AlertStore, NewAlert
+
+    class Failing:
+        names = ["ops"]
+
+        def send(self, channel: str, title: str, body: str) -> str:
+            return f"could not log in to mailtos://alerts:{SECRET}@smtp.example.org: 535 authentication failed"
+
+    store = STATE.stores.get(sqlite_url)
+    alerts = AlertStore(store)
+    at = "2026-01-01T00:00:00.000Z"
+    alerts.raise_alert(NewAlert("run:1:failed", "failed", "nikki", None, "nikki failed", "body"), ["ops"], at, "me")
+    Deliverer(alerts, Failing(), "me").send_due("ops")  # type: ignore[arg-type]
+    [delivery] = alerts.deliveries()
+    assert delivery["last_error"].startswith("could not log in to mailtos://alerts:***@smtp.example.org")
