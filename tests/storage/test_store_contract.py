@@ -107,6 +107,45 @@ def test_insert_run_returns_increasing_ids_of_running_rows(db_url):
     store.close()
 
 
+def test_store_calls_inside_a_transaction_commit_with_it_or_roll_back_with_it(db_url):
+    """Inside `with store.transaction():` each store call is a savepoint: nothing is visible to another
+    connection before the enclosing commit, and an error of the enclosing block undoes every call in it."""
+    store, other = open_fresh(db_url), open_fresh(db_url)
+    try:
+        run_id = new_run(store)
+        with store.transaction():
+            store.insert_step(run_id=run_id, club_slug="rondo", step_name="sync", started_at=T0)
+            store.insert_errors([error(run_id)])
+            assert len(store.list_steps(run_id)) == 1  # its own writes are seen inside it
+            assert other.list_steps(run_id) == [] and other.count_errors(run_id) == 0
+        assert len(other.list_steps(run_id)) == 1 and other.count_errors(run_id) == 1
+        with pytest.raises(RuntimeError), store.transaction():
+            store.insert_step(run_id=run_id, club_slug="rondo", step_name="load", started_at=T1)
+            assert end(store, run_id) == ENDED
+            raise RuntimeError("after the writes")
+        assert [s["step_name"] for s in other.list_steps(run_id)] == ["sync"]
+        assert other.get_run(run_id)["outcome"] == "running" and other.count_errors(run_id) == 1
+    finally:
+        store.close()
+        other.close()
+
+
+def test_a_store_call_failing_inside_a_transaction_rolls_back_alone(db_url):
+    """A nested call that fails undoes only its own writes; the enclosing transaction goes on and commits."""
+    store = open_fresh(db_url)
+    try:
+        run_id = new_run(store)
+        with store.transaction():
+            store.insert_errors([error(run_id, message="kept")])
+            with pytest.raises(Exception), store.transaction() as cur:  # noqa: B017 (each driver its own error)
+                store.insert_errors([error(run_id, message="undone")])
+                cur.execute("SELECT no_such_column FROM runs")
+            store.insert_errors([error(run_id, message="after")])
+        assert [e["error_message"] for e in store.list_errors(run_id)] == ["kept", "after"]
+    finally:
+        store.close()
+
+
 def test_steps_and_errors_are_stored_and_listed_in_order(db_url):
     """insert_step / end_step / insert_errors, read back by list_steps, list_errors and count_errors."""
     store = open_fresh(db_url)

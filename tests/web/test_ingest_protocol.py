@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import re
+import threading
+import time
 
 import pytest
 from click.testing import CliRunner
@@ -13,11 +15,11 @@ from ingestlib import auth, openapi, problems, write_key
 from starlette.testclient import TestClient
 from weblib import SECRET
 
-from helpers import Db
-from runtracker import clock, reaper
+from helpers import Db, open_fresh
+from runtracker import clock, lifecycle, reaper
 from runtracker.cli import cli
 from runtracker.storage.ingest import Ingest
-from runtracker.web import ingest
+from runtracker.web import core, ingest
 from runtracker.web.app import create_app
 from runtracker.web.ingest_http import MAX_BODY_BYTES
 from runtracker.web.settings import WebSettings
@@ -82,9 +84,108 @@ def test_idempotency_keys_are_per_api_key(http, key, app, db_url):
     assert len(Db(db_url).runs()) == 2
 
 
-def test_a_request_in_progress_is_409_until_abandoned_then_taken_over(http, key, app):
-    """While a claim is unfinished the retry is 409; a claim older than a minute (its server died) is taken
-    over by the retry."""
+def _fail_storing_responses(store, db_url: str) -> None:
+    """A real database failure at the moment a response is stored: a trigger that refuses it."""
+    with store.transaction() as cur:
+        if db_url.startswith("sqlite"):
+            cur.execute("CREATE TRIGGER refuse_responses BEFORE UPDATE ON api_idempotency"
+                        " BEGIN SELECT RAISE(ABORT, 'the disk is gone'); END")
+        else:
+            cur.execute("CREATE FUNCTION refuse_responses() RETURNS trigger LANGUAGE plpgsql AS"
+                        " $$ BEGIN RAISE EXCEPTION 'the disk is gone'; END $$")
+            cur.execute("CREATE TRIGGER refuse_responses BEFORE UPDATE ON api_idempotency"
+                        " FOR EACH ROW EXECUTE FUNCTION refuse_responses()")
+
+
+def _store_responses_again(store, db_url: str) -> None:
+    with store.transaction() as cur:
+        cur.execute("DROP TRIGGER refuse_responses" + ("" if db_url.startswith("sqlite") else " ON api_idempotency"))
+
+
+@pytest.mark.parametrize("what", ["open", "step", "errors", "end"])
+def test_a_write_and_its_stored_response_commit_together_or_not_at_all(http, key, app, db_url, what):
+    """When storing the response fails after the write (a real database error), the request is 500 and
+    nothing of it is kept, its key neither: the retry with the same key records it, once."""
+    store = app.state.web.store
+    run_id = _open(http, key)
+    step_id = http.post(f"/api/runs/{run_id}/steps", json={"name": "sync"}, headers=auth(key)).json()["step_id"]
+    path, body = {"open": ("/api/runs", {"pipeline": "nikki"}),
+                  "step": (f"/api/runs/{run_id}/steps", {"name": "load"}),
+                  "errors": (f"/api/runs/{run_id}/errors", [{"message": "a"}, {"message": "b"}]),
+                  "end": (f"/api/runs/{run_id}/end", {"outcome": "success"})}[what]
+    headers = auth(key, **{"Idempotency-Key": f"{what}-1"})
+    db = Db(db_url)
+
+    def recorded():
+        return (len(db.runs()), len(db.steps(run_id)), len(db.errors(run_id)), db.run(run_id)["outcome"],
+                db.query("SELECT COUNT(*) AS n FROM api_idempotency")[0]["n"])
+
+    before = recorded()
+    _fail_storing_responses(store, db_url)
+    failed = http.post(path, json=body, headers=headers)
+    assert failed.status_code == 500 and "Idempotency-Key" in failed.json()["error"]
+    assert recorded() == before
+    _store_responses_again(store, db_url)
+    first = http.post(path, json=body, headers=headers)
+    retry = http.post(path, json=body, headers=headers)
+    assert first.status_code in (200, 201) and retry.json() == first.json() and "idempotent-replayed" in retry.headers
+    runs, steps, errors, outcome, keys = recorded()
+    assert (runs, steps, errors, keys) == (before[0] + (what == "open"), before[1] + (what == "step"),
+                                           before[2] + 2 * (what == "errors"), before[4] + 1)
+    assert outcome == ("success" if what == "end" else "running") and step_id
+
+
+@pytest.mark.parametrize("servers", ["one server", "two servers"])
+def test_a_retry_while_the_first_request_is_handled_waits_for_it_and_gets_its_response(db_url, servers):
+    """The claim is in the write's transaction: a second request with the same key (in the same server, or
+    another server on the same database) waits until the first commits, then gets its response, writing
+    nothing."""
+    first_store = open_fresh(db_url)
+    second_store = first_store if servers == "one server" else open_fresh(db_url)
+    try:
+        run_id = first_store.insert_run(pipeline="nikki", club_slug=None, started_at=clock.iso(clock.now_ms()),
+                                        hostname=None, pid=None, process_started_at=None, retention_cutoff=None)
+        assert run_id is not None
+        inside, go_on = threading.Event(), threading.Event()
+        answers: dict[str, object] = {}
+
+        def handle_first():
+            step_id, _ = lifecycle.add_step(first_store, run_id, "sync", None)
+            inside.set()
+            assert go_on.wait(10)
+            return 201, {"step_id": step_id}
+
+        def handle_second():
+            answers["second handled"] = True
+            return 201, {"step_id": -1}
+
+        def call(store, handle, name):
+            now = clock.now_ms()
+            answers[name] = Ingest(store).once(handle, 1, "k", "h", clock.iso(now), clock.iso(now - 60_000))
+
+        first = threading.Thread(target=call, args=(first_store, handle_first, "first"))
+        first.start()
+        assert inside.wait(10)
+        second = threading.Thread(target=call, args=(second_store, handle_second, "second"))
+        second.start()
+        second.join(0.5)
+        assert second.is_alive()  # waiting for the first's commit, not answered 409
+        go_on.set()
+        first.join(10)
+        second.join(15)
+        step_id = first_store.list_steps(run_id)[0]["id"]
+        assert answers["first"] == ("claimed", {"status": 201, "body": {"step_id": step_id}})
+        assert answers["second"] == ("done", {"status": 201, "body": {"step_id": step_id}})
+        assert "second handled" not in answers and len(first_store.list_steps(run_id)) == 1
+    finally:
+        first_store.close()
+        if second_store is not first_store:
+            second_store.close()
+
+
+def test_an_unfinished_claim_of_an_older_server_is_409_until_abandoned_then_taken_over(http, key, app):
+    """A claim without a response (left by a server before this version, which committed its claim apart)
+    makes a retry 409; one older than a minute (its server died) is taken over by the retry."""
     store = app.state.web.store
     run_id = _open(http, key)
     body = b'{"name": "sync"}'
@@ -92,10 +193,12 @@ def test_a_request_in_progress_is_409_until_abandoned_then_taken_over(http, key,
     key_id = int(store.read("SELECT id FROM api_keys")[0]["id"])
     digest = hashlib.sha256(f"POST {path}\n".encode() + body).hexdigest()
     now = clock.now_ms()
-    assert Ingest(store).claim(key_id, "busy", digest, clock.iso(now), clock.iso(now - 60_000))[0] == "claimed"
+    with store.transaction() as cur:
+        for name, at in (("busy", now), ("old", now - 120_000)):
+            cur.execute(store.sql("INSERT INTO api_idempotency (key_id, idempotency_key, request_hash, created_at)"
+                                  " VALUES (?, ?, ?, ?)"), (key_id, name, digest, clock.iso(at)))
     busy = http.post(path, content=body, headers=auth(key, **{"Idempotency-Key": "busy"}))
     assert busy.status_code == 409 and busy.json()["field"] == "Idempotency-Key"
-    Ingest(store).claim(key_id, "old", digest, clock.iso(now - 120_000), clock.iso(now - 180_000))
     assert http.post(path, content=body, headers=auth(key, **{"Idempotency-Key": "old"})).status_code == 201
 
 
@@ -105,10 +208,20 @@ def test_idempotency_keys_older_than_a_day_are_pruned(app):
     ingest_db = Ingest(store)
     now = clock.now_ms()
     for name, at in (("old", now - 25 * 3600_000), ("new", now)):
-        ingest_db.claim(1, name, "h", clock.iso(at), clock.iso(at - 60_000))
-        ingest_db.finish(1, name, 201, {"ok": True})
+        ingest_db.once(lambda: (201, {"ok": True}), 1, name, "h", clock.iso(at), clock.iso(at - 60_000))
     assert ingest_db.prune(clock.iso(now - 24 * 3600_000)) == 1
     assert [r["idempotency_key"] for r in store.read("SELECT idempotency_key FROM api_idempotency")] == ["new"]
+
+
+def test_a_verified_api_key_is_remembered_briefly_so_a_removed_key_stops_working_soon(http, key, app, monkeypatch):
+    """A key is looked up once per API_KEY_MEMORY_S: removed, it still works within that time, then is 401."""
+    monkeypatch.setattr(core, "API_KEY_MEMORY_S", 0.3)
+    assert http.post("/api/runs", json={"pipeline": "nikki"}, headers=auth(key)).status_code == 201
+    assert app.state.web.dash.remove_api_keys("node") == 1
+    assert http.post("/api/runs", json={"pipeline": "nikki"}, headers=auth(key)).status_code == 201
+    time.sleep(0.35)
+    assert http.post("/api/runs", json={"pipeline": "nikki"}, headers=auth(key)).status_code == 401
+    assert http.get("/api/pipelines", headers=auth(key)).status_code == 401
 
 
 def test_a_malformed_idempotency_key_is_400(http, key):

@@ -1,7 +1,9 @@
 """The storage seam: one SQL store holds the queries; each backend supplies a connection and its dialect.
 
-Every public method is one transaction that has committed when it returns (durable against a process crash).
-Queries use `?` placeholders; a backend with another paramstyle rewrites them once (`sql`).
+Every public method is one transaction that has committed when it returns (durable against a process crash),
+unless it is called inside a `transaction()` of the same store (same thread): it is then a savepoint of that
+one, and commits with it (see `Store.transaction`). Queries use `?` placeholders; a backend with another
+paramstyle rewrites them once (`sql`).
 
 Ending a run is one method, `end_run`, whoever ends it: the run's own process (its `end_run`, a crash hook, the
 exit hook, `runtracker exec`) or the reaper. See its docstring for the rules it applies in one transaction.
@@ -45,6 +47,14 @@ ErrorRow = tuple[int, int | None, str | None, str | None, str | None, str | None
 # Who ended a run (runs.ended_by).
 OWNER = "owner"
 REAPER = "reaper"
+
+# A transaction begun inside another one of the same store (the same thread: the store's lock is re-entrant) is
+# a savepoint of it. One name will do: SQLite and PostgreSQL release and roll back to the latest savepoint of a
+# name, so nested savepoints of one name behave as a stack.
+SAVEPOINT = "SAVEPOINT runtracker_nested"
+RELEASE_SAVEPOINT = "RELEASE SAVEPOINT runtracker_nested"
+ROLLBACK_TO_SAVEPOINT = "ROLLBACK TO SAVEPOINT runtracker_nested"
+ENCLOSING_LOST = "the enclosing transaction was rolled back (a failed statement or a lost connection)"
 
 # What `end_run` did.
 ENDED = "ended"
@@ -146,6 +156,9 @@ class Store(ABC):
         self._sql_cache: dict[str, str] = {}
         # Which database file the connection is on; it changes when the file is replaced (see `follow_file`).
         self.generation = 0
+        # How many transactions of this store the thread holding `_lock` is inside (0: none; more than 1: the
+        # inner ones are savepoints). Only that thread changes it.
+        self._nesting = 0
 
     def follow_file(self) -> str | None:
         """If the database file this store writes to was deleted or replaced since it was opened, open the one
@@ -155,7 +168,14 @@ class Store(ABC):
     # -- backend hooks ---------------------------------------------------------------------------------
     @abstractmethod
     def transaction(self) -> AbstractContextManager[Any]:
-        """A cursor inside a write transaction that commits on success and rolls back on error."""
+        """A cursor inside a write transaction that commits on success and rolls back on error.
+
+        Inside another transaction of this store (the same thread): a savepoint of it, released on success
+        (its writes then commit or roll back with the enclosing transaction) and rolled back alone on error, so
+        that a caller may catch the error and go on. So several store calls can be made one transaction — one
+        commit, all or nothing — by calling them inside `with store.transaction():` (the ingest API's requests
+        with an idempotency key: `storage.ingest.Ingest.once`). If the enclosing transaction is gone (SQLite
+        rolled it all back after an I/O error), a nested one raises instead of writing on its own."""
 
     @abstractmethod
     def crash_transaction(self) -> AbstractContextManager[Any]:

@@ -8,7 +8,7 @@ Python API writes them: nothing here writes to `runs`, `run_steps` or `run_error
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from fnmatch import fnmatchcase
 
 from ..records import Record
@@ -22,10 +22,10 @@ if TYPE_CHECKING:
 OWNER_PREFIX = "api-key:"
 PING = ":ping"
 
-# What `Ingest.claim` found for an idempotency key.
-CLAIMED = "claimed"  # new (or abandoned): handle the request
+# What `Ingest.once` found for an idempotency key.
+CLAIMED = "claimed"  # new (or abandoned): the request was handled now
 DONE = "done"  # handled before: give its response again
-BUSY = "busy"  # another request with this key is being handled now
+BUSY = "busy"  # an older server's claim, still being handled (or its server died less than a minute ago)
 MISMATCH = "mismatch"  # the key was used for another request
 
 
@@ -114,47 +114,62 @@ class Ingest:
         return [int(row["id"]) for row in rows]
 
     # -- idempotency keys -----------------------------------------------------------------------------------
-    def claim(self, key_id: int, idempotency_key: str, request_hash: str, now: str,
-              abandoned_before: str) -> tuple[str, dict[str, Any] | None]:
-        """Claim an idempotency key for a request: CLAIMED (handle it, then `finish` or `release`), DONE with
-        the stored response, BUSY, or MISMATCH. A claim left unfinished since before `abandoned_before` (its
-        server died while handling it) is taken over."""
-        with self.store.transaction() as cur:
-            cur.execute(self.store.sql(
-                "INSERT INTO api_idempotency (key_id, idempotency_key, request_hash, created_at) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT DO NOTHING RETURNING key_id"), (key_id, idempotency_key, request_hash, now))
-            if cur.fetchone() is not None:
-                return CLAIMED, None
-            cur.execute(self.store.sql("SELECT request_hash, status, response, created_at FROM api_idempotency"
-                                       " WHERE key_id = ? AND idempotency_key = ?"), (key_id, idempotency_key))
-            row = cur.fetchone()
-            if row is None:  # pruned between the two statements: a conflict no longer
-                return BUSY, None
-            stored_hash, status, response, created_at = row
-            if stored_hash != request_hash:
-                return MISMATCH, None
-            if status is not None:
-                return DONE, {"status": int(status), "body": json.loads(response)}
-            if str(created_at) >= abandoned_before:
-                return BUSY, None
-            # Compare-and-set on the old claim's time: of two retries taking it over, one wins.
-            cur.execute(self.store.sql("UPDATE api_idempotency SET created_at = ? WHERE key_id = ?"
-                                       " AND idempotency_key = ? AND status IS NULL AND created_at = ?"),
-                        (now, key_id, idempotency_key, created_at))
-            return (CLAIMED if cur.rowcount else BUSY), None
+    def once(self, handle: Callable[[], tuple[int, dict[str, Any]]], key_id: int, idempotency_key: str,
+             request_hash: str, now: str, abandoned_before: str) -> tuple[str, dict[str, Any] | None]:
+        """Handle a request at most once per idempotency key, in one transaction: claim the key, `handle()` (the
+        request's writes: every store call in it joins this transaction), and keep its response for retries.
 
-    def finish(self, key_id: int, idempotency_key: str, status: int, body: dict[str, Any]) -> None:
-        """Keep the response a claimed request got, for its retries."""
+        Returns (CLAIMED, the response) when it was handled now; (DONE, the stored response) when it was
+        handled before; (MISMATCH, None) when the key was used for another request; (BUSY, None) when a claim
+        without a response holds it — only a server before this version leaves one, between its claim's commit
+        and its response's. If `handle` raises, nothing of the request is kept, nor the claim: the claim, the
+        write and the response commit together or not at all, so no crash between them can record a request
+        whose retry records it again.
+
+        A request with the same key arriving meanwhile waits for this transaction — on the store's lock in this
+        process; in another process on SQLite's write lock, or on PostgreSQL's unique index, which makes the
+        second INSERT wait for the first's commit — and then finds DONE.
+        """
         with self.store.transaction() as cur:
+            found, stored = self._claim(cur, key_id, idempotency_key, request_hash, now, abandoned_before)
+            if found != CLAIMED:
+                return found, stored
+            status, body = handle()
             cur.execute(self.store.sql("UPDATE api_idempotency SET status = ?, response = ? WHERE key_id = ?"
                                        " AND idempotency_key = ?"),
                         (status, json.dumps(body), key_id, idempotency_key))
+            return CLAIMED, {"status": status, "body": body}
 
-    def release(self, key_id: int, idempotency_key: str) -> None:
-        """Free a claim whose request wrote nothing (it was refused): a retry is handled afresh."""
-        with self.store.transaction() as cur:
-            cur.execute(self.store.sql("DELETE FROM api_idempotency WHERE key_id = ? AND idempotency_key = ?"
-                                       " AND status IS NULL"), (key_id, idempotency_key))
+    def atomically(self, handle: Callable[[], tuple[int, dict[str, Any]]]) -> tuple[int, dict[str, Any]]:
+        """`handle()` as one transaction (a request without an idempotency key): all its writes or none."""
+        with self.store.transaction():
+            return handle()
+
+    def _claim(self, cur: Any, key_id: int, idempotency_key: str, request_hash: str, now: str,
+               abandoned_before: str) -> tuple[str, dict[str, Any] | None]:
+        cur.execute(self.store.sql(
+            "INSERT INTO api_idempotency (key_id, idempotency_key, request_hash, created_at) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT DO NOTHING RETURNING key_id"), (key_id, idempotency_key, request_hash, now))
+        if cur.fetchone() is not None:
+            return CLAIMED, None
+        cur.execute(self.store.sql("SELECT request_hash, status, response, created_at FROM api_idempotency"
+                                   " WHERE key_id = ? AND idempotency_key = ?"), (key_id, idempotency_key))
+        row = cur.fetchone()
+        if row is None:  # pruned between the two statements: a conflict no longer
+            return BUSY, None
+        stored_hash, status, response, created_at = row
+        if stored_hash != request_hash:
+            return MISMATCH, None
+        if status is not None:
+            return DONE, {"status": int(status), "body": json.loads(response)}
+        if str(created_at) >= abandoned_before:
+            return BUSY, None
+        # A claim left by an older server that died while handling it. Compare-and-set on its time: of two
+        # retries taking it over, one wins.
+        cur.execute(self.store.sql("UPDATE api_idempotency SET created_at = ? WHERE key_id = ?"
+                                   " AND idempotency_key = ? AND status IS NULL AND created_at = ?"),
+                    (now, key_id, idempotency_key, created_at))
+        return (CLAIMED if cur.rowcount else BUSY), None
 
     def prune(self, before: str) -> int:
         """Forget idempotency keys used before `before` (one probe of idx_api_idempotency_created)."""

@@ -26,7 +26,7 @@ from typing import Any
 
 from ..outcomes import DEFAULT_CLUB_SLUG, NO_MESSAGE, NO_STEP
 from . import schema
-from .base import Store
+from .base import ENCLOSING_LOST, RELEASE_SAVEPOINT, ROLLBACK_TO_SAVEPOINT, SAVEPOINT, Store
 
 MISSING_DRIVER = (
     "PostgreSQL support needs the psycopg driver, which is not installed: pip install runtracker[postgres]"
@@ -144,12 +144,46 @@ class PostgresStore(Store):
         raise AssertionError("unreachable")
 
     def _finish(self, cur: Any) -> Iterator[Any]:
+        self._nesting += 1
         try:
             yield cur
         except BaseException:
             self._rollback(cur.connection)
             raise
-        cur.execute("COMMIT")
+        else:
+            # COMMIT of a failed transaction answers ROLLBACK without an error, and with none in progress only
+            # warns: neither may look like a commit (a savepoint's failure may have undone the whole of it).
+            if cur.connection.info.transaction_status != self._pg.pq.TransactionStatus.INTRANS:
+                self._rollback(cur.connection)
+                raise self._pg.OperationalError(ENCLOSING_LOST)
+            cur.execute("COMMIT")
+        finally:
+            self._nesting -= 1
+
+    def _savepoint(self) -> Iterator[Any]:
+        """A transaction inside another one of this store: a savepoint of it (see `Store.transaction`)."""
+        conn = self._conn
+        if conn is None or conn.closed or conn.info.transaction_status != self._pg.pq.TransactionStatus.INTRANS:
+            # No reconnecting here: the enclosing transaction was on the lost connection, or has failed.
+            raise self._pg.OperationalError(ENCLOSING_LOST)
+        cur = conn.cursor()
+        cur.execute(SAVEPOINT)
+        self._nesting += 1
+        try:
+            yield cur
+        except BaseException:
+            try:
+                cur.execute(ROLLBACK_TO_SAVEPOINT)
+                cur.execute(RELEASE_SAVEPOINT)
+            except Exception:
+                # What it wrote cannot be undone alone: undo everything, so nothing of it commits; the enclosing
+                # transaction's next savepoint then fails, and so does its end (see `transaction`).
+                self._rollback(conn)
+            raise
+        else:
+            cur.execute(RELEASE_SAVEPOINT)
+        finally:
+            self._nesting -= 1
 
     def _rollback(self, conn: Any) -> None:
         if conn.closed:
@@ -168,7 +202,7 @@ class PostgresStore(Store):
         with self._lock:
             self._depth += 1
             try:
-                yield from self._finish(self._begin())
+                yield from self._savepoint() if self._nesting else self._finish(self._begin())
             finally:
                 self._depth -= 1
 
@@ -176,6 +210,9 @@ class PostgresStore(Store):
     def crash_transaction(self) -> Iterator[Any]:
         with self._lock:
             interrupted = self._abandon_interrupted() if self._depth else None
+            # The interrupted transactions' nesting is set aside for this one and given back after: if their
+            # frames ever resume, their savepoints find no transaction on the new connection and raise.
+            nesting, self._nesting = self._nesting, 0
             self._depth += 1
             try:
                 cur = self._begin(CRASH_STATEMENT_TIMEOUT_MS, crash=True)
@@ -186,6 +223,7 @@ class PostgresStore(Store):
                 yield from self._finish(cur)
             finally:
                 self._depth -= 1
+                self._nesting = nesting
 
     def _abandon_interrupted(self) -> int | None:
         """A signal handler interrupted one of our calls in this thread (the RLock let it in).

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from ..outcomes import DEFAULT_CLUB_SLUG, NO_MESSAGE, NO_STEP
 from . import schema
-from .base import NoDatabase, Store
+from .base import ENCLOSING_LOST, RELEASE_SAVEPOINT, ROLLBACK_TO_SAVEPOINT, SAVEPOINT, NoDatabase, Store
 
 TYPE_CHECKING = False  # `typing` is not imported at run time: see records.py
 if TYPE_CHECKING:
@@ -95,7 +94,7 @@ class SQLiteStore(Store):
                 time.sleep(0.005)
 
     def transaction(self) -> _Transaction:
-        return _Transaction(self._lock, self._conn)
+        return _Transaction(self)
 
     @contextmanager
     def crash_transaction(self) -> Iterator[sqlite3.Cursor]:
@@ -104,7 +103,10 @@ class SQLiteStore(Store):
         # join the interrupted transaction, which is rolled back when the process dies; a second connection
         # would wait on our own write lock forever. So: roll the interrupted call back (it never returned,
         # so nothing that was promised is lost) and write the crash in a transaction of its own.
+        # The interrupted transactions' nesting is set aside for this one and given back after: if their frames
+        # ever resume, their savepoints find the transaction gone and raise, and their COMMIT fails.
         with self._lock:
+            nesting, self._nesting = self._nesting, 0
             if self._conn.in_transaction:
                 self._conn.rollback()
             self._conn.execute(f"PRAGMA busy_timeout={CRASH_BUSY_TIMEOUT_MS}")
@@ -112,6 +114,7 @@ class SQLiteStore(Store):
                 with self.transaction() as cur:
                     yield cur
             finally:
+                self._nesting = nesting
                 self._conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
 
     @property
@@ -202,29 +205,43 @@ def _table_info(cur: Any, table: str) -> dict[str, tuple[str, int, str | None]]:
 
 class _Transaction:
     """`BEGIN IMMEDIATE` … `COMMIT` under the store's lock; rolled back on any error, COMMIT's own included.
+    Inside another transaction of the store: a savepoint of it (see `Store.transaction`).
 
     A class rather than a generator-based context manager: every public call of a pipeline runs one, and this
     is a tenth of a short call's cost less.
     """
 
-    __slots__ = ("_lock", "_conn", "_cur")
+    __slots__ = ("_store", "_conn", "_cur", "_nested")
 
-    def __init__(self, lock: threading.RLock, conn: sqlite3.Connection) -> None:
-        self._lock = lock
-        self._conn = conn
+    def __init__(self, store: SQLiteStore) -> None:
+        self._store = store
 
     def __enter__(self) -> sqlite3.Cursor:
-        self._lock.acquire()
+        store = self._store
+        store._lock.acquire()
         try:
-            cur = self._cur = self._conn.cursor()
-            cur.execute("BEGIN IMMEDIATE")
+            conn = self._conn = store._conn
+            cur = self._cur = conn.cursor()
+            self._nested = store._nesting > 0
+            if not self._nested:
+                cur.execute("BEGIN IMMEDIATE")
+            elif conn.in_transaction:
+                cur.execute(SAVEPOINT)
+            else:  # SQLite rolled the enclosing transaction back (an I/O error): writing now would autocommit
+                raise sqlite3.OperationalError(ENCLOSING_LOST)
+            store._nesting += 1
         except BaseException:
-            self._lock.release()
+            store._lock.release()
             raise
         return cur
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        store = self._store
+        store._nesting -= 1
         try:
+            if self._nested:
+                self._leave_savepoint(exc_type is None)
+                return
             if exc_type is None:
                 try:
                     self._cur.execute("COMMIT")
@@ -236,4 +253,22 @@ class _Transaction:
             if self._conn.in_transaction:
                 self._conn.rollback()
         finally:
-            self._lock.release()
+            store._lock.release()
+
+    def _leave_savepoint(self, ok: bool) -> None:
+        conn = self._conn
+        if not conn.in_transaction:  # the whole transaction is gone: the enclosing one fails at its COMMIT
+            if ok:
+                raise sqlite3.OperationalError(ENCLOSING_LOST)
+            return
+        try:
+            if ok:
+                self._cur.execute(RELEASE_SAVEPOINT)
+                return
+            self._cur.execute(ROLLBACK_TO_SAVEPOINT)
+            self._cur.execute(RELEASE_SAVEPOINT)
+        except BaseException:
+            # What this savepoint wrote cannot be undone alone: undo everything, so nothing of it commits. The
+            # enclosing transaction's next savepoint and its COMMIT then fail.
+            conn.rollback()
+            raise

@@ -28,6 +28,7 @@ from ..alerts.status import PipelineStatus, Schedules
 from ..clock import iso, now_ms, to_ms
 from ..storage import Store, open_store
 from ..storage.dashboard import Dashboard, ErrorCursor, ErrorFilter
+from ..storage.ingest import ApiKey, Ingest
 from . import passwords, present
 from .sessions import CSRF_FIELD, RateLimit, Sessions
 from .settings import DEMO_PASSWORD, DEMO_USER, WebSettings
@@ -43,6 +44,10 @@ COUNT_CAP = 1000
 GROUP_WINDOWS = (2000, 5000, 20000)
 DEFAULT_GROUP_WINDOW = 2000
 API_KEY_TOUCH_S = 60.0  # last_used_at is written at most once a minute per key
+# A key found in the database is remembered this long: a removed key (`runtracker user key-remove`), or a changed
+# write scope, takes effect within it. An unknown key is looked up every time.
+API_KEY_MEMORY_S = 5.0
+MAX_REMEMBERED_KEYS = 1000
 MAX_TEXT = 200  # the longest filter value taken
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,3})?)?Z?$")
@@ -85,6 +90,7 @@ class Web:
         self.settings = settings
         self.store = store or open_store(settings.db)
         self.dash = Dashboard(self.store)
+        self.ingest = Ingest(self.store)
         self.schedules = Schedules()  # overdue / next run / too long, memoised (runtracker.alerts.status)
         self.sessions = Sessions(settings.secret, settings.session_max_age_s)
         self.login_limit = RateLimit(settings.login_attempts, settings.login_window_s)
@@ -96,6 +102,7 @@ class Web:
         self.templates.globals.update(url=url)
         self._config: tuple[float | None, configfile.PipelineConfig] | None = None
         self._key_touched: dict[int, float] = {}
+        self._keys: dict[str, tuple[ApiKey, float]] = {}  # key hash -> (the key, remembered until)
         if settings.demo:
             self.ensure_demo_user()
 
@@ -157,18 +164,46 @@ class Web:
     def principal(self, request: Request) -> Principal | None:
         """An API key (Authorization: Bearer KEY, or X-API-Key), else the session's user."""
         header = request.headers.get("authorization", "")
-        key = header[7:].strip() if header[:7].lower() == "bearer " else request.headers.get("x-api-key", "")
-        if key:
-            row = self.dash.api_key(passwords.key_hash(key))
-            if row is None:
-                return None
-            now = time.monotonic()
-            if now - self._key_touched.get(row["id"], -API_KEY_TOUCH_S) >= API_KEY_TOUCH_S:
-                self._key_touched[row["id"]] = now
-                self.dash.touch_api_key(row["id"], iso(now_ms()))
-            return Principal("api", str(row["name"]), via_key=True)
+        secret = header[7:].strip() if header[:7].lower() == "bearer " else request.headers.get("x-api-key", "")
+        if secret:
+            key = self.api_key(secret)
+            return None if key is None else Principal("api", key.name, via_key=True)
         user = self.user(request)
         return Principal("dashboard", str(user["name"]), via_key=False) if user else None
+
+    # -- API keys ------------------------------------------------------------------------------------------
+    def api_key(self, secret: str) -> ApiKey | None:
+        """The API key a request sent, or None if the database does not know it; its `last_used_at` is written at
+        most once a minute (API_KEY_TOUCH_S). A key found is remembered for API_KEY_MEMORY_S (see
+        `remembered_api_key`); one not found is not, so a new key works at once and guesses take no memory."""
+        key_hash = passwords.key_hash(secret)
+        now = time.monotonic()
+        found = self._keys.get(key_hash)
+        if found is not None and found[1] > now:
+            key = found[0]
+        else:
+            looked_up = self.ingest.api_key(key_hash)
+            if looked_up is None:
+                self._keys.pop(key_hash, None)
+                return None
+            key = looked_up
+            if len(self._keys) >= MAX_REMEMBERED_KEYS:
+                self._keys = {h: kept for h, kept in self._keys.items() if kept[1] > now}
+            self._keys[key_hash] = (key, now + API_KEY_MEMORY_S)
+        if now - self._key_touched.get(key.key_id, -API_KEY_TOUCH_S) >= API_KEY_TOUCH_S:
+            self._key_touched[key.key_id] = now
+            self.dash.touch_api_key(key.key_id, iso(now_ms()))
+        return key
+
+    def remembered_api_key(self, secret: str) -> ApiKey | None:
+        """The key if it was found in the database less than API_KEY_MEMORY_S ago and its `last_used_at` is not
+        due: no database call (the event loop may ask). Else None: ask `api_key` (in the thread pool)."""
+        found = self._keys.get(passwords.key_hash(secret))
+        now = time.monotonic()
+        if found is None or found[1] <= now or \
+                now - self._key_touched.get(found[0].key_id, -API_KEY_TOUCH_S) >= API_KEY_TOUCH_S:
+            return None
+        return found[0]
 
     # -- rendering -----------------------------------------------------------------------------------------
     def render(self, request: Request, name: str, context: dict[str, Any], status: int = 200,

@@ -250,17 +250,24 @@ def _may_write(call: Call, pipeline: str) -> None:
 
 
 def _open(call: Call, pipeline: str, club: str | None, owner: str) -> int:
-    """Reap lost runs first (as start_run does: an HTTP-only setup needs no monitor to end its lost runs), then
-    open the run, with the retention of the server's settings."""
-    store = call.web.store
+    """Open the run, with the retention of the server's settings; then reap lost runs, as start_run does (an
+    HTTP-only setup needs no monitor to end its lost runs).
+
+    The reaping comes once the request has committed, outside its transaction: it ends other runs and deletes
+    the crash files whose last words it recorded, which a rollback of this request must not undo (and a new
+    HTTP run, ownerless until its first heartbeat, is never reaped by it)."""
+    call.after.append(lambda: _reap(call))
+    return lifecycle.open_remote_run(
+        call.web.store, pipeline=pipeline, club_slug=DEFAULT_CLUB_SLUG if club is None else club,
+        started_ms=now_ms(), owner=owner, started_by=f"api:{call.key.name}",
+        retention_cutoff=config.retention_cutoff(config.retention_days()))
+
+
+def _reap(call: Call) -> None:
     try:
-        reaper.reap_at_start(store)
+        reaper.reap_at_start(call.web.store)
     except Exception as exc:  # reaping is a service to others: it never costs this run
         report("reaping lost runs at an ingest open", exc)
-    return lifecycle.open_remote_run(
-        store, pipeline=pipeline, club_slug=DEFAULT_CLUB_SLUG if club is None else club, started_ms=now_ms(),
-        owner=owner, started_by=f"api:{call.key.name}",
-        retention_cutoff=config.retention_cutoff(config.retention_days()))
 
 
 def _owned_run(call: Call) -> dict[str, Any]:

@@ -3,7 +3,8 @@ reading fields, and JSON errors that name the field (docs/ingest.md). The endpoi
 
 Every ingest endpoint is a plain function of a `Call` that returns (status, body) or raises `Problem`;
 `endpoint()` wraps it: 401 without a key, 429 over the key's rate, 413 over the body limit, then the
-idempotency key, then the function in the thread pool (the database calls block).
+idempotency key, then the function in the thread pool (the database calls block), as one transaction: every
+store call it makes joins it, and with an idempotency key the claim and the stored response do too.
 """
 
 from __future__ import annotations
@@ -23,8 +24,7 @@ from starlette.responses import JSONResponse, Response
 
 from .. import sanitize
 from ..clock import iso, now_ms
-from ..storage.ingest import BUSY, CLAIMED, DONE, ApiKey, Ingest
-from . import passwords
+from ..storage.ingest import BUSY, DONE, MISMATCH, ApiKey, Ingest
 from .core import Web, web_of
 
 log = logging.getLogger("runtracker.web")
@@ -32,10 +32,11 @@ log = logging.getLogger("runtracker.web")
 MAX_BODY_BYTES = 256 * 1024
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 IDEMPOTENCY_TTL_S = 24 * 3600  # how long a response is kept for retries
-ABANDONED_S = 60.0  # a claim unfinished for this long (its server died while handling it) is taken over
+# A claim without a response older than this is taken over. This version never commits one (the claim commits
+# with the response); a server before it, that died while handling the request, may have left one.
+ABANDONED_S = 60.0
 PRUNE_EVERY_S = 60.0
 MAX_IDEMPOTENCY_KEY = 255
-KEY_TOUCH_S = 60.0  # api_keys.last_used_at is written at most once a minute per key
 
 NO_KEY = "an API key with write access is required (Authorization: Bearer KEY, or X-API-Key: KEY)"
 READ_ONLY = "this API key is read-only: make one with `runtracker user key-add NAME --write PIPELINE`"
@@ -85,11 +86,10 @@ class IngestState:
     """What the ingest API keeps in the server process: the rate limits and when keys were last pruned."""
 
     def __init__(self, web: Web) -> None:
-        self.ingest = Ingest(web.store)
+        self.ingest = web.ingest
         settings = web.settings
         self.limit = TokenBucket(settings.api_rate, settings.api_burst)
         self._pruned = -PRUNE_EVERY_S
-        self._touched: dict[int, float] = {}
         self._lock = threading.Lock()
 
     def maybe_prune(self) -> None:
@@ -101,17 +101,11 @@ class IngestState:
             self._pruned = now
         self.ingest.prune(iso(now_ms() - IDEMPOTENCY_TTL_S * 1000))
 
-    def touch(self, web: Web, key: ApiKey) -> None:
-        now = time.monotonic()
-        if now - self._touched.get(key.key_id, -KEY_TOUCH_S) >= KEY_TOUCH_S:
-            self._touched[key.key_id] = now
-            web.dash.touch_api_key(key.key_id, iso(now_ms()))
-
 
 class Call:
     """One ingest request, as an endpoint function sees it."""
 
-    __slots__ = ("web", "ingest", "key", "params", "raw", "_json")
+    __slots__ = ("web", "ingest", "key", "params", "raw", "after", "_json")
 
     def __init__(self, web: Web, ingest: Ingest, key: ApiKey, params: dict[str, Any], raw: bytes) -> None:
         self.web = web
@@ -119,6 +113,7 @@ class Call:
         self.key = key
         self.params = params  # the path's parameters
         self.raw = raw  # the body as sent
+        self.after: list[Callable[[], None]] = []  # done once the request's transaction has committed
         self._json: Any = None
 
     def json(self, empty: Any = None) -> Any:
@@ -172,7 +167,8 @@ def endpoint(handler: Handler) -> Callable[[Request], Any]:
         state: IngestState = request.app.state.ingest
         try:
             secret = api_key_of(request)
-            key = await run_in_threadpool(state.ingest.api_key, passwords.key_hash(secret)) if secret else None
+            # A key remembered a moment ago needs no trip to the thread pool (see `Web.api_key`).
+            key = (web.remembered_api_key(secret) or await run_in_threadpool(web.api_key, secret)) if secret else None
             if key is None:
                 raise Problem(401, NO_KEY)
             wait = state.limit.hit(key.key_id)
@@ -217,31 +213,27 @@ def _request_hash(request: Request, raw: bytes) -> str:
 
 def _handle(state: IngestState, call: Call, handler: Handler, idempotency: str | None,
             request_hash: str) -> tuple[int, dict[str, Any], bool]:
-    """Run the handler once per idempotency key: a retry gets the stored response; the same key with another
-    request is 422; while the first is still being handled, 409."""
-    state.touch(call.web, call.key)
+    """Run the handler as one transaction, once per idempotency key: a retry gets the stored response; the same
+    key with another request is 422; a retry while the first is being handled waits for it (`Ingest.once`)."""
     if idempotency is None:
-        status, body = handler(call)
-        return status, body, False
-    state.maybe_prune()
-    found, stored = state.ingest.claim(call.key.key_id, idempotency, request_hash, iso(now_ms()),
-                                       iso(now_ms() - int(ABANDONED_S * 1000)))
-    if found == DONE:
+        status, body = state.ingest.atomically(lambda: handler(call))
+        replayed = False
+    else:
+        state.maybe_prune()
+        now = now_ms()
+        found, stored = state.ingest.once(lambda: handler(call), call.key.key_id, idempotency, request_hash,
+                                          iso(now), iso(now - int(ABANDONED_S * 1000)))
+        if found == BUSY:
+            raise Problem(409, f"a request with this {IDEMPOTENCY_HEADER} is being handled; retry later",
+                          IDEMPOTENCY_HEADER)
+        if found == MISMATCH:
+            raise Problem(422, f"this {IDEMPOTENCY_HEADER} was used for another request (another path or body)",
+                          IDEMPOTENCY_HEADER)
         assert stored is not None
-        return int(stored["status"]), stored["body"], True
-    if found == BUSY:
-        raise Problem(409, f"a request with this {IDEMPOTENCY_HEADER} is being handled; retry later",
-                      IDEMPOTENCY_HEADER)
-    if found != CLAIMED:
-        raise Problem(422, f"this {IDEMPOTENCY_HEADER} was used for another request (another path or body)",
-                      IDEMPOTENCY_HEADER)
-    try:
-        status, body = handler(call)
-    except BaseException:
-        state.ingest.release(call.key.key_id, idempotency)  # nothing was written: a retry is handled afresh
-        raise
-    state.ingest.finish(call.key.key_id, idempotency, status, body)
-    return status, body, False
+        status, body, replayed = int(stored["status"]), stored["body"], found == DONE
+    for then in call.after:
+        then()
+    return status, body, replayed
 
 
 # -- reading fields ------------------------------------------------------------------------------------------
