@@ -86,7 +86,6 @@ class _Rules:
         self.curl_user = re.compile(_CURL_USER)
         self.shapes = re.compile(_SHAPES)
         self.aws = re.compile(r"A(?:KIA|SIA|GPA|IDA|ROA|Iza)")  # a literal first: `re` looks for the "A"s in C
-        self.separator = re.compile(r"[=:]")
 
 
 _rules: _Rules | None = None
@@ -142,10 +141,9 @@ def _secret_name(low: str) -> bool:
     """`secret_key` of a lower-cased name."""
     if low.endswith(_KEY_ENDINGS):
         return True
-    for word in _WORD_KEYS:
-        if low == word or (low.endswith(word) and low[-len(word) - 1] in "_-."):
-            return True
-    return False
+    if not low.endswith(_WORD_KEYS):
+        return False
+    return len(low) == 4 or low[-5] in "_-."  # both words have 4 letters
 
 
 def enabled() -> bool:
@@ -205,20 +203,28 @@ def _collect_env(rules: _Rules) -> None:
 
 def _keyed(rules: _Rules, text: str) -> str:
     """`key=value`, `"key": "value"`, `Header: value` and URL user-info, found from their separators."""
+    if "hooks.slack.com/services/" in text:  # a webhook's secret is its path (before positions are taken)
+        text = rules.shapes.sub(MARK, text)
+    url = "://" in text and "@" in text
     low = text.lower()
+    # Whether a secret key can be here at all (every `_KEY_ENDINGS` and `_WORD_KEYS` entry holds one of these
+    # words); inlined, as this runs for every message with a `:` or `=`.
+    keyed = ("pass" in low or "token" in low or "secret" in low or "auth" in low or "_key" in low or "-key" in low
+             or "apikey" in low or "skey" in low or "ekey" in low or "cookie" in low or "pwd" in low or "sess" in low
+             or "cred" in low)
+    if not (url or keyed):
+        return text
     if len(low) != len(text):  # a few characters lower-case to two ("İ"): keep the positions
         low = "".join(c.lower() if len(c.lower()) == 1 else c for c in text)
     cuts: list[tuple[int, int, str]] = []  # (start, end, replacement), in order
-    if "hooks.slack.com/services/" in text:
-        text = rules.shapes.sub(MARK, text)
-    if "://" in text and "@" in text:
+    if url:
         at = text.find("://")
         while at >= 0:
             match = rules.userinfo.match(text, at + 3)
             if match is not None:
                 cuts.append((match.start(1), match.end(1), MARK))
             at = text.find("://", at + 3)
-    if _key_possible(low):
+    if keyed:
         cuts.extend(_pairs(rules, text, low))
     if not cuts:
         return text
@@ -234,8 +240,8 @@ def _keyed(rules: _Rules, text: str) -> str:
 
 
 def _key_possible(low: str) -> bool:
-    """Whether a secret key can be in this lower-cased text: it needs one of these words (inlined: this runs for
-    every message with a `:` or `=`). Every `_KEY_ENDINGS` and `_WORD_KEYS` entry holds one."""
+    """Whether a secret key can be in this lower-cased text: it needs one of these words (the same test is
+    inlined in `_keyed`). Every `_KEY_ENDINGS` and `_WORD_KEYS` entry holds one."""
     return ("pass" in low or "token" in low or "secret" in low or "auth" in low or "_key" in low or "-key" in low
             or "apikey" in low or "skey" in low or "ekey" in low or "cookie" in low or "pwd" in low or "sess" in low
             or "cred" in low)
@@ -245,8 +251,9 @@ def _pairs(rules: _Rules, text: str, low: str) -> list[tuple[int, int, str]]:
     cuts = []
     backwards = low[::-1]
     n = len(text)
-    for sep in rules.separator.finditer(text):
-        at = sep.start()
+    for at in _positions(text, "=") + _positions(text, ":"):
+        if text.startswith("//", at + 1):
+            continue  # a URL's scheme: its user-info is `_keyed`'s
         key = rules.key_backwards.match(backwards, n - at)
         if key is None:
             continue
@@ -254,7 +261,7 @@ def _pairs(rules: _Rules, text: str, low: str) -> list[tuple[int, int, str]]:
         if not _secret_name(name):  # lower-cased already
             continue
         quoted = bool(key.group(1))
-        if sep.group() == ":" and not quoted and name in _HEADERS:
+        if text[at] == ":" and not quoted and name in _HEADERS:
             end = text.find("\n", at)
             end = n if end < 0 else end
             begins = n - key.end()  # a header inside quotes (`curl -H 'Cookie: x' URL`) ends at its quote
@@ -280,6 +287,16 @@ def _pairs(rules: _Rules, text: str, low: str) -> list[tuple[int, int, str]]:
                 end -= 1
         cuts.append((start, end, MARK))
     return cuts
+
+
+def _positions(text: str, char: str) -> list[int]:
+    """Where `char` is in `text` (str.find in a loop: cheaper than a regex's match objects)."""
+    found = []
+    at = text.find(char)
+    while at >= 0:
+        found.append(at)
+        at = text.find(char, at + 1)
+    return found
 
 
 def _marked(rules: _Rules, text: str) -> str:
