@@ -178,8 +178,9 @@ def endpoint(handler: Handler) -> Callable[[Request], Any]:
             raw = await read_body(request)
             idempotency = _idempotency_key(request)
             call = Call(web, state.ingest, key, dict(request.path_params), raw)
+            request_hash = _request_hash(request, raw) if idempotency is not None else ""
             status, body, replayed = await run_in_threadpool(_handle, state, call, handler, idempotency,
-                                                             _request_hash(request, raw))
+                                                             request_hash)
         except Problem as problem:
             return problem_response(problem)
         except Exception as exc:  # a database that fails: the client gets JSON too, and may retry
@@ -206,7 +207,9 @@ def _idempotency_key(request: Request) -> str | None:
 
 
 def _request_hash(request: Request, raw: bytes) -> str:
-    digest = hashlib.sha256(f"{request.method} {request.url.path}\n".encode())
+    # The scope's path, not `request.url.path`: the same text here (no root path), and building the URL cost
+    # about 5% of a request's time in the server.
+    digest = hashlib.sha256(f"{request.method} {request.scope['path']}\n".encode())
     digest.update(raw)
     return digest.hexdigest()
 
