@@ -85,6 +85,7 @@ class _Rules:
         self.option = re.compile(_OPTION)
         self.curl_user = re.compile(_CURL_USER)
         self.shapes = re.compile(_SHAPES)
+        self.secret_env_name = re.compile(_SECRET_NAME, re.IGNORECASE)
         self.aws = re.compile(r"A(?:KIA|SIA|GPA|IDA|ROA|Iza)")  # a literal first: `re` looks for the "A"s in C
 
 
@@ -195,8 +196,8 @@ def _load() -> _Rules:
 def _collect_env(rules: _Rules) -> None:
     import json  # here: only once per run
 
-    values = {value for name, value in os.environ.items()
-              if len(value) >= MIN_ENV_VALUE and re.search(_SECRET_NAME, name.upper())}
+    secret_name = rules.secret_env_name.search
+    values = {value for name, value in os.environ.items() if len(value) >= MIN_ENV_VALUE and secret_name(name)}
     rules.env_values = tuple(sorted(values, key=len, reverse=True))  # a value holding another goes whole first
     rules.env_needles = tuple({*values, *(json.dumps(v, ensure_ascii=False)[1:-1] for v in values)})
 
