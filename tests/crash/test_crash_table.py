@@ -360,3 +360,46 @@ raise RuntimeError("crash under lock")
     proc.communicate(timeout=30)
     assert proc.returncode == 1
     assert_crashed(Db(sqlite_url), "uncaught_exception", "crash under lock")
+
+
+# Found by bench/soak.py: a signal landing while the main thread had a statement of ours in progress on the
+# store's connection left the crash unwritten (about 2 in 100 signal deaths), and the reaper ended the run later.
+STATEMENT_IN_PROGRESS = {
+    "an INSERT ... RETURNING whose row was not read": """
+cur = run.store.connection.cursor()
+cur.execute("BEGIN IMMEDIATE")
+cur.execute("INSERT INTO run_errors (run_id, club_slug, step_name, error_message, created_at)"
+            " VALUES (?, 'rondo', 'sync', 'half-written', '2026-01-01T00:00:00.000Z') RETURNING id", (run.run_id,))
+""",
+    "a SELECT not fetched to its end, on a snapshot another process has written past": """
+cur = run.store.connection.cursor()
+cur.execute("SELECT id FROM run_steps UNION ALL SELECT id FROM runs")
+cur.fetchone()
+import sqlite3
+other = sqlite3.connect(run.store.path, isolation_level=None)
+other.execute("INSERT INTO run_errors (run_id, club_slug, step_name, error_message, created_at)"
+              " VALUES (?, 'rondo', 'sync', 'from elsewhere', '2026-01-01T00:00:00.000Z')", (run.run_id,))
+other.close()
+""",
+}
+
+
+@pytest.mark.parametrize("situation", sorted(STATEMENT_IN_PROGRESS))
+def test_sigterm_with_a_statement_in_progress_on_the_connection_still_records_the_crash(tmp_path, sqlite_url,
+                                                                                           situation):
+    """SIGTERM while a statement of the store's connection is in progress: the crash is written by the process
+    itself (kind signal, not reaped), on a connection of its own."""
+    code = """
+from runtracker.state import STATE
+run = STATE.open_runs()[0]
+""" + STATEMENT_IN_PROGRESS[situation] + """
+os.kill(os.getpid(), signal.SIGTERM)
+time.sleep(5)
+"""
+    result = run_app(tmp_path, PRELUDE + code, sqlite_url, env={"TRACK": "1"})
+    assert result.returncode == -signal.SIGTERM, result.stderr
+    db = Db(sqlite_url)
+    assert_crashed(db, "signal", "SIGTERM")
+    run = db.run()
+    assert run["reaped_at"] is None and run["ended_by"] == "owner", run
+    assert "recording SIGTERM failed" not in result.stderr
