@@ -2,13 +2,16 @@
 
     python bench/ingest.py            # 8 clients x 500 runs on each backend; writes bench/RESULTS.md's `ingest`
     python bench/ingest.py --quick    # 8 clients x 50 runs: a fast check (RESULTS.md untouched)
+    python bench/ingest.py --quick --api-rate 0   # without the per-key rate limit: what the server itself does
     make bench-ingest
 
 Each client is a thread of this process with its own API key and one keep-alive HTTP/1.1 connection
 (http.client, no dependency). A run is five requests, as a Node.js pipeline makes them: POST /api/runs, POST a
 step, PATCH the step's end with counts, POST an error, POST the end. Every request carries an Idempotency-Key
 and is retried with it (after a dropped connection, a 5xx, or a 429's Retry-After), so a retry never records
-twice. The server runs with its default limits (50 requests a second per key, bursts of 100).
+twice. The server runs with its default limits (50 requests a second per key, bursts of 100), so 8 clients
+get at most 400 requests (80 runs) a second in the long run: a server faster than that shows 429s, and
+`--api-rate 0` measures the server alone.
 
 Each client keeps what the server acknowledged (run ids, step ids, errors recorded); afterwards the database is
 compared with it: every acknowledged run must be there, `success`, with its step ended and its counts and its
@@ -151,12 +154,13 @@ def keys(db_url: str) -> list[str]:
         store.close()
 
 
-def serve(db_url: str, log_path: Path) -> tuple[subprocess.Popen[bytes], int]:
+def serve(db_url: str, log_path: Path, api_rate: float | None) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
+    rate = [] if api_rate is None else ["--api-rate", f"{api_rate:g}"]
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "RUNTRACKER_WEB_SECRET": "bench-ingest-" + "s" * 32}
     with open(log_path, "wb") as log:
         proc = subprocess.Popen([sys.executable, "-m", "runtracker", "serve", "--db", db_url, "--host", "127.0.0.1",
-                                 "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT,
+                                 "--port", str(port), *rate], env=env, stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL)
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     deadline = time.monotonic() + 30
@@ -194,11 +198,11 @@ def check(db_url: str, clients: list[Client]) -> dict[str, int]:
     return {"acknowledged": len(acked), "rows_lost": lost, "rows_doubled": doubled}
 
 
-def bench(backend: str, runs: int, workdir: Path) -> dict[str, Any]:
+def bench(backend: str, runs: int, workdir: Path, api_rate: float | None) -> dict[str, Any]:
     db_url = f"sqlite:///{workdir / 'ingest.sqlite'}" if backend == "sqlite" else pg_schema_url()
     try:
         made = keys(db_url)
-        proc, port = serve(db_url, workdir / f"serve-{backend}.log")
+        proc, port = serve(db_url, workdir / f"serve-{backend}.log", api_rate)
         try:
             clients = [Client(n, port, made[n]) for n in range(CLIENTS)]
             threads = [threading.Thread(target=c.run, args=(runs,)) for c in clients]
@@ -212,7 +216,8 @@ def bench(backend: str, runs: int, workdir: Path) -> dict[str, Any]:
             proc.terminate()
             proc.wait(10)
         failures = [c.error for c in clients if c.error]
-        result = {"backend": backend, "clients": CLIENTS, "runs_per_client": runs, "wall_s": round(wall, 2),
+        result = {"backend": backend, "clients": CLIENTS, "runs_per_client": runs, "api_rate": api_rate,
+                  "wall_s": round(wall, 2),
                   "runs_per_s": round(sum(len(c.acked) for c in clients) / wall, 1),
                   "requests_per_s": round(sum(c.requests for c in clients) / wall, 1),
                   "retries": sum(c.retries for c in clients), "rate_limited": sum(c.limited for c in clients),
@@ -226,7 +231,7 @@ def bench(backend: str, runs: int, workdir: Path) -> dict[str, Any]:
 def report(results: list[dict[str, Any]]) -> str:
     lines = ["## The ingest API under load (`make bench-ingest`)", "",
              f"{CLIENTS} clients (threads, one API key and one keep-alive connection each) x "
-             f"{results[0]['runs_per_client']} runs over HTTP into `runtracker serve` (default limits); a run is "
+             f"{results[0]['runs_per_client']} runs over HTTP into `runtracker serve` ({limits(results[0])}); a run is "
              f"{REQUESTS_PER_RUN} requests (open, step, step end, error, end), each with an Idempotency-Key. "
              "Goal: 0 rows lost, 0 doubled.", "",
              "| backend | runs/s | requests/s | wall | acknowledged runs | rows lost | rows doubled | retries | 429s |",
@@ -241,16 +246,25 @@ def report(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def limits(result: dict[str, Any]) -> str:
+    rate = result.get("api_rate")
+    if rate is None:
+        return "default limits: 50 requests a second per key, so at most 80 runs a second for 8 keys"
+    return "no rate limit" if not rate else f"--api-rate {rate:g}"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="8 clients x 50 runs; RESULTS.md is left alone")
     parser.add_argument("--backends", default="sqlite,postgresql", help="comma-separated: sqlite, postgresql")
+    parser.add_argument("--api-rate", type=float, default=None,
+                        help="the server's --api-rate (requests a second per key; 0: no limit); default: its own")
     args = parser.parse_args()
     runs = RUNS["quick" if args.quick else "full"]
     results = []
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
         for backend in args.backends.split(","):
-            result = bench(backend, runs, Path(tmp))
+            result = bench(backend, runs, Path(tmp), args.api_rate)
             print(f"{backend}: {result['runs_per_s']} runs/s, {result['requests_per_s']} requests/s, "
                   f"{result['acknowledged']} acknowledged, {result['rows_lost']} lost, "
                   f"{result['rows_doubled']} doubled, {result['retries']} retries, {result['rate_limited']} 429s",
