@@ -49,21 +49,27 @@ def user_group() -> None:
     """Manage the dashboard's users and API keys."""
 
 
+def _new_password_hash(password_stdin: bool) -> str:
+    """A new password, prompted for (twice) or read from stdin, checked, and hashed."""
+    passwords = _passwords()
+    password = _read_password(password_stdin)
+    problem = passwords.password_problem(password)
+    if problem:
+        raise click.ClickException(problem)
+    return passwords.hash_password(password)
+
+
 @user_group.command("add")
 @db_option
 @click.argument("name")
 @click.option("--password-stdin", is_flag=True, help="Read the password from the first line of stdin (no prompt).")
 def user_add(db: str | None, name: str, password_stdin: bool) -> None:
     """Add a user; the password is prompted for (twice), or read from stdin."""
-    passwords = _passwords()
     name = _name(name)
-    password = _read_password(password_stdin)
-    problem = passwords.password_problem(password)
-    if problem:
-        raise click.ClickException(problem)
+    password_hash = _new_password_hash(password_stdin)
     dash = _dashboard(db)
     with reading(db):
-        added = dash.add_user(name, passwords.hash_password(password))
+        added = dash.add_user(name, password_hash)
     if not added:
         raise click.ClickException(f"the user {safe(name)} exists already (change a password: runtracker user "
                                    "password NAME)")
@@ -76,14 +82,10 @@ def user_add(db: str | None, name: str, password_stdin: bool) -> None:
 @click.option("--password-stdin", is_flag=True, help="Read the password from the first line of stdin (no prompt).")
 def user_password(db: str | None, name: str, password_stdin: bool) -> None:
     """Set a user's password (this ends the user's sessions)."""
-    passwords = _passwords()
-    password = _read_password(password_stdin)
-    problem = passwords.password_problem(password)
-    if problem:
-        raise click.ClickException(problem)
+    password_hash = _new_password_hash(password_stdin)
     dash = _dashboard(db)
     with reading(db):
-        changed = dash.set_password(name, passwords.hash_password(password))
+        changed = dash.set_password(name, password_hash)
     if not changed:
         raise click.ClickException(f"there is no user {safe(name)}")
     click.echo(f"changed the password of {safe(name)}")
