@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from .config import shown
+from .redact import shown
 
 SUCCESS = "success"
 PARTIAL = "partial"

@@ -113,6 +113,11 @@ def redact(text: str) -> str:
     return text
 
 
+def shown(value: object) -> str:
+    """A value from a pipeline as a warning shows it (`config.shown`), redacted: a log line is shown too."""
+    return redact(config.shown(value))
+
+
 def might_hold_secret(json_text: str) -> bool:
     """Whether a JSON document's text may hold a secret key, or a string `redact` would change. A False is
     certain; a True sends the document through the slow path (each string redacted, each key looked at).

@@ -12,8 +12,7 @@ from __future__ import annotations
 import logging
 import math
 
-from .config import shown
-from .redact import MARK, might_hold_secret, redact, secret_key
+from .redact import MARK, might_hold_secret, redact, secret_key, shown
 
 TYPE_CHECKING = False  # `typing` is not imported at run time: see records.py
 if TYPE_CHECKING:

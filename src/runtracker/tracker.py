@@ -18,7 +18,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterable
 
-from . import config, sanitize
+from . import config, redact, sanitize
 from .clock import iso, now_ms
 from .context import Run, Step
 from .guard import Troubles, guarded, report
@@ -152,7 +152,7 @@ class RunTracker:
             return False
         step = run.steps.get(step_id) if isinstance(step_id, int) else None
         if step is None:
-            log.warning("runtracker: end_step on unknown step id %s ignored", config.shown(step_id))
+            log.warning("runtracker: end_step on unknown step id %s ignored", redact.shown(step_id))
             return False
         from . import lifecycle
 
@@ -352,7 +352,7 @@ def _known_step(run: OpenRun, step_id: object) -> int | None:
     if step_id is None or (type(step_id) is int and step_id in run.known_steps):
         return step_id  # type: ignore[return-value]
     log.warning("runtracker: error recorded against unknown step id %s; stored without the step link",
-                config.shown(step_id))
+                redact.shown(step_id))
     return None
 
 

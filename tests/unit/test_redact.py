@@ -299,3 +299,18 @@ def test_an_alert_channels_error_is_stored_redacted(sqlite_url):
     Deliverer(alerts, Failing(), "me").send_due("ops")  # type: ignore[arg-type]
     [delivery] = alerts.deliveries()
     assert delivery["last_error"].startswith("could not log in to mailtos://alerts:***@smtp.example.org")
+
+
+def test_a_warning_that_echoes_a_pipelines_value_shows_it_redacted(sqlite_url, caplog):
+    """Arguments passed in the wrong places (a message where the step id goes, a URL as a count): the warnings
+    that name the odd value do not print the secret in it: a log line is shown too."""
+    tracker = RunTracker("nikki", db=sqlite_url)
+    tracker.start_run()
+    step = tracker.start_step("sync")
+    with caplog.at_level(logging.WARNING, logger="runtracker"):
+        tracker.record_error("sync", f"GET https://admin:{SECRET}@api.example.org failed")
+        tracker.end_step(step, "failure", created=f"password={SECRET}")
+        tracker.end_run(f"token={SECRET}")
+    assert "unknown step id" in caplog.text and "not a number" in caplog.text and "unknown" in caplog.text
+    assert SECRET not in caplog.text
+    assert "https://admin:***@" in caplog.text
