@@ -291,6 +291,54 @@ def test_list_runs_filters_and_pages_newest_first(db_url):
     store.close()
 
 
+def test_the_change_token_stays_while_nothing_commits_and_moves_with_every_commit(db_url):
+    """change_token: equal across reads with no write in between; different after this store's own commit,
+    after another connection's commit, and after one in another process."""
+    store, other = open_fresh(db_url), open_fresh(db_url)
+    run_id = new_run(store)
+    token = store.change_token()
+    store.list_runs()
+    assert store.change_token() == token
+    store.touch_heartbeat([run_id], T1)
+    assert store.change_token() != token
+    token = store.change_token()
+    end(other, run_id, "failure")
+    assert store.change_token() != token
+    token = store.change_token()
+    code = "import sys; from runtracker.storage import open_store; s = open_store(sys.argv[1]); " \
+           "s.touch_heartbeat([1], '2026-01-01T00:00:02.000Z'); s.insert_run(pipeline='p', club_slug='c', " \
+           "started_at='2026-01-01T00:00:02.000Z', hostname='h', pid=1, process_started_at=1.0, " \
+           "retention_cutoff=None)"
+    subprocess.run([sys.executable, "-c", code, db_url], check=True, env=app_env(db_url))
+    assert store.change_token() != token
+    store.close()
+    other.close()
+
+
+def test_the_dashboards_kept_reads_are_read_again_after_any_commit(db_url):
+    """Dashboard.unchanged: a read is reused while nothing commits, and read anew after another connection's
+    commit: the overview never shows a run as running once it ended."""
+    from runtracker.storage.dashboard import Dashboard
+
+    store, other = open_fresh(db_url), open_fresh(db_url)
+    dash = Dashboard(store)
+    run_id = new_run(other)
+    reads = []
+
+    def running():
+        reads.append(1)
+        return [r["id"] for r in dash.running_runs()]
+
+    assert dash.unchanged("running", running) == [run_id]
+    assert dash.unchanged("running", running) == [run_id]
+    assert len(reads) == 1
+    end(other, run_id, "success")
+    assert dash.unchanged("running", running) == []
+    assert len(reads) == 2
+    store.close()
+    other.close()
+
+
 @contextmanager
 def holding_the_run(url, run_id):
     """Another connection blocks writers of the run until the block ends (SQLite: the write lock; PostgreSQL:

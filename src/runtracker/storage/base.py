@@ -288,6 +288,12 @@ class Store(ABC):
         rows = self.read("SELECT MAX(version) AS v FROM schema_migrations")
         return int(rows[0]["v"] or 0)
 
+    def change_token(self) -> object:
+        """A value that differs whenever a transaction may have committed to the database since it was last
+        read (by any process, this one included); equal values mean nothing changed in between. Readers use it
+        to reuse what they read (the dashboard's overview). None: the backend cannot tell (never equal)."""
+        return None
+
     # -- writes: runs -------------------------------------------------------------------------------------
     def insert_run(
         self,

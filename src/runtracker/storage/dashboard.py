@@ -24,13 +24,16 @@ Written for a long history (a million runs, millions of errors) on SQLite and Po
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+import threading
+from collections.abc import Callable, Hashable, Sequence
+from typing import Any, TypeVar
 
 from ..clock import now_iso
 from ..outcomes import CRASH_STEP, SUCCESS
 from ..records import Record
 from .base import RUN_COLUMNS, Store
+
+T = TypeVar("T")
 
 # A run as list pages show it (no output tail, no summary: those are for the run's own page).
 RUN_LIST_COLUMNS = (
@@ -154,6 +157,28 @@ class Dashboard:
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        self._memo_lock = threading.Lock()
+        self._memo_token: object = None
+        self._memo: dict[Hashable, Any] = {}
+
+    def unchanged(self, key: Hashable, read: Callable[[], T]) -> T:
+        """What `read()` returned for `key`, again while nothing was committed to the database since
+        (`Store.change_token`); otherwise read anew. The overview, refreshed every minute by every open browser,
+        then costs one cheap look at the database instead of its queries while nothing happened. The token is
+        taken before reading, so what is kept is never older than its token."""
+        token = self.store.change_token()
+        if token is None:
+            return read()
+        with self._memo_lock:
+            if token != self._memo_token:
+                self._memo_token, self._memo = token, {}
+            elif key in self._memo:
+                return self._memo[key]  # type: ignore[no-any-return]
+        value = read()
+        with self._memo_lock:
+            if token == self._memo_token:
+                self._memo[key] = value
+        return value
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         return self.store.read(sql, params)

@@ -259,6 +259,14 @@ class PostgresStore(Store):
         # sees that end. An end waits for the step's commit.
         cur.execute("SELECT 1 FROM runs WHERE id = %s FOR SHARE", (run_id,))
 
+    def change_token(self) -> object:
+        # The server's snapshot: its xmax moves when any transaction takes an id (any write, in any database
+        # of the cluster), and its list of transactions in progress changes when one of them ends, committed
+        # or not. An equal snapshot means no transaction ended in between: what was read is still what a read
+        # would find. (Other databases' writes make it change too: a token that changes too often costs a
+        # read, never a stale page.)
+        return self.read("SELECT txid_current_snapshot()::text AS s")[0]["s"]
+
     def read(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         from psycopg.rows import dict_row
 

@@ -154,6 +154,13 @@ class SQLiteStore(Store):
         """The store's connection (benchmarks trace it; writing on it bypasses the store's lock)."""
         return self._conn
 
+    def change_token(self) -> object:
+        # data_version changes when another connection committed; total_changes counts this connection's own
+        # writes. The generation changes when the file was replaced and the connection with it.
+        with self._lock:
+            version = self._conn.execute("PRAGMA data_version").fetchone()[0]
+            return (self.generation, version, self._conn.total_changes)
+
     def read(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         with self._lock:
             cur = self._conn.execute(sql, params)

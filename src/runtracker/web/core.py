@@ -148,7 +148,7 @@ class Web:
         name = session.get("user")
         if not isinstance(name, str):
             return None
-        row = self.dash.user(name)
+        row = self.dash.unchanged(("user", name), lambda: self.dash.user(name))
         if row is None or row["id"] != session.get("uid") or \
                 session.get("pw") != passwords.fingerprint(self.settings.secret, row["password_hash"]):
             return None
@@ -209,7 +209,7 @@ class Web:
     def render(self, request: Request, name: str, context: dict[str, Any], status: int = 200,
                user: dict[str, Any] | None = None) -> HTMLResponse:
         session = self.sessions.load(request)
-        running = self.dash.running_count() if user is not None else 0
+        running = self.dash.unchanged("running_count", self.dash.running_count) if user is not None else 0
         html = self.templates.get_template(name).render(
             request_path=request.url.path, user=user, csrf=session["csrf"], running_count=running,
             flash=self.sessions.pop_flash(request), demo=self.settings.demo, **{"now": now_ms(), **context})

@@ -92,23 +92,34 @@ def overview(request: Request, web: Web, user: dict[str, Any]) -> Response:
 def cards(web: Web) -> list[dict[str, Any]]:
     """A card per pipeline: those with runs, and those the config file names."""
     config = web.config()
-    names = sorted(set(web.dash.pipeline_names()) | set(config.pipelines))
-    recent = web.dash.latest_runs(names, present.RECENT_RUNS, columns=RUN_BAR_COLUMNS)
-    latest = web.dash.latest_runs(names, 2)
-    running: dict[str, dict[str, Any]] = {}
-    running_rows = web.dash.running_runs()
-    for row in running_rows:
-        running.setdefault(row["pipeline"], row)
-    schedules = web.schedule_statuses(running_rows)  # "Overdue since 07:00", "Next: today 07:00", too long
+    configured = tuple(sorted(config.pipelines))
+    rows = web.dash.unchanged(("overview", configured), lambda: _OverviewRows(web, configured))
+    schedules = web.schedule_statuses(rows.running_rows)  # "Overdue since 07:00", "Next: today 07:00", too long
     now = now_ms()
     found = []
-    for name in names:
-        run = running.get(name)
-        usual = web.dash.successful_durations(name, present.USUAL_RUNS) if run else []
-        found.append(present.card(name, latest[name], recent[name], run, usual,
+    for name in rows.names:
+        run = rows.running.get(name)
+        found.append(present.card(name, rows.latest[name], rows.recent[name], run, rows.usual.get(name, []),
                                   start.command_of(config, name) is not None, now))
         found[-1]["schedule"] = schedules.get(name)
     return found
+
+
+class _OverviewRows:
+    """What the overview reads, kept while the database does not change (`Dashboard.unchanged`): read-only."""
+
+    __slots__ = ("names", "recent", "latest", "running_rows", "running", "usual")
+
+    def __init__(self, web: Web, configured: tuple[str, ...]) -> None:
+        dash = web.dash
+        self.names = sorted(set(dash.pipeline_names()) | set(configured))
+        self.recent = dash.latest_runs(self.names, present.RECENT_RUNS, columns=RUN_BAR_COLUMNS)
+        self.latest = dash.latest_runs(self.names, 2)
+        self.running_rows = dash.running_runs()
+        self.running: dict[str, dict[str, Any]] = {}
+        for row in self.running_rows:
+            self.running.setdefault(row["pipeline"], row)
+        self.usual = {name: dash.successful_durations(name, present.USUAL_RUNS) for name in self.running}
 
 
 # -- a pipeline's history -------------------------------------------------------------------------------------
