@@ -415,7 +415,7 @@ def _alert_settings(src: _Source, table: dict[str, Any]) -> AlertSettings:
         channels[name] = Channel(name, tuple(urls), src.where((*where, "channels"), name))
     url = table.get("dashboard_url")
     if url is not None and (not isinstance(url, str) or not re.match(r"https?://[^\s]+$", url)):
-        raise src.error(where, "dashboard_url", f"must be an http:// or https:// URL, not {config.shown(url)}")
+        raise src.error(where, "dashboard_url", f"must be an http:// or https:// URL, not {redact.shown(url)}")
     repeat = DEFAULT_OVERDUE_REPEAT_S
     if "overdue_repeat" in table:
         try:

@@ -192,6 +192,17 @@ def test_a_wrong_schedule_or_alert_value_is_an_error_naming_file_line_table_and_
     assert str(raised.value).startswith(f"{path}{message}")
 
 
+def test_a_wrong_dashboard_url_is_named_without_its_password(tmp_path):
+    """The error that echoes a wrong dashboard_url (an error message is shown in a terminal, a log) shows it
+    redacted."""
+    path = tmp_path / "runtracker.toml"
+    path.write_text(SCHEDULED.replace('"https://dash.example.org/"', '"ftp://admin:hunter2-7f3a@dash.example.org/"'))
+    with pytest.raises(ConfigError) as raised:
+        load(str(path))
+    assert "dashboard_url: must be an http:// or https:// URL, not 'ftp://admin:***@dash.example.org/'" in \
+        str(raised.value)
+
+
 def test_runtracker_exec_does_not_check_schedules(tmp_path):
     """load(schedules=False): a cron mistake is left for the monitor, and exec runs (croniter is not loaded)."""
     path = tmp_path / "runtracker.toml"
