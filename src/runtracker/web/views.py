@@ -12,7 +12,7 @@ from starlette.responses import RedirectResponse, Response
 
 from ..clock import now_ms
 from ..outcomes import CRASH_STEP, RUNNING
-from ..storage.dashboard import BY_PIPELINE, RUN_BAR_COLUMNS, ErrorFilter
+from ..storage.dashboard import BY_PIPELINE, RUN_BAR_COLUMNS, Dashboard, ErrorFilter
 from . import grouping, present, start
 from .core import (
     COUNT_CAP,
@@ -93,7 +93,7 @@ def cards(web: Web) -> list[dict[str, Any]]:
     """A card per pipeline: those with runs, and those the config file names."""
     config = web.config()
     configured = tuple(sorted(config.pipelines))
-    rows = web.dash.unchanged(("overview", configured), lambda: _OverviewRows(web, configured))
+    rows = web.dash.unchanged(("overview", configured), lambda: _OverviewRows(web.dash, configured))
     schedules = web.schedule_statuses(rows.running_rows)  # "Overdue since 07:00", "Next: today 07:00", too long
     now = now_ms()
     found = []
@@ -110,8 +110,7 @@ class _OverviewRows:
 
     __slots__ = ("names", "recent", "latest", "running_rows", "running", "usual")
 
-    def __init__(self, web: Web, configured: tuple[str, ...]) -> None:
-        dash = web.dash
+    def __init__(self, dash: Dashboard, configured: tuple[str, ...]) -> None:
         self.names = sorted(set(dash.pipeline_names()) | set(configured))
         self.recent = dash.latest_runs(self.names, present.RECENT_RUNS, columns=RUN_BAR_COLUMNS)
         self.latest = dash.latest_runs(self.names, 2)
