@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -14,7 +15,15 @@ from runtracker.storage import schema
 from runtracker.storage.postgres import PostgresStore
 from runtracker.storage.sqlite import SQLiteStore
 
-T0, T1, T2 = "2026-11-30T03:15:00.000Z", "2026-11-30T03:16:00.000Z", "2026-11-30T03:17:00.000Z"
+
+def _iso(at: datetime) -> str:
+    """The original's timestamps: JavaScript's toISOString(), milliseconds and a Z."""
+    return at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}Z"
+
+
+# The original tool's run a few minutes before the test: inside every retention window, on any date the suite runs.
+_NOW = datetime.now(timezone.utc)
+T0, T1, T2 = (_iso(_NOW - timedelta(minutes=m)) for m in (3, 2, 1))
 
 
 def raw_store(url: str):
@@ -188,3 +197,24 @@ def test_a_database_of_an_earlier_runtracker_is_brought_in_line_without_losing_a
     assert "idx_runs_lock" in found and "idx_run_steps_run" not in found
     assert original.OriginalTracker(upgraded, "laposta").start_run(T2) > 5
     upgraded.close()
+
+
+def test_retention_deletes_the_original_tools_old_runs_like_its_own_cleanup(db_url):
+    """Runs older than the retention window go at start_run, whoever wrote them: the original tool's run of
+    four days ago is deleted with its steps and errors, its run of an hour ago is kept."""
+    store = open_fresh(db_url)
+    node = original.OriginalTracker(store, "laposta")
+    old, recent = (_iso(datetime.now(timezone.utc) - age) for age in (timedelta(days=4), timedelta(hours=1)))
+    old_id = node.start_run(old)
+    step = node.start_step("laposta-sync", old)
+    node.record_error(step, "laposta-sync", "member not found", old, member="KNVB1004")
+    node.end_run(old, "partial")
+    recent_id = node.start_run(recent)
+    node.end_run(recent, "success")
+    ours = RunTracker("nikki", db=db_url, retention_days=3)
+    ours.start_run()
+    ours.end_run("success")
+    assert sorted(r["id"] for r in store.read("SELECT id FROM runs WHERE pipeline = 'laposta'")) == [recent_id]
+    assert store.read("SELECT id FROM run_steps WHERE run_id = ?", (old_id,)) == []
+    assert store.read("SELECT id FROM run_errors WHERE run_id = ?", (old_id,)) == []
+    store.close()
