@@ -41,8 +41,8 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from benchlib import cache_dir, machine, table, verdict, write_section  # noqa: E402
 
-from runtracker import reaper  # noqa: E402
-from runtracker.clock import to_ms  # noqa: E402
+from runtracker.base.clock import to_ms  # noqa: E402
+from runtracker.core import reaper  # noqa: E402
 from runtracker.storage import open_store, schema  # noqa: E402
 from runtracker.storage.alerts import AlertStore  # noqa: E402
 

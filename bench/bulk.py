@@ -53,7 +53,7 @@ def measure_redaction(workdir: Path, rounds: int) -> dict[str, object]:
     """record_errors of realistic messages with redaction on, and off (`redact.configure(enabled=False)`)."""
     from benchlib import alternate, median, paired_ratios
 
-    from runtracker import redact
+    from runtracker.base import redact
 
     tracker = RunTracker("bench", db=str(workdir / "bulk-redaction.sqlite"))
     tracker.start_run()

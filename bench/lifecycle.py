@@ -22,8 +22,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from runtracker import RunTracker, redact
-from runtracker.state import STATE
+from runtracker import RunTracker
+from runtracker.base import redact
+from runtracker.core.state import STATE
 from runtracker.storage import open_store
 
 STEPS = 5

@@ -196,7 +196,7 @@ def check(phase: Phase, url: str, *, heartbeat_timeout: float = HEARTBEAT[1], re
     """Reap what is left (another host's runs once their heartbeat is older than the timeout), then compare
     every row with what the workers did; what differs goes to `phase.problems`."""
     sys.path.insert(0, str(SRC))
-    from runtracker import reaper
+    from runtracker.core import reaper
     from runtracker.storage import open_store
 
     os.environ["RUNTRACKER_CRASH_DIR"] = str(Path(tempfile.gettempdir()) / "runtracker-load-crash")

@@ -1,4 +1,4 @@
-"""Measure 8: what the log ring (runtracker.logring) adds to one `logging` call when nothing crashes.
+"""Measure 8: what the log ring (runtracker.core.logring) adds to one `logging` call when nothing crashes.
 
 One `log.info("member %s synced", member_id)` on a logger at level INFO, with the ring's record factory
 installed (as the first `start_run` installs it, 50 records) vs without it, alternating in this one process
@@ -23,7 +23,7 @@ import time
 
 from benchlib import alternate, median, paired_ratios
 
-from runtracker.state import STATE
+from runtracker.core.state import STATE
 
 CALLS = 2_000
 

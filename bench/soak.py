@@ -457,7 +457,7 @@ def verify(res: Result, store: Any) -> None:
 def redaction_active() -> bool:
     """Whether the tracker soaked redacts secrets (`sanitize` cleans every stored text): if not, the planted
     secrets are stored as written and that figure is left out."""
-    from runtracker import sanitize
+    from runtracker.base import sanitize
 
     return SECRET not in sanitize.text("timeout calling https://admin:" + SECRET + "@crm.internal/", 200)
 

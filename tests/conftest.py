@@ -9,7 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from runtracker import guard, testing
+from runtracker import testing
+from runtracker.base import guard
 
 sys.path.insert(0, os.path.dirname(__file__))
 

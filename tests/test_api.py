@@ -11,8 +11,9 @@ import sys
 import pytest
 
 from helpers import Db, open_fresh
-from runtracker import RunTracker, current_run, hooks, track
-from runtracker.state import STATE
+from runtracker import RunTracker, current_run, track
+from runtracker.core import hooks
+from runtracker.core.state import STATE
 
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 

@@ -14,9 +14,10 @@ from click.testing import CliRunner, Result
 
 import pg_schemas
 from helpers import run_app
-from runtracker import RunTracker, reaper
+from runtracker import RunTracker
+from runtracker.base.terminal import safe
 from runtracker.cli import cli
-from runtracker.terminal import safe
+from runtracker.core import reaper
 
 # What a pipeline may hand us, and what each would do to a terminal printed raw.
 CLEAR_SCREEN = "\x1b[2J"

@@ -8,8 +8,8 @@ from click.testing import CliRunner
 import pg_schemas
 from helpers import Db, open_fresh
 from runtracker import RunTracker
+from runtracker.base.clock import now_iso
 from runtracker.cli import cli
-from runtracker.clock import now_iso
 from runtracker.storage import copy as copy_module
 
 

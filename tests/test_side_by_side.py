@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -22,7 +22,7 @@ def _iso(at: datetime) -> str:
 
 
 # The original tool's run a few minutes before the test: inside every retention window, on any date the suite runs.
-_NOW = datetime.now(timezone.utc)
+_NOW = datetime.now(UTC)
 T0, T1, T2 = (_iso(_NOW - timedelta(minutes=m)) for m in (3, 2, 1))
 
 
@@ -204,7 +204,7 @@ def test_retention_deletes_the_original_tools_old_runs_like_its_own_cleanup(db_u
     four days ago is deleted with its steps and errors, its run of an hour ago is kept."""
     store = open_fresh(db_url)
     node = original.OriginalTracker(store, "laposta")
-    old, recent = (_iso(datetime.now(timezone.utc) - age) for age in (timedelta(days=4), timedelta(hours=1)))
+    old, recent = (_iso(datetime.now(UTC) - age) for age in (timedelta(days=4), timedelta(hours=1)))
     old_id = node.start_run(old)
     step = node.start_step("laposta-sync", old)
     node.record_error(step, "laposta-sync", "member not found", old, member="KNVB1004")

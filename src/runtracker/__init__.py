@@ -1,8 +1,8 @@
 """runtracker: record every run of a scheduled pipeline; no run is ever left `running` by a process that died."""
 
-from .context import Run, Step, current_run
-from .outcomes import FAILURE, PARTIAL, RUNNING, SKIPPED, SUCCESS
-from .tracker import RunTracker, track
+from .base.outcomes import FAILURE, PARTIAL, RUNNING, SKIPPED, SUCCESS
+from .core.context import Run, Step, current_run
+from .core.tracker import RunTracker, track
 
 __all__ = [
     "FAILURE",

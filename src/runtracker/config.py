@@ -15,9 +15,9 @@ import operator
 import os
 import re
 
-from .clock import iso, now_ms
-from .execwrap.units import parse_duration
-from .records import Record
+from .base.clock import iso, now_ms
+from .base.records import Record
+from .base.units import parse_duration
 
 log = logging.getLogger("runtracker")
 

@@ -52,9 +52,10 @@ import tomllib
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from . import config, redact
-from .execwrap.units import format_duration, parse_duration, parse_size
-from .schedule import Schedule, check_expression, zone
+from . import config
+from .base import redact
+from .base.schedule import Schedule, check_expression, zone
+from .base.units import format_duration, parse_duration, parse_size
 
 CONFIG_ENV = "RUNTRACKER_CONFIG"
 DEFAULT_CONFIG_PATH = "runtracker.toml"

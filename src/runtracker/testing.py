@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from . import config, guard, hooks, redact
-from .state import STATE
+from . import config
+from .base import guard, redact
+from .core import hooks
+from .core.state import STATE
 
 
 def reset() -> None:

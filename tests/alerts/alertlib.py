@@ -19,8 +19,8 @@ from typing import Any
 from aiosmtpd.controller import Controller
 
 from helpers import app_env, open_fresh, wait_until
-from runtracker import reaper
 from runtracker.alerts.watcher import Watcher
+from runtracker.core import reaper
 from runtracker.storage.alerts import AlertStore
 
 

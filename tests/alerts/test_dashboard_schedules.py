@@ -10,9 +10,9 @@ import pytest
 from starlette.testclient import TestClient
 
 from helpers import open_fresh
-from runtracker import lifecycle, liveness
-from runtracker.clock import iso, now_ms
-from runtracker.outcomes import SUCCESS
+from runtracker.base.clock import iso, now_ms
+from runtracker.base.outcomes import SUCCESS
+from runtracker.core import lifecycle, liveness
 from runtracker.web import passwords
 from runtracker.web.app import create_app
 from runtracker.web.settings import WebSettings

@@ -9,7 +9,7 @@ import threading
 from alertlib import Clock, Receiver, alerts_of, deliveries_of, wait_for_mark
 
 from helpers import Db, open_fresh, run_app, wait_until
-from runtracker.clock import iso, now_ms
+from runtracker.base.clock import iso, now_ms
 from runtracker.storage.alerts import AlertStore, NewAlert
 
 FAILING = """

@@ -7,9 +7,9 @@ from __future__ import annotations
 from alertlib import Clock, alerts_of
 
 from helpers import open_fresh, start_app, wait_until
-from runtracker import lifecycle
-from runtracker.clock import to_ms
-from runtracker.outcomes import SUCCESS
+from runtracker.base.clock import to_ms
+from runtracker.base.outcomes import SUCCESS
+from runtracker.core import lifecycle
 
 AMSTERDAM = """
 [pipelines.nikki]

@@ -4,11 +4,11 @@ too long, by the monitor's rules, read-only."""
 from __future__ import annotations
 
 from helpers import open_fresh
-from runtracker import lifecycle
 from runtracker.alerts.status import Schedules
-from runtracker.clock import to_ms
+from runtracker.base.clock import to_ms
+from runtracker.base.outcomes import SUCCESS
 from runtracker.configfile import parse
-from runtracker.outcomes import SUCCESS
+from runtracker.core import lifecycle
 
 CONFIG = {
     "defaults": {"timezone": "Europe/Amsterdam"},

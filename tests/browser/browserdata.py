@@ -16,7 +16,7 @@ from typing import Any
 
 from helpers import Db, app_env
 from runtracker import RunTracker
-from runtracker.clock import iso
+from runtracker.base.clock import iso
 from runtracker.storage import Store
 
 # (step, member or None, message)

@@ -40,7 +40,7 @@ from browserlib import (  # noqa: E402
 )
 
 from helpers import app_env, wait_until  # noqa: E402
-from runtracker.clock import iso, now_ms  # noqa: E402
+from runtracker.base.clock import iso, now_ms  # noqa: E402
 from runtracker.storage import open_store  # noqa: E402
 
 OUT = HERE.parent.parent / "docs" / "screenshots"

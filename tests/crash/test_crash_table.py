@@ -327,7 +327,7 @@ raise RuntimeError("both")
 def test_sigterm_while_our_own_write_transaction_is_open_still_records_the_crash(tmp_path, db_url):
     """SIGTERM lands while the main thread is inside one of our transactions: the crash is still committed."""
     code = """
-from runtracker.state import STATE
+from runtracker.core.state import STATE
 run = STATE.open_runs()[0]
 with run.store.transaction() as cur:
     os.kill(os.getpid(), signal.SIGTERM)   # the handler runs here, inside the open transaction
@@ -390,7 +390,7 @@ def test_sigterm_with_a_statement_in_progress_on_the_connection_still_records_th
     """SIGTERM while a statement of the store's connection is in progress: the crash is written by the process
     itself (kind signal, not reaped), on a connection of its own."""
     code = """
-from runtracker.state import STATE
+from runtracker.core.state import STATE
 run = STATE.open_runs()[0]
 """ + STATEMENT_IN_PROGRESS[situation] + """
 os.kill(os.getpid(), signal.SIGTERM)

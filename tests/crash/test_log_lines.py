@@ -9,7 +9,7 @@ from __future__ import annotations
 import signal
 
 from helpers import Db, run_app, start_app
-from runtracker import logring
+from runtracker.core import logring
 
 PRELUDE = """
 import logging, os, sys, threading, time

@@ -15,7 +15,7 @@ import termios
 from exec_support import PY, child, exec_argv, run_exec, start_exec, summary
 
 from helpers import Db, app_env
-from runtracker.execwrap import oom, wrapper
+from runtracker.exec import oom, wrapper
 
 
 def test_exit_0_records_success_and_exits_0(tmp_path, db_url):

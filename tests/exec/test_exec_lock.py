@@ -10,7 +10,7 @@ import signal
 from exec_support import PY, child, run_exec, start_exec
 
 from helpers import Db, wait_until
-from runtracker.execwrap import wrapper
+from runtracker.exec import wrapper
 
 WAITS_FOR_GO = """
 import os, time

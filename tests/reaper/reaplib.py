@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from runtracker import liveness
-from runtracker.clock import now_iso
+from runtracker.base.clock import now_iso
+from runtracker.core import liveness
 from runtracker.storage import Store
 
 

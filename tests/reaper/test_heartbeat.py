@@ -12,7 +12,8 @@ import pytest
 from reaplib import crash_files, insert_running
 
 from helpers import Db, dead_pid, run_app, wait_until
-from runtracker import RunTracker, config, heartbeat, liveness, reaper
+from runtracker import RunTracker, config
+from runtracker.core import heartbeat, liveness, reaper
 
 
 def _heartbeat_threads() -> list[threading.Thread]:
@@ -63,7 +64,7 @@ def test_heartbeat_timeout_from_argument_then_environment_then_default(monkeypat
 FORK = """
 import os, time, faulthandler
 from runtracker import RunTracker
-from runtracker.state import STATE
+from runtracker.core.state import STATE
 tracker = RunTracker("parent")
 parent_run = tracker.start_run()
 pid = os.fork()
@@ -99,7 +100,7 @@ def test_forked_child_has_no_heartbeat_of_the_parents_and_beats_for_its_own_runs
 LIFECYCLE = """
 import os, faulthandler, time
 from runtracker import RunTracker
-from runtracker.state import STATE
+from runtracker.core.state import STATE
 crash_dir = os.environ["CRASH_DIR"]
 files = lambda: sorted(f for f in os.listdir(crash_dir) if f.startswith("runtracker-crash-"))
 print("before", faulthandler.is_enabled(), flush=True)

@@ -7,8 +7,9 @@ from __future__ import annotations
 from click.testing import CliRunner
 
 from helpers import Db, wait_until
-from runtracker import RunTracker, reaper
+from runtracker import RunTracker
 from runtracker.cli import cli
+from runtracker.core import reaper
 
 # Each owner blocks for BLOCK_S; the reaper's timeout is well below that and ten times the owners' heartbeat
 # interval (0.1 s), so a heartbeat that stopped while the owner is blocked would be noticed.

@@ -15,8 +15,9 @@ import pytest
 from reaplib import insert_running
 
 from helpers import Db, dead_pid, wait_until
-from runtracker import RunTracker, liveness, reaper
-from runtracker.clock import iso, ms_between, now_ms
+from runtracker import RunTracker
+from runtracker.base.clock import iso, ms_between, now_ms
+from runtracker.core import liveness, reaper
 
 
 def _ago(seconds: float) -> str:

@@ -10,12 +10,13 @@ import sys
 from reaplib import insert_running
 
 from helpers import Db, app_env, dead_pid, run_app
-from runtracker import RunTracker, reaper
-from runtracker.clock import iso, now_ms
+from runtracker import RunTracker
+from runtracker.base.clock import iso, now_ms
+from runtracker.core import reaper
 
 REAPER = """
 import json, os, sys, time
-from runtracker import reaper
+from runtracker.core import reaper
 from runtracker.storage import open_store
 store = open_store()
 print("ready", flush=True)
@@ -90,7 +91,8 @@ def test_owner_crash_after_being_reaped_replaces_the_verdict_with_its_own_accoun
     keeps the reaper's crash row and reaped_at, and gains the owner's."""
     code = """
 import os, subprocess, sys
-from runtracker import RunTracker, reaper
+from runtracker import RunTracker
+from runtracker.core import reaper
 os.environ["RUNTRACKER_HOSTNAME"] = "worker-2"
 tracker = RunTracker("nikki", heartbeat_s=3600)
 tracker.start_run()
@@ -111,7 +113,8 @@ raise RuntimeError("owner crashed after all")
 
 OWNER_LOOP = """
 import os, sys, time, random
-from runtracker import RunTracker, reaper
+from runtracker import RunTracker
+from runtracker.core import reaper
 from runtracker.storage import open_store
 tracker = RunTracker("nikki", heartbeat_s=3600)
 store = open_store()
@@ -129,7 +132,7 @@ for i in range(int(sys.argv[1])):
 
 REAP_LOOP = """
 import os, sys, time
-from runtracker import reaper
+from runtracker.core import reaper
 from runtracker.storage import open_store
 store = open_store()
 print("ready", flush=True)

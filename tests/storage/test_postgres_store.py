@@ -327,7 +327,7 @@ def test_a_forked_child_never_closes_the_parents_connection(tmp_path, pg_url):
     code = """
 import os, sys
 from runtracker import RunTracker
-from runtracker.state import STATE
+from runtracker.core.state import STATE
 t = RunTracker("parent")
 t.start_run()
 backend = lambda: STATE.stores.get().read("SELECT pg_backend_pid() AS pid")[0]["pid"]

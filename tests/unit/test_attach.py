@@ -1,4 +1,4 @@
-"""What a Python child of `runtracker exec` reports into the wrapper's run (runtracker.attach): the worse outcome
+"""What a Python child of `runtracker exec` reports into the wrapper's run (runtracker.core.attach): the worse outcome
 wins, the latest stats stay, and unreadable summaries count as none."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from runtracker.attach import child_view, merge_view, worse
+from runtracker.core.attach import child_view, merge_view, worse
 
 
 @pytest.mark.parametrize("a, b, expected", [

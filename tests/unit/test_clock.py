@@ -1,4 +1,4 @@
-"""Time as runs record it (runtracker.clock): UTC milliseconds written as fixed-width ISO-8601 text, read back
+"""Time as runs record it (runtracker.base.clock): UTC milliseconds written as fixed-width ISO-8601 text, read back
 from our own format and from what other tools write, durations never negative."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from datetime import datetime
 
 import pytest
 
-from runtracker.clock import iso, later, ms_between, now_iso, now_ms, to_ms
+from runtracker.base.clock import iso, later, ms_between, now_iso, now_ms, to_ms
 
 T = 1795721253598  # 2026-11-26T19:27:33.598Z
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from runtracker import config
-from runtracker.clock import iso, to_ms
+from runtracker.base.clock import iso, to_ms
 
 ENV = ("RUNTRACKER_DB", "RUNTRACKER_RETENTION_DAYS", "RUNTRACKER_HEARTBEAT_S", "RUNTRACKER_HEARTBEAT_TIMEOUT_S",
        "RUNTRACKER_OWNERLESS_TIMEOUT")

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from runtracker.base.schedule import Schedule
 from runtracker.configfile import ConfigError, ExecSettings, Pipeline, PipelineConfig, load, parse
-from runtracker.schedule import Schedule
 
 
 def test_config_file_gives_commands_and_settings_with_defaults():

@@ -1,4 +1,4 @@
-"""The pure parts of ending a run (runtracker.lifecycle): the exit status of sys.exit, how an exception is
+"""The pure parts of ending a run (runtracker.core.lifecycle): the exit status of sys.exit, how an exception is
 written down, the crash row, and the last moment a lost owner was known alive."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ from collections.abc import Callable
 
 import pytest
 
-from runtracker import sanitize
-from runtracker.lifecycle import crash_row, exit_status, format_exception, last_sign_of_life
+from runtracker.base import sanitize
+from runtracker.core.lifecycle import crash_row, exit_status, format_exception, last_sign_of_life
 
 TRUNCATED = "…[truncated]"
 

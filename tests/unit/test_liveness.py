@@ -1,4 +1,4 @@
-"""How the reaper judges a `running` run's owner (runtracker.liveness.judge): another host by heartbeat age
+"""How the reaper judges a `running` run's owner (runtracker.core.liveness.judge): another host by heartbeat age
 alone; a run that records no owner at all (the original tool's) by its age against the ownerless timeout; this
 host by its pid at once, with real pids (this process, and one that has exited), unless the run's process key
 is from another boot or pid namespace."""
@@ -12,9 +12,9 @@ import psutil
 import pytest
 
 from helpers import dead_pid
-from runtracker import liveness
-from runtracker.clock import iso, to_ms
-from runtracker.liveness import HEARTBEAT_TIMEOUT, OWNERLESS_TIMEOUT, PID_GONE, PID_REUSED
+from runtracker.base.clock import iso, to_ms
+from runtracker.core import liveness
+from runtracker.core.liveness import HEARTBEAT_TIMEOUT, OWNERLESS_TIMEOUT, PID_GONE, PID_REUSED
 
 NOW_MS = to_ms("2026-11-26T12:00:00.000Z")
 TIMEOUT_S = 60.0

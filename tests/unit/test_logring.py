@@ -1,4 +1,4 @@
-"""The log ring (runtracker.logring): the process's last log records, kept cheaply and shown on crash rows;
+"""The log ring (runtracker.core.logring): the process's last log records, kept cheaply and shown on crash rows;
 `record_log_errors`; the `log_lines` and `record_log_errors` settings."""
 
 from __future__ import annotations
@@ -11,8 +11,9 @@ import sys
 import pytest
 
 from helpers import Db
-from runtracker import RunTracker, config, logring
-from runtracker.state import STATE
+from runtracker import RunTracker, config
+from runtracker.core import logring
+from runtracker.core.state import STATE
 
 
 @pytest.fixture

@@ -23,7 +23,9 @@ from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, rule  # noqa: E402
 
-from runtracker import RunTracker, logring, redact, sanitize, testing, track  # noqa: E402
+from runtracker import RunTracker, testing, track  # noqa: E402
+from runtracker.base import redact, sanitize  # noqa: E402
+from runtracker.core import logring  # noqa: E402
 
 # -- what comes in ----------------------------------------------------------------------------------------------
 # Secrets look like this, so that a piece of text can be searched for them; each is planted in one of the shapes

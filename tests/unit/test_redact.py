@@ -9,7 +9,8 @@ import traceback
 import pytest
 
 from helpers import Db
-from runtracker import RunTracker, config, configfile, redact, sanitize
+from runtracker import RunTracker, config, configfile
+from runtracker.base import redact, sanitize
 
 SECRET = "hunter2-7f3a9c"
 
@@ -271,7 +272,7 @@ def test_with_redaction_off_the_text_is_stored_as_given(sqlite_url, monkeypatch)
 def test_every_crash_row_redacts_its_message_stack_and_log_lines():
     """lifecycle.crash_row, the one builder of crash rows (hooks, reaper with its crash-file text, exec), redacts
     the message, the stack (a faulthandler dump or a dying process's last words) and the last log lines."""
-    from runtracker import lifecycle
+    from runtracker.core import lifecycle
 
     row = lifecycle.crash_row(1, None, "rondo", f"lost: its last words: GET https://admin:{SECRET}@host failed",
                               f'File "sync.py", line 3 in login\n  password = "{SECRET}"',
@@ -283,7 +284,7 @@ def test_every_crash_row_redacts_its_message_stack_and_log_lines():
 def test_an_alert_channels_error_is_stored_redacted(sqlite_url):
     """The error an alert channel gives (Apprise may quote the channel URL) is stored on the delivery redacted."""
     from runtracker.alerts.delivery import Deliverer
-    from runtracker.state import STATE
+    from runtracker.core.state import STATE
     from runtracker.storage.alerts import AlertStore, NewAlert
 
     class Failing:

@@ -1,4 +1,4 @@
-"""Whatever a pipeline hands us becomes a value the database accepts, without raising (runtracker.sanitize):
+"""Whatever a pipeline hands us becomes a value the database accepts, without raising (runtracker.base.sanitize):
 clean bounded text, counts between 0 and MAX_COUNT, names, and JSON."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from runtracker import sanitize
-from runtracker.sanitize import MAX_COUNT
+from runtracker.base import sanitize
+from runtracker.base.sanitize import MAX_COUNT
 
 TRUNCATED = "…[truncated]"
 

@@ -1,12 +1,12 @@
-"""Schedules in a time zone, as cron runs them across the DST changes (runtracker.schedule): a time that does not
+"""Schedules in a time zone, as cron runs them across the DST changes (runtracker.base.schedule): a time that does not
 exist is due when the clock jumps past it, a time that occurs twice is due once, at the first."""
 
 from __future__ import annotations
 
 import pytest
 
-from runtracker.clock import iso, to_ms
-from runtracker.schedule import Schedule, overdue_since, too_long
+from runtracker.base.clock import iso, to_ms
+from runtracker.base.schedule import Schedule, overdue_since, too_long
 
 AMSTERDAM = "Europe/Amsterdam"
 

@@ -1,11 +1,11 @@
-"""Durations and sizes as people write them (runtracker.execwrap.units): the forms accepted, the texts of the
+"""Durations and sizes as people write them (runtracker.base.units): the forms accepted, the texts of the
 ValueErrors for the others, and how messages show them."""
 
 from __future__ import annotations
 
 import pytest
 
-from runtracker.execwrap.units import format_duration, format_size, parse_duration, parse_size
+from runtracker.base.units import format_duration, format_size, parse_duration, parse_size
 
 HINT = "(use e.g. 90, 90s, 30m, 2h, 1h30m)"
 SIZE_HINT = "(use e.g. 10240, 10KB, 1MB)"

@@ -7,8 +7,8 @@ import re
 
 from webdata import add_run
 
-from runtracker import lifecycle, logring
-from runtracker.outcomes import FAILURE
+from runtracker.base.outcomes import FAILURE
+from runtracker.core import lifecycle, logring
 
 SECTION = (f"{logring.HEADER} (the last 2 of this run, oldest first) ---\n"
            "2026-11-26T03:15:01.000Z INFO nikki.sync: member KNVB1004 synced\n"

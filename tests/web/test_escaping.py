@@ -7,8 +7,9 @@ import pytest
 from webdata import tracked_run
 from weblib import api_key
 
-from runtracker import RunTracker, lifecycle
-from runtracker.outcomes import FAILURE
+from runtracker import RunTracker
+from runtracker.base.outcomes import FAILURE
+from runtracker.core import lifecycle
 
 SCRIPT = "<script>alert(1)</script>"
 PIPELINE = f'evil"><img src=x onerror=alert(2)>{SCRIPT}'

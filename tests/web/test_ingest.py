@@ -8,8 +8,9 @@ from ingestlib import auth, write_key
 from starlette.testclient import TestClient
 
 from helpers import Db
-from runtracker import RunTracker, sanitize
-from runtracker.state import STATE
+from runtracker import RunTracker
+from runtracker.base import sanitize
+from runtracker.core.state import STATE
 
 RUN_FIELDS = ("pipeline", "club_slug", "outcome", "total_created", "total_updated", "total_skipped", "total_failed",
               "summary_json", "exit_code", "ended_by")

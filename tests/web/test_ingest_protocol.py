@@ -16,8 +16,9 @@ from starlette.testclient import TestClient
 from weblib import SECRET
 
 from helpers import Db, open_fresh
-from runtracker import clock, lifecycle, reaper
+from runtracker.base import clock
 from runtracker.cli import cli
+from runtracker.core import lifecycle, reaper
 from runtracker.storage.ingest import Ingest
 from runtracker.web import core, ingest
 from runtracker.web.app import create_app

@@ -7,8 +7,8 @@ import re
 import pytest
 from webdata import add_run, at, tracked_run
 
-from runtracker import lifecycle
-from runtracker.outcomes import FAILURE
+from runtracker.base.outcomes import FAILURE
+from runtracker.core import lifecycle
 
 
 def card(html: str, pipeline: str) -> str:

@@ -14,7 +14,7 @@ from typing import Any
 
 from webdata import add_run
 
-from runtracker.clock import iso, now_ms
+from runtracker.base.clock import iso, now_ms
 from runtracker.storage.dashboard import RUN_BAR_COLUMNS, Dashboard, ErrorCursor, ErrorFilter
 
 PIPELINES = ["laposta", "nikki"]

@@ -7,7 +7,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from webdata import add_run
 from weblib import api_key
 
-from runtracker.clock import iso, now_ms
+from runtracker.base.clock import iso, now_ms
 from runtracker.storage import schema
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from runtracker import RunTracker
-from runtracker.clock import iso
+from runtracker.base.clock import iso
 from runtracker.storage import Store
 
 BASE_MS = 1_780_000_000_000  # 2026-05-28T20:26:40Z

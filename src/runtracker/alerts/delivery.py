@@ -18,8 +18,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from .. import sanitize
-from ..clock import iso, now_ms
+from ..base import sanitize
+from ..base.clock import iso, now_ms
 from ..storage.alerts import FAILED, PENDING, SENT, AlertStore
 from .channels import Channels
 

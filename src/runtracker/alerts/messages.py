@@ -1,7 +1,7 @@
 """What an alert says: the pipeline, what happened, the crash kind, the first error lines, and a link to the run.
 
 Only what the database stores goes into a message, and the database stores only sanitised text
-(`runtracker.sanitize`: clean, bounded, its secrets redacted — docs/redaction.md): a message shows what the
+(`runtracker.base.sanitize`: clean, bounded, its secrets redacted — docs/redaction.md): a message shows what the
 dashboard shows, no more. Channel URLs, which hold passwords, never appear in a message.
 """
 
@@ -11,12 +11,12 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from ..clock import iso, to_ms
+from ..base.clock import iso, to_ms
+from ..base.outcomes import FAILURE, SUCCESS
+from ..base.outcomes import PARTIAL as PARTIAL_OUTCOME
+from ..base.schedule import zone
+from ..base.units import format_duration
 from ..configfile import CRASHED, FAILED, OVERDUE, PARTIAL, RECOVERED, TOO_LONG, Pipeline
-from ..execwrap.units import format_duration
-from ..outcomes import FAILURE, SUCCESS
-from ..outcomes import PARTIAL as PARTIAL_OUTCOME
-from ..schedule import zone
 from ..storage.alerts import NewAlert
 
 ERRORS_SHOWN = 5

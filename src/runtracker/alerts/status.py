@@ -1,6 +1,6 @@
 """Each scheduled pipeline's state as the dashboard shows it: next run, overdue since, runs too long.
 
-The same rules as the monitor's (`watcher`, `runtracker.schedule`): overdue once the first scheduled time after
+The same rules as the monitor's (`watcher`, `runtracker.base.schedule`): overdue once the first scheduled time after
 the latest start is `grace` old (a pipeline that never ran counts from when a monitor first watched it, else
 from now). Read-only: two statements per call (every pipeline's latest start; the monitors' record of when each
 was first watched), and the schedule arithmetic is remembered until it can change. Without croniter (the
@@ -14,10 +14,10 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from ..clock import to_ms
+from ..base.clock import to_ms
+from ..base.records import Record
+from ..base.schedule import first_missed, too_long
 from ..configfile import PipelineConfig
-from ..records import Record
-from ..schedule import first_missed, too_long
 from ..storage import Store
 from ..storage.alerts import AlertStore
 from .messages import local_time

@@ -24,11 +24,12 @@ import secrets
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .. import configfile, liveness
-from ..clock import iso, now_ms, to_ms
+from .. import configfile
+from ..base.clock import iso, now_ms, to_ms
+from ..base.outcomes import RUNNING, SUCCESS
+from ..base.schedule import first_missed, too_long
 from ..configfile import CRASHED, FAILED, OVERDUE, RECOVERED, TOO_LONG, PipelineConfig
-from ..outcomes import RUNNING, SUCCESS
-from ..schedule import first_missed, too_long
+from ..core import liveness
 from ..storage import Store
 from ..storage.alerts import AlertStore, NewAlert
 from . import messages

@@ -17,10 +17,10 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import click
 from click.core import ParameterSource
 
+from ..base.terminal import safe
 from ..config import DB_ENV, resolve_db
 from ..storage import ForeignDatabase, NoDatabase, Store, open_store
 from ..storage.postgres import masked
-from ..terminal import safe
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
 

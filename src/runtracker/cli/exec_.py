@@ -65,7 +65,7 @@ def exec_command(db: str | None, pipeline: str, lock: bool | None, timeout: floa
     --lock finds the pipeline running, 124 on timeout, 126/127 when the command cannot be executed / is not
     found.
     """
-    from ..execwrap import wrapper
+    from ..exec import wrapper
 
     try:
         config = load(config_path, schedules=False)

@@ -13,8 +13,9 @@ from typing import Any
 
 import click
 
-from .. import config, reaper
-from ..terminal import safe
+from .. import config
+from ..base.terminal import safe
+from ..core import reaper
 from .common import Seconds, db_option, for_terminal, store_for
 
 log = logging.getLogger("runtracker")

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from ..terminal import safe
+from ..base.terminal import safe
 from .common import db_option, reading, store_for
 
 MAX_RUN_ID = 2**63 - 1  # the largest id either backend can store

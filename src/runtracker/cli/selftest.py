@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..selftest import run_selftest
+from ..core.selftest import run_selftest
 from .common import db_option
 
 

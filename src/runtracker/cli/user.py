@@ -7,9 +7,9 @@ from typing import Any
 
 import click
 
+from ..base.terminal import safe
 from ..storage.dashboard import Dashboard
 from ..storage.ingest import Ingest
-from ..terminal import safe
 from .common import CONTEXT_SETTINGS, db_option, reading, store_for
 
 MISSING_EXTRA = "the dashboard needs the web extra, which is not installed: pip install 'runtracker[web]'"

@@ -1,7 +1,7 @@
 """The storage seam: `open_store(db)` gives a Store (SQLite or PostgreSQL) with its schema brought up to date.
 
 A process keeps one store per database, shared by every tracker in it: that cache is a `StoreCache`, owned by
-the process state (`runtracker.state`). The CLI and tests open stores of their own with `open_store`.
+the process state (`runtracker.core.state`). The CLI and tests open stores of their own with `open_store`.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def open_store(db: object = None, *, create: bool = True) -> Store:
     names another tool made: it is left exactly as found."""
     url = db if isinstance(db, DatabaseURL) else resolve_db(db)
     if url.scheme == "postgresql":
-        from .postgres import PostgresStore  # the driver is imported only when Postgres is used
+        from .postgres import PostgresStore
 
         store: Store = PostgresStore(url.target)
     else:

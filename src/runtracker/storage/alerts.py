@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ..records import Record
+from ..base.records import Record
 from .base import Store
 
 # A run as the monitor judges its end.

@@ -17,9 +17,9 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 
-from ..clock import now_iso, now_ms
-from ..outcomes import DEFAULT_CLUB_SLUG, RUNNING
-from ..records import Record
+from ..base.clock import now_iso, now_ms
+from ..base.outcomes import DEFAULT_CLUB_SLUG, RUNNING
+from ..base.records import Record
 from . import schema
 
 TYPE_CHECKING = False  # `typing` is not imported at run time: see records.py

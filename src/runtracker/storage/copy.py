@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from ..outcomes import RUNNING
+from ..base.outcomes import RUNNING
 from .base import Store
 
 BATCH = 2000

@@ -28,9 +28,9 @@ import threading
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any, TypeVar
 
-from ..clock import now_iso
-from ..outcomes import CRASH_STEP, SUCCESS
-from ..records import Record
+from ..base.clock import now_iso
+from ..base.outcomes import CRASH_STEP, SUCCESS
+from ..base.records import Record
 from .base import RUN_COLUMNS, Store
 
 T = TypeVar("T")

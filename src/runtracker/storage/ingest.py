@@ -1,7 +1,7 @@
 """The ingest API's reads and writes on one store (docs/ingest.md): API keys and what they may write, the facts
 a request about a run or step is checked against, ping runs, and idempotency keys.
 
-The runs, steps and errors themselves are written by `runtracker.lifecycle` and the store's own methods, as the
+The runs, steps and errors themselves are written by `runtracker.core.lifecycle` and the store's own methods, as the
 Python API writes them: nothing here writes to `runs`, `run_steps` or `run_errors`.
 """
 
@@ -11,7 +11,7 @@ import json
 from collections.abc import Callable, Sequence
 from fnmatch import fnmatchcase
 
-from ..records import Record
+from ..base.records import Record
 from .base import Store
 
 TYPE_CHECKING = False  # `typing` is not imported at run time: see records.py

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from ..outcomes import DEFAULT_CLUB_SLUG, NO_MESSAGE, NO_STEP
+from ..base.outcomes import DEFAULT_CLUB_SLUG, NO_MESSAGE, NO_STEP
 from . import schema
 from .base import ENCLOSING_LOST, RELEASE_SAVEPOINT, ROLLBACK_TO_SAVEPOINT, SAVEPOINT, Store
 

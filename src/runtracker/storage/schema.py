@@ -11,7 +11,7 @@ one dialect needs is an `Only(dialect, sql)`.
 
 from __future__ import annotations
 
-from ..records import Record
+from ..base.records import Record
 
 
 class Only(Record):

@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
-from ..outcomes import DEFAULT_CLUB_SLUG, NO_MESSAGE, NO_STEP
+from ..base.outcomes import DEFAULT_CLUB_SLUG, NO_MESSAGE, NO_STEP
 from . import schema
 from .base import ENCLOSING_LOST, RELEASE_SAVEPOINT, ROLLBACK_TO_SAVEPOINT, SAVEPOINT, NoDatabase, Store
 

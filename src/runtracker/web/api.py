@@ -14,8 +14,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ..clock import iso, now_ms
-from ..outcomes import RUN_OUTCOMES
+from ..base.clock import iso, now_ms
+from ..base.outcomes import RUN_OUTCOMES
 from . import grouping, metrics, present, start
 from .core import (
     DEFAULT_GROUP_WINDOW,

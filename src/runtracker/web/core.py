@@ -25,7 +25,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 
 from .. import configfile
 from ..alerts.status import PipelineStatus, Schedules
-from ..clock import iso, now_ms, to_ms
+from ..base.clock import iso, now_ms, to_ms
 from ..storage import Store, open_store
 from ..storage.dashboard import Dashboard, ErrorCursor, ErrorFilter
 from ..storage.ingest import ApiKey, Ingest

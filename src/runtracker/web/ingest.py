@@ -21,15 +21,17 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from .. import config, lifecycle, reaper, sanitize
-from ..clock import iso, now_ms, to_ms
+from .. import config
+from ..base import sanitize
+from ..base.clock import iso, now_ms, to_ms
+from ..base.guard import report
+from ..base.outcomes import DEFAULT_CLUB_SLUG, FAILURE, NO_STEP, PARTIAL, RUNNING, STEP_OUTCOMES, SUCCESS
 from ..configfile import DEFAULT_TAIL_BYTES
-from ..execwrap.output import OutputTail
-from ..guard import report
-from ..outcomes import DEFAULT_CLUB_SLUG, FAILURE, NO_STEP, PARTIAL, RUNNING, STEP_OUTCOMES, SUCCESS
+from ..core import lifecycle, reaper
+from ..core.tracker import error_row
+from ..exec.output import OutputTail
 from ..storage import ALREADY_ENDED, REAPER
 from ..storage.ingest import PING, owned_by, owner_of
-from ..tracker import error_row
 from .ingest_http import READ_ONLY, Call, Problem, choice, count, endpoint, fields, integer, name, text
 
 OPENAPI = Path(__file__).resolve().parent / "openapi.json"

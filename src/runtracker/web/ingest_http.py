@@ -22,8 +22,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from .. import sanitize
-from ..clock import iso, now_ms
+from ..base import sanitize
+from ..base.clock import iso, now_ms
 from ..storage.ingest import BUSY, DONE, MISMATCH, ApiKey, Ingest
 from .core import Web, web_of
 

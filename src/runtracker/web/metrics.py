@@ -15,8 +15,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from ..alerts.status import PipelineStatus
-from ..clock import iso, now_ms, to_ms
-from ..outcomes import FAILURE, PARTIAL, RUNNING, SUCCESS
+from ..base.clock import iso, now_ms, to_ms
+from ..base.outcomes import FAILURE, PARTIAL, RUNNING, SUCCESS
 from ..storage.dashboard import Dashboard
 
 WINDOW_MS = 24 * 3600 * 1000

@@ -17,9 +17,9 @@ from typing import Any
 
 from markupsafe import Markup, escape
 
-from ..clock import now_ms, to_ms
-from ..logring import split_stack
-from ..outcomes import FAILURE, PARTIAL, RUNNING, SUCCESS
+from ..base.clock import now_ms, to_ms
+from ..base.outcomes import FAILURE, PARTIAL, RUNNING, SUCCESS
+from ..core.logring import split_stack
 
 NEVER_RAN = "never ran"
 # A run is flagged as slow when it took more than SLOW_FACTOR times the median of the pipeline's last

@@ -22,7 +22,7 @@ from typing import Any
 
 from ..config import DB_ENV
 from ..configfile import PipelineConfig
-from ..execwrap.wrapper import EXIT_LOCKED, STARTED_BY_ENV
+from ..exec.wrapper import EXIT_LOCKED, STARTED_BY_ENV
 from ..storage.dashboard import Dashboard
 
 # How long a start waits to see the run appear (or the wrapper give up) before answering.

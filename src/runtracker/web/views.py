@@ -10,8 +10,8 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from ..clock import now_ms
-from ..outcomes import CRASH_STEP, RUNNING
+from ..base.clock import now_ms
+from ..base.outcomes import CRASH_STEP, RUNNING
 from ..storage.dashboard import BY_PIPELINE, RUN_BAR_COLUMNS, Dashboard, ErrorFilter
 from . import grouping, present, start
 from .core import (

@@ -2,7 +2,7 @@
 
 Every public method is guarded: whatever goes wrong inside is logged on the `runtracker` logger and the
 method returns (None, or False), so tracking never breaks the pipeline. Every call that returns has
-committed its write. Runs open and end through `runtracker.lifecycle`, like every other opener and ender.
+committed its write. Runs open and end through `runtracker.core.lifecycle`, like every other opener and ender.
 
 The machinery of a run (`lifecycle`, and through it the process state, storage, the heartbeat, the hooks,
 the reaper) is imported by the methods that use it, not at the top: `import runtracker` — which every
@@ -18,11 +18,11 @@ import time
 import traceback
 from collections.abc import Callable, Iterable
 
-from . import config, redact, sanitize
-from .clock import iso, now_ms
-from .context import Run, Step
-from .guard import Troubles, guarded, report
-from .outcomes import (
+from .. import config
+from ..base import redact, sanitize
+from ..base.clock import iso, now_ms
+from ..base.guard import Troubles, guarded, report
+from ..base.outcomes import (
     DEFAULT_CLUB_SLUG,
     NO_MESSAGE,
     NO_STEP,
@@ -32,13 +32,14 @@ from .outcomes import (
     SUCCESS,
     normalize_outcome,
 )
+from .context import Run, Step
 
 TYPE_CHECKING = False  # `typing` is not imported at run time: see records.py
 if TYPE_CHECKING:
     from typing import Any, TypeVar
 
+    from ..storage import ErrorRow
     from .state import OpenRun
-    from .storage import ErrorRow
 
     F = TypeVar("F", bound=Callable[..., Any])
 
@@ -217,8 +218,8 @@ class RunTracker:
             log.info("runtracker: run %s had %d crash(es) in threads or tasks; recorded as 'partial'",
                      run.run_id, run.crashes)
             outcome = PARTIAL
+        from ..storage import ALREADY_ENDED
         from . import lifecycle
-        from .storage import ALREADY_ENDED
 
         ending = lifecycle.Ending(outcome, summary_json=sanitize.to_json(stats))
         report_ = lifecycle.end_run(run.store, run.run_id, ending, run=run)

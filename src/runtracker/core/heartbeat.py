@@ -16,7 +16,7 @@ process-wide: if the program (or PYTHONFAULTHANDLER / -X faulthandler) enabled i
 It is disabled and the empty file removed by the heartbeat thread as it ends (at its first beat with no run
 open), or by the exit handler.
 
-Both are objects of the process state (`runtracker.state`), which resets them in a forked child: the parent's
+Both are objects of the process state (`runtracker.core.state`), which resets them in a forked child: the parent's
 thread does not exist there and the child's fatal errors are not the parent's runs'.
 """
 
@@ -30,10 +30,10 @@ import re
 import threading
 from collections.abc import Callable, Sequence
 
-from .clock import now_iso
-from .guard import report
+from ..base.clock import now_iso
+from ..base.guard import report
+from ..storage import Store
 from .liveness import Identity
-from .storage import Store
 
 TYPE_CHECKING = False  # `typing` is not imported at run time: see records.py
 if TYPE_CHECKING:

@@ -5,5 +5,5 @@
 - `signals`: signals passed on to the command; dying by the command's signal.
 - `oom`: telling the OOM killer's SIGKILL from another one.
 - `units`: durations ("2h") and sizes ("10KB").
-The child's side (a Python pipeline joining the wrapper's run) is `runtracker.attach`.
+The child's side (a Python pipeline joining the wrapper's run) is `runtracker.core.attach`.
 """

@@ -10,8 +10,8 @@ import contextvars
 import traceback
 from types import TracebackType
 
-from . import sanitize
-from .outcomes import FAILURE, PARTIAL, SUCCESS
+from ..base import sanitize
+from ..base.outcomes import FAILURE, PARTIAL, SUCCESS
 
 TYPE_CHECKING = False  # `typing` is not imported at run time: see records.py
 if TYPE_CHECKING:

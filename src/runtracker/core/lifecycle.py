@@ -19,14 +19,15 @@ import logging
 import threading
 import traceback
 
-from . import attach, logring, redact, sanitize
-from .clock import iso, later, ms_between, now_ms, to_ms
-from .guard import report
+from ..base import redact, sanitize
+from ..base.clock import iso, later, ms_between, now_ms, to_ms
+from ..base.guard import report
+from ..base.outcomes import CRASH_STEP, FAILURE, NO_STEP, PARTIAL, RUNNING, SUCCESS
+from ..base.records import Record
+from ..storage import ALREADY_ENDED, OVERRODE_REAPER, ErrorRow, RunEnd, RunFacts, StepEnd, Store
+from . import attach, logring
 from .heartbeat import LAST_WORDS
-from .outcomes import CRASH_STEP, FAILURE, NO_STEP, PARTIAL, RUNNING, SUCCESS
-from .records import Record
 from .state import STATE, OpenRun, OpenStep
-from .storage import ALREADY_ENDED, OVERRODE_REAPER, ErrorRow, RunEnd, RunFacts, StepEnd, Store
 
 TYPE_CHECKING = False  # `typing` is not imported at run time: see records.py
 if TYPE_CHECKING:

@@ -21,9 +21,9 @@ from __future__ import annotations
 import os
 import re
 
-from .clock import to_ms
-from .guard import report
-from .records import Record
+from ..base.clock import to_ms
+from ..base.guard import report
+from ..base.records import Record
 
 TYPE_CHECKING = False  # `typing` is not imported at run time: see records.py
 if TYPE_CHECKING:

@@ -28,14 +28,15 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
-from . import heartbeat, lifecycle, liveness, sanitize
-from .clock import iso, now_ms
-from .config import heartbeat_timeout_s, ownerless_timeout_s
+from ..base import sanitize
+from ..base.clock import iso, now_ms
+from ..base.outcomes import FAILURE
+from ..base.records import Record
+from ..config import heartbeat_timeout_s, ownerless_timeout_s
+from ..storage import ENDED, Store
+from . import heartbeat, lifecycle, liveness
 from .lifecycle import LOST, Ending
-from .outcomes import FAILURE
-from .records import Record
 from .state import STATE
-from .storage import ENDED, Store
 
 TYPE_CHECKING = False  # `typing` is not imported at run time: see records.py
 if TYPE_CHECKING:
@@ -132,7 +133,7 @@ def _ownerless_timeouts(rows: Sequence[dict[str, Any]], value: float | None) -> 
     pipelines = {str(row.get("pipeline")) for row in rows if liveness.ownerless(row)}
     if not pipelines or value is not None:
         return default, {}
-    from . import configfile  # here: tomllib and the file's parsing stay out of `import runtracker`
+    from .. import configfile
 
     try:
         config = configfile.load(schedules=False)
@@ -178,7 +179,7 @@ def monitor(store: Store, *, interval: float = DEFAULT_MONITOR_INTERVAL_S, heart
     it waits on their processes (`pidwatch`), and looks for new runs to wait on every `TICK_S`. With a `watcher`
     (the alerts) it also looks for ended runs every tick and evaluates schedules every pass. A failing pass
     (database down) is reported through `on_error` (default: logged) and the loop goes on."""
-    from . import pidwatch
+    from ..monitor import pidwatch
 
     stop = stop or threading.Event()
     deaths = pidwatch.Deaths()

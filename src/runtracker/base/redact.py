@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 import re
 
-from . import config
+from .. import config
 
 MARK = "***"
 # Shorter values of secret-looking environment variables are not redacted: they would wreck ordinary text.

@@ -26,18 +26,20 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import config, hooks, lifecycle, reaper, redact, sanitize
-from ..attach import RUN_ID_ENV, child_view, worse
-from ..clock import now_ms
+from .. import config
+from ..base import redact, sanitize
+from ..base.clock import now_ms
+from ..base.guard import report
+from ..base.outcomes import FAILURE, PARTIAL, SUCCESS
+from ..base.units import format_duration
 from ..config import DB_ENV, resolve_db
 from ..configfile import ExecSettings
-from ..guard import report
-from ..outcomes import FAILURE, PARTIAL, SUCCESS
-from ..state import STATE, OpenRun
+from ..core import hooks, lifecycle, reaper
+from ..core.attach import RUN_ID_ENV, child_view, worse
+from ..core.state import STATE, OpenRun
 from .oom import OomWatch
 from .output import OutputTail, Passthrough
 from .signals import Forwarder, die_by_signal, signal_name
-from .units import format_duration
 
 EXIT_LOCKED = 75  # EX_TEMPFAIL: another run holds the lock; try again later
 EXIT_TIMEOUT = 124  # as coreutils `timeout`

@@ -18,19 +18,19 @@ from __future__ import annotations
 import os
 import threading
 
-from .guard import Troubles
+from ..base.guard import Troubles
+from ..base.records import Record
+from ..storage import StoreCache
 from .heartbeat import CrashFile, Heartbeat
 from .liveness import Identity, hostname, own_identity
 from .logring import LogRing
-from .records import Record
-from .storage import StoreCache
 
 TYPE_CHECKING = False  # `typing` is not imported at run time: see records.py
 if TYPE_CHECKING:
     from typing import Any
 
+    from ..storage import Store
     from .lifecycle import Ending
-    from .storage import Store
 
 
 class OpenStep:
@@ -89,7 +89,7 @@ class OpenRun:
 
 
 class Hooks:
-    """What `runtracker.hooks` installed, and what each replaced (it calls that one, exactly once)."""
+    """What `runtracker.core.hooks` installed, and what each replaced (it calls that one, exactly once)."""
 
     __slots__ = ("installed", "previous", "lock")
 

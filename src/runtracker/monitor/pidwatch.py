@@ -18,7 +18,7 @@ import os
 import select
 from collections.abc import Sequence
 
-from . import liveness
+from ..core import liveness
 
 TYPE_CHECKING = False  # `typing` is not imported at run time: see records.py
 if TYPE_CHECKING:

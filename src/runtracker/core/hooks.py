@@ -21,10 +21,10 @@ import sys
 import threading
 from collections.abc import Callable
 
+from ..base.guard import report
+from ..base.outcomes import FAILURE
 from . import lifecycle
-from .guard import report
 from .lifecycle import EXIT, KEYBOARD_INTERRUPT, SIGNAL, UNCAUGHT_EXCEPTION, Ending
-from .outcomes import FAILURE
 from .state import STATE, Crash
 
 TYPE_CHECKING = False  # `typing` is not imported at run time: see records.py
@@ -266,7 +266,7 @@ def _install_exit_hooks() -> bool:
 
 def uninstall() -> None:
     """Put back every hook we replaced (for tests; a pipeline never needs this). The fork hook stays (see
-    `runtracker.state`): it only forgets this process's state in a child."""
+    `runtracker.core.state`): it only forgets this process's state in a child."""
     hooks = STATE.hooks
     with hooks.lock:
         if sys.excepthook is _runtracker_excepthook:

@@ -27,8 +27,8 @@ import threading
 from collections import deque
 from collections.abc import Callable
 
-from .clock import iso
-from .guard import report
+from ..base.clock import iso
+from ..base.guard import report
 
 TYPE_CHECKING = False  # `typing` is not imported at run time: see records.py
 if TYPE_CHECKING:

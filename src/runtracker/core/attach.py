@@ -19,8 +19,8 @@ from __future__ import annotations
 import logging
 import os
 
-from .config import DB_ENV, resolve_db
-from .outcomes import FAILURE, PARTIAL, SUCCESS
+from ..base.outcomes import FAILURE, PARTIAL, SUCCESS
+from ..config import DB_ENV, resolve_db
 
 TYPE_CHECKING = False  # `typing` is not imported at run time: see records.py
 if TYPE_CHECKING:

@@ -1,0 +1,9 @@
+"""The core: what runs inside a pipeline's process and the rule that no run stays `running`.
+
+- `tracker`, `context`: the Python API (RunTracker, track, current_run);
+- `lifecycle`: opening a run, its steps and errors, and the one function that ends it;
+- `state`: the process state (the open runs, the hooks installed, the settings);
+- `hooks`: the crash hooks (exceptions, signals, exit, fork); `heartbeat`: the heartbeat and the crash file;
+- `logring`: the last log lines; `attach`: a Python child joining `runtracker exec`'s run;
+- `liveness`, `reaper`: judging whether a run's process is gone, and ending the runs whose process is.
+"""
