@@ -49,7 +49,7 @@ def _tracker_with_fsync(path: Path) -> RunTracker:
 
     The setting is not a public option, so the store is put into the process's store cache by hand.
     """
-    from runtracker.config import resolve_db
+    from runtracker.settings.values import resolve_db
     from runtracker.storage import _stores
     from runtracker.storage.sqlite import SQLiteStore
 

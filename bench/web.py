@@ -59,12 +59,12 @@ sys.path.insert(0, str(ROOT / "src"))
 import web_history  # noqa: E402
 from benchlib import machine, write_section  # noqa: E402
 
+from runtracker.settings.web import WebSettings  # noqa: E402
 from runtracker.storage import open_store  # noqa: E402
 from runtracker.storage.postgres import to_pyformat  # noqa: E402
 from runtracker.web import passwords  # noqa: E402
 from runtracker.web.app import create_app  # noqa: E402
 from runtracker.web.sessions import COOKIE  # noqa: E402
-from runtracker.web.settings import WebSettings  # noqa: E402
 
 MODES = {
     "quick": {"runs": 120_000, "warmup": 5, "requests": 40, "original_repeats": 1, "load_s": 3.0},

@@ -10,7 +10,7 @@ import pytest
 import original_tool as original
 from helpers import Db, open_fresh
 from runtracker import RunTracker
-from runtracker.config import resolve_db
+from runtracker.settings.values import resolve_db
 from runtracker.storage import schema
 from runtracker.storage.postgres import PostgresStore
 from runtracker.storage.sqlite import SQLiteStore

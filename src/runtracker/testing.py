@@ -5,19 +5,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from . import config
-from .base import guard, redact
+from .base import guard
 from .core import hooks
 from .core.state import STATE
 
 
 def reset() -> None:
     """Forget open runs, stop the heartbeat, close this process's connections, put back every process hook, and
-    forget which wrong settings were warned about and the redaction settings (read again from the environment)."""
+    forget the settings resolved, the wrong ones warned about and the redaction rules (built from the
+    environment again)."""
     STATE.reset()
     hooks.uninstall()
-    config.forget_warnings()
-    redact.reset()
 
 
 @contextmanager

@@ -13,9 +13,9 @@ from helpers import open_fresh
 from runtracker.base.clock import iso, now_ms
 from runtracker.base.outcomes import SUCCESS
 from runtracker.core import lifecycle, liveness
+from runtracker.settings.web import WebSettings
 from runtracker.web import passwords
 from runtracker.web.app import create_app
-from runtracker.web.settings import WebSettings
 
 CONFIG = """
 [pipelines.nikki]

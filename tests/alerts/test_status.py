@@ -7,8 +7,8 @@ from helpers import open_fresh
 from runtracker.alerts.status import Schedules
 from runtracker.base.clock import to_ms
 from runtracker.base.outcomes import SUCCESS
-from runtracker.configfile import parse
 from runtracker.core import lifecycle
+from runtracker.settings.configfile import parse
 
 CONFIG = {
     "defaults": {"timezone": "Europe/Amsterdam"},

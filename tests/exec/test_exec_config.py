@@ -11,7 +11,7 @@ from exec_support import run_exec, summary
 
 from helpers import Db
 from runtracker.cli import cli
-from runtracker.configfile import ConfigError, load
+from runtracker.settings.configfile import ConfigError, load
 
 
 def test_config_file_that_is_not_toml_is_a_clear_error(tmp_path):

@@ -12,8 +12,9 @@ import pytest
 from reaplib import crash_files, insert_running
 
 from helpers import Db, dead_pid, run_app, wait_until
-from runtracker import RunTracker, config
+from runtracker import RunTracker
 from runtracker.core import heartbeat, liveness, reaper
+from runtracker.settings import values as config
 
 
 def _heartbeat_threads() -> list[threading.Thread]:

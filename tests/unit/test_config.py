@@ -1,4 +1,4 @@
-"""Settings (runtracker.config): the database location, retention and heartbeat timing, from the argument,
+"""Settings (runtracker.settings.values): the database location, retention and heartbeat timing, from the argument,
 else the environment, else a default. Wrong values are in test_settings_refused.py."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from runtracker import config
 from runtracker.base.clock import iso, to_ms
+from runtracker.settings import values as config
 
 ENV = ("RUNTRACKER_DB", "RUNTRACKER_RETENTION_DAYS", "RUNTRACKER_HEARTBEAT_S", "RUNTRACKER_HEARTBEAT_TIMEOUT_S",
        "RUNTRACKER_OWNERLESS_TIMEOUT")

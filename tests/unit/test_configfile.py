@@ -1,12 +1,13 @@
-"""The pipeline config file's contents (runtracker.configfile.parse): tables, defaults merged into each pipeline,
-commands as lists or shell lines, and mistakes that are errors saying where."""
+"""The pipeline config file's contents (runtracker.settings.configfile.parse): tables, defaults merged into each
+pipeline, commands as lists or shell lines, and mistakes that are errors saying where."""
 
 from __future__ import annotations
 
 import pytest
 
 from runtracker.base.schedule import Schedule
-from runtracker.configfile import ConfigError, ExecSettings, Pipeline, PipelineConfig, load, parse
+from runtracker.settings.configfile import ConfigError, load, parse
+from runtracker.settings.pipelines import ExecSettings, Pipeline, PipelineConfig
 
 
 def test_config_file_gives_commands_and_settings_with_defaults():

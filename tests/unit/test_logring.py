@@ -11,9 +11,10 @@ import sys
 import pytest
 
 from helpers import Db
-from runtracker import RunTracker, config
+from runtracker import RunTracker
 from runtracker.core import logring
 from runtracker.core.state import STATE
+from runtracker.settings import values as config
 
 
 @pytest.fixture

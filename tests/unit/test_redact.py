@@ -9,8 +9,10 @@ import traceback
 import pytest
 
 from helpers import Db
-from runtracker import RunTracker, config, configfile
+from runtracker import RunTracker
 from runtracker.base import redact, sanitize
+from runtracker.settings import configfile
+from runtracker.settings import values as config
 
 SECRET = "hunter2-7f3a9c"
 
@@ -177,7 +179,7 @@ def test_config_file_can_switch_redaction_off(tmp_path):
     path.write_text("[redact]\nenabled = false\n")
     configfile.load(str(path))
     assert redact.redact(f"password={SECRET}") == f"password={SECRET}"
-    assert redact.child_environment()[config.REDACT_ENV] == "off"
+    assert config.child_environment()[config.REDACT_ENV] == "off"
 
 
 # -- end to end: each source, stored --------------------------------------------------------------------------

@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from runtracker import RunTracker, config
-from runtracker.configfile import ConfigError, ExecSettings, load, parse
+from runtracker import RunTracker
+from runtracker.settings import values as config
+from runtracker.settings.configfile import ConfigError, load, parse
+from runtracker.settings.pipelines import ExecSettings
 
 ENV = ("RUNTRACKER_DB", "RUNTRACKER_RETENTION_DAYS", "RUNTRACKER_HEARTBEAT_S", "RUNTRACKER_HEARTBEAT_TIMEOUT_S",
        "RUNTRACKER_OWNERLESS_TIMEOUT", "RUNTRACKER_CONFIG")

@@ -13,9 +13,9 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 from weblib import PASSWORD, SECRET, SLEEPER, USER, login
 
+from runtracker.settings.web import WebSettings
 from runtracker.web import passwords
 from runtracker.web.app import create_app
-from runtracker.web.settings import WebSettings
 
 
 @pytest.fixture(autouse=True)

@@ -7,8 +7,8 @@ from starlette.testclient import TestClient
 from webdata import add_run
 from weblib import PASSWORD, SECRET, USER, api_key, csrf_token, login
 
+from runtracker.settings.web import DEMO_SECRET, SettingsError, session_secret
 from runtracker.web import passwords
-from runtracker.web.settings import DEMO_SECRET, SettingsError, session_secret
 
 PAGES = ["/", "/pipeline/nikki", "/run/1", "/errors", "/errors?view=groups", "/errors/1", "/errors/clear",
          "/member/KNVB1"]

@@ -154,8 +154,8 @@ def test_serve_as_a_subprocess_in_demo_mode_answers_health_and_logs_in_demo(tmp_
 
 def test_the_demo_user_is_made_only_when_there_is_no_user(db_url):
     """Demo mode adds demo/demo to a database without users, never beside real ones."""
+    from runtracker.settings.web import DEMO_SECRET, WebSettings
     from runtracker.web.app import create_app
-    from runtracker.web.settings import DEMO_SECRET, WebSettings
 
     dash = dashboard(db_url)
     dash.add_user("alice", passwords.hash_password("long enough pw"))

@@ -19,11 +19,11 @@ from helpers import Db, open_fresh
 from runtracker.base import clock
 from runtracker.cli import cli
 from runtracker.core import lifecycle, reaper
+from runtracker.settings.web import WebSettings
 from runtracker.storage.ingest import Ingest
 from runtracker.web import core, ingest
 from runtracker.web.app import create_app
 from runtracker.web.ingest_http import MAX_BODY_BYTES
-from runtracker.web.settings import WebSettings
 
 
 @pytest.fixture

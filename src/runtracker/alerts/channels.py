@@ -16,7 +16,8 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from ..configfile import Channel, ConfigError, PipelineConfig
+from ..settings.configfile import ConfigError
+from ..settings.pipelines import Channel, PipelineConfig
 
 log = logging.getLogger("runtracker")
 

@@ -12,11 +12,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..base.clock import iso, to_ms
+from ..base.events import CRASHED, FAILED, OVERDUE, PARTIAL, RECOVERED, TOO_LONG
 from ..base.outcomes import FAILURE, SUCCESS
 from ..base.outcomes import PARTIAL as PARTIAL_OUTCOME
 from ..base.schedule import zone
 from ..base.units import format_duration
-from ..configfile import CRASHED, FAILED, OVERDUE, PARTIAL, RECOVERED, TOO_LONG, Pipeline
+from ..settings.pipelines import Pipeline
 from ..storage.alerts import NewAlert
 
 ERRORS_SHOWN = 5

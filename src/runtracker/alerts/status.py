@@ -17,7 +17,7 @@ from typing import Any
 from ..base.clock import to_ms
 from ..base.records import Record
 from ..base.schedule import first_missed, too_long
-from ..configfile import PipelineConfig
+from ..settings.pipelines import PipelineConfig
 from ..storage import Store
 from ..storage.alerts import AlertStore
 from .messages import local_time

@@ -24,12 +24,13 @@ import secrets
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .. import configfile
 from ..base.clock import iso, now_ms, to_ms
+from ..base.events import CRASHED, FAILED, OVERDUE, RECOVERED, TOO_LONG
 from ..base.outcomes import RUNNING, SUCCESS
 from ..base.schedule import first_missed, too_long
-from ..configfile import CRASHED, FAILED, OVERDUE, RECOVERED, TOO_LONG, PipelineConfig
 from ..core import liveness
+from ..settings import configfile
+from ..settings.pipelines import Pipeline, PipelineConfig
 from ..storage import Store
 from ..storage.alerts import AlertStore, NewAlert
 from . import messages
@@ -204,7 +205,7 @@ class Watcher:
             raised += self._raise(alert, overdue=(since, iso(now - repeat_ms)))
         return raised
 
-    def missed(self, pipeline: configfile.Pipeline, start_ms: int) -> int | None:
+    def missed(self, pipeline: Pipeline, start_ms: int) -> int | None:
         """The first scheduled time after `start_ms` (remembered per pipeline until it starts again)."""
         cached = self._missed.get(pipeline.name)
         if cached is not None and cached[0] == start_ms:

@@ -17,6 +17,11 @@ The values of the process's environment variables whose names look secret are co
 again at every run's start (`refresh`, called by `lifecycle.open_run`): a pipeline that sets
 `os.environ["API_TOKEN"]` before its run has it redacted. Values shorter than `MIN_ENV_VALUE` characters are
 not used: `API_KEY=1` would otherwise put `***` in every number.
+
+Whether redaction is on, and the extra patterns, are settings (`RUNTRACKER_REDACT`, `[redact]`): the base layer
+imports nothing above it, so the settings tell this module where to read them (`take_settings_from`, which
+`runtracker.settings.values` calls when it is imported) and the config file's are applied with `configure`.
+The rules are built from them at the first use and kept (`reset` forgets them).
 """
 
 from __future__ import annotations
@@ -24,7 +29,9 @@ from __future__ import annotations
 import os
 import re
 
-from .. import config
+TYPE_CHECKING = False  # `typing` is not imported at run time: see records.py
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 MARK = "***"
 # Shorter values of secret-looking environment variables are not redacted: they would wreck ordinary text.
@@ -89,12 +96,23 @@ class _Rules:
         self.aws = re.compile(r"A(?:KIA|SIA|GPA|IDA|ROA|Iza)")  # a literal first: `re` looks for the "A"s in C
 
 
-_rules: _Rules | None = None
+class _Redaction:
+    """This process's redaction: the rules in use (None: built at the next use) and where their settings come
+    from (`take_settings_from`; none: on, with no extra pattern)."""
+
+    __slots__ = ("rules", "settings")
+
+    def __init__(self) -> None:
+        self.rules: _Rules | None = None
+        self.settings: Callable[[], tuple[bool, list[str]]] | None = None
+
+
+_current = _Redaction()
 
 
 def redact(text: str) -> str:
     """`text` with every secret found replaced by `***`. Never raises for a str."""
-    rules = _rules if _rules is not None else _load()
+    rules = _current.rules or _load()
     if not rules.enabled:
         return text
     # The gates, inlined: each rule needs one of these characters (see `_shape_possible`); most messages have
@@ -114,8 +132,17 @@ def redact(text: str) -> str:
 
 
 def shown(value: object) -> str:
-    """A value from a pipeline as a warning shows it (`config.shown`), redacted: a log line is shown too."""
-    return redact(config.shown(value))
+    """A value from a pipeline as a warning shows it (`short_repr`), redacted: a log line is shown too."""
+    return redact(short_repr(value))
+
+
+def short_repr(value: object) -> str:
+    """A value as a warning shows it: its repr, cut short. Not redacted (`shown` is)."""
+    try:
+        text = repr(value)
+    except Exception:  # a __repr__ that raises must not cost the warning
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def might_hold_secret(json_text: str) -> bool:
@@ -125,7 +152,7 @@ def might_hold_secret(json_text: str) -> bool:
     Not `redact(json_text) != json_text`: escaping hides some secrets from the rules (a string holding
     `{"password": "x"}` is `{\\"password\\": ...` in the document). The same hints as `redact`'s are looked
     for instead, which escaping leaves alone; env values are looked for as JSON escapes them too."""
-    rules = _rules if _rules is not None else _load()
+    rules = _current.rules or _load()
     if not rules.enabled:
         return False
     if rules.extra:
@@ -139,7 +166,7 @@ def might_hold_secret(json_text: str) -> bool:
 
 def secret_key(key: str) -> bool:
     """Whether a key (`password`, `api_key`, `Authorization`, `db.password`) names a secret value."""
-    rules = _rules if _rules is not None else _load()
+    rules = _current.rules or _load()
     return rules.enabled and _secret_name(key.lower())
 
 
@@ -153,48 +180,51 @@ def _secret_name(low: str) -> bool:
 
 
 def enabled() -> bool:
-    return (_rules if _rules is not None else _load()).enabled
+    return (_current.rules or _load()).enabled
+
+
+def patterns() -> list[str]:
+    """The extra patterns in use (the environment's and the config file's)."""
+    return list((_current.rules or _load()).extra_sources)
 
 
 def configure(enabled: bool | None = None, patterns: list[str] | None = None) -> None:
-    """Switch redaction on or off, and add extra patterns (already checked: `config.redact_pattern_problem`) to
-    those of the environment; None leaves a setting as it is."""
-    rules = _rules if _rules is not None else _load()
+    """Switch redaction on or off, and set the extra patterns (already checked:
+    `settings.checks.redact_pattern_problem`); None leaves a setting as it is. The config file's [redact]
+    comes this way (`settings.configfile.load`)."""
+    rules = _current.rules or _load()
     if enabled is not None:
         rules.enabled = enabled
     if patterns is not None:
-        rules.extra_sources = list(dict.fromkeys([*config.redact_patterns(), *patterns]))
+        rules.extra_sources = list(dict.fromkeys(patterns))
         rules.extra = [re.compile(p) for p in rules.extra_sources]
 
 
-def child_environment() -> dict[str, str]:
-    """This process's settings as environment variables, for a command `runtracker exec` starts: a Python child
-    that joins the run redacts as the wrapper does, [redact] of the config file included."""
-    rules = _rules if _rules is not None else _load()
-    return {config.REDACT_ENV: "on" if rules.enabled else "off",
-            config.REDACT_PATTERNS_ENV: "\n".join(rules.extra_sources)}
+def take_settings_from(settings: Callable[[], tuple[bool, list[str]]]) -> None:
+    """Where the rules' settings come from: a function giving (enabled, extra patterns), called at the first
+    use after every `reset` (the settings layer's, which warns about wrong values)."""
+    _current.settings = settings
+    _current.rules = None
 
 
 def refresh() -> None:
     """Collect the secret-looking environment variables' values again (every run's start)."""
-    _collect_env(_rules if _rules is not None else _load())
+    _collect_env(_current.rules or _load())
 
 
 def reset() -> None:
-    """Forget the settings: the next use reads them from the environment again (tests)."""
-    global _rules
-    _rules = None
+    """Forget the rules: the next use builds them from the settings again (tests)."""
+    _current.rules = None
 
 
 # -- the rules ------------------------------------------------------------------------------------------------
 def _load() -> _Rules:
-    global _rules
     rules = _Rules()
-    rules.enabled = config.redact_enabled()
-    rules.extra_sources = config.redact_patterns()
+    if _current.settings is not None:
+        rules.enabled, rules.extra_sources = _current.settings()
     rules.extra = [re.compile(p) for p in rules.extra_sources]
     _collect_env(rules)
-    _rules = rules
+    _current.rules = rules
     return rules
 
 

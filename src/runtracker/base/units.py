@@ -9,7 +9,8 @@ from __future__ import annotations
 import re
 
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-# Compiled (and cached by `re`) at first use, not at import: config.py imports this module.
+# Compiled (and cached by `re`) at first use, not at import: the settings, which `import runtracker` loads,
+# import this module.
 _DURATION_PART = r"(\d+(?:\.\d+)?)(ms|s|m|h|d)"
 _SIZE = r"(\d+(?:\.\d+)?)\s*(b|k|kb|kib|m|mb|mib)?"
 _SIZE_UNITS = {None: 1, "b": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": 1024**2, "mb": 1024**2, "mib": 1024**2}

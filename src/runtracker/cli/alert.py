@@ -29,7 +29,7 @@ def test_command(pipeline: str | None, config_path: str | None) -> None:
     """Send a test message through each configured channel (or PIPELINE's) and say which arrived; exit 1 if one
     could not be sent. Nothing is written to the database."""
     from .. import alerts
-    from ..configfile import ConfigError, load
+    from ..settings.configfile import ConfigError, load
 
     missing = alerts.missing()
     if missing:

@@ -18,7 +18,7 @@ import click
 from click.core import ParameterSource
 
 from ..base.terminal import safe
-from ..config import DB_ENV, resolve_db
+from ..settings.values import DB_ENV, resolve_db
 from ..storage import ForeignDatabase, NoDatabase, Store, open_store
 from ..storage.postgres import masked
 
@@ -32,7 +32,7 @@ _KEYWORD_PASSWORD = re.compile(r"(\bpassword\s*=\s*)('[^']*'|[^\s&]+)", re.IGNOR
 
 
 class DatabaseType(click.ParamType):
-    """A path or URL that `config.resolve_db` accepts; an unknown scheme (`mysql://`) is a usage error. The
+    """A path or URL that `settings.values.resolve_db` accepts; an unknown scheme (`mysql://`) is a usage error. The
     value is kept as it was written."""
 
     name = "database"

@@ -6,7 +6,8 @@ import sys
 
 import click
 
-from ..configfile import ConfigError, load, parse_kill_after, parse_tail, parse_timeout
+from ..settings.configfile import ConfigError, load
+from ..settings.pipelines import parse_kill_after, parse_tail, parse_timeout
 from .common import CONTEXT_SETTINGS, db_option
 
 NO_COMMAND = (

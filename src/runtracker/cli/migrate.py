@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..config import resolve_db
+from ..settings.values import resolve_db
 from ..storage.copy import TargetNotEmpty, copy_history
 from .common import DATABASE, for_terminal, store_for
 

@@ -13,9 +13,9 @@ from typing import Any
 
 import click
 
-from .. import config
 from ..base.terminal import safe
 from ..core import reaper
+from ..settings import values as config
 from .common import Seconds, db_option, for_terminal, store_for
 
 log = logging.getLogger("runtracker")
@@ -122,7 +122,7 @@ def _watcher(store: Any, config_path: str | None) -> tuple[Any, str]:
     if missing:
         return None, f"runtracker monitor: {missing}"
     from ..alerts.watcher import Watcher
-    from ..configfile import ConfigError
+    from ..settings.configfile import ConfigError
 
     try:
         watcher = Watcher(store, config_path)

@@ -20,7 +20,7 @@ import logging
 import os
 
 from ..base.outcomes import FAILURE, PARTIAL, SUCCESS
-from ..config import DB_ENV, resolve_db
+from ..settings.values import DB_ENV, resolve_db
 
 TYPE_CHECKING = False  # `typing` is not imported at run time: see records.py
 if TYPE_CHECKING:

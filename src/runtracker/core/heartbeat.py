@@ -32,6 +32,7 @@ from collections.abc import Callable, Sequence
 
 from ..base.clock import now_iso
 from ..base.guard import report
+from ..settings import values
 from ..storage import Store
 from .liveness import Identity
 
@@ -41,15 +42,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("runtracker")
 
-CRASH_DIR_ENV = "RUNTRACKER_CRASH_DIR"
 THREAD_NAME = "runtracker-heartbeat"
 
 
 def crash_dir(store: Store) -> str:
     """Where a process's faulthandler file goes for runs on `store` (and where a reaper looks for it)."""
-    configured = os.environ.get(CRASH_DIR_ENV)
+    configured = values.crash_dir()
     if configured:
-        return os.path.abspath(configured)
+        return configured
     directory = store.directory
     if directory:
         return directory

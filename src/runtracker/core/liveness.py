@@ -24,12 +24,12 @@ import re
 from ..base.clock import to_ms
 from ..base.guard import report
 from ..base.records import Record
+from ..settings import values
 
 TYPE_CHECKING = False  # `typing` is not imported at run time: see records.py
 if TYPE_CHECKING:
     from typing import Any
 
-HOSTNAME_ENV = "RUNTRACKER_HOSTNAME"
 # Wall-clock start times read by two processes may differ by rounding; a reused pid is never this close.
 START_TIME_TOLERANCE_S = 1.0
 
@@ -70,7 +70,7 @@ def own_identity() -> Identity:
 
 def hostname() -> str:
     """This machine's name as runs record it: $RUNTRACKER_HOSTNAME if set (containers, tests), else the OS's."""
-    return os.environ.get(HOSTNAME_ENV) or os.uname().nodename
+    return values.hostname() or os.uname().nodename
 
 
 def _read(path: str) -> str | None:

@@ -32,7 +32,7 @@ from ..base import sanitize
 from ..base.clock import iso, now_ms
 from ..base.outcomes import FAILURE
 from ..base.records import Record
-from ..config import heartbeat_timeout_s, ownerless_timeout_s
+from ..settings.values import heartbeat_timeout_s, ownerless_timeout_s
 from ..storage import ENDED, Store
 from . import heartbeat, lifecycle, liveness
 from .lifecycle import LOST, Ending
@@ -133,7 +133,7 @@ def _ownerless_timeouts(rows: Sequence[dict[str, Any]], value: float | None) -> 
     pipelines = {str(row.get("pipeline")) for row in rows if liveness.ownerless(row)}
     if not pipelines or value is not None:
         return default, {}
-    from .. import configfile
+    from ..settings import configfile
 
     try:
         config = configfile.load(schedules=False)

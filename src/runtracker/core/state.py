@@ -5,7 +5,9 @@
   uncaught exception the excepthook saw;
 - its stores (one per database), its heartbeat thread and its faulthandler file;
 - the ring of its last log records, which a crash row gets (`logring`);
-- the hooks it installed and the ones they replaced, and its own identity (host, pid, start time).
+- the hooks it installed and the ones they replaced, and its own identity (host, pid, start time);
+- its settings as resolved, and the wrong ones already warned about (`settings`, from `runtracker.settings`:
+  the settings layer is below this one, which holds its object).
 
 Nothing else in runtracker keeps mutable state at module level. After `os.fork()` the child gets a clean slate
 (`after_fork_in_child`, the one fork hook, registered when this module is imported): the parent's runs,
@@ -20,6 +22,7 @@ import threading
 
 from ..base.guard import Troubles
 from ..base.records import Record
+from ..settings.state import SETTINGS
 from ..storage import StoreCache
 from .heartbeat import CrashFile, Heartbeat
 from .liveness import Identity, hostname, own_identity
@@ -125,6 +128,7 @@ class ProcessState:
         self.log_ring = LogRing()
         self.swept_crash_dirs: set[str] = set()  # where leftover faulthandler files were looked for
         self._identity: Identity | None = None
+        self.settings = SETTINGS  # the same in a forked child: its environment is the parent's
 
     # -- the runs this process has open ---------------------------------------------------------------------
     def register(self, run: OpenRun) -> None:
@@ -169,7 +173,8 @@ class ProcessState:
         self._identity = None
 
     def reset(self) -> None:
-        """Forget open runs, stop the heartbeat, close the stores (tests; `runtracker.testing.reset`)."""
+        """Forget open runs, stop the heartbeat, close the stores, forget the settings (tests;
+        `runtracker.testing.reset`)."""
         with self.lock:
             self._runs.clear()
         self.exit_code = self.pending_signal = self.crash = None
@@ -180,6 +185,7 @@ class ProcessState:
         self.log_ring.uninstall()
         self.swept_crash_dirs.clear()
         self._identity = None
+        self.settings.reset()
 
 
 STATE = ProcessState()

@@ -18,7 +18,6 @@ import time
 import traceback
 from collections.abc import Callable, Iterable
 
-from .. import config
 from ..base import redact, sanitize
 from ..base.clock import iso, now_ms
 from ..base.guard import Troubles, guarded, report
@@ -32,6 +31,7 @@ from ..base.outcomes import (
     SUCCESS,
     normalize_outcome,
 )
+from ..settings import values
 from .context import Run, Step
 
 TYPE_CHECKING = False  # `typing` is not imported at run time: see records.py
@@ -77,11 +77,11 @@ class RunTracker:
                  record_log_errors: bool | None = None) -> None:
         self.pipeline = sanitize.name(pipeline)
         self.club_slug = DEFAULT_CLUB_SLUG if club_slug is None else sanitize.name(club_slug)
-        self.retention_days = config.retention_days(retention_days)
-        self.heartbeat_s = config.heartbeat_interval_s(heartbeat_s)
-        self.heartbeat_timeout_s = config.heartbeat_timeout_s(heartbeat_timeout_s)
-        self.log_lines = config.log_lines(log_lines)
-        self.record_log_errors = config.record_log_errors(record_log_errors)
+        self.retention_days = values.retention_days(retention_days)
+        self.heartbeat_s = values.heartbeat_interval_s(heartbeat_s)
+        self.heartbeat_timeout_s = values.heartbeat_timeout_s(heartbeat_timeout_s)
+        self.log_lines = values.log_lines(log_lines)
+        self.record_log_errors = values.record_log_errors(record_log_errors)
         self._run_id: int | None = None  # the last run's id, kept after it ended
         self._troubles = Troubles()  # failures while no run is open
         self._db = db
@@ -97,26 +97,18 @@ class RunTracker:
         first (see `reaper`).
         """
         started_ms, log_since = now_ms(), time.time()
-        from . import attach, hooks, lifecycle, reaper
-        from .state import STATE
+        from . import attach, opening
 
-        store = STATE.stores.get(self._db)
-        hooks.install()
-        if self.log_lines or self.record_log_errors:  # the log ring: installed once per process (logring.py)
-            STATE.log_ring.install(self.log_lines, lifecycle.record_log_error if self.record_log_errors else None)
-        try:
-            reaper.reap_at_start(store, self.heartbeat_timeout_s)
-        except Exception as exc:  # reaping is a service to others: it never costs this run
-            report("reaping lost runs at start_run", exc)
         if self._open is not None and not self._open.ended:
             log.warning("runtracker: start_run while run %s is still open; it stays open", self.run_id)
             self._open.troubles.flush(f"run {self.run_id}")
         # Started by `runtracker exec`: join its run (see attach.py), else open one of its own.
-        run = lifecycle.open_run(store, pipeline=self.pipeline, club_slug=self.club_slug, started_ms=started_ms,
-                                 heartbeat_s=self.heartbeat_s, attach_to=attach.target(self._db),
-                                 retention_cutoff=config.retention_cutoff(self.retention_days), keep_unwritten=True)
-        assert run is not None  # without a lock_key a new run always opens
-        run.log_lines, run.log_since, run.log_errors = self.log_lines, log_since, self.record_log_errors
+        run = opening.open_run(pipeline=self.pipeline, club_slug=self.club_slug, started_ms=started_ms, db=self._db,
+                               heartbeat_s=self.heartbeat_s, heartbeat_timeout_s=self.heartbeat_timeout_s,
+                               retention_days=self.retention_days, attach_to=attach.target(self._db),
+                               keep_unwritten=True, log_lines=self.log_lines, log_errors=self.record_log_errors,
+                               log_since=log_since)
+        assert not isinstance(run, int)  # an OpenRun: not an API key's run
         self._open = run
         return run.run_id  # None while its start is not written yet (see lifecycle.ensure_written)
 

@@ -26,17 +26,18 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import config
-from ..base import redact, sanitize
+from ..base import sanitize
 from ..base.clock import now_ms
 from ..base.guard import report
 from ..base.outcomes import FAILURE, PARTIAL, SUCCESS
 from ..base.units import format_duration
-from ..config import DB_ENV, resolve_db
-from ..configfile import ExecSettings
-from ..core import hooks, lifecycle, reaper
+from ..core import lifecycle, opening
 from ..core.attach import RUN_ID_ENV, child_view, worse
-from ..core.state import STATE, OpenRun
+from ..core.opening import Locked
+from ..core.state import OpenRun
+from ..settings import values
+from ..settings.pipelines import ExecSettings
+from ..settings.values import DB_ENV, resolve_db
 from .oom import OomWatch
 from .output import OutputTail, Passthrough
 from .signals import Forwarder, die_by_signal, signal_name
@@ -98,14 +99,6 @@ class CommandEnd:
     readers_gone: list[str] = field(default_factory=list)  # "stdout", "stderr": our reader went away (EPIPE)
 
 
-class Locked(Exception):
-    """Another `running` run holds the pipeline's lock."""
-
-    def __init__(self, holder: dict[str, Any]) -> None:
-        super().__init__(holder.get("id"))
-        self.holder = holder
-
-
 def run(request: ExecRequest) -> int:
     """Run the command as a tracked run; returns the exit status for the wrapper (or dies by a signal)."""
     pipeline = sanitize.name(request.pipeline)
@@ -145,33 +138,13 @@ def run(request: ExecRequest) -> int:
 
 def _open_run(pipeline: str, request: ExecRequest) -> OpenRun:
     """Open the run, as start_run does; raises Locked if --lock and another run holds the lock."""
-    started_ms = now_ms()
-    store = STATE.stores.get(request.db)
-    hooks.install()  # the wrapper's own crash (a bug of ours) still ends its run
-    heartbeat_timeout = config.heartbeat_timeout_s()
-    try:
-        reaper.reap_at_start(store, heartbeat_timeout)
-    except Exception as exc:
-        report("reaping lost runs before exec", exc)
-    lock_key = pipeline if request.settings.lock else None
-    for attempt in range(3):
-        run = lifecycle.open_run(
-            store, pipeline=pipeline, club_slug="rondo", started_ms=started_ms,
-            heartbeat_s=config.heartbeat_interval_s(), lock_key=lock_key,
-            retention_cutoff=config.retention_cutoff(config.retention_days()),
-            started_by=sanitize.optional_text(os.environ.get(STARTED_BY_ENV) or None, sanitize.NAME_LIMIT),
-        )
-        if run is not None:
-            return run
-        assert lock_key is not None
-        if attempt == 0:
-            # The holder may have died after the reaping above (or between two hosts' reaps): look again.
-            reaper.reap(store, heartbeat_timeout=heartbeat_timeout, detected_by="runtracker exec --lock")
-        holder = store.lock_holder(lock_key)
-        if holder is not None:
-            raise Locked(holder)
-        # The holder ended between our insert and our look: try again.
-    raise Locked({"id": "?", "pid": "?", "hostname": "?", "started_at": "?"})
+    run = opening.open_run(
+        pipeline=pipeline, club_slug="rondo", started_ms=now_ms(), db=request.db, door="before exec",
+        lock_key=pipeline if request.settings.lock else None,
+        started_by=sanitize.optional_text(os.environ.get(STARTED_BY_ENV) or None, sanitize.NAME_LIMIT),
+    )
+    assert not isinstance(run, int)  # an OpenRun: not an API key's run
+    return run
 
 
 def _execute(request: ExecRequest, open_run: OpenRun | None,
@@ -207,7 +180,7 @@ def _execute(request: ExecRequest, open_run: OpenRun | None,
 
 def _child_env(request: ExecRequest, open_run: OpenRun | None) -> dict[str, str]:
     env = dict(os.environ)
-    env.update(redact.child_environment())  # the config file's [redact] too
+    env.update(values.child_environment())  # the config file's [redact] too
     if open_run is None:
         env.pop(RUN_ID_ENV, None)  # never let an untracked command join a run of an outer wrapper
         return env

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 
-from ..config import DatabaseURL, resolve_db
+from ..settings.values import DatabaseURL, resolve_db
 from .base import (
     ALREADY_ENDED,
     ENDED,

@@ -38,7 +38,7 @@ class NewAlert(Record):
     def __init__(self, event_key: str, event: str, pipeline: str, run_id: int | None, title: str,
                  body: str) -> None:
         self.event_key = event_key
-        self.event = event  # configfile.EVENTS
+        self.event = event  # base/events.EVENTS
         self.pipeline = pipeline
         self.run_id = run_id
         self.title = title

@@ -15,11 +15,11 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..settings.web import WebSettings
 from ..storage import Store
 from . import api, ingest, views
 from .core import HERE, Web, api_error, web_of
 from .ingest_http import IngestState
-from .settings import WebSettings
 
 # Scripts and styles from this site only, no inline script, no framing: stored text that slipped through as
 # markup still could not run.

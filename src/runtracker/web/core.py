@@ -23,15 +23,16 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from .. import configfile
 from ..alerts.status import PipelineStatus, Schedules
 from ..base.clock import iso, now_ms, to_ms
+from ..settings import configfile
+from ..settings.pipelines import PipelineConfig
+from ..settings.web import DEMO_PASSWORD, DEMO_USER, WebSettings
 from ..storage import Store, open_store
 from ..storage.dashboard import Dashboard, ErrorCursor, ErrorFilter
 from ..storage.ingest import ApiKey, Ingest
 from . import passwords, present
 from .sessions import CSRF_FIELD, RateLimit, Sessions
-from .settings import DEMO_PASSWORD, DEMO_USER, WebSettings
 
 log = logging.getLogger("runtracker.web")
 
@@ -100,14 +101,14 @@ class Web:
         self.templates.filters.update(duration=present.duration, ago=present.ago, q=path_quote,
                                       number=lambda n: f"{n:,}" if isinstance(n, int) else n)
         self.templates.globals.update(url=url)
-        self._config: tuple[float | None, configfile.PipelineConfig] | None = None
+        self._config: tuple[float | None, PipelineConfig] | None = None
         self._key_touched: dict[int, float] = {}
         self._keys: dict[str, tuple[ApiKey, float]] = {}  # key hash -> (the key, remembered until)
         if settings.demo:
             self.ensure_demo_user()
 
     # -- config --------------------------------------------------------------------------------------------
-    def config(self) -> configfile.PipelineConfig:
+    def config(self) -> PipelineConfig:
         """The pipeline config file, read again when it changed; a broken file is logged and read as empty
         (the pages go on; Start buttons disappear until it is fixed)."""
         path = configfile.config_path(self.settings.config_path)
@@ -121,7 +122,7 @@ class Web:
             loaded = configfile.load(self.settings.config_path)
         except configfile.ConfigError as exc:
             log.error("runtracker: the pipeline config cannot be used: %s", exc)
-            loaded = configfile.PipelineConfig()
+            loaded = PipelineConfig()
         self._config = (stamp, loaded)
         return loaded
 

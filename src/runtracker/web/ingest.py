@@ -2,7 +2,7 @@
 
 A Node.js, Go or shell pipeline opens a run, adds steps, ends them with their counts, records errors, sends
 heartbeats and ends the run; the simplest scripts only ping start / success / fail. Every write goes through the
-same functions as the Python API (`lifecycle.open_remote_run`, `add_step`, `write_step_end`, `end_run`,
+same functions as the Python API (`opening.open_run`, `lifecycle.add_step`, `write_step_end`, `end_run`,
 `tracker.error_row`, `sanitize`), so the rows are the same, with the same limits, cleaning and owner-wins rules.
 
 An HTTP run is owned by the API key that opened it (`runs.process_key` = `api-key:<id>`, `started_by` =
@@ -21,15 +21,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from .. import config
 from ..base import sanitize
 from ..base.clock import iso, now_ms, to_ms
-from ..base.guard import report
 from ..base.outcomes import DEFAULT_CLUB_SLUG, FAILURE, NO_STEP, PARTIAL, RUNNING, STEP_OUTCOMES, SUCCESS
-from ..configfile import DEFAULT_TAIL_BYTES
-from ..core import lifecycle, reaper
+from ..core import lifecycle, opening
 from ..core.tracker import error_row
 from ..exec.output import OutputTail
+from ..settings.pipelines import DEFAULT_TAIL_BYTES
 from ..storage import ALREADY_ENDED, REAPER
 from ..storage.ingest import PING, owned_by, owner_of
 from .ingest_http import READ_ONLY, Call, Problem, choice, count, endpoint, fields, integer, name, text
@@ -258,18 +256,13 @@ def _open(call: Call, pipeline: str, club: str | None, owner: str) -> int:
     The reaping comes once the request has committed, outside its transaction: it ends other runs and deletes
     the crash files whose last words it recorded, which a rollback of this request must not undo (and a new
     HTTP run, ownerless until its first heartbeat, is never reaped by it)."""
-    call.after.append(lambda: _reap(call))
-    return lifecycle.open_remote_run(
-        call.web.store, pipeline=pipeline, club_slug=DEFAULT_CLUB_SLUG if club is None else club,
-        started_ms=now_ms(), owner=owner, started_by=f"api:{call.key.name}",
-        retention_cutoff=config.retention_cutoff(config.retention_days()))
-
-
-def _reap(call: Call) -> None:
-    try:
-        reaper.reap_at_start(call.web.store)
-    except Exception as exc:  # reaping is a service to others: it never costs this run
-        report("reaping lost runs at an ingest open", exc)
+    store = call.web.store
+    call.after.append(lambda: opening.reap_lost(store, door="at an ingest open"))
+    run_id = opening.open_run(
+        pipeline=pipeline, club_slug=DEFAULT_CLUB_SLUG if club is None else club, started_ms=now_ms(), store=store,
+        install_hooks=False, reap_first=False, owner=owner, started_by=f"api:{call.key.name}")
+    assert isinstance(run_id, int)  # an API key's run: its id
+    return run_id
 
 
 def _owned_run(call: Call) -> dict[str, Any]:

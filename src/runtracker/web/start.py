@@ -20,9 +20,9 @@ import threading
 import time
 from typing import Any
 
-from ..config import DB_ENV
-from ..configfile import PipelineConfig
 from ..exec.wrapper import EXIT_LOCKED, STARTED_BY_ENV
+from ..settings.pipelines import PipelineConfig
+from ..settings.values import DB_ENV
 from ..storage.dashboard import Dashboard
 
 # How long a start waits to see the run appear (or the wrapper give up) before answering.

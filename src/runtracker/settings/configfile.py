@@ -40,42 +40,44 @@ errors (a typo must not silently drop a timeout), and so are wrong values: the m
 the table and the key. The whole file is read and checked before anything of it is used, so a broken file is
 never half applied. A wrong `ownerless_timeout` is a warning and is left out: the reaper reads it, and the
 reaper must go on. Cron expressions are checked with croniter when the caller uses schedules (the monitor, the
-dashboard): `runtracker exec` does not load it (`load(schedules=False)`).
+dashboard): `runtracker exec` does not load it (`load(schedules=False)`). What the file says, once read, is a
+`PipelineConfig` (settings/pipelines.py).
 """
 
 from __future__ import annotations
 
-import math
 import os
 import re
 import tomllib
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
-from . import config
-from .base import redact
-from .base.schedule import Schedule, check_expression, zone
-from .base.units import format_duration, parse_duration, parse_size
+from ..base import redact
+from ..base.events import EVENTS
+from ..base.schedule import Schedule, check_expression, zone
+from . import values
+from .checks import redact_pattern_problem, shown
+from .pipelines import (
+    DEFAULT_OVERDUE_REPEAT_S,
+    MAX_GRACE_S,
+    MAX_TIMEOUT_S,
+    MIN_OVERDUE_REPEAT_S,
+    AlertSettings,
+    Channel,
+    ExecSettings,
+    Pipeline,
+    PipelineConfig,
+    Watch,
+    bounded_duration,
+    parse_kill_after,
+    parse_tail,
+    parse_timeout,
+    shell_command,
+)
+from .state import environment
 
 CONFIG_ENV = "RUNTRACKER_CONFIG"
 DEFAULT_CONFIG_PATH = "runtracker.toml"
-SHELL = "/bin/sh"
-
-DEFAULT_TAIL_BYTES = 10 * 1024
-MAX_TAIL_BYTES = 1024 * 1024
-DEFAULT_KILL_AFTER_S = 10.0
-MAX_TIMEOUT_S = 30 * 86400.0
-MAX_KILL_AFTER_S = 86400.0
-DEFAULT_GRACE_S = 4 * 3600.0
-MAX_GRACE_S = 30 * 86400.0
-DEFAULT_OVERDUE_REPEAT_S = 4 * 3600.0
-MIN_OVERDUE_REPEAT_S = 60.0
-
-# What the monitor alerts about (`alert_on`); a run's `partial` end only when asked for.
-FAILED, CRASHED, PARTIAL, OVERDUE, TOO_LONG, RECOVERED = "failed", "crashed", "partial", "overdue", "too_long", \
-    "recovered"
-EVENTS = (FAILED, CRASHED, PARTIAL, OVERDUE, TOO_LONG, RECOVERED)
-DEFAULT_EVENTS = frozenset(EVENTS) - {PARTIAL}
 
 # Keys of [defaults] and of each [pipelines.NAME]; `command`, `schedule` and the names only in the latter.
 EXEC_KEYS = ("lock", "timeout", "kill_after", "tail")
@@ -91,106 +93,12 @@ class ConfigError(ValueError):
     """The config file is missing, not TOML, or has a value we cannot use; the message says where."""
 
 
-@dataclass(frozen=True)
-class ExecSettings:
-    """How `runtracker exec` runs a command. A `timeout` of None or 0 means no limit."""
-
-    lock: bool = False
-    timeout: float | None = None
-    kill_after: float = DEFAULT_KILL_AFTER_S
-    tail: int = DEFAULT_TAIL_BYTES
-
-    def merged(self, values: dict[str, Any]) -> ExecSettings:
-        """These settings with the non-None entries of `values` (already parsed) on top."""
-        return replace(self, **{k: v for k, v in values.items() if v is not None})
-
-
-@dataclass(frozen=True)
-class Watch:
-    """What the monitor watches for a pipeline, and whom it tells. `channels` None: every channel."""
-
-    schedule: Schedule | None = None
-    timezone: str = "UTC"
-    grace_s: float = DEFAULT_GRACE_S
-    max_runtime_s: float | None = None
-    channels: tuple[str, ...] | None = None
-    events: frozenset[str] = DEFAULT_EVENTS
-
-
-@dataclass(frozen=True)
-class Pipeline:
-    name: str
-    command: tuple[str, ...] | None = None
-    settings: ExecSettings = field(default_factory=ExecSettings)
-    # Its own `ownerless_timeout`, else the one of [defaults]; None: the global one (config.ownerless_timeout_s).
-    ownerless_timeout_s: float | None = None
-    display_name: str | None = None
-    description: str | None = None
-    watch: Watch = field(default_factory=Watch)
-
-    @property
-    def title(self) -> str:
-        """The name people read: `display_name`, else the pipeline's name."""
-        return self.display_name or self.name
-
-
-@dataclass(frozen=True)
-class Channel:
-    """A named alert channel: one or more Apprise URLs, and where the file declares it (for messages)."""
-
-    name: str
-    urls: tuple[str, ...]
-    where: str = ""
-
-
-@dataclass(frozen=True)
-class AlertSettings:
-    channels: dict[str, Channel] = field(default_factory=dict)
-    dashboard_url: str | None = None
-    overdue_repeat_s: float = DEFAULT_OVERDUE_REPEAT_S
-
-
-@dataclass(frozen=True)
-class PipelineConfig:
-    path: str | None = None
-    defaults: ExecSettings = field(default_factory=ExecSettings)
-    pipelines: dict[str, Pipeline] = field(default_factory=dict)
-    default_ownerless_timeout_s: float | None = None  # `ownerless_timeout` in [defaults]
-    default_watch: Watch = field(default_factory=Watch)
-    alerts: AlertSettings = field(default_factory=AlertSettings)
-    # [redact]: None where the file says nothing (the environment's setting, else on; no extra patterns).
-    redact_enabled: bool | None = None
-    redact_patterns: tuple[str, ...] = ()
-
-    def pipeline(self, name: str) -> Pipeline:
-        """The configured pipeline, or one with the defaults and no command."""
-        return self.pipelines.get(name) or Pipeline(name, None, self.defaults, self.default_ownerless_timeout_s,
-                                                    watch=self.default_watch)
-
-    def ownerless_timeout_s(self, pipeline: str) -> float | None:
-        """Seconds a run of `pipeline` that records no owner may run before the reaper judges it lost: the
-        pipeline's own `ownerless_timeout`, else the one in [defaults], else None (use
-        `config.ownerless_timeout_s()`)."""
-        return self.pipeline(pipeline).ownerless_timeout_s
-
-    def channels_for(self, pipeline: str) -> list[Channel]:
-        """The channels that `pipeline`'s alerts go to: its `alerts`, else those of [defaults], else every one."""
-        names = self.pipeline(pipeline).watch.channels
-        channels = self.alerts.channels
-        return list(channels.values()) if names is None else [channels[n] for n in names if n in channels]
-
-    def scheduled(self) -> list[Pipeline]:
-        """The pipelines that have a schedule or a maximum runtime: those the monitor evaluates each pass."""
-        return [p for p in self.pipelines.values()
-                if p.watch.schedule is not None or p.watch.max_runtime_s is not None]
-
-
 def config_path(path: str | None = None) -> str | None:
     """The config file to read: the argument, $RUNTRACKER_CONFIG, or ./runtracker.toml if it exists."""
     if path:
         return path
-    if os.environ.get(CONFIG_ENV):
-        return os.environ[CONFIG_ENV]
+    if environment(CONFIG_ENV):
+        return environment(CONFIG_ENV)
     return DEFAULT_CONFIG_PATH if os.path.exists(DEFAULT_CONFIG_PATH) else None
 
 
@@ -210,8 +118,9 @@ def load(path: str | None = None, *, schedules: bool = True) -> PipelineConfig:
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
     loaded = parse(data, path, raw.decode("utf-8"), schedules=schedules)
-    # Applied to this process once the whole file is known to be right (the monitor, the dashboard, exec).
-    redact.configure(enabled=loaded.redact_enabled, patterns=list(loaded.redact_patterns))
+    # Applied to this process once the whole file is known to be right (the monitor, the dashboard, exec); the
+    # environment's patterns apply too.
+    redact.configure(enabled=loaded.redact_enabled, patterns=[*values.redact_patterns(), *loaded.redact_patterns])
     return loaded
 
 
@@ -241,7 +150,8 @@ def parse(data: dict[str, Any], path: str = "<config>", text: str | None = None,
             _watch(src, table, where, default_watch, alerts, schedules),
         )
     enabled, patterns = _redact_settings(src, src.table(data, ("redact",)))
-    return PipelineConfig(path, defaults, pipelines, default_ownerless, default_watch, alerts, enabled, patterns)
+    return PipelineConfig(path, defaults, pipelines, default_ownerless, default_watch, alerts, enabled, patterns,
+                          src.lines)
 
 
 def _redact_settings(src: _Source, table: dict[str, Any]) -> tuple[bool | None, tuple[str, ...]]:
@@ -249,16 +159,16 @@ def _redact_settings(src: _Source, table: dict[str, Any]) -> tuple[bool | None, 
     src.check_keys(table, where, REDACT_KEYS)
     enabled = table.get("enabled")
     if enabled is not None and not isinstance(enabled, bool):
-        raise src.error(where, "enabled", f"must be true or false, not {config.shown(enabled)}")
+        raise src.error(where, "enabled", f"must be true or false, not {shown(enabled)}")
     patterns = table.get("patterns", [])
     if isinstance(patterns, str):
         patterns = [patterns]
     if not isinstance(patterns, list):
         raise src.error(where, "patterns", "must be a list of regular expressions, e.g. [\"corp-[0-9a-f]{32}\"]")
     for pattern in patterns:
-        problem = config.redact_pattern_problem(pattern)
+        problem = redact_pattern_problem(pattern)
         if problem is not None:
-            raise src.error(where, "patterns", f"{config.shown(pattern)} is {problem}")
+            raise src.error(where, "patterns", f"{shown(pattern)} is {problem}")
     return enabled, tuple(patterns)
 
 
@@ -353,10 +263,10 @@ def _watch(src: _Source, table: dict[str, Any], where: tuple[str, ...], base: Wa
             own[key] = name
         key = "grace"
         if key in table:
-            own["grace_s"] = _bounded_duration(table[key], "the grace", MAX_GRACE_S)
+            own["grace_s"] = bounded_duration(table[key], "the grace", MAX_GRACE_S)
         key = "max_runtime"
         if key in table:
-            own["max_runtime_s"] = _bounded_duration(table[key], "max_runtime", MAX_TIMEOUT_S) or None
+            own["max_runtime_s"] = bounded_duration(table[key], "max_runtime", MAX_TIMEOUT_S) or None
         key = "alerts"
         if key in table:
             own["channels"] = tuple(_names(table[key], "channel names"))
@@ -420,7 +330,7 @@ def _alert_settings(src: _Source, table: dict[str, Any]) -> AlertSettings:
     repeat = DEFAULT_OVERDUE_REPEAT_S
     if "overdue_repeat" in table:
         try:
-            repeat = _bounded_duration(table["overdue_repeat"], "overdue_repeat", MAX_TIMEOUT_S)
+            repeat = bounded_duration(table["overdue_repeat"], "overdue_repeat", MAX_TIMEOUT_S)
             if repeat < MIN_OVERDUE_REPEAT_S:
                 raise ValueError(f"overdue_repeat is at least 1m, not {table['overdue_repeat']!r}")
         except ValueError as exc:
@@ -439,8 +349,8 @@ def _ownerless(src: _Source, table: dict[str, Any], where: tuple[str, ...], inst
     if "ownerless_timeout" not in table:
         return None
     raw = table["ownerless_timeout"]
-    return config.checked_ownerless_timeout(
-        raw, f"{src.where(where, 'ownerless_timeout')}={config.shown(raw)}", instead)
+    return values.checked_ownerless_timeout(
+        raw, f"{src.where(where, 'ownerless_timeout')}={shown(raw)}", instead)
 
 
 def _command(src: _Source, table: dict[str, Any], where: tuple[str, ...]) -> tuple[str, ...] | None:
@@ -452,53 +362,5 @@ def _command(src: _Source, table: dict[str, Any], where: tuple[str, ...]) -> tup
     if isinstance(value, list) and value and all(isinstance(part, str) for part in value):
         return tuple(value)
     raise src.error(where, "command", "must be a non-empty list of strings, or a shell command line")
-
-
-def shell_command(line: str) -> tuple[str, ...]:
-    """A command line given as one string runs in the shell, as cron runs its lines."""
-    return (SHELL, "-c", line)
-
-
-def parse_timeout(value: object) -> float:
-    """`timeout`: a duration from 0 (none) to 30 days; ValueError otherwise."""
-    return _bounded_duration(value, "the timeout", MAX_TIMEOUT_S)
-
-
-def parse_kill_after(value: object) -> float:
-    """`kill_after`: a duration from 0 (SIGKILL at once) to 1 day; ValueError otherwise."""
-    return _bounded_duration(value, "kill_after", MAX_KILL_AFTER_S)
-
-
-def parse_tail(value: object) -> int:
-    """`tail`: a size from 0 (none) to 1 MB; ValueError otherwise."""
-    if isinstance(value, bool):
-        raise ValueError(f"not a size: {value!r}")
-    try:
-        size = parse_size(value)
-    except OverflowError:  # so many digits that they make infinity
-        size = MAX_TAIL_BYTES + 1
-    if size > MAX_TAIL_BYTES:
-        raise ValueError(f"the output tail is at most {MAX_TAIL_BYTES // 1024 // 1024}MB, not {value!r}")
-    return size
-
-
-def _bounded_duration(value: object, what: str, maximum: float) -> float:
-    # NaN and infinity are refused here: they parse as numbers, and NaN's own message would call it negative.
-    if isinstance(value, bool) or _not_finite(value):
-        raise ValueError(f"not a duration: {value!r} (use e.g. 90, 90s, 30m, 2h, 1h30m)")
-    seconds = parse_duration(value)
-    if seconds > maximum:
-        raise ValueError(f"{what} is at most {format_duration(maximum)}, not {value!r}")
-    return seconds
-
-
-def _not_finite(value: object) -> bool:
-    """A number (or text of one) that is NaN or infinite; False for everything else, durations like "2h" too."""
-    try:
-        return not math.isfinite(float(value))  # type: ignore[arg-type]
-    except OverflowError:  # an int too large for a float
-        return True
-    except (TypeError, ValueError):
-        return False
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
+
+from .state import environment
 
 SECRET_ENV = "RUNTRACKER_WEB_SECRET"
 MIN_SECRET_LENGTH = 32
@@ -25,7 +26,7 @@ class SettingsError(ValueError):
 
 def session_secret(demo: bool, environ: dict[str, str] | None = None) -> str:
     """The secret that signs session cookies: ${SECRET_ENV}, required outside demo mode."""
-    value = (os.environ if environ is None else environ).get(SECRET_ENV, "")
+    value = environment(SECRET_ENV) if environ is None else environ.get(SECRET_ENV, "")
     if not value:
         if demo:
             return DEMO_SECRET
