@@ -113,8 +113,16 @@ _current = _Redaction()
 def redact(text: str) -> str:
     """`text` with every secret found replaced by `***`. Never raises for a str."""
     rules = _current.rules or _load()
-    if not rules.enabled:
-        return text
+    return _applied(rules, text) if rules.enabled else text
+
+
+def masked(text: str) -> str:
+    """`text` with every secret found replaced by `***`, even when redaction is switched off: for showing
+    settings (`runtracker config show`), never for what is stored."""
+    return _applied(_current.rules or _load(), text)
+
+
+def _applied(rules: _Rules, text: str) -> str:
     # The gates, inlined: each rule needs one of these characters (see `_shape_possible`); most messages have
     # none, or pay for a few more `in` tests.
     if "=" in text or ":" in text:
@@ -189,14 +197,15 @@ def patterns() -> list[str]:
 
 
 def configure(enabled: bool | None = None, patterns: list[str] | None = None) -> None:
-    """Switch redaction on or off, and set the extra patterns (already checked:
-    `settings.checks.redact_pattern_problem`); None leaves a setting as it is. The config file's [redact]
-    comes this way (`settings.configfile.load`)."""
+    """Switch redaction on or off, and add extra patterns (already checked:
+    `settings.checks.redact_pattern_problem`) to those of the settings' environment; None leaves a setting as it
+    is. The config file's [redact] comes this way (`settings.configfile.load`)."""
     rules = _current.rules or _load()
     if enabled is not None:
         rules.enabled = enabled
     if patterns is not None:
-        rules.extra_sources = list(dict.fromkeys(patterns))
+        given = _current.settings()[1] if _current.settings is not None else []
+        rules.extra_sources = list(dict.fromkeys([*given, *patterns]))
         rules.extra = [re.compile(p) for p in rules.extra_sources]
 
 

@@ -14,9 +14,9 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from . import alert, exec_, migrate, reap, runs, selftest, serve, user
+    from . import alert, config_, exec_, migrate, reap, runs, selftest, serve, user
 
-    for module in (runs, selftest, reap, alert, exec_, migrate, serve, user):
+    for module in (runs, selftest, reap, alert, exec_, migrate, serve, user, config_):
         for command in module.COMMANDS:
             cli.add_command(command)
 

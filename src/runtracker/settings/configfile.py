@@ -118,9 +118,8 @@ def load(path: str | None = None, *, schedules: bool = True) -> PipelineConfig:
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
     loaded = parse(data, path, raw.decode("utf-8"), schedules=schedules)
-    # Applied to this process once the whole file is known to be right (the monitor, the dashboard, exec); the
-    # environment's patterns apply too.
-    redact.configure(enabled=loaded.redact_enabled, patterns=[*values.redact_patterns(), *loaded.redact_patterns])
+    # Applied to this process once the whole file is known to be right (the monitor, the dashboard, exec).
+    redact.configure(enabled=loaded.redact_enabled, patterns=list(loaded.redact_patterns))
     return loaded
 
 
