@@ -1,7 +1,8 @@
 """The core: what runs inside a pipeline's process and the rule that no run stays `running`.
 
 - `tracker`, `context`: the Python API (RunTracker, track, current_run);
-- `lifecycle`: opening a run, its steps and errors, and the one function that ends it;
+- `opening`: the one function that opens a run, for every front door (Python, exec, HTTP), preamble included;
+- `lifecycle`: a run's row opened, its steps and errors, and the one function that ends it;
 - `state`: the process state (the open runs, the hooks installed, the settings);
 - `hooks`: the crash hooks (exceptions, signals, exit, fork); `heartbeat`: the heartbeat and the crash file;
 - `logring`: the last log lines; `attach`: a Python child joining `runtracker exec`'s run;
