@@ -7,7 +7,6 @@ A user's mistake is a usage error (exit 2) with a message, a database that canno
 from __future__ import annotations
 
 import math
-import os
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,6 +17,7 @@ import click
 from click.core import ParameterSource
 
 from ..base.terminal import safe
+from ..settings.state import environment
 from ..settings.values import DB_ENV, resolve_db
 from ..storage import ForeignDatabase, NoDatabase, Store, open_store
 from ..storage.postgres import masked
@@ -108,14 +108,14 @@ def reading(db: str | None) -> Iterator[None]:
 
 def shown_db(db: str | None) -> str:
     """The database as messages name it, its password masked."""
-    return for_terminal(db or os.environ.get(DB_ENV) or "(default)", db)
+    return for_terminal(db or environment(DB_ENV) or "(default)", db)
 
 
 def hide_password(text: str, db: object = None) -> str:
     """`text` with the password of any URL or `password=` in it masked, and the password of `db` (else
     $RUNTRACKER_DB) replaced wherever else it appears, decoded too."""
     text = _KEYWORD_PASSWORD.sub(r"\1***", _URL_PASSWORD.sub(r"\1***@", masked(text)))
-    source = db if isinstance(db, str) and db else os.environ.get(DB_ENV, "")
+    source = db if isinstance(db, str) and db else environment(DB_ENV)
     for password in _passwords(source):
         # Outside a URL only: a password of a few characters would garble every word that contains it (and
         # the URLs that hold it are masked above whatever its length).

@@ -20,6 +20,7 @@ import logging
 import os
 
 from ..base.outcomes import FAILURE, PARTIAL, SUCCESS
+from ..settings.state import environment
 from ..settings.values import DB_ENV, resolve_db
 
 TYPE_CHECKING = False  # `typing` is not imported at run time: see records.py
@@ -43,7 +44,7 @@ def target(db: object) -> int | None:
     except ValueError:
         log.warning("runtracker: %s=%r is not a run id; starting a run of its own", RUN_ID_ENV, raw)
         return None
-    if db is not None and os.environ.get(DB_ENV) and str(resolve_db(db)) != str(resolve_db(None)):
+    if db is not None and environment(DB_ENV) and str(resolve_db(db)) != str(resolve_db(None)):
         return None  # the tracker writes to another database than the wrapper's
     return run_id
 
