@@ -18,7 +18,8 @@ def _web_modules() -> tuple[Any, Any, Any]:
     try:
         import uvicorn
 
-        from ..web import app, settings
+        from ..settings import web as settings
+        from ..web import app
     except ImportError:
         raise click.ClickException(MISSING_EXTRA) from None
     return uvicorn, app, settings
