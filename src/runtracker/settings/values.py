@@ -267,12 +267,11 @@ def _value(name: str, value: object) -> object:
 # What a check of one value gives: (the value to use, what is wrong or None, what is used instead, as the
 # warning says it).
 Checked = tuple[object, str | None, str]
-# What a setting's check gives: the value to use, and the warnings (one per wrong part) given `label`.
 
 
 def _checked(name: str, raw: object, source: str, where: str, label: str,
              check: Callable[[object, str], tuple[object, tuple[str, ...]]]) -> Setting:
-    used, warnings = check(raw, label)
+    used, warnings = check(raw, label)  # the value to use, and a warning per wrong part, each naming `label`
     return Setting(name, used, source, where, raw, warnings)
 
 
