@@ -251,7 +251,7 @@ def test_every_function_the_docs_name_exists_in_the_code(page):
     """The code the crash table and the lifecycle page point to (`hooks._at_exit`, `Store.end_run`, ...) exists."""
     text = (ROOT / "docs" / page).read_text()
     references = {ref for ref in _CODE_REF.findall(text) if ref.split(".")[0] in
-                  {*_CLASSES, "hooks", "lifecycle", "state", "reaper", "heartbeat", "exec", "storage",
-                   "sanitize", "liveness", "attach", "clock", "config", "tracker", "context"}}
+                  {*_CLASSES, "hooks", "lifecycle", "state", "reaper", "heartbeat", "crashfile", "loop",
+                   "exec", "storage", "sanitize", "liveness", "attach", "clock", "config", "tracker", "context"}}
     assert len(references) >= 10 and not _resolve("hooks._no_such_hook")
     assert sorted(ref for ref in references if not _resolve(ref)) == []

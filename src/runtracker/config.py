@@ -54,7 +54,7 @@ REDACT_PATTERNS_ENV = "RUNTRACKER_REDACT_PATTERNS"
 _ON = ("1", "true", "yes", "on")
 _OFF = ("0", "false", "no", "off")
 
-# `runtracker monitor --interval`; its default is `reaper.DEFAULT_MONITOR_INTERVAL_S`.
+# `runtracker monitor --interval`; its default is `monitor.loop.DEFAULT_MONITOR_INTERVAL_S`.
 MIN_MONITOR_INTERVAL_S = 0.1
 MAX_MONITOR_INTERVAL_S = 86400.0
 

@@ -26,7 +26,6 @@ from ..base.outcomes import CRASH_STEP, FAILURE, NO_STEP, PARTIAL, RUNNING, SUCC
 from ..base.records import Record
 from ..storage import ALREADY_ENDED, OVERRODE_REAPER, ErrorRow, RunEnd, RunFacts, StepEnd, Store
 from . import attach, logring
-from .heartbeat import LAST_WORDS
 from .state import STATE, OpenRun, OpenStep
 
 TYPE_CHECKING = False  # `typing` is not imported at run time: see records.py
@@ -360,10 +359,8 @@ def _leave_last_words(run: OpenRun, error: BaseException) -> None:
         return
     ending = run.pending or Ending(FAILURE)
     what = f"{ending.kind}: {ending.message}" if ending.kind else f"end_run({ending.outcome!r}) was asked"
-    text = LAST_WORDS.format(run_id=run.run_id, error=f"{type(error).__name__}: {error}".splitlines()[0]) + what
-    text += "\n" + (ending.stack or "") + "\n"
     try:
-        STATE.crash_file.last_words(run.store, STATE.identity(), text)
+        STATE.crash_file.last_words(run.store, STATE.identity(), run.run_id, error, what, ending.stack)
     except Exception as exc:
         report("leaving the run's last words in the crash file", exc)
 

@@ -21,7 +21,8 @@ import threading
 from ..base.guard import Troubles
 from ..base.records import Record
 from ..storage import StoreCache
-from .heartbeat import CrashFile, Heartbeat
+from .crashfile import CrashFile
+from .heartbeat import Heartbeat
 from .liveness import Identity, hostname, own_identity
 from .logring import LogRing
 
