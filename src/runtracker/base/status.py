@@ -84,8 +84,9 @@ def pipeline_status(pipeline: str, expect: Expectations, facts: PipelineFacts, n
         start = facts.last_started_ms if facts.last_started_ms is not None else facts.watched_since_ms
         if start is not None:
             overdue = overdue_since(schedule, expect.grace_s, start, now_ms)
+    limit = expect.max_runtime_s
     long_runs = [int(run["id"]) for run in facts.running
-                 if too_long(to_ms(run.get("started_at")), expect.max_runtime_s, now_ms)]
+                 if limit is not None and too_long(to_ms(run.get("started_at")), limit, now_ms)]
     watched = schedule is not None or expect.max_runtime_s is not None
     return PipelineStatus(pipeline, watched, facts.last_started_ms, facts.running, overdue, long_runs, next_due)
 

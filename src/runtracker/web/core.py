@@ -137,21 +137,26 @@ class Web:
         by_pipeline: dict[str, list[dict[str, Any]]] = {}
         for row in running:
             by_pipeline.setdefault(row["pipeline"], []).append(row)
-        expected = {name: config.pipeline(name).watch for name in names}
-        if not croniter_available():
+        expected = {name: watch_of(config, name) for name in names}
+        if any(w.schedule is not None for w in expected.values()) and not croniter_available():
             expected = {name: dataclasses.replace(w, schedule=None) for name, w in expected.items()}
         # When the monitors first watched a pipeline matters only for a scheduled one that never ran.
         unseen = tuple(n for n in names if expected[n].schedule is not None and not latest.get(n))
         watched = self.dash.unchanged(("watched_since", unseen), lambda: AlertStore(self.store).watched_since(
             unseen)) if unseen else {}
-        facts = {name: PipelineFacts(to_ms(latest[name][0]["started_at"]) if latest.get(name) else None,
-                                     by_pipeline.get(name, ()), to_ms(watched.get(name))) for name in names}
-        try:
-            return {name: pipeline_status(name, expected[name], facts[name], now) for name in names}
-        except Exception as exc:
-            log.error("runtracker: the schedules cannot be shown (%s: %s)", type(exc).__name__, exc)
-            return {name: pipeline_status(name, dataclasses.replace(expected[name], schedule=None), facts[name], now)
-                    for name in names}
+        found, failed = {}, None
+        for name in names:
+            rows = latest.get(name)
+            facts = PipelineFacts(to_ms(rows[0]["started_at"]) if rows else None, by_pipeline.get(name, ()),
+                                  to_ms(watched[name]) if name in watched else None)
+            try:
+                found[name] = pipeline_status(name, expected[name], facts, now)
+            except Exception as exc:  # a schedule croniter cannot walk: this pipeline's lines are left out
+                failed = failed or exc
+                found[name] = pipeline_status(name, dataclasses.replace(expected[name], schedule=None), facts, now)
+        if failed is not None:
+            log.error("runtracker: the schedules cannot be shown (%s: %s)", type(failed).__name__, failed)
+        return found
 
     # -- users ---------------------------------------------------------------------------------------------
     def ensure_demo_user(self) -> None:
@@ -240,6 +245,12 @@ class Web:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         response = RedirectResponse(url("/login", next=target), status_code=303)
         return self.sessions.save(request, response)
+
+
+def watch_of(config: configfile.PipelineConfig, pipeline: str) -> configfile.Watch:
+    """`config.pipeline(pipeline).watch` without building a Pipeline (a card each, on every overview)."""
+    own = config.pipelines.get(pipeline)
+    return own.watch if own is not None else config.default_watch
 
 
 def path_quote(value: object) -> str:

@@ -33,6 +33,7 @@ from .core import (
     path_quote,
     safe_next,
     url,
+    watch_of,
     web_of,
 )
 from .sessions import CSRF_FIELD
@@ -102,7 +103,8 @@ def cards(web: Web) -> list[dict[str, Any]]:
         found.append(present.card(name, rows.latest[name], rows.recent[name], status.oldest_running,
                                   rows.usual.get(name, []), start.command_of(config, name) is not None, now))
         # "Overdue since today 07:00 CEST", "Next: tomorrow 07:00 CEST", the runs too long
-        found[-1]["schedule"] = present.schedule(status, config.pipeline(name).watch.timezone, now)
+        found[-1]["schedule"] = present.schedule(status, watch_of(config, name).timezone, now) \
+            if status.watched else None
         found[-1]["pipeline_status"] = status
     return found
 
