@@ -10,7 +10,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from helpers import open_fresh
-from runtracker.base.clock import iso, now_ms
+from runtracker.base.clock import iso, now_ms, to_ms
 from runtracker.base.outcomes import SUCCESS
 from runtracker.core import lifecycle, liveness
 from runtracker.web import passwords
@@ -80,3 +80,14 @@ def test_metrics_say_which_pipelines_are_overdue_when_they_run_next_and_how_many
     assert 0 < next_run - now_ms() / 1000 <= 3600
     since = float(re.search(r'runtracker_overdue_since_timestamp_seconds\{pipeline="nikki"\} (\S+)', text).group(1))
     assert since < now_ms() / 1000 - 60
+
+
+def test_the_api_gives_each_pipeline_its_overdue_since_next_due_and_runs_too_long(dashboard):
+    """/api/pipelines carries the same status as the overview, as ISO times and run ids."""
+    client, long_run = dashboard
+    found = {p["name"]: p for p in client.get("/api/pipelines").json()["pipelines"]}
+    nikki, freescout = found["nikki"], found["freescout"]
+    assert nikki["overdue_since"] is not None and nikki["overdue_since"].endswith(":00:00.000Z")
+    assert 0 < to_ms(nikki["next_due"]) - now_ms() <= 3600_000
+    assert nikki["runs_too_long"] == []
+    assert freescout["overdue_since"] is None and freescout["runs_too_long"] == [long_run]

@@ -64,14 +64,20 @@ def _limit(request: Request, default: int) -> int:
 def pipelines(request: Request, web: Web, who: Principal) -> Response:
     found = []
     for card in cards(web):
-        latest = card["latest"]
+        latest, status = card["latest"], card["pipeline_status"]
         found.append({
             "name": card["name"], "status": card["status"], "latest_run": latest,
             "running_run": card["running"], "running": card["running_line"],
             "success_rate_percent": card["success_rate"], "recent_finished": card["finished"],
             "recent_successes": card["successes"], "can_start": card["command"] and card["running"] is None,
+            "overdue_since": _iso(status.overdue_since_ms), "next_due": _iso(status.next_due_ms),
+            "runs_too_long": status.too_long,
         })
     return JSONResponse({"pipelines": found})
+
+
+def _iso(ms: int | None) -> str | None:
+    return None if ms is None else iso(ms)
 
 
 @api
@@ -155,7 +161,6 @@ def health(request: Request) -> Response:
 
 @api
 def metrics_page(request: Request, web: Web, who: Principal) -> Response:
-    body, content_type = metrics.exposition(web.dash, sorted(web.config().pipelines),
-                                             web.schedule_statuses(web.dash.running_runs()))
+    body, content_type = metrics.exposition(web.dash, sorted(web.config().pipelines), web.statuses)
     return Response(body, media_type=content_type)
 

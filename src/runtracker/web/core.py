@@ -7,12 +7,13 @@ block); POST endpoints are coroutines, because reading a form is, and hand their
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import os
 import re
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -24,9 +25,11 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from .. import configfile
-from ..alerts.status import PipelineStatus, Schedules
 from ..base.clock import iso, now_ms, to_ms
+from ..base.schedule import croniter_available
+from ..base.status import PipelineFacts, PipelineStatus, pipeline_status
 from ..storage import Store, open_store
+from ..storage.alerts import AlertStore
 from ..storage.dashboard import Dashboard, ErrorCursor, ErrorFilter
 from ..storage.ingest import ApiKey, Ingest
 from . import passwords, present
@@ -91,7 +94,6 @@ class Web:
         self.store = store or open_store(settings.db)
         self.dash = Dashboard(self.store)
         self.ingest = Ingest(self.store)
-        self.schedules = Schedules()  # overdue / next run / too long, memoised (runtracker.alerts.status)
         self.sessions = Sessions(settings.secret, settings.session_max_age_s)
         self.login_limit = RateLimit(settings.login_attempts, settings.login_window_s)
         # The templates ship with the package: no auto_reload, so no stat of each template on each page.
@@ -125,14 +127,36 @@ class Web:
         self._config = (stamp, loaded)
         return loaded
 
-    def schedule_statuses(self, running: list[dict[str, Any]]) -> dict[str, PipelineStatus]:
-        """Overdue, next run and runs too long of the config file's scheduled pipelines; nothing without the
-        alerts extra, and a failure costs only this part of the page (logged)."""
-        try:
-            return self.schedules.statuses(self.store, self.config(), now_ms(), running)
-        except Exception as exc:
-            log.error("runtracker: the schedules cannot be shown (%s: %s)", type(exc).__name__, exc)
-            return {}
+    def statuses(self, names: Sequence[str], latest: Mapping[str, Sequence[dict[str, Any]]],
+                 running: Sequence[dict[str, Any]], now: int) -> dict[str, PipelineStatus]:
+        """Each pipeline's status (runtracker.base.status: running, overdue since, too long, next due) from the
+        rows a page read: `latest`, each pipeline's latest runs, newest first; `running`, the `running` runs, oldest
+        first. Schedules need the alerts extra (croniter); without it, and if evaluating one fails (logged), a
+        status says only what needs no schedule."""
+        config = self.config()
+        by_pipeline: dict[str, list[dict[str, Any]]] = {}
+        for row in running:
+            by_pipeline.setdefault(row["pipeline"], []).append(row)
+        expected = {name: watch_of(config, name) for name in names}
+        if any(w.schedule is not None for w in expected.values()) and not croniter_available():
+            expected = {name: dataclasses.replace(w, schedule=None) for name, w in expected.items()}
+        # When the monitors first watched a pipeline matters only for a scheduled one that never ran.
+        unseen = tuple(n for n in names if expected[n].schedule is not None and not latest.get(n))
+        watched = self.dash.unchanged(("watched_since", unseen), lambda: AlertStore(self.store).watched_since(
+            unseen)) if unseen else {}
+        found, failed = {}, None
+        for name in names:
+            rows = latest.get(name)
+            facts = PipelineFacts(to_ms(rows[0]["started_at"]) if rows else None, by_pipeline.get(name, ()),
+                                  to_ms(watched[name]) if name in watched else None)
+            try:
+                found[name] = pipeline_status(name, expected[name], facts, now)
+            except Exception as exc:  # a schedule croniter cannot walk: this pipeline's lines are left out
+                failed = failed or exc
+                found[name] = pipeline_status(name, dataclasses.replace(expected[name], schedule=None), facts, now)
+        if failed is not None:
+            log.error("runtracker: the schedules cannot be shown (%s: %s)", type(failed).__name__, failed)
+        return found
 
     # -- users ---------------------------------------------------------------------------------------------
     def ensure_demo_user(self) -> None:
@@ -221,6 +245,12 @@ class Web:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         response = RedirectResponse(url("/login", next=target), status_code=303)
         return self.sessions.save(request, response)
+
+
+def watch_of(config: configfile.PipelineConfig, pipeline: str) -> configfile.Watch:
+    """`config.pipeline(pipeline).watch` without building a Pipeline (a card each, on every overview)."""
+    own = config.pipelines.get(pipeline)
+    return own.watch if own is not None else config.default_watch
 
 
 def path_quote(value: object) -> str:

@@ -33,6 +33,7 @@ from .core import (
     path_quote,
     safe_next,
     url,
+    watch_of,
     web_of,
 )
 from .sessions import CSRF_FIELD
@@ -94,31 +95,32 @@ def cards(web: Web) -> list[dict[str, Any]]:
     config = web.config()
     configured = tuple(sorted(config.pipelines))
     rows = web.dash.unchanged(("overview", configured), lambda: _OverviewRows(web.dash, configured))
-    schedules = web.schedule_statuses(rows.running_rows)  # "Overdue since 07:00", "Next: today 07:00", too long
     now = now_ms()
+    statuses = web.statuses(rows.names, rows.latest, rows.running_rows, now)
     found = []
     for name in rows.names:
-        run = rows.running.get(name)
-        found.append(present.card(name, rows.latest[name], rows.recent[name], run, rows.usual.get(name, []),
-                                  start.command_of(config, name) is not None, now))
-        found[-1]["schedule"] = schedules.get(name)
+        status = statuses[name]
+        found.append(present.card(name, rows.latest[name], rows.recent[name], status.oldest_running,
+                                  rows.usual.get(name, []), start.command_of(config, name) is not None, now))
+        # "Overdue since today 07:00 CEST", "Next: tomorrow 07:00 CEST", the runs too long
+        found[-1]["schedule"] = present.schedule(status, watch_of(config, name).timezone, now) \
+            if status.watched else None
+        found[-1]["pipeline_status"] = status
     return found
 
 
 class _OverviewRows:
     """What the overview reads, kept while the database does not change (`Dashboard.unchanged`): read-only."""
 
-    __slots__ = ("names", "recent", "latest", "running_rows", "running", "usual")
+    __slots__ = ("names", "recent", "latest", "running_rows", "usual")
 
     def __init__(self, dash: Dashboard, configured: tuple[str, ...]) -> None:
         self.names = sorted(set(dash.pipeline_names()) | set(configured))
         self.recent = dash.latest_runs(self.names, present.RECENT_RUNS, columns=RUN_BAR_COLUMNS)
         self.latest = dash.latest_runs(self.names, 2)
-        self.running_rows = dash.running_runs()
-        self.running: dict[str, dict[str, Any]] = {}
-        for row in self.running_rows:
-            self.running.setdefault(row["pipeline"], row)
-        self.usual = {name: dash.successful_durations(name, present.USUAL_RUNS) for name in self.running}
+        self.running_rows = dash.running_runs()  # oldest first
+        self.usual = {name: dash.successful_durations(name, present.USUAL_RUNS)
+                      for name in dict.fromkeys(row["pipeline"] for row in self.running_rows)}
 
 
 # -- a pipeline's history -------------------------------------------------------------------------------------
