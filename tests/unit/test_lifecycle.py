@@ -8,7 +8,8 @@ from collections.abc import Callable
 import pytest
 
 from runtracker.base import sanitize
-from runtracker.core.lifecycle import crash_row, exit_status, format_exception, last_sign_of_life
+from runtracker.core.ending import exit_status, format_exception
+from runtracker.core.lifecycle import crash_row, last_sign_of_life
 
 TRUNCATED = "…[truncated]"
 

@@ -30,7 +30,10 @@ if TYPE_CHECKING:
     from typing import Any
 
     from ..storage import Store
-    from .lifecycle import Ending
+    from .ending import Ending
+
+    # An ERROR log record kept on its run until written: (step id, step name, message, stack, at).
+    LogRow = tuple[int | None, str, str, str | None, str]
 
 
 class OpenStep:
@@ -43,7 +46,11 @@ class OpenStep:
 
 
 class OpenRun:
-    """A run this process has open: what any of its enders (its tracker, a crash hook, the exit hook) needs."""
+    """A run this process has open: what any of its enders (its tracker, a crash hook, the exit hook) needs.
+
+    It changes only through its methods, each named for what happened to the run (the architecture test checks
+    that no other code assigns its attributes): whoever reads a run's state finds every way it can change here.
+    """
 
     __slots__ = ("store", "run_id", "pipeline", "club_slug", "started_at", "generation", "thread", "attached",
                  "steps", "known_steps", "problems", "crashes", "pending", "ended", "troubles", "log_lines",
@@ -85,7 +92,61 @@ class OpenRun:
         # ERROR log records not written yet (lifecycle.record_log_error): (step id, step name, message, stack, at).
         # Written by the run's next call or with its end, never from inside the logging call: that call may come
         # from a signal handler that interrupted one of our own writes on this thread.
-        self.log_rows: list[tuple[int | None, str, str, str | None, str]] = []
+        self.log_rows: list[LogRow] = []
+
+    # -- its row --------------------------------------------------------------------------------------------
+    def written(self, run_id: int, generation: int) -> None:
+        """Its row is in the database: as `run_id`, in the store's file of `generation` (the generation taken
+        before the write)."""
+        self.run_id = run_id
+        self.generation = generation
+
+    def keeps_logs(self, lines: int, since: float, errors: bool) -> None:
+        """Its tracker's log settings: the last `lines` log records since `since` go into its crash row;
+        `errors`: its ERROR log records become error rows."""
+        self.log_lines, self.log_since, self.log_errors = lines, since, errors
+
+    def step_in_progress(self) -> OpenStep | None:
+        """Its latest step still open: where an error or a crash row that names no step goes."""
+        return next(reversed(self.steps.values()), None)
+
+    # -- while it goes on -------------------------------------------------------------------------------------
+    def step_started(self, step: OpenStep) -> None:
+        self.steps[step.step_id] = step
+        self.known_steps[step.step_id] = step.name
+
+    def step_ended(self, step_id: int, *, problem: bool = False) -> None:
+        """One of its steps ended (`problem`: failure or partial, or with failed items), or was dropped: its
+        end_step is then refused with a warning."""
+        self.steps.pop(step_id, None)
+        if problem:
+            self.problems += 1
+
+    def errors_recorded(self, count: int) -> None:
+        self.problems += count
+
+    def thread_crashed(self) -> None:
+        """A thread or task of its process died (its crash row is recorded): it can no longer end `success`."""
+        self.crashes += 1
+
+    def log_error_kept(self, row: LogRow) -> None:
+        """An ERROR log record, kept to be written by its next call or with its end."""
+        self.log_rows.append(row)
+        self.problems += 1
+
+    def log_errors_written(self, count: int) -> None:
+        """The first `count` of its kept ERROR log records are written."""
+        del self.log_rows[:count]
+
+    # -- its end ----------------------------------------------------------------------------------------------
+    def end_deferred(self, ending: Ending) -> None:
+        """Its end could not be written now: kept, and written by the process's next end instead of a guess."""
+        self.pending = ending
+
+    def end_written(self) -> None:
+        """Its end is written (by this process): its kept ERROR log records went with it."""
+        self.ended = True
+        self.log_rows.clear()
 
 
 class Hooks:
