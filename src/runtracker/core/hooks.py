@@ -48,6 +48,7 @@ def install() -> None:
             _recheck_signal_handlers()
         return
     with hooks.lock:
+        hooks.undo = uninstall  # how `STATE.reset` puts them back (the state cannot import this module)
         for name, installer in _INSTALLERS:
             if name in hooks.installed:
                 continue

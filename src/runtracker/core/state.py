@@ -1,16 +1,30 @@
 """The process state: one object, `STATE`, holds everything runtracker knows about this process.
 
-- the runs this process has open (`OpenRun`), whichever tracker opened them, and on which database;
+- the runs this process has open (`OpenRun`), whichever tracker opened them, and on which database; an open
+  run changes only through its own methods;
 - how the process is ending: the exit code given to `sys.exit`, a signal whose handler is running, the
   uncaught exception the excepthook saw;
 - its stores (one per database), its heartbeat thread and its faulthandler file;
-- the ring of its last log records, which a crash row gets (`logring`);
-- the hooks it installed and the ones they replaced, and its own identity (host, pid, start time).
+- the ring of its last log records, which a crash row gets (`logring`), and what Apprise logs while a channel
+  sends (`log_capture`);
+- the hooks it installed and the ones they replaced, and its own identity (host, pid, start time);
+- the never-raise guard's state (`guard`: `base.guard.GUARD`, which the base layer owns since it imports
+  nothing above it) and the dashboard's password hasher.
 
-Nothing else in runtracker keeps mutable state at module level. After `os.fork()` the child gets a clean slate
-(`after_fork_in_child`, the one fork hook, registered when this module is imported): the parent's runs,
-connections, heartbeat thread and faulthandler file are the parent's. The one exit handler is
-`hooks._at_exit`; see there for the order of its steps.
+What else runtracker keeps at module level, all of it named as such (tests/unit/test_architecture.py keeps
+new mutable module globals out):
+
+- `base.guard.GUARD`, the guard's part of this state (`STATE.guard` is the same object);
+- memo caches, which only save work: `base.clock._second`, `web.grouping.normalise`,
+  `web.present._chart_of_finished`, `web.passwords._dummy_hash` (`functools.lru_cache`);
+- `core.context._current`, a `ContextVar`: the run of the innermost `with tracker.run()`, per thread and task;
+- settings read once: `config._warned` (wrong values already warned about) and `base.redact._rules` (the
+  redaction settings), each reset by `runtracker.testing.reset`.
+
+After `os.fork()` the child gets a clean slate (`after_fork_in_child`, the one fork hook, registered when this
+module is imported): the parent's runs, connections, heartbeat thread and faulthandler file are the parent's.
+The one exit handler is `hooks._at_exit`; see there for the order of its steps. `reset` (tests) puts the
+whole process state back in one call; `runtracker.testing.reset` the settings too.
 """
 
 from __future__ import annotations
@@ -18,15 +32,16 @@ from __future__ import annotations
 import os
 import threading
 
-from ..base.guard import Troubles
+from ..base.guard import GUARD, Troubles
 from ..base.records import Record
 from ..storage import StoreCache
 from .heartbeat import CrashFile, Heartbeat
 from .liveness import Identity, hostname, own_identity
-from .logring import LogRing
+from .logring import LogCapture, LogRing
 
 TYPE_CHECKING = False  # `typing` is not imported at run time: see records.py
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
     from ..storage import Store
@@ -152,12 +167,13 @@ class OpenRun:
 class Hooks:
     """What `runtracker.core.hooks` installed, and what each replaced (it calls that one, exactly once)."""
 
-    __slots__ = ("installed", "previous", "lock")
+    __slots__ = ("installed", "previous", "lock", "undo")
 
     def __init__(self) -> None:
         self.installed: set[str] = set()
         self.previous: dict[str, Any] = {}
         self.lock = threading.Lock()
+        self.undo: Callable[[], None] | None = None  # `hooks.uninstall`, once `hooks.install` ran
 
 
 class Crash(Record):
@@ -184,8 +200,15 @@ class ProcessState:
         self.heartbeat = Heartbeat(self.open_runs, self.crash_file)
         self.hooks = Hooks()
         self.log_ring = LogRing()
+        self.log_capture = LogCapture()  # what Apprise logs while a channel sends (alerts/channels.py)
         self.swept_crash_dirs: set[str] = set()  # where leftover faulthandler files were looked for
         self._identity: Identity | None = None
+        # The never-raise guard's state (tests collect what it swallows): the very object `base.guard` uses,
+        # which owns it because the base layer imports nothing above it.
+        self.guard = GUARD
+        # The dashboard's password hasher (web/passwords.py): None until first used (argon2's defaults); tests
+        # set a cheap one.
+        self.password_hasher: Any = None
 
     # -- the runs this process has open ---------------------------------------------------------------------
     def register(self, run: OpenRun) -> None:
@@ -226,11 +249,15 @@ class ProcessState:
         self.crash_file.forget_in_child()
         self.hooks.lock = threading.Lock()
         self.log_ring.forget_in_child()
+        self.log_capture.forget_in_child()
         self.swept_crash_dirs.clear()
         self._identity = None
 
     def reset(self) -> None:
-        """Forget open runs, stop the heartbeat, close the stores (tests; `runtracker.testing.reset`)."""
+        """Back to a fresh process (tests; `runtracker.testing.reset`): forget open runs, stop the heartbeat, close
+        the stores, put back every process hook and the log record factory, forget the password hasher. A
+        collection of what the guard swallows (`testing.capture_swallowed`) is left to its block; the fork hook
+        stays (registered once per interpreter)."""
         with self.lock:
             self._runs.clear()
         self.exit_code = self.pending_signal = self.crash = None
@@ -239,8 +266,11 @@ class ProcessState:
         self.stores.close_all()
         self.heartbeat = Heartbeat(self.open_runs, self.crash_file)
         self.log_ring.uninstall()
+        if self.hooks.undo is not None:
+            self.hooks.undo()
         self.swept_crash_dirs.clear()
         self._identity = None
+        self.password_hasher = None
 
 
 STATE = ProcessState()
