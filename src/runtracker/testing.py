@@ -6,16 +6,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from . import config
-from .base import guard, redact
-from .core import hooks
+from .base import redact
 from .core.state import STATE
 
 
 def reset() -> None:
-    """Forget open runs, stop the heartbeat, close this process's connections, put back every process hook, and
-    forget which wrong settings were warned about and the redaction settings (read again from the environment)."""
+    """Back to a fresh process: the process state (open runs, heartbeat, connections, every process hook; see
+    `ProcessState.reset`), and the settings: which wrong ones were warned about, and the redaction settings (read
+    again from the environment)."""
     STATE.reset()
-    hooks.uninstall()
     config.forget_warnings()
     redact.reset()
 
@@ -23,10 +22,10 @@ def reset() -> None:
 @contextmanager
 def capture_swallowed() -> Iterator[list[BaseException]]:
     """Collect the exceptions the never-raise guard swallowed inside the block."""
-    previous = guard.swallowed
+    previous = STATE.guard.swallowed
     collected: list[BaseException] = []
-    guard.swallowed = collected
+    STATE.guard.swallowed = collected
     try:
         yield collected
     finally:
-        guard.swallowed = previous
+        STATE.guard.swallowed = previous

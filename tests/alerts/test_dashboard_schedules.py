@@ -13,6 +13,7 @@ from helpers import open_fresh
 from runtracker.base.clock import iso, now_ms, to_ms
 from runtracker.base.outcomes import SUCCESS
 from runtracker.core import lifecycle, liveness
+from runtracker.core.ending import Ending
 from runtracker.web import passwords
 from runtracker.web.app import create_app
 from runtracker.web.settings import WebSettings
@@ -38,7 +39,7 @@ def dashboard(db_url, tmp_path):
     nikki = store.insert_run(pipeline="nikki", club_slug=None, started_at=iso(now_ms() - 3 * 3600_000), hostname=None,
                              pid=None, process_started_at=None, retention_cutoff=None)
     assert nikki is not None
-    lifecycle.end_run(store, nikki, lifecycle.Ending(SUCCESS))
+    lifecycle.end_run(store, nikki, Ending(SUCCESS))
     long_run = store.insert_run(pipeline="freescout", club_slug=None, started_at=iso(now_ms() - 2 * 3600_000),
                                 hostname=liveness.hostname(), pid=os.getpid(), process_started_at=None,
                                 retention_cutoff=None)

@@ -10,6 +10,7 @@ from helpers import open_fresh, start_app, wait_until
 from runtracker.base.clock import to_ms
 from runtracker.base.outcomes import SUCCESS
 from runtracker.core import lifecycle
+from runtracker.core.ending import Ending
 
 AMSTERDAM = """
 [pipelines.nikki]
@@ -26,7 +27,7 @@ def _ended_run(db_url: str, started_at: str, pipeline: str = "nikki") -> int:
         run_id = store.insert_run(pipeline=pipeline, club_slug=None, started_at=started_at, hostname=None, pid=None,
                                   process_started_at=None, retention_cutoff=None)
         assert run_id is not None
-        lifecycle.end_run(store, run_id, lifecycle.Ending(SUCCESS))
+        lifecycle.end_run(store, run_id, Ending(SUCCESS))
         return run_id
     finally:
         store.close()

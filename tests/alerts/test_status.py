@@ -11,6 +11,7 @@ from runtracker.base.clock import iso, to_ms
 from runtracker.base.outcomes import SUCCESS
 from runtracker.configfile import load
 from runtracker.core import lifecycle
+from runtracker.core.ending import Ending
 from runtracker.storage.alerts import AlertStore
 from runtracker.web import present
 from runtracker.web.core import Web
@@ -49,7 +50,7 @@ def setup(db_url, tmp_path):
         run_id = store.insert_run(pipeline=pipeline, club_slug=None, started_at=started, hostname=None, pid=None,
                                   process_started_at=None, retention_cutoff=None)
         assert run_id is not None
-        lifecycle.end_run(store, run_id, lifecycle.Ending(SUCCESS))
+        lifecycle.end_run(store, run_id, Ending(SUCCESS))
     running = []
     for pipeline, started in (("freescout", "2026-07-02T08:59:00.000Z"), ("adhoc", "2026-07-02T07:00:00.000Z")):
         run_id = store.insert_run(pipeline=pipeline, club_slug=None, started_at=started, hostname=None, pid=None,

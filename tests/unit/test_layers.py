@@ -65,7 +65,7 @@ def test_every_module_lives_in_a_room():
 
 @pytest.mark.parametrize("room", sorted(ALLOWED))
 def test_a_room_imports_only_the_rooms_below_it(room):
-    """base imports nothing above it, storage no web/exec/alerts/core, core no monitor/alerts/exec/web/cli, and so on."""
+    """base imports nothing above it, storage no core/web/exec/alerts, core no monitor/alerts/exec/web/cli..."""
     wrong = [f"{importer}:{line} imports {imported}" for importer, imported, line in _every_import()
              if _room(importer) == room and _room(imported) != room
              and _room(imported) not in ALLOWED[room] and _room(imported) != "top"]

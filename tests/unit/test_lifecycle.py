@@ -1,5 +1,5 @@
 """The pure parts of ending a run (runtracker.core.lifecycle): the exit status of sys.exit, how an exception is
-written down, the crash row, and the last moment a lost owner was known alive."""
+written down, the crash row, the last moment a lost owner was known alive, and which step an error goes under."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from collections.abc import Callable
 import pytest
 
 from runtracker.base import sanitize
-from runtracker.core.lifecycle import crash_row, exit_status, format_exception, last_sign_of_life
+from runtracker.core.ending import exit_status, format_exception
+from runtracker.core.lifecycle import crash_row, last_sign_of_life, record_errors
 
 TRUNCATED = "…[truncated]"
 
@@ -140,3 +141,34 @@ def test_last_sign_of_life_is_the_latest_of_start_heartbeat_and_activity(heartbe
 def test_last_sign_of_life_of_a_row_without_a_heartbeat_column():
     """A row from before heartbeats existed (no heartbeat_at key) ends at its start or its activity."""
     assert last_sign_of_life({"started_at": START}, None) == START
+
+
+class _Rows:
+    """A store that keeps the error rows it is given."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple] = []
+
+    def insert_errors(self, rows: list[tuple]) -> None:
+        self.rows.extend(rows)
+
+
+def test_an_error_goes_under_the_step_named_else_by_id_else_in_progress_else_the_run():
+    """The one step rule (lifecycle.record_errors): the name given wins, then the step given by id, then the step
+    in progress (read once, for every error that needs it), then `(run)` when no step is in progress."""
+    store, asked = _Rows(), []
+
+    def in_progress(name):
+        return lambda: asked.append(name) or name
+
+    errors = [("named", 7, None, "a", None), (None, 7, None, "b", None), (None, None, None, "c", None),
+              (None, None, None, "d", None)]
+    assert record_errors(store, 1, "rondo", errors, {7: "download"}, in_progress("sync")) == 4
+    assert [(row[3], row[1], row[5]) for row in store.rows] == [
+        ("named", 7, "a"), ("download", 7, "b"), ("sync", None, "c"), ("sync", None, "d")]
+    assert asked == ["sync"]
+    store.rows.clear()
+    record_errors(store, 1, "rondo", [(None, None, "KNVB1004", None, None)], {}, in_progress(None))
+    assert [(row[3], row[4], row[5]) for row in store.rows] == [("(run)", "KNVB1004", "(no message)")]
+    record_errors(store, 1, "rondo", [("named", None, None, "x", None)], {}, in_progress("never"))
+    assert "never" not in asked

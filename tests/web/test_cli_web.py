@@ -14,6 +14,7 @@ from click.testing import CliRunner
 
 from helpers import app_env
 from runtracker.cli import cli
+from runtracker.core.state import STATE
 from runtracker.storage import open_store
 from runtracker.storage.dashboard import Dashboard
 from runtracker.web import passwords
@@ -99,7 +100,7 @@ def test_serve_without_the_web_extra_says_what_to_install(sqlite_url, monkeypatc
     result = CliRunner().invoke(cli, ["serve", "--db", sqlite_url, "--demo"])
     assert result.exit_code == 1 and "pip install 'runtracker[web]'" in result.output
     monkeypatch.setitem(sys.modules, "argon2", None)
-    monkeypatch.setattr(passwords, "_hasher", None)
+    monkeypatch.setattr(STATE, "password_hasher", None)
     result = CliRunner().invoke(cli, ["user", "add", "--db", sqlite_url, "bob", "--password-stdin"], input="x" * 9)
     assert result.exit_code == 1 and "pip install 'runtracker[web]'" in result.output
 

@@ -1,7 +1,8 @@
 """The core: what runs inside a pipeline's process and the rule that no run stays `running`.
 
 - `tracker`, `context`: the Python API (RunTracker, track, current_run);
-- `lifecycle`: opening a run, its steps and errors, and the one function that ends it;
+- `lifecycle`: opening a run, its steps and errors (the one step rule), and the one function that ends it;
+  `ending`: how a run ended (`Ending`), as its ender tells `lifecycle.end_run`;
 - `state`: the process state (the open runs, the hooks installed, the settings);
 - `hooks`: the crash hooks (exceptions, signals, exit, fork); `heartbeat`: the heartbeat;
 - `crashfile`: the per-process crash file (faulthandler's traceback, last words), written and read;

@@ -1,4 +1,5 @@
-"""The run lifecycle: `open_run` is the one way a run opens, `end_run` the one way it ends, whoever ends it.
+"""The run lifecycle: `open_run` is the one way a run opens, `end_run` the one way it ends, whoever ends it, and
+`record_errors` the one way errors are recorded (the rule of which step an error belongs to, written once).
 
 Openers: `RunTracker.start_run`, `runtracker exec` (with its lock), and a Python child of `runtracker exec`
 joining the wrapper's run (`attach_to`). Enders: the owner's `end_run`, a `with` block's exception, the crash
@@ -17,71 +18,26 @@ from __future__ import annotations
 
 import logging
 import threading
-import traceback
 
 from ..base import redact, sanitize
 from ..base.clock import iso, later, ms_between, now_ms, to_ms
 from ..base.guard import report
-from ..base.outcomes import CRASH_STEP, FAILURE, NO_STEP, PARTIAL, RUNNING, SUCCESS
+from ..base.outcomes import CRASH_STEP, FAILURE, NO_MESSAGE, NO_STEP, PARTIAL, RUNNING
 from ..base.records import Record
 from ..storage import ALREADY_ENDED, OVERRODE_REAPER, ErrorRow, RunEnd, RunFacts, StepEnd, Store
 from . import attach, logring
+from .ending import EXIT, Ending, format_exception
 from .state import STATE, OpenRun, OpenStep
 
 TYPE_CHECKING = False  # `typing` is not imported at run time: see records.py
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping
     from typing import Any
 
+    # An error to record: (step_name, step_id, member_identifier, message, stack); see `record_errors`.
+    ErrorIn = tuple[str | None, int | None, object, object, object]
+
 log = logging.getLogger("runtracker")
-
-# Crash kinds (`kind` in a crashed run's summary_json).
-UNCAUGHT_EXCEPTION = "uncaught_exception"
-KEYBOARD_INTERRUPT = "keyboard_interrupt"
-EXCEPTION = "exception"  # seen by `with tracker.run()` / @track
-SIGNAL = "signal"
-EXIT = "exit"
-LOST = "lost"  # ended by the reaper
-
-
-class Ending(Record):
-    """How a run ended, as its ender knows it."""
-
-    __slots__ = ("outcome", "summary_json", "summary", "kind", "message", "stack", "exit_code", "name_step",
-                 "reaped", "output_tail", "log_lines")
-
-    def __init__(self, outcome: str, *, summary_json: str | None = None, summary: dict[str, Any] | None = None,
-                 kind: str | None = None, message: str | None = None, stack: str | None = None,
-                 exit_code: int | None = None, name_step: bool = False, reaped: tuple[str, str] | None = None,
-                 output_tail: str | None = None, log_lines: str | None = None) -> None:
-        self.outcome = outcome
-        self.summary_json = summary_json  # a normal end: the pipeline's stats, stored as they are
-        self.summary = summary  # or: fields of the summary object (a crash adds its own)
-        self.kind = kind  # a crash: its kind (UNCAUGHT_EXCEPTION, SIGNAL, EXIT, LOST, ...)
-        self.message = message  # with it, a `crash` error row is added
-        self.stack = stack
-        self.exit_code = exit_code
-        self.name_step = name_step  # the crash row's message names the step in progress
-        # (reaped_at, reason): the reaper's verdict. The run then ends at its last sign of life in the
-        # database; any other end at the moment it is written (see `_build`).
-        self.reaped = reaped
-        self.output_tail = output_tail
-        self.log_lines = log_lines  # the process's last log lines, after the stack in the crash row (logring)
-
-    def without_crash_row(self) -> Ending:
-        fields = self.fields()
-        fields.pop("outcome")
-        return Ending(self.outcome, **{**fields, "message": None})  # type: ignore[arg-type]
-
-    def with_log_lines(self, run: OpenRun) -> Ending:
-        """This end with the run's last log lines, taken now, if it leaves a crash row and has none yet."""
-        if self.message is None or self.kind is None or self.log_lines is not None or run.log_lines <= 0:
-            return self
-        lines = STATE.log_ring.lines(run.log_since, run.log_lines)
-        if lines is None:
-            return self
-        fields = self.fields()
-        fields.pop("outcome")
-        return Ending(self.outcome, **{**fields, "log_lines": lines})  # type: ignore[arg-type]
 
 
 class EndReport(Record):
@@ -95,50 +51,6 @@ class EndReport(Record):
         self.finished_at = finished_at
         self.message = message  # the crash row's message
         self.step_in_progress = step_in_progress
-
-
-def crash(outcome_kind: str, exc: BaseException | None, **fields: Any) -> Ending:
-    """The `failure` end of a run whose process (or block) died of `exc`."""
-    message, stack = format_exception(exc)
-    return Ending(FAILURE, kind=outcome_kind, message=message, stack=stack, **fields)
-
-
-def format_exception(exc: BaseException | None) -> tuple[str, str | None]:
-    """(message, stack) of an exception, as the crash row stores them."""
-    if exc is None:
-        return "", None
-    try:
-        text = str(exc)
-    except Exception:  # a broken __str__ costs the text, never the crash row
-        text = "<exception str() failed>"
-    message = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-    try:
-        stack = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    except Exception:  # MemoryError or a broken __str__ while formatting: keep what we have
-        stack = None
-    return message, stack
-
-
-def exception_ending(exc: BaseException) -> Ending:
-    """The end of a run whose `with` block or decorated function died of `exc`: `failure` with the exception as
-    its crash; `SystemExit(0)` (sys.exit() inside the block) ends it `success`."""
-    code = exit_status(exc.code) if isinstance(exc, SystemExit) else None
-    if code == 0:
-        return Ending(SUCCESS)
-    if isinstance(exc, KeyboardInterrupt):
-        kind = KEYBOARD_INTERRUPT
-    else:
-        kind = EXIT if code is not None else EXCEPTION
-    return crash(kind, exc, exit_code=code, summary=None if code is None else {"exit_code": code})
-
-
-def exit_status(code: object) -> int:
-    """The exit status of `sys.exit(code)` / `SystemExit(code)`."""
-    if code is None:
-        return 0
-    if isinstance(code, int):
-        return int(code)  # sys.exit(True) exits 1: a plain int, not the bool, goes into runs.exit_code
-    return 1  # sys.exit("message") prints the message and exits 1
 
 
 # -- opening ------------------------------------------------------------------------------------------------
@@ -164,14 +76,14 @@ def open_run(store: Store, *, pipeline: str, club_slug: str | None, started_ms: 
     else:
         run = OpenRun(store, None, pipeline, club_slug, started_at)
         try:
-            run.run_id = _insert(run, retention_cutoff=retention_cutoff, lock_key=lock_key, started_by=started_by)
+            run_id = _insert(run, retention_cutoff=retention_cutoff, lock_key=lock_key, started_by=started_by)
         except Exception as exc:
             if not keep_unwritten:
                 raise
             log.warning("runtracker: the start of the run could not be written now (%s: %s); it is written, with "
                         "its real start time, by the next call that can", type(exc).__name__, exc)
         else:
-            if run.run_id is None:
+            if run_id is None:
                 return None  # the lock is held
     STATE.register(run)
     STATE.heartbeat.run_opened(store, heartbeat_s, STATE.identity())
@@ -180,13 +92,18 @@ def open_run(store: Store, *, pipeline: str, club_slug: str | None, started_ms: 
 
 def _insert(run: OpenRun, *, retention_cutoff: str | None = None, lock_key: str | None = None,
             run_id: int | None = None, started_by: str | None = None) -> int | None:
+    """Write the run's row into the file its store writes to now: its id (kept on the run), or None."""
     identity = STATE.identity()
-    run.generation = run.store.generation
-    return run.store.insert_run(
+    generation = run.store.generation
+    written = run.store.insert_run(
         pipeline=run.pipeline, club_slug=run.club_slug, started_at=run.started_at, hostname=identity.hostname,
         pid=identity.pid, process_started_at=identity.process_started_at, process_key=identity.process_key,
         retention_cutoff=retention_cutoff, lock_key=lock_key, run_id=run_id, started_by=started_by,
     )
+    if written is not None:
+        # Only once written: a rewrite into a replaced file that failed is tried again by the next call.
+        run.written(written, generation)
+    return written
 
 
 def ensure_written(run: OpenRun, followed: str | None = None) -> int:
@@ -203,15 +120,14 @@ def ensure_written(run: OpenRun, followed: str | None = None) -> int:
     what = followed or store.follow_file() or "replaced"  # `followed`: the caller already looked
     old_id = run.run_id
     if old_id is None:
-        run.run_id = _written(_insert(run))
-        return run.run_id
+        return _written(_insert(run))
     if run.attached or run.generation == store.generation:
         return old_id  # (an attached run is the wrapper's: the wrapper writes it again when it ends it)
-    new_id = run.run_id = _written(_insert(run, run_id=old_id) or _insert(run))
+    new_id = _written(_insert(run, run_id=old_id) or _insert(run))
     for step in list(run.steps.values()):
         if store.insert_step(run_id=new_id, club_slug=run.club_slug, step_name=step.name,
                              started_at=iso(step.started_ms), step_id=step.step_id) is None:
-            run.steps.pop(step.step_id)  # its id is taken in that file: its end_step is refused with a warning
+            run.step_ended(step.step_id)  # its id is taken in that file: its end_step is refused with a warning
     message = (f"the database file {getattr(store, 'path', store.url)} was {what} while this run "
                f"was open (as run {old_id}); what it recorded before {iso(now_ms())} stayed with the old file")
     store.insert_errors([(new_id, None, run.club_slug, NO_STEP, None, sanitize.text(message, sanitize.MESSAGE_LIMIT),
@@ -233,8 +149,7 @@ def start_step(run: OpenRun, name: str, club_slug: str | None) -> int | None:
     if step_id is None:
         log.warning("runtracker: start_step(%r) after run %s had ended; not recorded", name, run.run_id)
         return None
-    run.steps[step_id] = OpenStep(step_id, name, started_ms)
-    run.known_steps[step_id] = name
+    run.step_started(OpenStep(step_id, name, started_ms))
     return step_id
 
 
@@ -243,13 +158,11 @@ def end_step(run: OpenRun, step: OpenStep, outcome: str, created: int, updated: 
     """The owner's end of one of its run's steps; False (with a warning) if an end of the run closed it first."""
     ended = write_step_end(run.store, _written(run.run_id), step.step_id, step.started_ms, outcome, created,
                            updated, skipped, failed, detail_json)
-    run.steps.pop(step.step_id, None)
+    run.step_ended(step.step_id, problem=ended and (outcome in (FAILURE, PARTIAL) or bool(failed)))
     if not ended:
         log.warning("runtracker: step %s had already ended (its run ended first); end_step not applied",
                     step.step_id)
         return False
-    if outcome in (FAILURE, PARTIAL) or failed:
-        run.problems += 1
     return True
 
 
@@ -267,6 +180,50 @@ def write_step_end(store: Store, run_id: int, step_id: int, started_ms: int, out
     end = StepEnd(step_id, outcome, iso(finished_ms), finished_ms - started_ms, created, updated, skipped, failed,
                   detail_json)
     return store.end_step(run_id, end)
+
+
+# -- errors ---------------------------------------------------------------------------------------------------
+def record_errors(store: Store, run_id: int, club_slug: str | None, errors: Iterable[ErrorIn],
+                  steps: Mapping[int, str], in_progress: Callable[[], str | None], *,
+                  run: OpenRun | None = None) -> int:
+    """Record errors on a run, in one transaction: the one way, for the Python API and the ingest API alike.
+    Returns how many were recorded.
+
+    Each error is (step_name, step_id, member_identifier, message, stack), its step name already clean
+    (`sanitize.name`) and its step id one of the run's, or None. It is stored under the step it names; else the
+    step given by its id (`steps`: the run's steps, id -> name); else the step in progress (`in_progress()`,
+    read once, only when an error needs it); else NO_STEP, an error of the run as a whole: `step_name` is NOT
+    NULL in the original tool's schema, as in ours (docs/original-tool.md). `run`: this process's open run, which
+    counts them as problems (`with tracker.run()` then ends `partial`).
+    """
+    at = iso(now_ms())
+    current: list[str] = []
+    rows = []
+    for step_name, step_id, member, message, stack in errors:
+        if step_name is None:
+            if step_id is not None and step_id in steps:
+                step_name = steps[step_id]
+            else:
+                if not current:
+                    current.append(in_progress() or NO_STEP)
+                step_name = current[0]
+        rows.append(error_row(run_id, club_slug, step_name, step_id, member, message, stack, at))
+    store.insert_errors(rows)
+    if run is not None:
+        run.errors_recorded(len(rows))
+    return len(rows)
+
+
+def error_row(run_id: int, club_slug: str | None, step_name: str, step_id: int | None, member: object,
+              message: object, stack: object, at: str) -> ErrorRow:
+    """One run_errors row of a recorded error. Runs once per row of record_errors, hence the inlined None checks.
+    The message is NOT NULL in the original tool's schema, as ours."""
+    return (
+        run_id, step_id, club_slug, step_name,
+        None if member is None else sanitize.plain_text(member, sanitize.NAME_LIMIT),  # an id: not redacted
+        sanitize.text(NO_MESSAGE if message is None else message, sanitize.MESSAGE_LIMIT),
+        None if stack is None else sanitize.text(stack, sanitize.STACK_LIMIT), at,
+    )
 
 
 # -- runs owned by another process: the ingest API ------------------------------------------------------------
@@ -300,11 +257,11 @@ def end_run(store: Store, run_id: int | None, ending: Ending, *, run: OpenRun | 
     if run is not None:
         if run.pending is not None:
             ending = run.pending
-        ending = ending.with_log_lines(run)  # before the write: kept with the end if it has to wait
+        ending = ending.with_log_lines(lambda: _log_lines(run))  # before the write: kept with the end if it waits
         try:
             ensure_written(run)
         except BaseException:
-            run.pending = ending
+            run.end_deferred(ending)
             raise
         run_id = run.run_id  # written now
     if run is not None and run.attached:
@@ -323,11 +280,10 @@ def end_run(store: Store, run_id: int | None, ending: Ending, *, run: OpenRun | 
         result = store.end_run(run_id, build, by_owner=ending.reaped is None, crash=crash_write)
     except BaseException:
         if run is not None:
-            run.pending = ending
+            run.end_deferred(ending)
         raise
     if run is not None:
-        run.ended = True
-        run.log_rows.clear()
+        run.end_written()
         STATE.unregister(run)
         run.troubles.flush(f"run {run_id}")
         if result == OVERRODE_REAPER:
@@ -363,6 +319,11 @@ def _leave_last_words(run: OpenRun, error: BaseException) -> None:
         STATE.crash_file.last_words(run.store, STATE.identity(), run.run_id, error, what, ending.stack)
     except Exception as exc:
         report("leaving the run's last words in the crash file", exc)
+
+
+def _log_lines(run: OpenRun) -> str | None:
+    """The run's last log lines, as its crash row gets them now (None: it keeps none, or there are none)."""
+    return STATE.log_ring.lines(run.log_since, run.log_lines)
 
 
 def runs_of_dying_thread(thread: threading.Thread) -> list[OpenRun]:
@@ -464,10 +425,9 @@ def _end_attached(run: OpenRun, ending: Ending, crash_write: bool) -> EndReport:
     try:
         written = run.store.record_child_view(_written(run.run_id), build, crash=crash_write)
     except BaseException:
-        run.pending = ending
+        run.end_deferred(ending)
         raise
-    run.ended = True
-    run.log_rows.clear()
+    run.end_written()
     STATE.unregister(run)
     return EndReport("ended" if written else ALREADY_ENDED)
 
@@ -478,10 +438,10 @@ def record_crash_rows(kind: str, exc: BaseException | None, runs: list[OpenRun])
     message, stack = format_exception(exc)
     at = iso(now_ms())
     for run in runs:
-        run.crashes += 1
-        step = next(reversed(run.steps.values()), None)
+        run.thread_crashed()
+        step = run.step_in_progress()
         try:
-            lines = STATE.log_ring.lines(run.log_since, run.log_lines)
+            lines = _log_lines(run)
             run.store.insert_errors([crash_row(ensure_written(run), step.step_id if step else None, run.club_slug,
                                                f"{kind}: {message}", stack, at, lines)])
         except Exception as error:
@@ -510,9 +470,8 @@ def record_log_error(record: logging.LogRecord) -> None:
     for run in runs:
         if len(run.log_rows) >= MAX_LOG_ROWS:  # the database has been failing all along: keep the first ones
             continue
-        step = next(reversed(run.steps.values()), None)
-        run.log_rows.append((step.step_id if step else None, step.name if step else NO_STEP, message, stack, at))
-        run.problems += 1
+        step = run.step_in_progress()
+        run.log_error_kept((step.step_id if step else None, step.name if step else NO_STEP, message, stack, at))
 
 
 MAX_LOG_ROWS = 10_000  # ERROR log records a run keeps while they cannot be written
@@ -533,4 +492,4 @@ def write_log_rows(run: OpenRun) -> None:
     except Exception as error:
         run.troubles.report("recording ERROR log records", error)
         return
-    del run.log_rows[:len(rows)]
+    run.log_errors_written(len(rows))

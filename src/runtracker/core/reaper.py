@@ -29,7 +29,7 @@ from ..base.records import Record
 from ..config import heartbeat_timeout_s, ownerless_timeout_s
 from ..storage import ENDED, Store
 from . import crashfile, lifecycle, liveness
-from .lifecycle import LOST, Ending
+from .ending import LOST, Ending
 from .state import STATE
 
 TYPE_CHECKING = False  # `typing` is not imported at run time: see records.py

@@ -36,6 +36,7 @@ from ..config import DB_ENV, resolve_db
 from ..configfile import ExecSettings
 from ..core import hooks, lifecycle, reaper
 from ..core.attach import RUN_ID_ENV, child_view, worse
+from ..core.ending import Ending
 from ..core.state import STATE, OpenRun
 from .oom import OomWatch
 from .output import OutputTail, Passthrough
@@ -315,7 +316,7 @@ def _record(open_run: OpenRun, request: ExecRequest, ending: CommandEnd, tail: O
     outcome = FAILURE if ending.message else SUCCESS
     if outcome == SUCCESS and view and view.get("outcome") in (PARTIAL, FAILURE):
         outcome = worse(outcome, view["outcome"])
-    end = lifecycle.Ending(outcome, summary=_summary(request, ending, tail, view),
+    end = Ending(outcome, summary=_summary(request, ending, tail, view),
                            kind=ending.kind if ending.message else None, message=ending.message,
                            exit_code=ending.exit_code, output_tail=tail.text())
     try:
