@@ -4,5 +4,6 @@
 - `records`: small value classes; `outcomes`: the outcomes a run or step can have;
 - `redact`, `sanitize`: secrets masked and values from outside made safe to store;
 - `guard`: tracking never breaks the pipeline (what is swallowed, and how it is logged);
-- `terminal`: text from outside made safe for a terminal; `schedule`: cron expressions and time zones.
+- `terminal`: text from outside made safe for a terminal; `schedule`: cron expressions and time zones;
+- `tail`: the last bytes of a command's output (or a ping's body) kept for the run.
 """

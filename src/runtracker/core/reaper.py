@@ -33,7 +33,7 @@ from ..base.clock import iso, now_ms
 from ..base.outcomes import FAILURE
 from ..base.records import Record
 from ..config import heartbeat_timeout_s, ownerless_timeout_s
-from ..storage import ENDED, Store
+from ..storage import ENDED, Runs, Store
 from . import heartbeat, lifecycle, liveness
 from .lifecycle import LOST, Ending
 from .state import STATE
@@ -89,7 +89,7 @@ def reap(store: Store, *, heartbeat_timeout: float | None = None, detected_by: s
     this host's dead processes that own no `running` run (see `_sweep_crash_files`). `rows`: judge only these
     runs (rows as `Store.running_runs` gives them; the monitor's, whose owner it saw die).
     """
-    rows = store.running_runs() if rows is None else rows
+    rows = Runs(store).running_runs() if rows is None else rows
     if sweep:
         _sweep_crash_files(store, rows)
     if not rows:
@@ -189,12 +189,12 @@ def monitor(store: Store, *, interval: float = DEFAULT_MONITOR_INTERVAL_S, heart
     try:
         while not stop.is_set():
             try:
-                running = store.running_runs()
+                running = Runs(store).running_runs()
                 if time.monotonic() >= next_pass:
                     next_pass = time.monotonic() + interval
                     if reap(store, heartbeat_timeout=timeout, detected_by=detected_by, on_reaped=on_reaped,
                             rows=running):
-                        running = store.running_runs()
+                        running = Runs(store).running_runs()
                     if watcher is not None:
                         watcher.evaluate(running)
                 elif watcher is not None:

@@ -167,8 +167,10 @@ class RunTracker:
                      error_message: object = None, error_stack: object = None) -> None:
         run = self._require_run("record_error")
         if run is not None:
+            from ..storage.runs import Runs  # here: `import runtracker` does not load the storage
+
             step_id = _known_step(run, step_id)
-            run.store.insert_errors([error_row(run.run_id, self.club_slug, _step_name(run, step_name, step_id),  # type: ignore[arg-type]
+            Runs(run.store).insert_errors([error_row(run.run_id, self.club_slug, _step_name(run, step_name, step_id),  # type: ignore[arg-type]
                                                step_id, member_identifier, error_message, error_stack, iso(now_ms()))])
             run.problems += 1
 
@@ -182,13 +184,15 @@ class RunTracker:
         run = self._require_run("record_errors")
         if run is None or errors is None:
             return
+        from ..storage.runs import Runs  # here: `import runtracker` does not load the storage
+
         at = iso(now_ms())
         step_id = _known_step(run, step_id)
         name = _step_name(run, step_name, step_id)  # once for every row
         if isinstance(errors, int | float) and not isinstance(errors, bool):
             n = sanitize.count(errors, "error count")
             if n:
-                run.store.insert_errors([error_row(run.run_id, self.club_slug, name, step_id, None,  # type: ignore[arg-type]
+                Runs(run.store).insert_errors([error_row(run.run_id, self.club_slug, name, step_id, None,  # type: ignore[arg-type]
                                                    f"{n} errors", None, at)])
                 run.problems += 1
             return
@@ -197,7 +201,7 @@ class RunTracker:
         run_id, club_slug = run.run_id, self.club_slug
         rows = [error_row(run_id, club_slug, name, step_id, *_error_fields(item), at)  # type: ignore[arg-type]
                 for item in errors]
-        run.store.insert_errors(rows)
+        Runs(run.store).insert_errors(rows)
         run.problems += len(rows)
 
     @guarded(False)

@@ -26,11 +26,11 @@ from ..base import sanitize
 from ..base.clock import iso, now_ms, to_ms
 from ..base.guard import report
 from ..base.outcomes import DEFAULT_CLUB_SLUG, FAILURE, NO_STEP, PARTIAL, RUNNING, STEP_OUTCOMES, SUCCESS
+from ..base.tail import OutputTail
 from ..configfile import DEFAULT_TAIL_BYTES
 from ..core import lifecycle, reaper
 from ..core.tracker import error_row
-from ..exec.output import OutputTail
-from ..storage import ALREADY_ENDED, REAPER
+from ..storage import ALREADY_ENDED, REAPER, Runs
 from ..storage.ingest import PING, owned_by, owner_of
 from .ingest_http import READ_ONLY, Call, Problem, choice, count, endpoint, fields, integer, name, text
 
@@ -134,7 +134,7 @@ def record_errors(call: Call) -> tuple[int, dict[str, Any]]:
                 step_name = in_progress[0]
         rows.append(error_row(run_id, run["club_slug"], step_name, step_id, member, message, stack, at))
     _still_running(run)
-    call.web.store.insert_errors(rows)
+    Runs(call.web.store).insert_errors(rows)
     return 201, {"run_id": run_id, "recorded": len(rows)}
 
 
@@ -173,7 +173,7 @@ def heartbeat(call: Call) -> tuple[int, dict[str, Any]]:
     run = _owned_run(call)
     fields(call.json(), ())
     at = iso(now_ms())
-    if not call.web.store.touch_heartbeat([int(run["id"])], at):
+    if not Runs(call.web.store).touch_heartbeat([int(run["id"])], at):
         raise _ended(run["id"], call)
     return 200, {"run_id": run["id"], "heartbeat_at": at}
 
