@@ -9,6 +9,7 @@ from runtracker.base.clock import to_ms
 from runtracker.base.outcomes import SUCCESS
 from runtracker.configfile import parse
 from runtracker.core import lifecycle
+from runtracker.storage import Runs
 
 CONFIG = {
     "defaults": {"timezone": "Europe/Amsterdam"},
@@ -26,8 +27,8 @@ def test_overview_status_says_overdue_since_next_run_and_too_long(db_url):
     store = open_fresh(db_url)
     try:
         for pipeline, started in (("nikki", "2026-07-01T05:00:03.000Z"), ("freescout", "2026-07-02T05:00:03.000Z")):
-            run_id = store.insert_run(pipeline=pipeline, club_slug=None, started_at=started, hostname=None, pid=None,
-                                      process_started_at=None, retention_cutoff=None)
+            run_id = Runs(store).insert_run(pipeline=pipeline, club_slug=None, started_at=started, hostname=None,
+                                            pid=None, process_started_at=None, retention_cutoff=None)
             assert run_id is not None
             lifecycle.end_run(store, run_id, lifecycle.Ending(SUCCESS))
         running = [{"id": 99, "pipeline": "freescout", "started_at": "2026-07-02T08:59:00.000Z"}]

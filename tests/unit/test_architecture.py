@@ -120,3 +120,13 @@ def test_sql_and_dialect_checks_live_in_storage_only():
             if isinstance(node, ast.Attribute) and node.attr == "dialect":
                 found.append(f"{name}:{node.lineno}: .dialect")
     assert found == []
+
+
+def test_web_uses_no_exec_internals():
+    """web/ starts `runtracker exec` as a command and imports only its public command line (exec.command),
+    never the wrapper's machinery."""
+    allowed = "runtracker.exec.command"
+    found = sorted(f"{name} -> {target}" for name, targets in _imports(_modules()).items()
+                   if name.startswith("runtracker.web")
+                   for target in targets if target.startswith("runtracker.exec") and target != allowed)
+    assert found == []

@@ -3,7 +3,7 @@
 Openers: `RunTracker.start_run`, `runtracker exec` (with its lock), and a Python child of `runtracker exec`
 joining the wrapper's run (`attach_to`). Enders: the owner's `end_run`, a `with` block's exception, the crash
 hooks, the exit hook, the exec wrapper, and the reaper. Each describes how the run ended as an `Ending`;
-`end_run` turns it into one write (`Store.end_run`), built from what the database holds about the run at that
+`end_run` turns it into one write (`Runs.end_run`), built from what the database holds about the run at that
 moment: its start, the steps still open (the one builder of step ends, `_step_ends`), the step in progress.
 So every ender writes the same shape, and:
 
@@ -211,7 +211,7 @@ def ensure_written(run: OpenRun, followed: str | None = None) -> int:
     new_id = run.run_id = _written(_insert(run, run_id=old_id) or _insert(run))
     for step in list(run.steps.values()):
         if Runs(store).insert_step(run_id=new_id, club_slug=run.club_slug, step_name=step.name,
-                             started_at=iso(step.started_ms), step_id=step.step_id) is None:
+                                   started_at=iso(step.started_ms), step_id=step.step_id) is None:
             run.steps.pop(step.step_id)  # its id is taken in that file: its end_step is refused with a warning
     message = (f"the database file {getattr(store, 'path', store.url)} was {what} while this run "
                f"was open (as run {old_id}); what it recorded before {iso(now_ms())} stayed with the old file")
@@ -278,7 +278,7 @@ def open_remote_run(store: Store, *, pipeline: str, club_slug: str | None, start
     Nothing of this process goes into the run, and it is not registered in the process state: the server's
     exit, crash hooks and heartbeat never end or beat for it. It records no host, pid or heartbeat, so the
     reaper judges it as a run that records no owner (the ownerless timeout) until its client's first
-    heartbeat (`Store.touch_heartbeat`), and from then on as another host's run, by the heartbeat's age.
+    heartbeat (`Runs.touch_heartbeat`), and from then on as another host's run, by the heartbeat's age.
     `owner` (in `process_key`) names the API key that opened it: the one that may write to it and end it.
     """
     return _written(Runs(store).insert_run(
@@ -486,7 +486,7 @@ def record_crash_rows(kind: str, exc: BaseException | None, runs: list[OpenRun])
         try:
             lines = STATE.log_ring.lines(run.log_since, run.log_lines)
             Runs(run.store).insert_errors([crash_row(ensure_written(run), step.step_id if step else None, run.club_slug,
-                                               f"{kind}: {message}", stack, at, lines)])
+                                                     f"{kind}: {message}", stack, at, lines)])
         except Exception as error:
             report(f"recording a crash row ({kind})", error)
 

@@ -87,7 +87,7 @@ def reap(store: Store, *, heartbeat_timeout: float | None = None, detected_by: s
 
     The runs this process has open itself are never judged. `sweep` also removes faulthandler files left by
     this host's dead processes that own no `running` run (see `_sweep_crash_files`). `rows`: judge only these
-    runs (rows as `Store.running_runs` gives them; the monitor's, whose owner it saw die).
+    runs (rows as `Runs.running_runs` gives them; the monitor's, whose owner it saw die).
     """
     rows = Runs(store).running_runs() if rows is None else rows
     if sweep:

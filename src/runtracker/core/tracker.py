@@ -170,8 +170,9 @@ class RunTracker:
             from ..storage.runs import Runs  # here: `import runtracker` does not load the storage
 
             step_id = _known_step(run, step_id)
-            Runs(run.store).insert_errors([error_row(run.run_id, self.club_slug, _step_name(run, step_name, step_id),  # type: ignore[arg-type]
-                                               step_id, member_identifier, error_message, error_stack, iso(now_ms()))])
+            row = error_row(run.run_id, self.club_slug, _step_name(run, step_name, step_id),  # type: ignore[arg-type]
+                            step_id, member_identifier, error_message, error_stack, iso(now_ms()))
+            Runs(run.store).insert_errors([row])
             run.problems += 1
 
     @guarded(None)
@@ -193,7 +194,7 @@ class RunTracker:
             n = sanitize.count(errors, "error count")
             if n:
                 Runs(run.store).insert_errors([error_row(run.run_id, self.club_slug, name, step_id, None,  # type: ignore[arg-type]
-                                                   f"{n} errors", None, at)])
+                                                         f"{n} errors", None, at)])
                 run.problems += 1
             return
         if isinstance(errors, str | bytes | dict | BaseException) or not isinstance(errors, Iterable):
