@@ -14,6 +14,7 @@ from runtracker.base.clock import iso, now_ms, to_ms
 from runtracker.base.outcomes import SUCCESS
 from runtracker.core import lifecycle, liveness
 from runtracker.core.ending import Ending
+from runtracker.storage import Runs
 from runtracker.web import passwords
 from runtracker.web.app import create_app
 from runtracker.web.settings import WebSettings
@@ -36,17 +37,17 @@ def dashboard(db_url, tmp_path):
     config = tmp_path / "runtracker.toml"
     config.write_text(CONFIG)
     store = open_fresh(db_url)
-    nikki = store.insert_run(pipeline="nikki", club_slug=None, started_at=iso(now_ms() - 3 * 3600_000), hostname=None,
-                             pid=None, process_started_at=None, retention_cutoff=None)
+    nikki = Runs(store).insert_run(pipeline="nikki", club_slug=None, started_at=iso(now_ms() - 3 * 3600_000),
+                                   hostname=None, pid=None, process_started_at=None, retention_cutoff=None)
     assert nikki is not None
     lifecycle.end_run(store, nikki, Ending(SUCCESS))
-    long_run = store.insert_run(pipeline="freescout", club_slug=None, started_at=iso(now_ms() - 2 * 3600_000),
-                                hostname=liveness.hostname(), pid=os.getpid(), process_started_at=None,
-                                retention_cutoff=None)
+    long_run = Runs(store).insert_run(pipeline="freescout", club_slug=None, started_at=iso(now_ms() - 2 * 3600_000),
+                                      hostname=liveness.hostname(), pid=os.getpid(), process_started_at=None,
+                                      retention_cutoff=None)
     store.close()
     app = create_app(WebSettings(secret="a-test-secret-of-more-than-32-characters", db=db_url,
                                  config_path=str(config)))
-    app.state.web.dash.add_user("alice", passwords.hash_password("correct horse battery"))
+    app.state.web.auth.add_user("alice", passwords.hash_password("correct horse battery"))
     client = TestClient(app, follow_redirects=False)
     token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text).group(1)
     response = client.post("/login", data={"username": "alice", "password": "correct horse battery",

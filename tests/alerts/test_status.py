@@ -12,6 +12,7 @@ from runtracker.base.outcomes import SUCCESS
 from runtracker.configfile import load
 from runtracker.core import lifecycle
 from runtracker.core.ending import Ending
+from runtracker.storage import Runs
 from runtracker.storage.alerts import AlertStore
 from runtracker.web import present
 from runtracker.web.core import Web
@@ -47,14 +48,14 @@ def setup(db_url, tmp_path):
     path.write_text(CONFIG)
     store = open_fresh(db_url)
     for pipeline, started in (("nikki", "2026-07-01T05:00:03.000Z"), ("freescout", "2026-07-02T05:00:03.000Z")):
-        run_id = store.insert_run(pipeline=pipeline, club_slug=None, started_at=started, hostname=None, pid=None,
-                                  process_started_at=None, retention_cutoff=None)
+        run_id = Runs(store).insert_run(pipeline=pipeline, club_slug=None, started_at=started, hostname=None, pid=None,
+                                        process_started_at=None, retention_cutoff=None)
         assert run_id is not None
         lifecycle.end_run(store, run_id, Ending(SUCCESS))
     running = []
     for pipeline, started in (("freescout", "2026-07-02T08:59:00.000Z"), ("adhoc", "2026-07-02T07:00:00.000Z")):
-        run_id = store.insert_run(pipeline=pipeline, club_slug=None, started_at=started, hostname=None, pid=None,
-                                  process_started_at=None, retention_cutoff=None)
+        run_id = Runs(store).insert_run(pipeline=pipeline, club_slug=None, started_at=started, hostname=None, pid=None,
+                                        process_started_at=None, retention_cutoff=None)
         running.append(run_id)
     AlertStore(store).pipeline_states(["newcomer"], "2026-06-30T12:00:00.000Z")
     web = Web(WebSettings(secret="s" * 40, db=db_url, config_path=str(path)), store)
@@ -89,7 +90,7 @@ def test_the_dashboard_and_the_monitor_decide_the_same_status(setup):
     config = load(str(path))
     states = AlertStore(web.store).pipeline_states([p.name for p in config.pipelines.values()
                                                     if p.watch.schedule is not None], iso(to_ms(NOW)))
-    theirs = watcher.statuses(web.store.running_runs(), states, to_ms(NOW))
+    theirs = watcher.statuses(Runs(web.store).running_runs(), states, to_ms(NOW))
     assert set(theirs) == {"nikki", "freescout", "newcomer", "adhoc"}
     for name, status in theirs.items():
         assert (status.overdue_since_ms, status.too_long, status.next_due_ms, status.last_started_ms) == \

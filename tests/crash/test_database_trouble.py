@@ -11,8 +11,7 @@ import pytest
 
 from helpers import Db, run_app, start_app
 from runtracker import RunTracker
-from runtracker.core.state import STATE
-from runtracker.storage import ForeignDatabase, open_store
+from runtracker.storage import ForeignDatabase, Runs, open_store
 from runtracker.storage import sqlite as sqlite_store
 
 
@@ -72,16 +71,15 @@ def test_a_run_whose_rewrite_into_a_replaced_file_failed_is_written_again_by_the
         if os.path.exists(path + suffix):
             os.unlink(path + suffix)
     os.replace(other, path)
-    store = STATE.stores.get(sqlite_url)
-    real, calls = store.insert_run, []
+    real, calls = Runs.insert_run, []
 
-    def locked_once(**fields):
+    def locked_once(runs, **fields):
         calls.append(fields)
         if len(calls) == 1:
             raise sqlite3.OperationalError("database is locked")
-        return real(**fields)
+        return real(runs, **fields)
 
-    monkeypatch.setattr(store, "insert_run", locked_once)
+    monkeypatch.setattr(Runs, "insert_run", locked_once)
     t.record_error(error_message="lost with the failed write")
     t.record_error(error_message="recorded")
     assert t.end_run("partial") is True

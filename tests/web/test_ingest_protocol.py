@@ -19,6 +19,7 @@ from helpers import Db, open_fresh
 from runtracker.base import clock
 from runtracker.cli import cli
 from runtracker.core import lifecycle, reaper
+from runtracker.storage import Runs
 from runtracker.storage.ingest import Ingest
 from runtracker.web import core, ingest
 from runtracker.web.app import create_app
@@ -144,8 +145,8 @@ def test_a_retry_while_the_first_request_is_handled_waits_for_it_and_gets_its_re
     first_store = open_fresh(db_url)
     second_store = first_store if servers == "one server" else open_fresh(db_url)
     try:
-        run_id = first_store.insert_run(pipeline="nikki", club_slug=None, started_at=clock.iso(clock.now_ms()),
-                                        hostname=None, pid=None, process_started_at=None, retention_cutoff=None)
+        run_id = Runs(first_store).insert_run(pipeline="nikki", club_slug=None, started_at=clock.iso(clock.now_ms()),
+                                              hostname=None, pid=None, process_started_at=None, retention_cutoff=None)
         assert run_id is not None
         inside, go_on = threading.Event(), threading.Event()
         answers: dict[str, object] = {}
@@ -174,10 +175,10 @@ def test_a_retry_while_the_first_request_is_handled_waits_for_it_and_gets_its_re
         go_on.set()
         first.join(10)
         second.join(15)
-        step_id = first_store.list_steps(run_id)[0]["id"]
+        step_id = Runs(first_store).list_steps(run_id)[0]["id"]
         assert answers["first"] == ("claimed", {"status": 201, "body": {"step_id": step_id}})
         assert answers["second"] == ("done", {"status": 201, "body": {"step_id": step_id}})
-        assert "second handled" not in answers and len(first_store.list_steps(run_id)) == 1
+        assert "second handled" not in answers and len(Runs(first_store).list_steps(run_id)) == 1
     finally:
         first_store.close()
         if second_store is not first_store:
@@ -218,7 +219,7 @@ def test_a_verified_api_key_is_remembered_briefly_so_a_removed_key_stops_working
     """A key is looked up once per API_KEY_MEMORY_S: removed, it still works within that time, then is 401."""
     monkeypatch.setattr(core, "API_KEY_MEMORY_S", 0.3)
     assert http.post("/api/runs", json={"pipeline": "nikki"}, headers=auth(key)).status_code == 201
-    assert app.state.web.dash.remove_api_keys("node") == 1
+    assert app.state.web.auth.remove_api_keys("node") == 1
     assert http.post("/api/runs", json={"pipeline": "nikki"}, headers=auth(key)).status_code == 201
     time.sleep(0.35)
     assert http.post("/api/runs", json={"pipeline": "nikki"}, headers=auth(key)).status_code == 401

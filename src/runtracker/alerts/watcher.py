@@ -30,7 +30,7 @@ from ..base.outcomes import RUNNING, SUCCESS
 from ..base.status import PipelineFacts, PipelineStatus, pipeline_status
 from ..configfile import CRASHED, FAILED, OVERDUE, RECOVERED, TOO_LONG, PipelineConfig
 from ..core import liveness
-from ..storage import Store
+from ..storage import Runs, Store
 from ..storage.alerts import AlertStore, NewAlert
 from . import messages
 from .channels import Channels
@@ -71,7 +71,7 @@ class Watcher:
         if mark is None:
             # The first monitor on this database: history is not news. Runs running now are watched.
             self._high = self.alerts.last_run_id()
-            self._watching = {int(row["id"]) for row in self.alerts.store.running_runs()}
+            self._watching = {int(row["id"]) for row in Runs(self.alerts.store).running_runs()}
             self._save_mark()
         else:
             self._high = mark - 1
@@ -87,7 +87,7 @@ class Watcher:
     # -- every tick: the runs that ended --------------------------------------------------------------------
     def tick(self, running: Sequence[dict[str, Any]] | None = None) -> int:
         """Raise the alerts of runs that ended since the last tick; how many alerts were raised."""
-        running_rows = self.alerts.store.running_runs() if running is None else running
+        running_rows = Runs(self.alerts.store).running_runs() if running is None else running
         running_ids = {int(row["id"]) for row in running_rows}
         ended: list[dict[str, Any]] = []
         while True:
@@ -160,7 +160,7 @@ class Watcher:
     def evaluate(self, running: Sequence[dict[str, Any]] | None = None) -> int:
         """Overdue pipelines and runs too long (after a tick, so that runs that ended count); alerts raised."""
         self.reload()
-        running_rows = self.alerts.store.running_runs() if running is None else running
+        running_rows = Runs(self.alerts.store).running_runs() if running is None else running
         raised = self.tick(running_rows)
         now = self.clock()
         # A scheduled pipeline whose overdue is alerted and that the monitors never watched is watched from now on:

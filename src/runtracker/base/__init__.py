@@ -6,4 +6,5 @@
 - `guard`: tracking never breaks the pipeline (what is swallowed, and how it is logged);
 - `terminal`: text from outside made safe for a terminal; `schedule`: cron expressions and time zones;
 - `status`: a pipeline's status (overdue since, runs too long, next due) as one pure function.
+- `tail`: the last bytes of a command's output (or a ping's body) kept for the run.
 """

@@ -57,7 +57,7 @@ def serve_command(db: str | None, host: str, port: int, config_path: str | None,
     web_settings = settings.WebSettings(secret=secret, db=db, config_path=config_path,
                                         demo=demo, api_rate=api_rate, api_burst=max(1, int(api_rate * 2)))
     application = app.create_app(web_settings, store)
-    users = application.state.web.dash.user_count()
+    users = application.state.web.auth.user_count()
     shown = "localhost" if host in ("127.0.0.1", "::1") else host
     click.echo(f"runtracker dashboard on http://{shown}:{port}/ (database {for_terminal(store.url, db)})")
     if demo:

@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 
 from ..base.clock import now_iso
 from ..base.guard import report
-from ..storage import Store
+from ..storage import Runs, Store
 from .crashfile import CrashFile
 from .liveness import Identity
 
@@ -123,7 +123,7 @@ class Heartbeat:
         failed = False
         for group in by_store.values():
             try:
-                group[0].store.touch_heartbeat([run.run_id for run in group], at)
+                Runs(group[0].store).touch_heartbeat([run.run_id for run in group], at)
             except Exception as exc:
                 failed = True
                 if not failing:

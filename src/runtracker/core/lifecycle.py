@@ -4,7 +4,7 @@
 Openers: `RunTracker.start_run`, `runtracker exec` (with its lock), and a Python child of `runtracker exec`
 joining the wrapper's run (`attach_to`). Enders: the owner's `end_run`, a `with` block's exception, the crash
 hooks, the exit hook, the exec wrapper, and the reaper. Each describes how the run ended as an `Ending`;
-`end_run` turns it into one write (`Store.end_run`), built from what the database holds about the run at that
+`end_run` turns it into one write (`Runs.end_run`), built from what the database holds about the run at that
 moment: its start, the steps still open (the one builder of step ends, `_step_ends`), the step in progress.
 So every ender writes the same shape, and:
 
@@ -24,7 +24,7 @@ from ..base.clock import iso, later, ms_between, now_ms, to_ms
 from ..base.guard import report
 from ..base.outcomes import CRASH_STEP, FAILURE, NO_MESSAGE, NO_STEP, PARTIAL, RUNNING
 from ..base.records import Record
-from ..storage import ALREADY_ENDED, OVERRODE_REAPER, ErrorRow, RunEnd, RunFacts, StepEnd, Store
+from ..storage import ALREADY_ENDED, OVERRODE_REAPER, ErrorRow, RunEnd, RunFacts, Runs, StepEnd, Store
 from . import attach, logring
 from .ending import EXIT, Ending, format_exception
 from .state import STATE, OpenRun, OpenStep
@@ -70,7 +70,7 @@ def open_run(store: Store, *, pipeline: str, club_slug: str | None, started_ms: 
     """
     started_at = iso(started_ms)
     redact.refresh()  # the environment's secrets as they are now: a pipeline may have set one since its last run
-    row = store.get_run(attach_to) if attach_to is not None else None
+    row = Runs(store).get_run(attach_to) if attach_to is not None else None
     if row is not None and row["outcome"] == RUNNING and row["pipeline"] == pipeline:
         run = OpenRun(store, int(row["id"]), pipeline, club_slug, str(row["started_at"]), attached=True)
     else:
@@ -95,7 +95,7 @@ def _insert(run: OpenRun, *, retention_cutoff: str | None = None, lock_key: str 
     """Write the run's row into the file its store writes to now: its id (kept on the run), or None."""
     identity = STATE.identity()
     generation = run.store.generation
-    written = run.store.insert_run(
+    written = Runs(run.store).insert_run(
         pipeline=run.pipeline, club_slug=run.club_slug, started_at=run.started_at, hostname=identity.hostname,
         pid=identity.pid, process_started_at=identity.process_started_at, process_key=identity.process_key,
         retention_cutoff=retention_cutoff, lock_key=lock_key, run_id=run_id, started_by=started_by,
@@ -125,13 +125,13 @@ def ensure_written(run: OpenRun, followed: str | None = None) -> int:
         return old_id  # (an attached run is the wrapper's: the wrapper writes it again when it ends it)
     new_id = _written(_insert(run, run_id=old_id) or _insert(run))
     for step in list(run.steps.values()):
-        if store.insert_step(run_id=new_id, club_slug=run.club_slug, step_name=step.name,
-                             started_at=iso(step.started_ms), step_id=step.step_id) is None:
+        if Runs(store).insert_step(run_id=new_id, club_slug=run.club_slug, step_name=step.name,
+                                   started_at=iso(step.started_ms), step_id=step.step_id) is None:
             run.step_ended(step.step_id)  # its id is taken in that file: its end_step is refused with a warning
     message = (f"the database file {getattr(store, 'path', store.url)} was {what} while this run "
                f"was open (as run {old_id}); what it recorded before {iso(now_ms())} stayed with the old file")
-    store.insert_errors([(new_id, None, run.club_slug, NO_STEP, None, sanitize.text(message, sanitize.MESSAGE_LIMIT),
-                          None, iso(now_ms()))])
+    Runs(store).insert_errors([(new_id, None, run.club_slug, NO_STEP, None,
+                                sanitize.text(message, sanitize.MESSAGE_LIMIT), None, iso(now_ms()))])
     log.warning("runtracker: %s; the rest of it is recorded in the file now at that path, as run %s", message, new_id)
     return new_id
 
@@ -169,7 +169,7 @@ def end_step(run: OpenRun, step: OpenStep, outcome: str, created: int, updated: 
 def add_step(store: Store, run_id: int, name: str, club_slug: str | None) -> tuple[int | None, int]:
     """The write of a new step, started now: (its id, or None if the run has ended; its start in ms)."""
     started_ms = now_ms()
-    return store.insert_step(run_id=run_id, club_slug=club_slug, step_name=name, started_at=iso(started_ms)), \
+    return Runs(store).insert_step(run_id=run_id, club_slug=club_slug, step_name=name, started_at=iso(started_ms)), \
         started_ms
 
 
@@ -179,7 +179,7 @@ def write_step_end(store: Store, run_id: int, step_id: int, started_ms: int, out
     finished_ms = max(now_ms(), started_ms)  # a clock stepped back never gives a negative duration
     end = StepEnd(step_id, outcome, iso(finished_ms), finished_ms - started_ms, created, updated, skipped, failed,
                   detail_json)
-    return store.end_step(run_id, end)
+    return Runs(store).end_step(run_id, end)
 
 
 # -- errors ---------------------------------------------------------------------------------------------------
@@ -208,7 +208,7 @@ def record_errors(store: Store, run_id: int, club_slug: str | None, errors: Iter
                     current.append(in_progress() or NO_STEP)
                 step_name = current[0]
         rows.append(error_row(run_id, club_slug, step_name, step_id, member, message, stack, at))
-    store.insert_errors(rows)
+    Runs(store).insert_errors(rows)
     if run is not None:
         run.errors_recorded(len(rows))
     return len(rows)
@@ -234,10 +234,10 @@ def open_remote_run(store: Store, *, pipeline: str, club_slug: str | None, start
     Nothing of this process goes into the run, and it is not registered in the process state: the server's
     exit, crash hooks and heartbeat never end or beat for it. It records no host, pid or heartbeat, so the
     reaper judges it as a run that records no owner (the ownerless timeout) until its client's first
-    heartbeat (`Store.touch_heartbeat`), and from then on as another host's run, by the heartbeat's age.
+    heartbeat (`Runs.touch_heartbeat`), and from then on as another host's run, by the heartbeat's age.
     `owner` (in `process_key`) names the API key that opened it: the one that may write to it and end it.
     """
-    return _written(store.insert_run(
+    return _written(Runs(store).insert_run(
         pipeline=pipeline, club_slug=club_slug, started_at=iso(started_ms), hostname=None, pid=None,
         process_started_at=None, process_key=owner, retention_cutoff=retention_cutoff, started_by=started_by,
         beating=False,
@@ -277,7 +277,7 @@ def end_run(store: Store, run_id: int | None, ending: Ending, *, run: OpenRun | 
 
     assert run_id is not None
     try:
-        result = store.end_run(run_id, build, by_owner=ending.reaped is None, crash=crash_write)
+        result = Runs(store).end_run(run_id, build, by_owner=ending.reaped is None, crash=crash_write)
     except BaseException:
         if run is not None:
             run.end_deferred(ending)
@@ -423,7 +423,7 @@ def _end_attached(run: OpenRun, ending: Ending, crash_write: bool) -> EndReport:
         return list(end.steps), errors, summary
 
     try:
-        written = run.store.record_child_view(_written(run.run_id), build, crash=crash_write)
+        written = Runs(run.store).record_child_view(_written(run.run_id), build, crash=crash_write)
     except BaseException:
         run.end_deferred(ending)
         raise
@@ -442,8 +442,8 @@ def record_crash_rows(kind: str, exc: BaseException | None, runs: list[OpenRun])
         step = run.step_in_progress()
         try:
             lines = _log_lines(run)
-            run.store.insert_errors([crash_row(ensure_written(run), step.step_id if step else None, run.club_slug,
-                                               f"{kind}: {message}", stack, at, lines)])
+            Runs(run.store).insert_errors([crash_row(ensure_written(run), step.step_id if step else None,
+                                                     run.club_slug, f"{kind}: {message}", stack, at, lines)])
         except Exception as error:
             report(f"recording a crash row ({kind})", error)
 
@@ -488,7 +488,7 @@ def write_log_rows(run: OpenRun) -> None:
     failure is logged once per run, and the rows are tried again at its next call or with its end."""
     rows = log_error_rows(run, ensure_written(run))
     try:
-        run.store.insert_errors(rows)
+        Runs(run.store).insert_errors(rows)
     except Exception as error:
         run.troubles.report("recording ERROR log records", error)
         return

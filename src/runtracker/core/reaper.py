@@ -27,7 +27,7 @@ from ..base.clock import iso, now_ms
 from ..base.outcomes import FAILURE
 from ..base.records import Record
 from ..config import heartbeat_timeout_s, ownerless_timeout_s
-from ..storage import ENDED, Store
+from ..storage import ENDED, Runs, Store
 from . import crashfile, lifecycle, liveness
 from .ending import LOST, Ending
 from .state import STATE
@@ -71,9 +71,9 @@ def reap(store: Store, *, heartbeat_timeout: float | None = None, detected_by: s
 
     The runs this process has open itself are never judged. `sweep` also removes faulthandler files left by
     this host's dead processes that own no `running` run (see `crashfile.sweep`). `rows`: judge only these
-    runs (rows as `Store.running_runs` gives them; the monitor's, whose owner it saw die).
+    runs (rows as `Runs.running_runs` gives them; the monitor's, whose owner it saw die).
     """
-    rows = store.running_runs() if rows is None else rows
+    rows = Runs(store).running_runs() if rows is None else rows
     if sweep:
         crashfile.sweep(store, rows)
     if not rows:

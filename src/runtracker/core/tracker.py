@@ -167,6 +167,7 @@ class RunTracker:
         progress, else the run as a whole (`lifecycle.record_errors`)."""
         run = self._require_run("record_error")
         if run is not None:
+
             step_id = _known_step(run, step_id)
             self._record(run, [(_clean_name(step_name), step_id, member_identifier, error_message, error_stack)])
 

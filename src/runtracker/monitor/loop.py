@@ -23,7 +23,7 @@ from collections.abc import Callable
 from ..base.clock import now_ms
 from ..config import heartbeat_timeout_s
 from ..core import liveness, reaper
-from ..storage import Store
+from ..storage import Runs, Store
 from . import pidwatch
 
 TYPE_CHECKING = False  # `typing` is not imported at run time: see records.py
@@ -129,12 +129,12 @@ def monitor(store: Store, *, interval: float = DEFAULT_MONITOR_INTERVAL_S, heart
     try:
         while not stop.is_set():
             try:
-                running = store.running_runs()
+                running = Runs(store).running_runs()
                 if time.monotonic() >= next_pass:
                     next_pass = time.monotonic() + interval
                     if reaper.reap(store, heartbeat_timeout=timeout, detected_by=DETECTED_BY, on_reaped=on_reaped,
                                    rows=running):
-                        running = store.running_runs()
+                        running = Runs(store).running_runs()
                     if watcher is not None:
                         watcher.evaluate(running)
                 elif watcher is not None:

@@ -116,7 +116,7 @@ def run(request: Request, web: Web, who: Principal) -> Response:
 @api
 def errors(request: Request, web: Web, who: Principal) -> Response:
     flt = error_filter(request.query_params)
-    page = web.dash.errors(flt, _limit(request, ERRORS_PER_PAGE), error_cursor(request.query_params))
+    page = web.search.errors(flt, _limit(request, ERRORS_PER_PAGE), error_cursor(request.query_params))
     return JSONResponse({"errors": page.rows, "next_after": cursor_text(page.next),
                          "searched_back_to": page.window_end})
 
@@ -127,7 +127,7 @@ def error_groups(request: Request, web: Web, who: Principal) -> Response:
     window = int_param(request.query_params, "window", 1, max(GROUP_WINDOWS)) or DEFAULT_GROUP_WINDOW
     if window not in GROUP_WINDOWS:
         raise BadRequest(f"`window` is one of {', '.join(str(w) for w in GROUP_WINDOWS)}")
-    rows = web.dash.error_window(flt, window)
+    rows = web.search.error_window(flt, window)
     return JSONResponse({"window": window, "errors_grouped": len(rows),
                          "groups": [g.as_json() for g in grouping.group(rows)]})
 

@@ -28,10 +28,13 @@ from .. import configfile
 from ..base.clock import iso, now_ms, to_ms
 from ..base.schedule import croniter_available
 from ..base.status import PipelineFacts, PipelineStatus, pipeline_status
-from ..storage import Store, open_store
+from ..storage import Runs, Store, open_store
 from ..storage.alerts import AlertStore
-from ..storage.dashboard import Dashboard, ErrorCursor, ErrorFilter
-from ..storage.ingest import ApiKey, Ingest
+from ..storage.auth import ApiKey, Auth
+from ..storage.dashboard import Dashboard
+from ..storage.errorfilter import ErrorFilter
+from ..storage.ingest import Ingest
+from ..storage.search import ErrorCursor, ErrorSearch
 from . import passwords, present
 from .sessions import CSRF_FIELD, RateLimit, Sessions
 from .settings import DEMO_PASSWORD, DEMO_USER, WebSettings
@@ -92,7 +95,12 @@ class Web:
     def __init__(self, settings: WebSettings, store: Store | None = None) -> None:
         self.settings = settings
         self.store = store or open_store(settings.db)
+        # The queries, by resource (runtracker.storage): the dashboard's reads of runs, the error browser's,
+        # users and API keys, a run's records (clearing errors, the ingest API's writes), the ingest API's own.
         self.dash = Dashboard(self.store)
+        self.search = ErrorSearch(self.store)
+        self.auth = Auth(self.store)
+        self.runs = Runs(self.store)
         self.ingest = Ingest(self.store)
         self.sessions = Sessions(settings.secret, settings.session_max_age_s)
         self.login_limit = RateLimit(settings.login_attempts, settings.login_window_s)
@@ -160,8 +168,8 @@ class Web:
 
     # -- users ---------------------------------------------------------------------------------------------
     def ensure_demo_user(self) -> None:
-        if self.dash.user_count() == 0:
-            self.dash.add_user(DEMO_USER, passwords.hash_password(DEMO_PASSWORD))
+        if self.auth.user_count() == 0:
+            self.auth.add_user(DEMO_USER, passwords.hash_password(DEMO_PASSWORD))
             log.warning("runtracker: DEMO MODE: created the user %r with the password %r", DEMO_USER, DEMO_PASSWORD)
         log.warning("runtracker: DEMO MODE: sessions are signed with a public secret; do not serve real data")
 
@@ -172,14 +180,14 @@ class Web:
         name = session.get("user")
         if not isinstance(name, str):
             return None
-        row = self.dash.unchanged(("user", name), lambda: self.dash.user(name))
+        row = self.dash.unchanged(("user", name), lambda: self.auth.user(name))
         if row is None or row["id"] != session.get("uid") or \
                 session.get("pw") != passwords.fingerprint(self.settings.secret, row["password_hash"]):
             return None
         return row
 
     def login(self, name: str, password: str) -> dict[str, Any] | None:
-        row = self.dash.user(name)
+        row = self.auth.user(name)
         if row is None:
             passwords.burn_time(password)
             return None
@@ -206,7 +214,7 @@ class Web:
         if found is not None and found[1] > now:
             key = found[0]
         else:
-            looked_up = self.ingest.api_key(key_hash)
+            looked_up = self.auth.api_key(key_hash)
             if looked_up is None:
                 self._keys.pop(key_hash, None)
                 return None
@@ -216,7 +224,7 @@ class Web:
             self._keys[key_hash] = (key, now + API_KEY_MEMORY_S)
         if now - self._key_touched.get(key.key_id, -API_KEY_TOUCH_S) >= API_KEY_TOUCH_S:
             self._key_touched[key.key_id] = now
-            self.dash.touch_api_key(key.key_id, iso(now_ms()))
+            self.auth.touch_api_key(key.key_id, iso(now_ms()))
         return key
 
     def remembered_api_key(self, secret: str) -> ApiKey | None:

@@ -26,11 +26,11 @@ from ..base import sanitize
 from ..base.clock import iso, now_ms, to_ms
 from ..base.guard import report
 from ..base.outcomes import DEFAULT_CLUB_SLUG, FAILURE, PARTIAL, RUNNING, STEP_OUTCOMES, SUCCESS
+from ..base.tail import OutputTail
 from ..configfile import DEFAULT_TAIL_BYTES
 from ..core import lifecycle, reaper
 from ..core.ending import Ending
-from ..exec.output import OutputTail
-from ..storage import ALREADY_ENDED, REAPER
+from ..storage import ALREADY_ENDED, REAPER, Runs
 from ..storage.ingest import PING, owned_by, owner_of
 from .ingest_http import READ_ONLY, Call, Problem, choice, count, endpoint, fields, integer, name, text
 
@@ -166,7 +166,7 @@ def heartbeat(call: Call) -> tuple[int, dict[str, Any]]:
     run = _owned_run(call)
     fields(call.json(), ())
     at = iso(now_ms())
-    if not call.web.store.touch_heartbeat([int(run["id"])], at):
+    if not Runs(call.web.store).touch_heartbeat([int(run["id"])], at):
         raise _ended(run["id"], call)
     return 200, {"run_id": run["id"], "heartbeat_at": at}
 

@@ -12,7 +12,8 @@ from starlette.responses import RedirectResponse, Response
 
 from ..base.clock import now_ms
 from ..base.outcomes import CRASH_STEP, RUNNING
-from ..storage.dashboard import BY_PIPELINE, RUN_BAR_COLUMNS, Dashboard, ErrorFilter
+from ..storage.dashboard import RUN_BAR_COLUMNS, Dashboard
+from ..storage.errorfilter import BY_PIPELINE, ErrorFilter
 from . import grouping, present, start
 from .core import (
     COUNT_CAP,
@@ -212,7 +213,7 @@ def errors(request: Request, web: Web, user: dict[str, Any]) -> Response:
     grouped = request.query_params.get("view") == "groups"
     context = error_context(request, web, flt, grouped, "/errors")
     context["pipelines"] = sorted(set(web.dash.pipeline_names()) | set(web.config().pipelines))
-    context["steps"] = web.dash.step_names()
+    context["steps"] = web.search.step_names()
     return web.render(request, "errors.html", context, user=user)
 
 
@@ -221,24 +222,24 @@ def error_context(request: Request, web: Web, flt: ErrorFilter, grouped: bool, p
     params = filter_params(request.query_params)
     context: dict[str, Any] = {"filter": flt, "params": params, "grouped": grouped, "path": path,
                                "windows": GROUP_WINDOWS, "by_runs": flt.mode == BY_PIPELINE,
-                               "run_window": web.dash.RUN_WINDOW, "error_window": web.dash.ERROR_WINDOW,
+                               "run_window": web.search.RUN_WINDOW, "error_window": web.search.ERROR_WINDOW,
                                "flat_url": url(path, **params), "groups_url": url(path, view="groups", **params),
                                "clear_url": url("/errors/clear", **params), "now": now_ms()}
     if grouped:
         window = int_param(request.query_params, "window", 1, max(GROUP_WINDOWS)) or DEFAULT_GROUP_WINDOW
         if window not in GROUP_WINDOWS:
             raise BadRequest(f"`window` is one of {', '.join(str(w) for w in GROUP_WINDOWS)}")
-        rows = web.dash.error_window(flt, window)
+        rows = web.search.error_window(flt, window)
         context.update(window=window, window_rows=len(rows), groups=grouping.group(rows))
         return context
     cursor = error_cursor(request.query_params)
-    result = web.dash.errors(flt, ERRORS_PER_PAGE, cursor)
+    result = web.search.errors(flt, ERRORS_PER_PAGE, cursor)
     context.update(
         rows=result.rows, window_end=result.window_end, cursor=cursor,
         older=url(path, after=cursor_text(result.next), **params) if result.next else None,
         newest=url(path, **params) if cursor else None,
         # Counting is capped, and left out for free text (it would walk the whole window once more).
-        count=None if flt.text else web.dash.count_errors(flt, COUNT_CAP), count_cap=COUNT_CAP,
+        count=None if flt.text else web.search.count_errors(flt, COUNT_CAP), count_cap=COUNT_CAP,
     )
     return context
 
@@ -265,10 +266,10 @@ def member(request: Request, web: Web, user: dict[str, Any]) -> Response:
     identifier = request.path_params["identifier"]
     flt = ErrorFilter(member=identifier)
     cursor = error_cursor(request.query_params)
-    result = web.dash.errors(flt, ERRORS_PER_PAGE, cursor)
+    result = web.search.errors(flt, ERRORS_PER_PAGE, cursor)
     if not result.rows and cursor is None:
         return not_found(request, web, user, "no errors were recorded for this member")
-    window = web.dash.error_window(flt, 1000)
+    window = web.search.error_window(flt, 1000)
     groups = grouping.group(window)
     pipelines: dict[str, int] = {}
     for row in window:
@@ -277,7 +278,7 @@ def member(request: Request, web: Web, user: dict[str, Any]) -> Response:
         "member": identifier, "rows": result.rows, "groups": groups, "window_rows": len(window),
         "pipelines": sorted(pipelines.items(), key=lambda kv: -kv[1]),
         "runs": len({row["run_id"] for row in window}),
-        "count": web.dash.count_errors(flt, COUNT_CAP), "count_cap": COUNT_CAP,
+        "count": web.search.count_errors(flt, COUNT_CAP), "count_cap": COUNT_CAP,
         "older": url(f"/member/{path_quote(identifier)}", after=cursor_text(result.next)) if result.next else None,
         "newest": url(f"/member/{path_quote(identifier)}") if cursor else None, "now": now_ms(),
     }, user=user)
@@ -287,7 +288,7 @@ def member(request: Request, web: Web, user: dict[str, Any]) -> Response:
 def clear_confirm(request: Request, web: Web, user: dict[str, Any]) -> Response:
     flt = error_filter(request.query_params)
     return web.render(request, "clear.html", {
-        "filter": flt, "params": filter_params(request.query_params), "count": web.dash.count_errors(flt, COUNT_CAP),
+        "filter": flt, "params": filter_params(request.query_params), "count": web.search.count_errors(flt, COUNT_CAP),
         "count_cap": COUNT_CAP, "back": url("/errors", **filter_params(request.query_params)),
     }, user=user)
 
@@ -300,7 +301,7 @@ async def clear_post(request: Request, web: Web, user: dict[str, Any], form: For
         return web.render(request, "message.html", {"title": "Bad request", "message": str(exc)}, 400, user)
     if form.get("confirm") != "yes":
         return RedirectResponse(url("/errors/clear", **filter_params(form)), status_code=303)
-    deleted = await run_in_threadpool(web.dash.clear_errors, flt)
+    deleted = await run_in_threadpool(web.runs.clear_errors, flt)
     web.sessions.flash(request, f"Cleared {deleted:,} errors (crash rows are kept).")
     return web.sessions.save(request, RedirectResponse(url("/errors", **filter_params(form)), status_code=303))
 
