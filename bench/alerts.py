@@ -43,7 +43,7 @@ from benchlib import cache_dir, machine, table, verdict, write_section  # noqa: 
 
 from runtracker.base.clock import to_ms  # noqa: E402
 from runtracker.core import reaper  # noqa: E402
-from runtracker.storage import open_store, schema  # noqa: E402
+from runtracker.storage import Runs, open_store, schema  # noqa: E402
 from runtracker.storage.alerts import AlertStore  # noqa: E402
 
 PG_URL = os.environ.get("RUNTRACKER_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
@@ -141,7 +141,7 @@ def latencies(db: str, deaths: int, failures: int, workdir: Path) -> dict[str, l
             proc.send_signal(signal.SIGKILL)
             proc.wait()
             arrived = mailbox.wait(f"bench-kill: run {run_id} crashed (lost)")
-            run = store.get_run(run_id)
+            run = Runs(store).get_run(run_id)
             assert run is not None and run["reaped_at"], run
             result["reaped"].append((to_ms(run["reaped_at"]) or 0) / 1000 - killed)
             result["kill_alert"].append(arrived - killed)
@@ -245,7 +245,7 @@ def pass_cost(db: str, passes: int, workdir: Path) -> list[float]:
         times = []
         for _ in range(passes + 5):
             began = time.perf_counter()
-            running = store.running_runs()
+            running = Runs(store).running_runs()
             reaper.reap(store, detected_by="bench", rows=running)
             watcher.evaluate(running)
             times.append(time.perf_counter() - began)

@@ -1,7 +1,7 @@
 """Measure 4: record_errors with 10,000 error dicts in one call, as a rate; hand-written inserts beside it.
 
 The raw side inserts the same 10,000 rows in one transaction on its own connection (same PRAGMAs) with the
-statements the store uses — multi-row INSERTs of Store.ERRORS_PER_INSERT rows — so the ratio says how much of
+statements the store uses — multi-row INSERTs of Runs.ERRORS_PER_INSERT rows — so the ratio says how much of
 the call is the tracker's per-row work (reading the dict's keys, sanitising the texts) rather than SQLite's.
 A plain executemany of the same rows, what a hand-written tracker would most likely do, runs alongside too.
 
@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from runtracker import RunTracker
-from runtracker.storage.base import Store
+from runtracker.storage.runs import Runs
 
 ERRORS = 10_000
 _INSERT = ("INSERT INTO run_errors (run_id, run_step_id, club_slug, step_name, member_identifier, error_message,"
@@ -114,8 +114,8 @@ def measure(workdir: Path, rounds: int) -> dict[str, object]:
         if executemany:
             conn.executemany(_INSERT + _VALUES, rows)
         else:
-            for i in range(0, len(rows), Store.ERRORS_PER_INSERT):
-                chunk = rows[i : i + Store.ERRORS_PER_INSERT]
+            for i in range(0, len(rows), Runs.ERRORS_PER_INSERT):
+                chunk = rows[i : i + Runs.ERRORS_PER_INSERT]
                 conn.execute(_INSERT + ", ".join([_VALUES] * len(chunk)), [v for row in chunk for v in row])
         conn.execute("COMMIT")
         return time.perf_counter() - start

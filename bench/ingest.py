@@ -44,8 +44,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from benchlib import machine, write_section  # noqa: E402
 
 from runtracker.storage import open_store  # noqa: E402
-from runtracker.storage.dashboard import Dashboard  # noqa: E402
-from runtracker.storage.ingest import Ingest  # noqa: E402
+from runtracker.storage.auth import Auth  # noqa: E402
 from runtracker.web import passwords  # noqa: E402
 
 PG_URL = os.environ.get("RUNTRACKER_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
@@ -147,7 +146,8 @@ def keys(db_url: str) -> list[str]:
         made = []
         for n in range(CLIENTS):
             key = passwords.new_api_key()
-            Ingest(store).set_write_scope(Dashboard(store).add_api_key(f"bench-{n}", passwords.key_hash(key)), ["*"])
+            auth = Auth(store)
+            auth.set_write_scope(auth.add_api_key(f"bench-{n}", passwords.key_hash(key)), ["*"])
             made.append(key)
         return made
     finally:

@@ -197,7 +197,7 @@ def check(phase: Phase, url: str, *, heartbeat_timeout: float = HEARTBEAT[1], re
     every row with what the workers did; what differs goes to `phase.problems`."""
     sys.path.insert(0, str(SRC))
     from runtracker.core import reaper
-    from runtracker.storage import open_store
+    from runtracker.storage import Runs, open_store
 
     os.environ["RUNTRACKER_CRASH_DIR"] = str(Path(tempfile.gettempdir()) / "runtracker-load-crash")
     store = open_store(url)
@@ -205,7 +205,7 @@ def check(phase: Phase, url: str, *, heartbeat_timeout: float = HEARTBEAT[1], re
         deadline = time.monotonic() + reap_within
         while True:
             reaper.reap(store, heartbeat_timeout=heartbeat_timeout)
-            if not store.running_runs() or time.monotonic() > deadline:
+            if not Runs(store).running_runs() or time.monotonic() > deadline:
                 break
             time.sleep(1.0)
         _compare(phase, store)

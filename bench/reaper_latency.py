@@ -31,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from runtracker.storage import open_store  # noqa: E402
+from runtracker.storage import Runs, open_store  # noqa: E402
 
 PIPELINE = """
 import time
@@ -81,7 +81,8 @@ def _measure(mode: str, n: int, db: str, env: dict[str, str], spread_s: float, w
     try:
         deadline = time.monotonic() + give_up_s
         while True:
-            rows = {r["id"]: r for r in store.list_runs(pipeline="bench-reaper", limit=10_000) if r["id"] in killed_at}
+            listed = Runs(store).list_runs(pipeline="bench-reaper", limit=10_000)
+            rows = {r["id"]: r for r in listed if r["id"] in killed_at}
             if all(rows[i]["reaped_at"] for i in killed_at):
                 break
             if time.monotonic() > deadline:

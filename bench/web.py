@@ -212,7 +212,7 @@ class Backend:
         self.raw.close()
 
 
-# Columns as the pages show them (runtracker.storage.dashboard / base), written out for the hand-written side.
+# Columns as the pages show them (runtracker.storage.runs), written out for the hand-written side.
 RUN_LIST = ("id, pipeline, started_at, finished_at, duration_ms, outcome, total_created, total_updated,"
             " total_skipped, total_failed, started_by, ended_by, reaped_at")
 RUN_ALL = ("id, club_slug, pipeline, started_at, finished_at, duration_ms, outcome, total_created, total_updated,"
@@ -441,12 +441,12 @@ class Traced:
 
 
 def ensure_user(store: Any) -> None:
-    from runtracker.storage.dashboard import Dashboard
+    from runtracker.storage.auth import Auth
 
-    dash = Dashboard(store)
+    auth = Auth(store)
     hashed = passwords.hash_password(PASSWORD)
-    if not dash.add_user(USER, hashed):
-        dash.set_password(USER, hashed)
+    if not auth.add_user(USER, hashed):
+        auth.set_password(USER, hashed)
 
 
 def config_file(workdir: Path) -> Path:

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from runtracker import testing
-from runtracker.base import guard
+from runtracker.core.state import STATE
 
 sys.path.insert(0, os.path.dirname(__file__))
 
@@ -84,5 +84,5 @@ def _loud_guard(request: pytest.FixtureRequest) -> Iterator[list[BaseException]]
 
 @pytest.fixture
 def swallowed() -> list[BaseException]:
-    assert guard.swallowed is not None
-    return guard.swallowed
+    assert STATE.guard.swallowed is not None
+    return STATE.guard.swallowed

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pg_schemas
-from runtracker.storage import Store, open_store
+from runtracker.storage import Runs, Store, open_store
 
 # Every test taking `db_url` runs on both; PostgreSQL gets a schema of its own per test (see pg_schemas).
 BACKENDS = ["sqlite", "postgresql"]
@@ -55,17 +55,17 @@ class Db:
             store.close()
 
     def runs(self) -> list[dict[str, Any]]:
-        return self._with(lambda s: list(reversed(s.list_runs(limit=100000))))
+        return self._with(lambda s: list(reversed(Runs(s).list_runs(limit=100000))))
 
     def run(self, run_id: int | None = None) -> dict[str, Any]:
         runs = self.runs()
         return runs[-1] if run_id is None else next(r for r in runs if r["id"] == run_id)
 
     def steps(self, run_id: int) -> list[dict[str, Any]]:
-        return self._with(lambda s: s.list_steps(run_id))
+        return self._with(lambda s: Runs(s).list_steps(run_id))
 
     def errors(self, run_id: int) -> list[dict[str, Any]]:
-        return self._with(lambda s: s.list_errors(run_id))
+        return self._with(lambda s: Runs(s).list_errors(run_id))
 
     def crash_rows(self, run_id: int) -> list[dict[str, Any]]:
         return [e for e in self.errors(run_id) if e["step_name"] == "crash"]

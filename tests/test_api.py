@@ -14,6 +14,7 @@ from helpers import Db, open_fresh
 from runtracker import RunTracker, current_run, track
 from runtracker.core import hooks
 from runtracker.core.state import STATE
+from runtracker.storage import Runs
 
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
@@ -203,7 +204,7 @@ def test_a_database_at_an_older_version_is_upgraded_without_losing_rows(tmp_path
     assert SQLiteStore(path).upgrade_schema() == 1
     store = SQLiteStore(path)
     assert store.schema_version() == schema.LATEST
-    assert store.get_run(1)["pipeline"] == "nikki"
+    assert Runs(store).get_run(1)["pipeline"] == "nikki"
     assert store.upgrade_schema() == schema.LATEST  # idempotent
     store.close()
 

@@ -213,7 +213,8 @@ def test_every_relative_link_points_to_an_existing_file_and_heading(page):
 
 
 _CODE_REF = re.compile(r"`((?:[a-z_]+\.)*[A-Za-z_]+\.[A-Za-z_][A-Za-z0-9_]*)`")
-_CLASSES = {"RunTracker": "runtracker.core.tracker.RunTracker", "Store": "runtracker.storage.base.Store"}
+_CLASSES = {"RunTracker": "runtracker.core.tracker.RunTracker", "Store": "runtracker.storage.base.Store",
+            "Runs": "runtracker.storage.runs.Runs"}
 
 
 def _resolve(reference: str) -> bool:
@@ -248,10 +249,10 @@ def _resolve(reference: str) -> bool:
 
 @pytest.mark.parametrize("page", ["crashes.md", "lifecycle.md"])
 def test_every_function_the_docs_name_exists_in_the_code(page):
-    """The code the crash table and the lifecycle page point to (`hooks._at_exit`, `Store.end_run`, ...) exists."""
+    """The code the crash table and the lifecycle page point to (`hooks._at_exit`, `Runs.end_run`, ...) exists."""
     text = (ROOT / "docs" / page).read_text()
     references = {ref for ref in _CODE_REF.findall(text) if ref.split(".")[0] in
-                  {*_CLASSES, "hooks", "lifecycle", "state", "reaper", "heartbeat", "exec", "storage",
-                   "sanitize", "liveness", "attach", "clock", "opening", "tracker", "context"}}
+                  {*_CLASSES, "hooks", "lifecycle", "state", "reaper", "heartbeat", "crashfile", "loop",
+                   "exec", "storage", "sanitize", "liveness", "attach", "clock", "opening", "tracker", "context"}}
     assert len(references) >= 10 and not _resolve("hooks._no_such_hook")
     assert sorted(ref for ref in references if not _resolve(ref)) == []

@@ -17,7 +17,7 @@ from helpers import run_app
 from runtracker import RunTracker
 from runtracker.base.terminal import safe
 from runtracker.cli import cli
-from runtracker.core import reaper
+from runtracker.monitor import loop
 
 # What a pipeline may hand us, and what each would do to a terminal printed raw.
 CLEAR_SCREEN = "\x1b[2J"
@@ -36,7 +36,7 @@ def _monitor_never_loops(monkeypatch: pytest.MonkeyPatch) -> None:
     def started(*args: object, **kwargs: object) -> None:
         raise AssertionError("runtracker monitor started its loop")
 
-    monkeypatch.setattr(reaper, "monitor", started)
+    monkeypatch.setattr(loop, "monitor", started)
 
 
 def invoke(*args: str, **kwargs: object) -> Result:

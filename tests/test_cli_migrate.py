@@ -10,6 +10,7 @@ from helpers import Db, open_fresh
 from runtracker import RunTracker
 from runtracker.base.clock import now_iso
 from runtracker.cli import cli
+from runtracker.storage import Runs
 from runtracker.storage import copy as copy_module
 
 
@@ -43,8 +44,8 @@ def history(url: str, pipeline: str = "nikki", n: int = 3) -> list[int]:
                 raise ValueError("boom")
     ids.append(run.id)
     store = open_fresh(url)  # a run still going on another host, with a fresh heartbeat
-    ids.append(store.insert_run(pipeline=pipeline, club_slug="rondo", started_at=now_iso(), hostname="elsewhere",
-                                pid=1, process_started_at=None, retention_cutoff=None))
+    ids.append(Runs(store).insert_run(pipeline=pipeline, club_slug="rondo", started_at=now_iso(), hostname="elsewhere",
+                                      pid=1, process_started_at=None, retention_cutoff=None))
     store.close()
     return ids
 

@@ -11,7 +11,7 @@ import original_tool as original
 from helpers import Db, open_fresh
 from runtracker import RunTracker
 from runtracker.settings.values import resolve_db
-from runtracker.storage import schema
+from runtracker.storage import Runs, schema
 from runtracker.storage.postgres import PostgresStore
 from runtracker.storage.sqlite import SQLiteStore
 
@@ -143,7 +143,7 @@ def test_a_database_the_original_tool_made_is_adopted_as_it_is(original_db):
     for table in ("runs", "run_steps", "run_errors"):
         assert after[table].startswith(before[table].rstrip()[:-1])  # the same, then ALTER TABLE ADD COLUMNs
     assert store.schema_version() == schema.LATEST
-    assert [r["pipeline"] for r in store.list_runs()] == ["laposta"]
+    assert [r["pipeline"] for r in Runs(store).list_runs()] == ["laposta"]
     store.close()
 
 
@@ -189,8 +189,8 @@ def test_a_database_of_an_earlier_runtracker_is_brought_in_line_without_losing_a
     runs = upgraded.read("SELECT id, club_slug, hostname, lock_key FROM runs ORDER BY id")
     assert [(r["id"], r["club_slug"], r["hostname"], r["lock_key"]) for r in runs] == [
         (i, "rondo", "h", f"k{i - 1}") for i in range(1, 5)]
-    assert [s["club_slug"] for s in upgraded.list_steps(1)] == ["rondo"]
-    (error,) = upgraded.list_errors(2)
+    assert [s["club_slug"] for s in Runs(upgraded).list_steps(1)] == ["rondo"]
+    (error,) = Runs(upgraded).list_errors(2)
     assert (error["club_slug"], error["step_name"], error["error_message"]) == ("rondo", "(run)", "(no message)")
     found = indexes(upgraded)
     assert {name: found.get(name) for name in ORIGINAL_INDEXES} == ORIGINAL_INDEXES

@@ -5,26 +5,23 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from .base import guard
-from .core import hooks
 from .core.state import STATE
 
 
 def reset() -> None:
-    """Forget open runs, stop the heartbeat, close this process's connections, put back every process hook, and
-    forget the settings resolved, the wrong ones warned about and the redaction rules (built from the
-    environment again)."""
+    """Back to a fresh process: the process state (open runs, heartbeat, connections, every process hook; see
+    `ProcessState.reset`) and the settings with it: what was resolved, the wrong ones warned about, and the
+    redaction rules (built from the environment again)."""
     STATE.reset()
-    hooks.uninstall()
 
 
 @contextmanager
 def capture_swallowed() -> Iterator[list[BaseException]]:
     """Collect the exceptions the never-raise guard swallowed inside the block."""
-    previous = guard.swallowed
+    previous = STATE.guard.swallowed
     collected: list[BaseException] = []
-    guard.swallowed = collected
+    STATE.guard.swallowed = collected
     try:
         yield collected
     finally:
-        guard.swallowed = previous
+        STATE.guard.swallowed = previous

@@ -20,7 +20,7 @@ from aiosmtpd.controller import Controller
 
 from helpers import app_env, open_fresh, wait_until
 from runtracker.alerts.watcher import Watcher
-from runtracker.core import reaper
+from runtracker.monitor import loop
 from runtracker.storage.alerts import AlertStore
 
 
@@ -109,7 +109,7 @@ class Clock:
 
 
 class InProcessMonitor:
-    """`reaper.monitor` with a Watcher in a thread of the test process, on a store of its own."""
+    """`loop.monitor` with a Watcher in a thread of the test process, on a store of its own."""
 
     def __init__(self, db_url: str, config: Path, clock: Callable[[], int] | None = None,
                  interval: float = 0.2) -> None:
@@ -119,7 +119,7 @@ class InProcessMonitor:
         self.stop_event = threading.Event()
         self.errors: list[Exception] = []
         self.watcher.start()
-        self.thread = threading.Thread(target=reaper.monitor, args=(self.store,), kwargs={
+        self.thread = threading.Thread(target=loop.monitor, args=(self.store,), kwargs={
             "interval": interval, "stop": self.stop_event, "watcher": self.watcher,
             "on_error": self.errors.append})
         self.thread.start()

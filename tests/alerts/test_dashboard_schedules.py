@@ -10,10 +10,12 @@ import pytest
 from starlette.testclient import TestClient
 
 from helpers import open_fresh
-from runtracker.base.clock import iso, now_ms
+from runtracker.base.clock import iso, now_ms, to_ms
 from runtracker.base.outcomes import SUCCESS
 from runtracker.core import lifecycle, liveness
+from runtracker.core.ending import Ending
 from runtracker.settings.web import WebSettings
+from runtracker.storage import Runs
 from runtracker.web import passwords
 from runtracker.web.app import create_app
 
@@ -35,17 +37,17 @@ def dashboard(db_url, tmp_path):
     config = tmp_path / "runtracker.toml"
     config.write_text(CONFIG)
     store = open_fresh(db_url)
-    nikki = store.insert_run(pipeline="nikki", club_slug=None, started_at=iso(now_ms() - 3 * 3600_000), hostname=None,
-                             pid=None, process_started_at=None, retention_cutoff=None)
+    nikki = Runs(store).insert_run(pipeline="nikki", club_slug=None, started_at=iso(now_ms() - 3 * 3600_000),
+                                   hostname=None, pid=None, process_started_at=None, retention_cutoff=None)
     assert nikki is not None
-    lifecycle.end_run(store, nikki, lifecycle.Ending(SUCCESS))
-    long_run = store.insert_run(pipeline="freescout", club_slug=None, started_at=iso(now_ms() - 2 * 3600_000),
-                                hostname=liveness.hostname(), pid=os.getpid(), process_started_at=None,
-                                retention_cutoff=None)
+    lifecycle.end_run(store, nikki, Ending(SUCCESS))
+    long_run = Runs(store).insert_run(pipeline="freescout", club_slug=None, started_at=iso(now_ms() - 2 * 3600_000),
+                                      hostname=liveness.hostname(), pid=os.getpid(), process_started_at=None,
+                                      retention_cutoff=None)
     store.close()
     app = create_app(WebSettings(secret="a-test-secret-of-more-than-32-characters", db=db_url,
                                  config_path=str(config)))
-    app.state.web.dash.add_user("alice", passwords.hash_password("correct horse battery"))
+    app.state.web.auth.add_user("alice", passwords.hash_password("correct horse battery"))
     client = TestClient(app, follow_redirects=False)
     token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text).group(1)
     response = client.post("/login", data={"username": "alice", "password": "correct horse battery",
@@ -80,3 +82,14 @@ def test_metrics_say_which_pipelines_are_overdue_when_they_run_next_and_how_many
     assert 0 < next_run - now_ms() / 1000 <= 3600
     since = float(re.search(r'runtracker_overdue_since_timestamp_seconds\{pipeline="nikki"\} (\S+)', text).group(1))
     assert since < now_ms() / 1000 - 60
+
+
+def test_the_api_gives_each_pipeline_its_overdue_since_next_due_and_runs_too_long(dashboard):
+    """/api/pipelines carries the same status as the overview, as ISO times and run ids."""
+    client, long_run = dashboard
+    found = {p["name"]: p for p in client.get("/api/pipelines").json()["pipelines"]}
+    nikki, freescout = found["nikki"], found["freescout"]
+    assert nikki["overdue_since"] is not None and nikki["overdue_since"].endswith(":00:00.000Z")
+    assert 0 < to_ms(nikki["next_due"]) - now_ms() <= 3600_000
+    assert nikki["runs_too_long"] == []
+    assert freescout["overdue_since"] is None and freescout["runs_too_long"] == [long_run]

@@ -10,6 +10,8 @@ from helpers import open_fresh, start_app, wait_until
 from runtracker.base.clock import to_ms
 from runtracker.base.outcomes import SUCCESS
 from runtracker.core import lifecycle
+from runtracker.core.ending import Ending
+from runtracker.storage import Runs
 
 AMSTERDAM = """
 [pipelines.nikki]
@@ -23,10 +25,10 @@ def _ended_run(db_url: str, started_at: str, pipeline: str = "nikki") -> int:
     """A run of `pipeline` that started at `started_at` and succeeded (written as its owner would)."""
     store = open_fresh(db_url)
     try:
-        run_id = store.insert_run(pipeline=pipeline, club_slug=None, started_at=started_at, hostname=None, pid=None,
-                                  process_started_at=None, retention_cutoff=None)
+        run_id = Runs(store).insert_run(pipeline=pipeline, club_slug=None, started_at=started_at, hostname=None,
+                                        pid=None, process_started_at=None, retention_cutoff=None)
         assert run_id is not None
-        lifecycle.end_run(store, run_id, lifecycle.Ending(SUCCESS))
+        lifecycle.end_run(store, run_id, Ending(SUCCESS))
         return run_id
     finally:
         store.close()
@@ -132,7 +134,7 @@ time.sleep(600)
 def _started_at(db_url: str, run_id: int) -> str:
     store = open_fresh(db_url)
     try:
-        run = store.get_run(run_id)
+        run = Runs(store).get_run(run_id)
         assert run is not None
         return str(run["started_at"])
     finally:

@@ -11,7 +11,7 @@ import pytest
 
 from helpers import Db, run_app, start_app
 from runtracker import RunTracker
-from runtracker.storage import ForeignDatabase, open_store
+from runtracker.storage import ForeignDatabase, Runs, open_store
 from runtracker.storage import sqlite as sqlite_store
 
 
@@ -54,6 +54,38 @@ def test_a_database_file_deleted_or_replaced_mid_run_gets_the_rest_of_the_run(sq
     assert notes[0].startswith(f"the database file {path} was {how} while this run was open")
     assert notes[1:] == ["late"]
     assert sum(f"was {how} while this run was open" in r.getMessage() for r in caplog.records) == 1
+
+
+@pytest.mark.swallows
+def test_a_run_whose_rewrite_into_a_replaced_file_failed_is_written_again_by_the_next_call(sqlite_url, tmp_path,
+                                                                                           monkeypatch):
+    """The file is replaced mid-run and the run's first write into the new file fails (a lock held too long):
+    the next call writes it there after all, rather than recording the rest under an id the new file lacks."""
+    monkeypatch.setattr(sqlite_store, "FILE_LOOK_INTERVAL_S", 0.0)
+    path = _path(sqlite_url)
+    t = RunTracker("nikki", db=sqlite_url)
+    run_id = t.start_run()
+    other = tmp_path / "other.sqlite"
+    open_store(f"sqlite:///{other}").close()
+    for suffix in ("-wal", "-shm"):
+        if os.path.exists(path + suffix):
+            os.unlink(path + suffix)
+    os.replace(other, path)
+    real, calls = Runs.insert_run, []
+
+    def locked_once(runs, **fields):
+        calls.append(fields)
+        if len(calls) == 1:
+            raise sqlite3.OperationalError("database is locked")
+        return real(runs, **fields)
+
+    monkeypatch.setattr(Runs, "insert_run", locked_once)
+    t.record_error(error_message="lost with the failed write")
+    t.record_error(error_message="recorded")
+    assert t.end_run("partial") is True
+    (run,) = Db(sqlite_url).runs()
+    assert (run["id"], run["outcome"]) == (run_id, "partial")
+    assert [e["error_message"] for e in Db(sqlite_url).errors(run_id)][1:] == ["recorded"]
 
 
 def test_the_path_is_looked_at_at_most_once_a_millisecond(sqlite_url, monkeypatch):

@@ -15,14 +15,14 @@ from helpers import Db, app_env
 
 WAITS_FOR_A_HEARTBEAT = """
 import os, time
-from runtracker.storage import open_store
+from runtracker.storage import Runs, open_store
 store = open_store()  # RUNTRACKER_DB, as the wrapper set it
 run_id = int(os.environ["RUNTRACKER_RUN_ID"])
-started = store.get_run(run_id)["started_at"]
+started = Runs(store).get_run(run_id)["started_at"]
 deadline = time.monotonic() + 30
-while store.get_run(run_id)["heartbeat_at"] == started and time.monotonic() < deadline:
+while Runs(store).get_run(run_id)["heartbeat_at"] == started and time.monotonic() < deadline:
     time.sleep(0.05)
-print("heartbeat moved:", store.get_run(run_id)["heartbeat_at"] != started, flush=True)
+print("heartbeat moved:", Runs(store).get_run(run_id)["heartbeat_at"] != started, flush=True)
 """
 
 

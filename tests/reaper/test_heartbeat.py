@@ -13,7 +13,7 @@ from reaplib import crash_files, insert_running
 
 from helpers import Db, dead_pid, run_app, wait_until
 from runtracker import RunTracker
-from runtracker.core import heartbeat, liveness, reaper
+from runtracker.core import crashfile, heartbeat, liveness, reaper
 from runtracker.settings import values as config
 
 
@@ -145,9 +145,9 @@ def test_reaper_sweeps_faulthandler_files_of_dead_processes_only(store, crash_di
     live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         here = liveness.hostname()
-        dead = heartbeat.crash_file_name(here, dead_pid(), 1_700_000_000.0)
-        alive = heartbeat.crash_file_name(here, live.pid, psutil.Process(live.pid).create_time())
-        elsewhere = heartbeat.crash_file_name("worker-2", dead_pid(), 1_700_000_000.0)
+        dead = crashfile.crash_file_name(here, dead_pid(), 1_700_000_000.0)
+        alive = crashfile.crash_file_name(here, live.pid, psutil.Process(live.pid).create_time())
+        elsewhere = crashfile.crash_file_name("worker-2", dead_pid(), 1_700_000_000.0)
         for name in (dead, alive, elsewhere):
             (crash_dir / name).write_text("")
         insert_running(store, pid=os.getpid())  # something running, so the reaper looks at all
@@ -161,14 +161,14 @@ def test_reaper_sweeps_faulthandler_files_of_dead_processes_only(store, crash_di
 @pytest.mark.parametrize("name", ["a host/with slashes", ""])
 def test_crash_file_name_is_a_plain_file_name_whatever_the_hostname(name):
     """Hostnames (or $RUNTRACKER_HOSTNAME) with odd characters still give one plain file name."""
-    file_name = heartbeat.crash_file_name(name, 42, 1.5)
+    file_name = crashfile.crash_file_name(name, 42, 1.5)
     assert "/" not in file_name and file_name.endswith("-42-1500.txt")
 
 
 def test_first_start_run_of_a_process_sweeps_leftover_faulthandler_files(db_url, crash_dir, owner_env):
     """A file left by a dead process is swept by the next process's first start_run, even with nothing running."""
     crash_dir.mkdir(exist_ok=True)
-    leftover = crash_dir / heartbeat.crash_file_name(liveness.hostname(), dead_pid(), 1_700_000_000.0)
+    leftover = crash_dir / crashfile.crash_file_name(liveness.hostname(), dead_pid(), 1_700_000_000.0)
     leftover.write_text("")
     tracker = RunTracker("nikki", db=db_url)
     tracker.start_run()

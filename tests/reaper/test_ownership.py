@@ -18,6 +18,7 @@ from helpers import Db, dead_pid, wait_until
 from runtracker import RunTracker
 from runtracker.base.clock import iso, ms_between, now_ms
 from runtracker.core import liveness, reaper
+from runtracker.storage import Runs
 
 
 def _ago(seconds: float) -> str:
@@ -60,7 +61,7 @@ def test_alive_pid_with_another_start_time_is_reaped_where_there_is_no_process_k
     owner = insert_running(store, pid=sleeper.pid, process_started_at=started, heartbeat_at=_ago(0))
     found = reaper.reap(store)
     assert [(r.run_id, r.reason) for r in found] == [(reused, "pid_reused")]
-    assert store.get_run(owner)["outcome"] == "running"
+    assert Runs(store).get_run(owner)["outcome"] == "running"
 
 
 def test_zombie_owner_is_reaped_as_gone(store):
@@ -121,17 +122,17 @@ def test_same_hostname_on_another_boot_or_pid_namespace_is_judged_by_heartbeat(s
     stale = insert_running(store, pid=dead_pid(), process_key=elsewhere, heartbeat_at=_ago(120))
     found = reaper.reap(store, heartbeat_timeout=60)
     assert [(r.run_id, r.reason) for r in found] == [(stale, "heartbeat_timeout")]
-    assert store.get_run(fresh)["outcome"] == "running"
+    assert Runs(store).get_run(fresh)["outcome"] == "running"
 
 
 def test_finished_at_is_the_last_sign_of_life(store, db_url):
     """finished_at is the latest of heartbeat, step start/end and error; duration runs up to it."""
     run_id = insert_running(store, hostname="worker-2", pid=1, started_at="2026-01-01T00:00:00.000Z",
                             heartbeat_at="2026-01-01T00:00:10.000Z")
-    step = store.insert_step(run_id=run_id, club_slug="rondo", step_name="nikki-sync",
-                             started_at="2026-01-01T00:00:12.000Z")
-    store.insert_errors([(run_id, step, "rondo", "nikki-sync", "KNVB1004", "member not found", None,
-                          "2026-01-01T00:00:14.500Z")])
+    step = Runs(store).insert_step(run_id=run_id, club_slug="rondo", step_name="nikki-sync",
+                                   started_at="2026-01-01T00:00:12.000Z")
+    Runs(store).insert_errors([(run_id, step, "rondo", "nikki-sync", "KNVB1004", "member not found", None,
+                                "2026-01-01T00:00:14.500Z")])
     reaper.reap(store, heartbeat_timeout=60)
     run = Db(db_url).run(run_id)
     assert run["finished_at"] == "2026-01-01T00:00:14.500Z" and run["duration_ms"] == 14500
@@ -159,7 +160,8 @@ def test_start_run_never_reaps_the_callers_own_open_runs(db_url, monkeypatch, ow
 def test_real_owner_on_another_host_is_reaped_by_heartbeat_after_sigkill(start_owner, db_url, store):
     """An owner that calls itself worker-2 heartbeats; once SIGKILLed, its heartbeat ages and it is reaped."""
     owner = start_owner("time.sleep(60)\n", env={"RUNTRACKER_HOSTNAME": "worker-2"})
-    wait_until(lambda: store.get_run(owner.run_id)["heartbeat_at"] != store.get_run(owner.run_id)["started_at"],
+    runs = Runs(store)
+    wait_until(lambda: runs.get_run(owner.run_id)["heartbeat_at"] != runs.get_run(owner.run_id)["started_at"],
                "a heartbeat")
     owner.proc.kill()
     owner.finish()
@@ -171,7 +173,7 @@ def test_real_owner_on_another_host_is_reaped_by_heartbeat_after_sigkill(start_o
 def test_run_found_weeks_after_its_host_vanished_fits_the_duration_column(store, db_url):
     """A 40-day run whose host vanished: its duration (more than 32 bits of milliseconds) is stored whole."""
     run_id = insert_running(store, hostname="worker-2", pid=1, started_at=_ago(40 * 86400), heartbeat_at=_ago(61))
-    store.insert_step(run_id=run_id, club_slug="rondo", step_name="nikki-sync", started_at=_ago(40 * 86400))
+    Runs(store).insert_step(run_id=run_id, club_slug="rondo", step_name="nikki-sync", started_at=_ago(40 * 86400))
     assert _reaped_ids(store) == [run_id]
     run = Db(db_url).run(run_id)
     assert run["outcome"] == "failure" and run["duration_ms"] > 2**31
@@ -185,7 +187,7 @@ def test_the_probe_of_running_runs_uses_the_partial_index(sqlite_url):
     import sqlite3
 
     from helpers import open_fresh
-    from runtracker.storage.base import RUN_COLUMNS
+    from runtracker.storage.runs import RUN_COLUMNS
 
     open_fresh(sqlite_url).close()
     conn = sqlite3.connect(sqlite_url[len("sqlite:///"):])
@@ -210,7 +212,7 @@ def test_a_live_run_of_a_tool_that_records_no_owner_is_never_reaped_within_hours
     lost = _ownerless(store, "laposta", 7 * 3600)
     found = reaper.reap(store, heartbeat_timeout=1)
     assert [(r.run_id, r.reason) for r in found] == [(lost, "ownerless_timeout")]
-    assert store.get_run(working)["outcome"] == "running"
+    assert Runs(store).get_run(working)["outcome"] == "running"
     message = Db(db_url).crash_rows(lost)[0]["error_message"]
     assert "records no owner" in message and "running for 7.0 h" in message and "ownerless timeout of 6.0 h" in message
 
@@ -225,4 +227,4 @@ def test_the_ownerless_timeout_comes_from_the_environment_and_per_pipeline_from_
     sync = _ownerless(store, "laposta", 3 * 3600)
     backup = _ownerless(store, "backup", 12 * 3600)
     assert [r.run_id for r in reaper.reap(store)] == [sync]
-    assert store.get_run(backup)["outcome"] == "running"
+    assert Runs(store).get_run(backup)["outcome"] == "running"

@@ -13,6 +13,7 @@ from helpers import Db, app_env, dead_pid, run_app
 from runtracker import RunTracker
 from runtracker.base.clock import iso, now_ms
 from runtracker.core import reaper
+from runtracker.storage import Runs
 
 REAPER = """
 import json, os, sys, time
@@ -38,7 +39,7 @@ def test_four_reapers_at_once_reap_each_of_fifty_dead_runs_exactly_once(tmp_path
             ids.append(insert_running(store, hostname="worker-2", pid=pid, heartbeat_at=stale))
         else:
             ids.append(insert_running(store, pid=pid))
-        store.insert_step(run_id=ids[-1], club_slug="rondo", step_name="nikki-sync", started_at=stale)
+        Runs(store).insert_step(run_id=ids[-1], club_slug="rondo", step_name="nikki-sync", started_at=stale)
     script = tmp_path / "reaper.py"
     script.write_text(REAPER)
     go = tmp_path / "go"
@@ -115,7 +116,7 @@ OWNER_LOOP = """
 import os, sys, time, random
 from runtracker import RunTracker
 from runtracker.core import reaper
-from runtracker.storage import open_store
+from runtracker.storage import Runs, open_store
 tracker = RunTracker("nikki", heartbeat_s=3600)
 store = open_store()
 for i in range(int(sys.argv[1])):
@@ -123,7 +124,7 @@ for i in range(int(sys.argv[1])):
     step = tracker.start_step("nikki-sync")
     tracker.end_step(step, "success", created=1)
     if i % 2 == 0:   # let the reapers win first: the owner-wins path, every other run
-        while store.get_run(run_id)["outcome"] == "running":
+        while Runs(store).get_run(run_id)["outcome"] == "running":
             time.sleep(0.002)
     else:            # race them
         time.sleep(random.random() * 0.01)

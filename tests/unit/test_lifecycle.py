@@ -1,5 +1,5 @@
 """The pure parts of ending a run (runtracker.core.lifecycle): the exit status of sys.exit, how an exception is
-written down, the crash row, and the last moment a lost owner was known alive."""
+written down, the crash row, the last moment a lost owner was known alive, and which step an error goes under."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from collections.abc import Callable
 import pytest
 
 from runtracker.base import sanitize
-from runtracker.core.lifecycle import crash_row, exit_status, format_exception, last_sign_of_life
+from runtracker.core.ending import exit_status, format_exception
+from runtracker.core.lifecycle import crash_row, last_sign_of_life, record_errors
+from runtracker.storage import Runs, open_store
 
 TRUNCATED = "…[truncated]"
 
@@ -140,3 +142,34 @@ def test_last_sign_of_life_is_the_latest_of_start_heartbeat_and_activity(heartbe
 def test_last_sign_of_life_of_a_row_without_a_heartbeat_column():
     """A row from before heartbeats existed (no heartbeat_at key) ends at its start or its activity."""
     assert last_sign_of_life({"started_at": START}, None) == START
+
+
+def test_an_error_goes_under_the_step_named_else_by_id_else_in_progress_else_the_run(tmp_path):
+    """The one step rule (lifecycle.record_errors): the name given wins, then the step given by id, then the step
+    in progress (read once, for every error that needs it), then `(run)` when no step is in progress."""
+    store = open_store(f"sqlite:///{tmp_path / 'dashboard.sqlite'}")
+    runs, asked = Runs(store), []
+    run_id = runs.insert_run(pipeline="nikki", club_slug=None, started_at=START, hostname=None, pid=None,
+                             process_started_at=None, retention_cutoff=None)
+    assert run_id is not None
+
+    def in_progress(name):
+        return lambda: asked.append(name) or name
+
+    def recorded():
+        return [(row["step_name"], row["run_step_id"], row["member_identifier"], row["error_message"])
+                for row in runs.list_errors(run_id)]
+
+    try:
+        errors = [("named", 7, None, "a", None), (None, 7, None, "b", None), (None, None, None, "c", None),
+                  (None, None, None, "d", None)]
+        assert record_errors(store, run_id, "rondo", errors, {7: "download"}, in_progress("sync")) == 4
+        assert recorded() == [("named", 7, None, "a"), ("download", 7, None, "b"), ("sync", None, None, "c"),
+                              ("sync", None, None, "d")]
+        assert asked == ["sync"]
+        record_errors(store, run_id, "rondo", [(None, None, "KNVB1004", None, None)], {}, in_progress(None))
+        assert recorded()[4:] == [("(run)", None, "KNVB1004", "(no message)")]
+        record_errors(store, run_id, "rondo", [("named", None, None, "x", None)], {}, in_progress("never"))
+        assert "never" not in asked and recorded()[5:] == [("named", None, None, "x")]
+    finally:
+        store.close()

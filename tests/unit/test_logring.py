@@ -15,6 +15,7 @@ from runtracker import RunTracker
 from runtracker.core import logring
 from runtracker.core.state import STATE
 from runtracker.settings import values as config
+from runtracker.storage import Runs
 
 
 @pytest.fixture
@@ -280,10 +281,9 @@ def test_an_error_record_is_written_by_the_runs_next_call_not_inside_the_logging
     logging call, which may come from a signal handler interrupting one of our own writes."""
     tracker = RunTracker("nikki", db=sqlite_url, record_log_errors=True)
     tracker.start_run()
-    store = STATE.open_runs()[0].store
     writes: list[int] = []
-    real = store.insert_errors
-    monkeypatch.setattr(store, "insert_errors", lambda rows: (writes.append(len(rows)), real(rows))[1])
+    real = Runs.insert_errors
+    monkeypatch.setattr(Runs, "insert_errors", lambda runs, rows: (writes.append(len(rows)), real(runs, rows))[1])
     log.error("first")
     log.error("second")
     assert writes == []
@@ -305,12 +305,11 @@ def test_a_failing_log_error_write_is_logged_once_and_the_rows_come_with_the_end
     never become rows), keeps them, and writes them with the run's end; the pipeline's calls go on."""
     tracker = RunTracker("nikki", db=sqlite_url, record_log_errors=True)
     tracker.start_run()
-    store = STATE.open_runs()[0].store
 
-    def broken(rows):
+    def broken(runs, rows):
         raise OSError("disk full")
 
-    monkeypatch.setattr(store, "insert_errors", broken)
+    monkeypatch.setattr(Runs, "insert_errors", broken)
     for i in range(3):
         log.error("sync failed %d", i)
         assert tracker.start_step(f"step-{i}") is not None

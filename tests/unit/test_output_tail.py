@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from runtracker.exec.output import OutputTail
+from runtracker.base.tail import OutputTail
 
 EMOJI = "😀".encode()  # four bytes: f0 9f 98 80
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from runtracker.base.clock import iso, to_ms
-from runtracker.base.schedule import Schedule, overdue_since, too_long
+from runtracker.base.schedule import Schedule
 
 AMSTERDAM = "Europe/Amsterdam"
 
@@ -52,22 +52,3 @@ def test_several_expressions_give_the_nearest_times():
     now = to_ms("2026-07-01T12:00:00.000Z")
     assert (iso(schedule.previous(now)), iso(schedule.next(now))) == ("2026-07-01T03:15:00.000Z",
                                                                       "2026-07-01T15:15:00.000Z")
-
-
-@pytest.mark.parametrize("last_start, now, expected", [
-    pytest.param("2026-07-01T03:15:20.000Z", "2026-07-02T07:14:59.000Z", None, id="within-grace"),
-    pytest.param("2026-07-01T03:15:20.000Z", "2026-07-02T07:15:00.000Z", "2026-07-02T03:15:00.000Z",
-                 id="grace-passed"),
-    pytest.param("2026-07-02T03:14:30.000Z", "2026-07-02T09:00:00.000Z", None, id="started-30-s-early-counts"),
-    pytest.param("2026-06-28T03:16:00.000Z", "2026-07-02T09:00:00.000Z", "2026-06-29T03:15:00.000Z",
-                 id="overdue-since-the-first-missed-time"),
-])
-def test_overdue_since_the_first_time_missed_once_the_grace_has_passed(last_start, now, expected):
-    """Daily 03:15 UTC with 4 h grace: overdue from the first scheduled time after the last start, plus grace."""
-    found = overdue_since(Schedule(("15 3 * * *",), "UTC"), 4 * 3600, to_ms(last_start), to_ms(now))
-    assert (iso(found) if found is not None else None) == expected
-
-
-def test_too_long_only_past_the_maximum_runtime():
-    """A run is too long strictly after its maximum runtime; no maximum means never."""
-    assert not too_long(0, 3600, 3_600_000) and too_long(0, 3600, 3_600_001) and not too_long(0, None, 10**12)

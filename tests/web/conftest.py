@@ -38,7 +38,7 @@ def config_file(tmp_path: Path) -> Path:
 @pytest.fixture
 def app(db_url: str, config_file: Path) -> Iterator[Starlette]:
     app = create_app(WebSettings(secret=SECRET, db=db_url, config_path=str(config_file)))
-    app.state.web.dash.add_user(USER, passwords.hash_password(PASSWORD))
+    app.state.web.auth.add_user(USER, passwords.hash_password(PASSWORD))
     try:
         yield app
     finally:

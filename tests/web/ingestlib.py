@@ -9,7 +9,6 @@ from typing import Any
 
 from starlette.applications import Starlette
 
-from runtracker.storage.ingest import Ingest
 from runtracker.web import passwords
 from runtracker.web.ingest import OPENAPI
 
@@ -18,8 +17,8 @@ def write_key(app: Starlette, name: str = "node", write: tuple[str, ...] = ("*",
     """A new API key that may write runs of these pipelines (none: read-only)."""
     web = app.state.web
     key = passwords.new_api_key()
-    key_id = web.dash.add_api_key(name, passwords.key_hash(key))
-    Ingest(web.store).set_write_scope(key_id, write)
+    key_id = web.auth.add_api_key(name, passwords.key_hash(key))
+    web.auth.set_write_scope(key_id, write)
     return key
 
 

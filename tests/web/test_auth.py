@@ -110,11 +110,11 @@ def test_logout_ends_the_session(client):
 @pytest.mark.parametrize("change", ["password", "remove"])
 def test_changing_the_password_or_removing_the_user_ends_the_session(app, client, change):
     """A session is checked against the user at every request."""
-    dash = app.state.web.dash
+    auth = app.state.web.auth
     if change == "password":
-        dash.set_password(USER, passwords.hash_password("another password"))
+        auth.set_password(USER, passwords.hash_password("another password"))
     else:
-        dash.remove_user(USER)
+        auth.remove_user(USER)
     assert client.get("/").status_code == 303
 
 
@@ -132,7 +132,7 @@ def test_an_api_key_opens_the_api_and_metrics(app, anon, header):
     value = f"Bearer {key}" if header == "authorization" else key
     for path in ("/api/pipelines", "/metrics"):
         assert anon.get(path, headers={header: value}).status_code == 200
-    assert app.state.web.dash.api_keys()[0]["last_used_at"] is not None
+    assert app.state.web.auth.api_keys()[0]["last_used_at"] is not None
 
 
 def test_a_wrong_api_key_is_refused_and_does_not_open_pages(app, anon):
@@ -151,7 +151,7 @@ def test_only_the_hash_of_an_api_key_is_stored(app):
 
 def test_passwords_are_stored_as_argon2_hashes(app):
     """users.password_hash is an argon2id hash, never the password."""
-    row = app.state.web.dash.user(USER)
+    row = app.state.web.auth.user(USER)
     assert row["password_hash"].startswith("$argon2id$") and PASSWORD not in row["password_hash"]
 
 

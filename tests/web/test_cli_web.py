@@ -14,8 +14,9 @@ from click.testing import CliRunner
 
 from helpers import app_env
 from runtracker.cli import cli
+from runtracker.core.state import STATE
 from runtracker.storage import open_store
-from runtracker.storage.dashboard import Dashboard
+from runtracker.storage.auth import Auth
 from runtracker.web import passwords
 
 
@@ -24,15 +25,15 @@ def run(db: str, *args: str, input: str | None = None, env: dict[str, str] | Non
                               input=input, env=env)
 
 
-def dashboard(db: str) -> Dashboard:
-    return Dashboard(open_store(db))
+def auth(db: str) -> Auth:
+    return Auth(open_store(db))
 
 
 def test_user_add_with_password_stdin_stores_an_argon2_hash(db_url):
     """`runtracker user add NAME --password-stdin` reads the first line, stores its hash, never the password."""
     result = run(db_url, "user", "add", "bob", "--password-stdin", input="s3cret-enough\n")
     assert result.exit_code == 0, result.output
-    row = dashboard(db_url).user("bob")
+    row = auth(db_url).user("bob")
     assert passwords.verify_password(row["password_hash"], "s3cret-enough") and "s3cret" not in row["password_hash"]
 
 
@@ -66,11 +67,11 @@ def test_user_password_remove_and_list(db_url):
     """password changes the hash; list shows names, never hashes; remove removes."""
     run(db_url, "user", "add", "bob", "--password-stdin", input="long enough pw\n")
     assert run(db_url, "user", "password", "bob", "--password-stdin", input="a new password\n").exit_code == 0
-    assert passwords.verify_password(dashboard(db_url).user("bob")["password_hash"], "a new password")
+    assert passwords.verify_password(auth(db_url).user("bob")["password_hash"], "a new password")
     listed = run(db_url, "user", "list")
     assert "bob" in listed.output and "$argon2" not in listed.output
     assert run(db_url, "user", "remove", "bob").exit_code == 0
-    assert dashboard(db_url).user("bob") is None
+    assert auth(db_url).user("bob") is None
 
 
 def test_key_add_prints_a_key_once_and_stores_its_hash(db_url):
@@ -78,9 +79,9 @@ def test_key_add_prints_a_key_once_and_stores_its_hash(db_url):
     result = CliRunner().invoke(cli, ["user", "key-add", "--db", db_url, "ci"])
     assert result.exit_code == 0
     key = result.stdout.strip()
-    assert key.startswith("rtk_") and dashboard(db_url).api_key(passwords.key_hash(key))["name"] == "ci"
+    assert key.startswith("rtk_") and auth(db_url).api_key(passwords.key_hash(key)).name == "ci"
     assert run(db_url, "user", "key-remove", "ci").exit_code == 0
-    assert dashboard(db_url).api_key(passwords.key_hash(key)) is None
+    assert auth(db_url).api_key(passwords.key_hash(key)) is None
 
 
 @pytest.mark.parametrize(("secret", "message"), [
@@ -99,7 +100,7 @@ def test_serve_without_the_web_extra_says_what_to_install(sqlite_url, monkeypatc
     result = CliRunner().invoke(cli, ["serve", "--db", sqlite_url, "--demo"])
     assert result.exit_code == 1 and "pip install 'runtracker[web]'" in result.output
     monkeypatch.setitem(sys.modules, "argon2", None)
-    monkeypatch.setattr(passwords, "_hasher", None)
+    monkeypatch.setattr(STATE, "password_hasher", None)
     result = CliRunner().invoke(cli, ["user", "add", "--db", sqlite_url, "bob", "--password-stdin"], input="x" * 9)
     assert result.exit_code == 1 and "pip install 'runtracker[web]'" in result.output
 
@@ -149,7 +150,7 @@ def test_serve_as_a_subprocess_in_demo_mode_answers_health_and_logs_in_demo(tmp_
     output = (tmp_path / "serve.log").read_text()
     assert "DEMO MODE" in output and f"http://localhost:{port}/" in output
     assert "demo / demo" in output
-    assert Dashboard(open_store(db_url)).user("demo") is not None
+    assert Auth(open_store(db_url)).user("demo") is not None
 
 
 def test_the_demo_user_is_made_only_when_there_is_no_user(db_url):
@@ -157,8 +158,8 @@ def test_the_demo_user_is_made_only_when_there_is_no_user(db_url):
     from runtracker.settings.web import DEMO_SECRET, WebSettings
     from runtracker.web.app import create_app
 
-    dash = dashboard(db_url)
-    dash.add_user("alice", passwords.hash_password("long enough pw"))
+    users = auth(db_url)
+    users.add_user("alice", passwords.hash_password("long enough pw"))
     app = create_app(WebSettings(secret=DEMO_SECRET, db=db_url, demo=True))
     app.state.web.store.close()
-    assert [u["name"] for u in dash.users()] == ["alice"]
+    assert [u["name"] for u in users.users()] == ["alice"]

@@ -9,6 +9,7 @@ from webdata import add_run
 
 from runtracker.base.outcomes import FAILURE
 from runtracker.core import lifecycle, logring
+from runtracker.core.ending import Ending
 
 SECTION = (f"{logring.HEADER} (the last 2 of this run, oldest first) ---\n"
            "2026-11-26T03:15:01.000Z INFO nikki.sync: member KNVB1004 synced\n"
@@ -18,7 +19,7 @@ SECTION = (f"{logring.HEADER} (the last 2 of this run, oldest first) ---\n"
 def _crashed(app, stack: str | None) -> int:
     store = app.state.web.store
     run_id = add_run(store, "nikki", 1, outcome="running", hostname="h1", pid=4242)
-    lifecycle.end_run(store, run_id, lifecycle.Ending(FAILURE, kind="uncaught_exception", message="ValueError: v",
+    lifecycle.end_run(store, run_id, Ending(FAILURE, kind="uncaught_exception", message="ValueError: v",
                                                       stack=stack, log_lines=SECTION))
     return run_id
 

@@ -8,7 +8,8 @@ import pytest
 from webdata import add_run
 from weblib import csrf_token
 
-from runtracker.storage.dashboard import Dashboard, ErrorFilter
+from runtracker.storage.errorfilter import ErrorFilter
+from runtracker.storage.search import ErrorSearch
 
 
 @pytest.fixture
@@ -87,8 +88,8 @@ def test_counts_are_capped(app, client, monkeypatch):
 def test_a_filter_no_index_serves_is_searched_a_window_at_a_time(app, client, monkeypatch, query):
     """With a window of 3 errors (runs, for a pipeline), a match further back is not read on the first page:
     the page says how far it searched, and "search older" goes on from there until it is found."""
-    monkeypatch.setattr(Dashboard, "ERROR_WINDOW", 3)
-    monkeypatch.setattr(Dashboard, "RUN_WINDOW", 3)
+    monkeypatch.setattr(ErrorSearch, "ERROR_WINDOW", 3)
+    monkeypatch.setattr(ErrorSearch, "RUN_WINDOW", 3)
     store = app.state.web.store
     add_run(store, "laposta" if "laposta" in query else "nikki", 0,
             errors=[("sync", "M1", "the needle")])
@@ -175,8 +176,8 @@ def test_clear_errors_without_confirm_only_shows_the_confirmation(client, histor
                                  ErrorFilter(step="sync", member="M1")])
 def test_clearing_in_batches_deletes_everything_that_matches(app, monkeypatch, flt):
     """More rows (and runs) than one batch: every matching row goes, the others and crash rows stay."""
-    monkeypatch.setattr("runtracker.storage.dashboard.CLEAR_BATCH", 7)
-    monkeypatch.setattr("runtracker.storage.dashboard.CLEAR_RUNS", 2)
+    monkeypatch.setattr("runtracker.storage.runs.CLEAR_BATCH", 7)
+    monkeypatch.setattr("runtracker.storage.runs.CLEAR_RUNS", 2)
     store, dash = app.state.web.store, app.state.web.dash
     runs = [add_run(store, pipeline, minute, errors=[("sync", f"M{i % 2}", f"e{i}") for i in range(12)]
                     + [("crash", None, "boom")]) for minute, pipeline in enumerate(["nikki"] * 5 + ["laposta"])]
@@ -188,5 +189,5 @@ def test_clearing_in_batches_deletes_everything_that_matches(app, monkeypatch, f
             flt.member is None or e["member_identifier"] == flt.member))
 
     expected_left = [e["id"] for e in everything if not matches(e)]
-    assert dash.clear_errors(flt) == len(everything) - len(expected_left)
+    assert app.state.web.runs.clear_errors(flt) == len(everything) - len(expected_left)
     assert [e["id"] for run in runs for e in dash.run_errors(run, 100)] == expected_left

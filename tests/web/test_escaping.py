@@ -10,6 +10,7 @@ from weblib import api_key
 from runtracker import RunTracker
 from runtracker.base.outcomes import FAILURE
 from runtracker.core import lifecycle
+from runtracker.core.ending import Ending
 
 SCRIPT = "<script>alert(1)</script>"
 PIPELINE = f'evil"><img src=x onerror=alert(2)>{SCRIPT}'
@@ -24,7 +25,7 @@ def hostile(app, db_url):
     tracker = RunTracker(PIPELINE, db=db_url)
     crashed = tracker.start_run()
     tracker.close()
-    lifecycle.end_run(app.state.web.store, crashed, lifecycle.Ending(
+    lifecycle.end_run(app.state.web.store, crashed, Ending(
         FAILURE, kind="exit", message=f"exited {SCRIPT}", stack=f"Traceback {SCRIPT}",
         summary={"command": f"run {SCRIPT}", "exit_code": 1}, exit_code=1, output_tail=f"out {SCRIPT}\n"))
     return run_id, crashed

@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 
 from helpers import Db, open_fresh
-from runtracker.storage.dashboard import Dashboard
-from runtracker.storage.ingest import Ingest
+from runtracker.storage.auth import Auth
 from runtracker.web import passwords
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "browser"))
@@ -84,7 +83,8 @@ def served(db_url: str, tmp_path: Path):
     store = open_fresh(db_url)
     try:
         key = passwords.new_api_key()
-        Ingest(store).set_write_scope(Dashboard(store).add_api_key("node", passwords.key_hash(key)), ["*"])
+        auth = Auth(store)
+        auth.set_write_scope(auth.add_api_key("node", passwords.key_hash(key)), ["*"])
     finally:
         store.close()
     dashboard = start_dashboard(db_url, tmp_path / "serve.log")

@@ -9,6 +9,7 @@ from webdata import add_run, at, tracked_run
 
 from runtracker.base.outcomes import FAILURE
 from runtracker.core import lifecycle
+from runtracker.core.ending import Ending
 
 
 def card(html: str, pipeline: str) -> str:
@@ -157,18 +158,18 @@ def _crash(app, db_url, ending):
 
 
 @pytest.mark.parametrize(("ending", "kind", "shown"), [
-    (lifecycle.Ending(FAILURE, kind="uncaught_exception", message="ValueError: bad row", stack="Traceback: v",
+    (Ending(FAILURE, kind="uncaught_exception", message="ValueError: bad row", stack="Traceback: v",
                       name_step=True), "uncaught_exception", ["uncaught exception", "ValueError: bad row",
                                                               "Traceback: v", "nikki-sync"]),
-    (lifecycle.Ending(FAILURE, kind="signal", message="killed by SIGTERM", summary={"signal": "SIGTERM"}),
+    (Ending(FAILURE, kind="signal", message="killed by SIGTERM", summary={"signal": "SIGTERM"}),
      "signal", ["SIGTERM", "killed by a signal"]),
-    (lifecycle.Ending(FAILURE, kind="exit", message="exited with code 3", exit_code=3), "exit",
+    (Ending(FAILURE, kind="exit", message="exited with code 3", exit_code=3), "exit",
      ["exit without end_run", 'data-testid="crash-exit-code">3<']),
-    (lifecycle.Ending(FAILURE, kind="lost", message="process lost: pid 4242 is gone",
+    (Ending(FAILURE, kind="lost", message="process lost: pid 4242 is gone",
                       stack="Fatal Python error: Segmentation fault", name_step=True,
                       reaped=(at(5), "pid_gone"), summary={"detected_by": "runtracker monitor"}),
      "lost", ["lost process", "runtracker monitor", "pid_gone", "Segmentation fault"]),
-    (lifecycle.Ending(FAILURE, kind="exit", message="timed out after 2h: sent SIGTERM",
+    (Ending(FAILURE, kind="exit", message="timed out after 2h: sent SIGTERM",
                       summary={"command": "node sync.js", "timeout": True, "exit_code": 124}, exit_code=124,
                       output_tail="last line of output\n"), "timeout",
      ["timeout", 'data-testid="exec-command">node sync.js<', "last line of output"]),

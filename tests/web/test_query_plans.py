@@ -1,8 +1,8 @@
 """The dashboard's main queries use the indexes made for them, on both backends: checked with EXPLAIN.
 
-Every query a page runs is captured (a spy on `Dashboard._read`) and explained on a history of 50,000 runs and
-errors, ANALYZEd: no table scan of `runs` or `run_errors` (SQLite: SCAN without an index; PostgreSQL: Seq
-Scan), and the index we expect.
+Every query a page runs is captured (a spy on the store's `read`, where every query of `Dashboard` and
+`ErrorSearch` runs) and explained on a history of 50,000 runs and errors, ANALYZEd: no table scan of `runs` or
+`run_errors` (SQLite: SCAN without an index; PostgreSQL: Seq Scan), and the index we expect.
 """
 
 from __future__ import annotations
@@ -15,13 +15,15 @@ from typing import Any
 from webdata import add_run
 
 from runtracker.base.clock import iso, now_ms
-from runtracker.storage.dashboard import RUN_BAR_COLUMNS, Dashboard, ErrorCursor, ErrorFilter
+from runtracker.storage.dashboard import RUN_BAR_COLUMNS, Dashboard
+from runtracker.storage.errorfilter import ErrorFilter
+from runtracker.storage.search import ErrorCursor, ErrorSearch
 
 PIPELINES = ["laposta", "nikki"]
 SINCE = "2026-01-20T00:00:00.000Z"  # within the history below (2026-01-01 and 50,000 minutes on)
 
 
-def _calls(dash: Dashboard) -> dict[str, tuple[Callable[[], Any], str | None]]:
+def _calls(dash: Dashboard, search: ErrorSearch) -> dict[str, tuple[Callable[[], Any], str | None]]:
     """What the pages ask, and the index (by its name's start) each must use; None: any index, no table scan."""
     pipeline_cursor = ErrorCursor(run_started_at=SINCE, run_id=20_000, error_id=20_000)
     time_cursor = ErrorCursor(created_at=SINCE, error_id=20_000)
@@ -40,17 +42,17 @@ def _calls(dash: Dashboard) -> dict[str, tuple[Callable[[], Any], str | None]]:
         "run": (lambda: dash.run(1), None),
         "run errors": (lambda: dash.run_errors(1, 101, 5), "idx_run_errors_run_id"),
         "crash rows": (lambda: dash.crash_rows(1), "idx_run_errors_run_id"),
-        "errors": (lambda: dash.errors(ErrorFilter(), 50, time_cursor), "idx_run_errors_created"),
-        "errors by date": (lambda: dash.errors(ErrorFilter(since=SINCE, until="2026-01-21"), 50),
+        "errors": (lambda: search.errors(ErrorFilter(), 50, time_cursor), "idx_run_errors_created"),
+        "errors by date": (lambda: search.errors(ErrorFilter(since=SINCE, until="2026-01-21"), 50),
                            "idx_run_errors_created"),
-        "errors by member": (lambda: dash.errors(ErrorFilter(member="KNVB1"), 50, time_cursor),
+        "errors by member": (lambda: search.errors(ErrorFilter(member="KNVB1"), 50, time_cursor),
                              "idx_run_errors_member"),
-        "errors by step": (lambda: dash.errors(ErrorFilter(step="sync"), 50), "idx_run_errors_club_step"),
-        "errors by pipeline": (lambda: dash.errors(ErrorFilter(pipeline="nikki"), 50, pipeline_cursor),
+        "errors by step": (lambda: search.errors(ErrorFilter(step="sync"), 50), "idx_run_errors_club_step"),
+        "errors by pipeline": (lambda: search.errors(ErrorFilter(pipeline="nikki"), 50, pipeline_cursor),
                                "idx_runs_pipeline_started"),
-        "errors by text": (lambda: dash.errors(ErrorFilter(text="needle"), 50), "idx_run_errors_created"),
-        "error count": (lambda: dash.count_errors(ErrorFilter(), 1000), "idx_run_errors_created"),
-        "group window": (lambda: dash.error_window(ErrorFilter(), 5000), "idx_run_errors_created"),
+        "errors by text": (lambda: search.errors(ErrorFilter(text="needle"), 50), "idx_run_errors_created"),
+        "error count": (lambda: search.count_errors(ErrorFilter(), 1000), "idx_run_errors_created"),
+        "group window": (lambda: search.error_window(ErrorFilter(), 5000), "idx_run_errors_created"),
         "runs by outcome (metrics)": (lambda: dash.outcome_counts_since(iso(now_ms() - 86_400_000)), "idx_runs_"),
         "crashes (metrics)": (lambda: dash.crashes_since(SINCE), "idx_run_errors_club_step"),
     }
@@ -140,22 +142,22 @@ def test_every_main_query_uses_its_index(app, monkeypatch):
                 errors=[("sync", f"KNVB{minute % 4}", f"member {minute} not found"), ("crash", None, "boom")])
     _history(store)
     # Windows in proportion to a real history (20,000 of 5,000,000 errors), not 40 % of this one.
-    monkeypatch.setattr(Dashboard, "ERROR_WINDOW", 500)
-    monkeypatch.setattr(Dashboard, "RUN_WINDOW", 200)
-    dash = app.state.web.dash
+    monkeypatch.setattr(ErrorSearch, "ERROR_WINDOW", 500)
+    monkeypatch.setattr(ErrorSearch, "RUN_WINDOW", 200)
     captured: list[tuple[str, tuple[Any, ...]]] = []
-    original = Dashboard._read
+    original = store.read
 
-    def spy(self, sql, params=()):
+    def spy(sql, params=()):
         captured.append((sql, tuple(params)))
-        return original(self, sql, params)
+        return original(sql, params)
 
-    monkeypatch.setattr(Dashboard, "_read", spy)
     explain = _pg_problems if store.dialect == "postgresql" else _sqlite_problems
     problems = {}
-    for name, (call, expected) in _calls(dash).items():
+    for name, (call, expected) in _calls(app.state.web.dash, app.state.web.search).items():
         captured.clear()
-        call()
+        with monkeypatch.context() as spying:
+            spying.setattr(store, "read", spy)
+            call()
         assert captured, name
         # The page's own query is the last one; the ones before it (a window's end, the clubs) are probes.
         for i, (sql, params) in enumerate(captured):

@@ -1,4 +1,4 @@
-"""A bounded walk tries a small window first (Dashboard.FIRST_WINDOW_DIVISOR): what it shows must be exactly what
+"""A bounded walk tries a small window first (ErrorSearch.FIRST_WINDOW_DIVISOR): what it shows must be exactly what
 the whole window alone shows — every page, its cursor, where it stopped searching, the count and the groups."""
 
 from __future__ import annotations
@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 from webdata import add_run
 
-from runtracker.storage.dashboard import Dashboard, ErrorFilter
+from runtracker.storage.errorfilter import ErrorFilter
+from runtracker.storage.search import ErrorSearch
 
 FILTERS = [
     ErrorFilter(text="needle"),
@@ -18,18 +19,18 @@ FILTERS = [
 ]
 
 
-def _everything(dash: Dashboard, flt: ErrorFilter) -> list[object]:
+def _everything(search: ErrorSearch, flt: ErrorFilter) -> list[object]:
     """Every page (rows, next cursor, window end) from the first to the last, the count and the group window."""
     seen: list[object] = []
     cursor = None
     for _ in range(200):
-        page = dash.errors(flt, 4, cursor)
+        page = search.errors(flt, 4, cursor)
         seen.append(([row["id"] for row in page.rows], page.next and page.next.fields(), page.window_end))
         if page.next is None:
             break
         cursor = page.next
-    seen.append(dash.count_errors(flt, 6))
-    seen.append([row["error_message"] for row in dash.error_window(flt, 5)])
+    seen.append(search.count_errors(flt, 6))
+    seen.append([row["error_message"] for row in search.error_window(flt, 5)])
     return seen
 
 
@@ -42,10 +43,10 @@ def test_the_small_window_first_shows_what_the_whole_window_shows(app, monkeypat
             ("sync", f"M{minute % 2}", "the needle" if minute % 7 == 0 else "hay"),
             ("download", "M1", "hay and a needle" if minute % 11 == 0 else "more hay")]
         add_run(store, pipeline, minute, errors=errors)
-    monkeypatch.setattr(Dashboard, "ERROR_WINDOW", 12)
-    monkeypatch.setattr(Dashboard, "RUN_WINDOW", 6)
-    dash = app.state.web.dash
-    monkeypatch.setattr(Dashboard, "FIRST_WINDOW_DIVISOR", 1)  # the whole window at once
-    whole = _everything(dash, flt)
-    monkeypatch.setattr(Dashboard, "FIRST_WINDOW_DIVISOR", 4)
-    assert _everything(dash, flt) == whole
+    monkeypatch.setattr(ErrorSearch, "ERROR_WINDOW", 12)
+    monkeypatch.setattr(ErrorSearch, "RUN_WINDOW", 6)
+    search = app.state.web.search
+    monkeypatch.setattr(ErrorSearch, "FIRST_WINDOW_DIVISOR", 1)  # the whole window at once
+    whole = _everything(search, flt)
+    monkeypatch.setattr(ErrorSearch, "FIRST_WINDOW_DIVISOR", 4)
+    assert _everything(search, flt) == whole

@@ -33,5 +33,5 @@ def login(client: TestClient, user: str, password: str, next_path: str = "/") ->
 
 def api_key(app: Starlette, name: str = "ci") -> str:
     key = passwords.new_api_key()
-    app.state.web.dash.add_api_key(name, passwords.key_hash(key))
+    app.state.web.auth.add_api_key(name, passwords.key_hash(key))
     return key

@@ -12,10 +12,10 @@ Each send has a timeout: Apprise's own socket timeouts, which `SEND_TIMEOUT_S` s
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Sequence
 from typing import Any
 
+from ..core.state import STATE
 from ..settings.configfile import ConfigError
 from ..settings.pipelines import Channel, PipelineConfig
 
@@ -31,24 +31,6 @@ _APPRISE_DEFAULT_SPACING_S = 5.5
 BAD_URL = "{where}: channel {name!r}: Apprise does not understand the URL {url} (see the Apprise wiki for the forms)"
 
 
-class _Captured(logging.Handler):
-    """Apprise says why a send failed only in its log: keep what it logs, per thread (channels send in threads
-    of their own)."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.local = threading.local()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        lines = getattr(self.local, "lines", None)
-        if lines is not None:
-            lines.append(record.getMessage())
-
-
-_CAPTURED = _Captured()
-_INSTALL = threading.Lock()
-
-
 class Channels:
     """The channels of a config, each an Apprise object ready to send."""
 
@@ -61,10 +43,8 @@ class Channels:
         """Check every URL and build the channels; ConfigError naming the file and line of a bad one."""
         import apprise
 
-        with _INSTALL:
-            logger = logging.getLogger("apprise")
-            if _CAPTURED not in logger.handlers:
-                logger.addHandler(_CAPTURED)
+        # Apprise says why a send failed only in its log: the process's log capture keeps it (see `send`).
+        STATE.log_capture.install("apprise")
         made: dict[str, Any] = {}
         for channel in config.alerts.channels.values():
             made[channel.name] = _apprise_of(apprise, channel)
@@ -83,7 +63,8 @@ class Channels:
         target = self._apprise.get(channel)
         if target is None:
             return f"there is no channel {channel!r} in the config file any more"
-        _CAPTURED.local.lines = []
+        capture = STATE.log_capture
+        capture.start()
         try:
             import apprise
 
@@ -91,8 +72,7 @@ class Channels:
         except Exception as exc:  # a plugin's bug is one failed send, never a dead sender
             return f"{type(exc).__name__}: {exc}"
         finally:
-            lines: Sequence[str] = _CAPTURED.local.lines
-            _CAPTURED.local.lines = None
+            lines: Sequence[str] = capture.stop()
         if ok:
             return None
         return "; ".join(dict.fromkeys(line.strip() for line in lines if line.strip()))[:1000] or "not delivered"

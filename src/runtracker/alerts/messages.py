@@ -8,14 +8,13 @@ dashboard shows, no more. Channel URLs, which hold passwords, never appear in a 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from typing import Any
 
 from ..base.clock import iso, to_ms
 from ..base.events import CRASHED, FAILED, OVERDUE, PARTIAL, RECOVERED, TOO_LONG
 from ..base.outcomes import FAILURE, SUCCESS
 from ..base.outcomes import PARTIAL as PARTIAL_OUTCOME
-from ..base.schedule import zone
+from ..base.schedule import local_time
 from ..base.units import format_duration
 from ..settings.pipelines import Pipeline
 from ..storage.alerts import NewAlert
@@ -110,25 +109,6 @@ def test_message(channel: str, pipeline: Pipeline | None) -> tuple[str, str]:
     return (f"runtracker: test alert through {channel}",
             f"This is a test message from runtracker{about}, sent through the channel {channel!r}. "
             "If you read this, alerts reach you there.")
-
-
-def local_time(ms: int | None, tz_name: str, now_ms: int | None = None) -> str:
-    """A moment as people read it in the pipeline's time zone: `07:00 CET` today, `tomorrow 07:00 CET`,
-    `yesterday 23:15 CET`, else `Mon 2026-03-30 07:00 CEST`."""
-    if ms is None:
-        return "never"
-    tz = zone(tz_name)
-    moment = datetime.fromtimestamp(ms / 1000, UTC).astimezone(tz)
-    text = moment.strftime("%H:%M %Z")
-    if now_ms is None:
-        return moment.strftime("%Y-%m-%d ") + text
-    today = datetime.fromtimestamp(now_ms / 1000, UTC).astimezone(tz).date()
-    days = (moment.date() - today).days
-    if days == 0:
-        return f"today {text}"
-    if days in (1, -1):
-        return f"{'tomorrow' if days == 1 else 'yesterday'} {text}"
-    return moment.strftime("%a %Y-%m-%d ") + text
 
 
 def _named(pipeline: Pipeline) -> str:

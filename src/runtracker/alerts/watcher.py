@@ -11,9 +11,9 @@ PostgreSQL a transaction that took it may commit after a later one) is looked fo
 
 **Which events.** A run that ended `failure` is `crashed` (with its crash kind; a run the reaper ended is
 `lost`) or `failed` (an exit status); `partial` when a pipeline asks for it; the first `success` after a
-failure or an overdue alert is `recovered`. A scheduled pipeline is `overdue` once the first scheduled time
-after its latest start (or after it was first watched, if it never ran) is `grace` old; a `running` run is
-`too_long` past its pipeline's `max_runtime`.
+failure or an overdue alert is `recovered`. Whether a pipeline is `overdue` and which of its runs are `too_long`
+is `runtracker.base.status.pipeline_status` (the rule the dashboard shows too); the watcher gathers the facts,
+applies the config file's `alert_on`, and raises each event once (an overdue one again after the cooldown).
 """
 
 from __future__ import annotations
@@ -27,11 +27,11 @@ from typing import Any
 from ..base.clock import iso, now_ms, to_ms
 from ..base.events import CRASHED, FAILED, OVERDUE, RECOVERED, TOO_LONG
 from ..base.outcomes import RUNNING, SUCCESS
-from ..base.schedule import first_missed, too_long
+from ..base.status import PipelineFacts, PipelineStatus, pipeline_status
 from ..core import liveness
 from ..settings import configfile
-from ..settings.pipelines import Pipeline, PipelineConfig
-from ..storage import Store
+from ..settings.pipelines import PipelineConfig
+from ..storage import Runs, Store
 from ..storage.alerts import AlertStore, NewAlert
 from . import messages
 from .channels import Channels
@@ -63,7 +63,6 @@ class Watcher:
         self._gaps: dict[int, int] = {}  # ids missing between ids read -> when first missed
         self._mark: int | None = None
         self._too_long: set[int] = set()  # runs alerted (or found alerted) as too long
-        self._missed: dict[str, tuple[int, int | None]] = {}  # pipeline -> (start it was computed from, missed)
         self._broken_stamp: object = None
         self.passes = 0  # evaluations done (tests wait for one after moving the clock)
         self._start()
@@ -73,7 +72,7 @@ class Watcher:
         if mark is None:
             # The first monitor on this database: history is not news. Runs running now are watched.
             self._high = self.alerts.last_run_id()
-            self._watching = {int(row["id"]) for row in self.alerts.store.running_runs()}
+            self._watching = {int(row["id"]) for row in Runs(self.alerts.store).running_runs()}
             self._save_mark()
         else:
             self._high = mark - 1
@@ -89,7 +88,7 @@ class Watcher:
     # -- every tick: the runs that ended --------------------------------------------------------------------
     def tick(self, running: Sequence[dict[str, Any]] | None = None) -> int:
         """Raise the alerts of runs that ended since the last tick; how many alerts were raised."""
-        running_rows = self.alerts.store.running_runs() if running is None else running
+        running_rows = Runs(self.alerts.store).running_runs() if running is None else running
         running_ids = {int(row["id"]) for row in running_rows}
         ended: list[dict[str, Any]] = []
         while True:
@@ -162,58 +161,61 @@ class Watcher:
     def evaluate(self, running: Sequence[dict[str, Any]] | None = None) -> int:
         """Overdue pipelines and runs too long (after a tick, so that runs that ended count); alerts raised."""
         self.reload()
-        running_rows = self.alerts.store.running_runs() if running is None else running
+        running_rows = Runs(self.alerts.store).running_runs() if running is None else running
         raised = self.tick(running_rows)
         now = self.clock()
+        # A scheduled pipeline whose overdue is alerted and that the monitors never watched is watched from now on:
+        # if it never ran, it counts from then (adding a pipeline to the file does not alert at once).
+        states = self.alerts.pipeline_states([p.name for p in self.config.pipelines.values()
+                                              if p.watch.schedule is not None and OVERDUE in p.watch.events], iso(now))
+        statuses = self.statuses(running_rows, states, now)
         url = self.config.alerts.dashboard_url
         for row in running_rows:
             pipeline = self.config.pipeline(str(row["pipeline"]))
             run_id = int(row["id"])
             if run_id in self._too_long or TOO_LONG not in pipeline.watch.events:
                 continue
-            if too_long(to_ms(row.get("started_at")), pipeline.watch.max_runtime_s, now):
+            if run_id in statuses[pipeline.name].too_long:
                 self._too_long.add(run_id)
                 raised += self._raise(messages.too_long_alert(pipeline, row, now, url))
-        raised += self._overdue(now)
+        raised += self._overdue(states, statuses, now)
         if raised:
             self.deliverer.wake()
         self.passes += 1
         return raised
 
-    def _overdue(self, now: int) -> int:
-        scheduled = [p for p in self.config.pipelines.values()
-                     if p.watch.schedule is not None and OVERDUE in p.watch.events]
-        if not scheduled:
-            return 0
-        names = [p.name for p in scheduled]
+    def statuses(self, running: Sequence[dict[str, Any]], states: dict[str, dict[str, Any]],
+                 now: int) -> dict[str, PipelineStatus]:
+        """The status (runtracker.base.status) of each pipeline in `states` (the watched ones: their
+        `alert_pipelines` rows) and of each one with a `running` run."""
+        by_pipeline: dict[str, list[dict[str, Any]]] = {}
+        for row in sorted(running, key=lambda r: (str(r.get("started_at") or ""), int(r["id"]))):
+            by_pipeline.setdefault(str(row["pipeline"]), []).append(row)
+        names = list(dict.fromkeys([*states, *by_pipeline]))
         latest = self.alerts.latest_starts(names)
-        states = self.alerts.pipeline_states(names, iso(now))
+        found = {}
+        for name in names:
+            facts = PipelineFacts(to_ms(latest.get(name)), by_pipeline.get(name, ()),
+                                  to_ms((states.get(name) or {}).get("watched_since")))
+            found[name] = pipeline_status(name, self.config.pipeline(name).watch, facts, now)
+        return found
+
+    def _overdue(self, states: dict[str, dict[str, Any]], statuses: dict[str, PipelineStatus], now: int) -> int:
         repeat_ms = int(self.config.alerts.overdue_repeat_s * 1000)
         raised = 0
-        for pipeline in scheduled:
-            state = states.get(pipeline.name) or {}
-            start = to_ms(latest.get(pipeline.name)) or to_ms(state.get("watched_since")) or now
-            missed = self.missed(pipeline, start)
-            if missed is None or missed + pipeline.watch.grace_s * 1000 > now:
+        for name, state in states.items():
+            status = statuses[name]
+            if status.overdue_since_ms is None:
                 continue
-            since = iso(missed)
+            since = iso(status.overdue_since_ms)
             alerted = to_ms(state.get("overdue_alerted_at"))
             if state.get("overdue_since") == since and alerted is not None and alerted > now - repeat_ms:
                 continue  # within the cooldown: no write
-            alert = messages.overdue_alert(pipeline, missed, latest.get(pipeline.name), now, self.config.alerts.
-                                           dashboard_url)
+            last_start = iso(status.last_started_ms) if status.last_started_ms is not None else None
+            alert = messages.overdue_alert(self.config.pipeline(name), status.overdue_since_ms, last_start, now,
+                                           self.config.alerts.dashboard_url)
             raised += self._raise(alert, overdue=(since, iso(now - repeat_ms)))
         return raised
-
-    def missed(self, pipeline: Pipeline, start_ms: int) -> int | None:
-        """The first scheduled time after `start_ms` (remembered per pipeline until it starts again)."""
-        cached = self._missed.get(pipeline.name)
-        if cached is not None and cached[0] == start_ms:
-            return cached[1]
-        assert pipeline.watch.schedule is not None
-        missed = first_missed(pipeline.watch.schedule, start_ms)
-        self._missed[pipeline.name] = (start_ms, missed)
-        return missed
 
     # -- the config file ------------------------------------------------------------------------------------
     def _config_stamp(self) -> object:
@@ -238,6 +240,5 @@ class Watcher:
                       "force: %s", exc)
             return
         self._stamp, self.config, self.channels = stamp, config, channels
-        self._missed.clear()
         self.deliverer.use(channels)
         log.warning("runtracker: the pipeline config file was read again")

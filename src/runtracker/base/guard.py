@@ -4,7 +4,7 @@ Every public method of the tracker goes through `guarded`. A failure inside it (
 a bug of ours) is logged on the `runtracker` logger and the method returns its default. Only `Exception` is
 swallowed: KeyboardInterrupt and SystemExit belong to the user and always propagate.
 
-Tests set `swallowed` to a list (see `runtracker.testing`) so that "never raise" cannot hide bugs in them.
+Tests give `GUARD.swallowed` a list (see `runtracker.testing`) so that "never raise" cannot hide bugs in them.
 """
 
 from __future__ import annotations
@@ -22,13 +22,24 @@ if TYPE_CHECKING:
 log = logging.getLogger("runtracker")
 
 
-# When a list, every swallowed exception is appended to it (the test suite inspects it).
-swallowed: list[BaseException] | None = None
+class GuardState:
+    """What the guard keeps for the process. Part of the process state (`core.state.STATE.guard` is this very
+    object): it lives here because the base layer imports nothing above it."""
+
+    __slots__ = ("swallowed",)
+
+    def __init__(self) -> None:
+        # When a list, every swallowed exception is appended to it (the test suite inspects it).
+        self.swallowed: list[BaseException] | None = None
+
+
+GUARD = GuardState()
 
 
 def report(where: str, exc: BaseException) -> None:
     """Log an internal failure clearly, once, without raising."""
     try:
+        swallowed = GUARD.swallowed
         if swallowed is not None:
             swallowed.append(exc)
         log.error("runtracker: %s failed, tracking skipped (%s: %s)", where, type(exc).__name__, exc,
@@ -53,8 +64,8 @@ class Troubles:
         self.counts[key] = seen + 1
         if seen == 0:
             report(where, exc)
-        elif swallowed is not None:
-            swallowed.append(exc)
+        elif GUARD.swallowed is not None:
+            GUARD.swallowed.append(exc)
 
     def flush(self, what: str) -> None:
         """Say how many failures of each kind were not logged one by one (`what`: e.g. "run 42")."""

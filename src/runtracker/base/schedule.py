@@ -1,4 +1,4 @@
-"""Schedules: when a pipeline was due last, when it is due next, and whether it is overdue or a run too long.
+"""Schedules: when a pipeline was due last and when it is due next (whether it is overdue: `runtracker.base.status`).
 
 A schedule is one or more cron expressions read in a time zone (`Europe/Amsterdam`). croniter parses and
 iterates the expressions; this module only maps the local wall-clock times croniter gives to instants, the way
@@ -29,9 +29,6 @@ MISSING = (
     "schedules need croniter, which is not installed: pip install 'runtracker[alerts]' (the monitor reaps "
     "without it, but evaluates no schedule and sends no alert)"
 )
-# A start this long before a scheduled time counts for it: the run's started_at is its own host's clock, and
-# a host a few seconds ahead (or a timer that fires early) must not make a pipeline that ran look overdue.
-EARLY_START_MS = 60_000
 # The largest change of a zone's UTC offset at once (DST is one hour; a few zones changed by more, once).
 _MAX_SHIFT = timedelta(hours=3)
 # A wall-clock time in a spring-forward gap is due when the clock jumps past it; found to the second.
@@ -136,20 +133,67 @@ def _ms(moment: datetime) -> int:
     return (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1)
 
 
-def first_missed(schedule: Schedule, last_start_ms: int) -> int | None:
-    """The first scheduled instant after a start (one that comes `EARLY_START_MS` early still counts for it)."""
-    return schedule.next(last_start_ms + EARLY_START_MS)
+def croniter_available() -> bool:
+    """Whether schedules can be evaluated here (croniter, of the `alerts` extra, is installed)."""
+    import importlib.util
+
+    return importlib.util.find_spec("croniter") is not None
 
 
-def overdue_since(schedule: Schedule, grace_s: float, last_start_ms: int, now_ms: int) -> int | None:
-    """The first scheduled instant the pipeline missed, when it has not started since and the grace has passed;
-    None while it is not overdue. `last_start_ms`: its latest run's start (or when watching it began)."""
-    missed = first_missed(schedule, last_start_ms)
-    if missed is None or missed + grace_s * 1000 > now_ms:
-        return None
-    return missed
+class NextTimes:
+    """A memo of `Schedule.next`, the one cache of schedule arithmetic (the overview, /metrics, the API and the
+    monitor all ask it). Pure: an answer depends only on the schedule and the instant, never on the database.
+
+    `next(t)` is the same for every `t` from one asked instant up to its answer (no scheduled instant lies
+    between), so what is kept is intervals: for a pipeline that started on time, "due after its start" and "due
+    after now" fall in the same interval, and each is computed once per scheduled time instead of per request.
+    Keyed by the schedule (its expressions and time zone), so a changed config file is never answered from
+    memory. Threads may race on an entry: the loser's interval is dropped, never a wrong one kept."""
+
+    PER_SCHEDULE = 4  # intervals kept per schedule (now, a start, and the odd late one)
+    SCHEDULES = 1024  # schedules kept; past it the memo starts again empty
+
+    def __init__(self) -> None:
+        self._spans: dict[Schedule, tuple[tuple[int, int], ...]] = {}
+
+    def after(self, schedule: Schedule, at_ms: int) -> int | None:
+        """`schedule.next(at_ms)`: the first scheduled instant strictly after `at_ms`."""
+        spans = self._spans.get(schedule, ())
+        for low, high in spans:
+            if low <= at_ms < high:
+                return high
+        found = schedule.next(at_ms)
+        if found is None:
+            return None  # no next time (or none within the walk's bound): not kept, rare and not a span
+        kept = [(min(low, at_ms), high) if high == found else (low, high) for low, high in spans]
+        if all(high != found for _, high in kept):
+            kept.insert(0, (at_ms, found))
+        if len(self._spans) >= self.SCHEDULES and schedule not in self._spans:
+            self._spans = {}
+        self._spans[schedule] = tuple(kept[: self.PER_SCHEDULE])
+        return found
+
+    def clear(self) -> None:
+        self._spans = {}
 
 
-def too_long(started_ms: int | None, max_runtime_s: float | None, now_ms: int) -> bool:
-    """Whether a run still `running` has run longer than its pipeline's maximum runtime."""
-    return max_runtime_s is not None and started_ms is not None and now_ms - started_ms > max_runtime_s * 1000
+NEXT_TIMES = NextTimes()
+
+
+def local_time(ms: int | None, tz_name: str, now_ms: int | None = None) -> str:
+    """A moment as people read it in the pipeline's time zone: `07:00 CET` today, `tomorrow 07:00 CET`,
+    `yesterday 23:15 CET`, else `Mon 2026-03-30 07:00 CEST`."""
+    if ms is None:
+        return "never"
+    tz = zone(tz_name)
+    moment = datetime.fromtimestamp(ms / 1000, UTC).astimezone(tz)
+    text = moment.strftime("%H:%M %Z")
+    if now_ms is None:
+        return moment.strftime("%Y-%m-%d ") + text
+    today = datetime.fromtimestamp(now_ms / 1000, UTC).astimezone(tz).date()
+    days = (moment.date() - today).days
+    if days == 0:
+        return f"today {text}"
+    if days in (1, -1):
+        return f"{'tomorrow' if days == 1 else 'yesterday'} {text}"
+    return moment.strftime("%a %Y-%m-%d ") + text

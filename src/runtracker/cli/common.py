@@ -95,6 +95,18 @@ def store_for(db: str | None, *, create: bool = True) -> Store:
     return store
 
 
+def monitor_watcher(store: Store, config_path: str | None) -> tuple[Any, str]:
+    """The monitor's alerts watcher and the line that says what it watches (`monitor.loop.alerts_watcher`), for
+    `monitor` and `serve --monitor`. A config file that cannot be used is an error (exit 1) before anything runs."""
+    from ..monitor import loop
+    from ..settings.configfile import ConfigError
+
+    try:
+        return loop.alerts_watcher(store, config_path)
+    except ConfigError as exc:
+        raise click.ClickException(for_terminal(str(exc))) from None
+
+
 @contextmanager
 def reading(db: str | None) -> Iterator[None]:
     """Turn a failure while reading the database into `Error: cannot read the database ...` (exit 1)."""

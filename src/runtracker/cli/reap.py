@@ -1,33 +1,30 @@
-"""`runtracker reap` (once) and `runtracker monitor` (a loop, for a long-running service)."""
+"""`runtracker reap` (once) and `runtracker monitor` (the loop of `runtracker.monitor.loop`, for a long-running
+service): options and output."""
 
 from __future__ import annotations
 
 import json
-import logging
 import os
-import signal
 import sys
 import threading
-from collections.abc import Callable
 from typing import Any
 
 import click
 
 from ..base.terminal import safe
 from ..core import reaper
-from ..settings import values as config
-from .common import Seconds, db_option, for_terminal, store_for
-
-log = logging.getLogger("runtracker")
+from ..monitor import loop
+from ..settings import values
+from .common import Seconds, db_option, for_terminal, monitor_watcher, store_for
 
 
 def timeout_option(fn: Any) -> Any:
     return click.option(
         "--heartbeat-timeout", "heartbeat_timeout", default=None, metavar="SECONDS",
-        type=Seconds(0, config.MAX_HEARTBEAT_TIMEOUT_S, low_open=True),
+        type=Seconds(0, values.MAX_HEARTBEAT_TIMEOUT_S, low_open=True),
         help="Another host's run is lost when its heartbeat is older than this (more than 0, at most "
-             f"{config.MAX_HEARTBEAT_TIMEOUT_S:g}) [env {config.HEARTBEAT_TIMEOUT_ENV}; "
-             f"default {config.DEFAULT_HEARTBEAT_TIMEOUT_S:g}].",
+             f"{values.MAX_HEARTBEAT_TIMEOUT_S:g}) [env {values.HEARTBEAT_TIMEOUT_ENV}; "
+             f"default {values.DEFAULT_HEARTBEAT_TIMEOUT_S:g}].",
     )(fn)
 
 
@@ -60,10 +57,10 @@ def reap_command(db: str | None, heartbeat_timeout: float | None, as_json: bool)
 
 @click.command("monitor")
 @db_option
-@click.option("--interval", default=reaper.DEFAULT_MONITOR_INTERVAL_S, show_default=True, metavar="SECONDS",
-              type=Seconds(config.MIN_MONITOR_INTERVAL_S, config.MAX_MONITOR_INTERVAL_S),
-              help=f"Seconds between two passes: reaping, schedules, runs too long ({config.MIN_MONITOR_INTERVAL_S:g} "
-                   f"to {config.MAX_MONITOR_INTERVAL_S:g}). A death on this host is seen at once.")
+@click.option("--interval", default=loop.DEFAULT_MONITOR_INTERVAL_S, show_default=True, metavar="SECONDS",
+              type=Seconds(values.MIN_MONITOR_INTERVAL_S, values.MAX_MONITOR_INTERVAL_S),
+              help=f"Seconds between two passes: reaping, schedules, runs too long ({values.MIN_MONITOR_INTERVAL_S:g} "
+                   f"to {values.MAX_MONITOR_INTERVAL_S:g}). A death on this host is seen at once.")
 @timeout_option
 @click.option("--config", "config_path", default=None, metavar="PATH",
               help="Pipeline config file: schedules and alert channels [env RUNTRACKER_CONFIG; default "
@@ -80,28 +77,16 @@ def monitor_command(db: str | None, interval: float, heartbeat_timeout: float | 
     """
     store = store_for(db)
     stop = threading.Event()
-
-    # The handler only sets a flag: the pass in progress finishes its transaction and the loop ends at its
-    # next wait, so the database never sees half a reap.
-    def request_stop(signum: int, frame: Any) -> None:
-        stop.set()
-
-    watcher, said = _watcher(store, config_path) if with_alerts else (None, "alerts: off (--no-alerts)")
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, request_stop)
+    watcher, said = monitor_watcher(store, config_path) if with_alerts else (None, "alerts: off (--no-alerts)")
+    loop.stop_on_signals(stop)
     click.echo(f"monitoring {safe(store.url)} every {interval:g} s", err=True)
     click.echo(said, err=True)
 
     def on_error(exc: Exception) -> None:
         click.echo(f"the monitor's pass failed, trying again: {_failure(exc, db)}", err=True)
 
-    if watcher is not None:
-        watcher.start()
-    try:
-        reaper.monitor(store, interval=interval, heartbeat_timeout=heartbeat_timeout, on_reaped=_printer(as_json),
-                       stop=stop, on_error=on_error, watcher=watcher)
-    finally:
-        stopped = watcher is None or watcher.stop()
+    stopped = loop.run(store, stop, watcher=watcher, interval=interval, heartbeat_timeout=heartbeat_timeout,
+                       on_reaped=_printer(as_json), on_error=on_error)
     click.echo("monitor stopped", err=True)
     if not stopped:
         # A send hangs in a channel (an SMTP server that never answers): Apprise's threads would hold the exit
@@ -110,54 +95,6 @@ def monitor_command(db: str | None, interval: float, heartbeat_timeout: float | 
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)
-
-
-def _watcher(store: Any, config_path: str | None) -> tuple[Any, str]:
-    """The alerts' watcher and a line saying what it watches; (None, what to install) when the alerts extra is
-    missing. A config file that cannot be used stops the monitor before it starts: nothing of it is half
-    applied."""
-    from .. import alerts
-
-    missing = alerts.missing()
-    if missing:
-        return None, f"runtracker monitor: {missing}"
-    from ..alerts.watcher import Watcher
-    from ..settings.configfile import ConfigError
-
-    try:
-        watcher = Watcher(store, config_path)
-    except ConfigError as exc:
-        raise click.ClickException(for_terminal(str(exc))) from None
-    scheduled = sum(1 for p in watcher.config.pipelines.values() if p.watch.schedule is not None)
-    return watcher, (f"alerts: {len(watcher.channels.names)} channel(s), {scheduled} scheduled pipeline(s)"
-                     f" ({watcher.config.path or 'no config file'})")
-
-
-def background_monitor(db: str | None, config_path: str | None,
-                       interval: float = reaper.DEFAULT_MONITOR_INTERVAL_S) -> Callable[[], None]:
-    """`runtracker serve --monitor`: the monitor's loop (reaping, schedules, alerts) in a thread of this process,
-    on a connection of its own. Returns what stops it."""
-    store = store_for(db)
-    watcher, said = _watcher(store, config_path)
-    stop = threading.Event()
-    if watcher is not None:
-        watcher.start()
-
-    def on_reaped(lost: reaper.Reaped) -> None:
-        log.warning("runtracker: %s", reaper.describe(lost))
-
-    thread = threading.Thread(target=reaper.monitor, args=(store,), name="runtracker-monitor", daemon=True,
-                              kwargs={"interval": interval, "stop": stop, "watcher": watcher, "on_reaped": on_reaped})
-    thread.start()
-    click.echo(f"monitoring {safe(store.url)} in this process every {interval:g} s; {said}", err=True)
-
-    def finish() -> None:
-        stop.set()
-        thread.join(30)
-        if watcher is not None:
-            watcher.stop()
-
-    return finish
 
 
 def _failure(exc: Exception, db: str | None) -> str:

@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from ..base.terminal import safe
+from ..storage import Runs
 from .common import db_option, reading, store_for
 
 MAX_RUN_ID = 2**63 - 1  # the largest id either backend can store
@@ -43,7 +44,7 @@ def runs_command(db: str | None, pipeline: str | None, outcome: str | None, limi
     """List recent runs: pipeline, outcome, start, duration and counts."""
     store = store_for(db, create=False)
     with reading(db):
-        runs = store.list_runs(pipeline=pipeline, outcome=outcome, limit=limit)
+        runs = Runs(store).list_runs(pipeline=pipeline, outcome=outcome, limit=limit)
     if as_json:
         for run in runs:
             click.echo(json.dumps(run))
@@ -66,14 +67,14 @@ def runs_command(db: str | None, pipeline: str | None, outcome: str | None, limi
 @click.option("--json", "as_json", is_flag=True, help="Print the run, steps and errors as one JSON object.")
 def show_command(db: str | None, run_id: int, as_json: bool) -> None:
     """Show one run with its steps and errors."""
-    store = store_for(db, create=False)
+    runs = Runs(store_for(db, create=False))
     with reading(db):
-        run = store.get_run(run_id)
+        run = runs.get_run(run_id)
         if run is None:
             raise click.ClickException(f"no run with id {run_id}")
-        steps = store.list_steps(run_id)
-        errors = store.list_errors(run_id)
-        output_tail = store.get_output_tail(run_id)  # runs of `runtracker exec`
+        steps = runs.list_steps(run_id)
+        errors = runs.list_errors(run_id)
+        output_tail = runs.get_output_tail(run_id)  # runs of `runtracker exec`
     if as_json:
         # Exact: json.dumps escapes every control character, so the stored text comes back as it was.
         click.echo(json.dumps({"run": run, "steps": steps, "errors": errors, "output_tail": output_tail}))

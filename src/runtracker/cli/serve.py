@@ -7,8 +7,9 @@ from typing import Any
 
 import click
 
-from . import reap
-from .common import db_option, for_terminal, store_for
+from ..base.terminal import safe
+from ..monitor import loop
+from .common import db_option, for_terminal, monitor_watcher, store_for
 
 MISSING_EXTRA = "the dashboard needs the web extra, which is not installed: pip install 'runtracker[web]'"
 
@@ -57,14 +58,20 @@ def serve_command(db: str | None, host: str, port: int, config_path: str | None,
     web_settings = settings.WebSettings(secret=secret, db=db, config_path=config_path,
                                         demo=demo, api_rate=api_rate, api_burst=max(1, int(api_rate * 2)))
     application = app.create_app(web_settings, store)
-    users = application.state.web.dash.user_count()
+    users = application.state.web.auth.user_count()
     shown = "localhost" if host in ("127.0.0.1", "::1") else host
     click.echo(f"runtracker dashboard on http://{shown}:{port}/ (database {for_terminal(store.url, db)})")
     if demo:
         click.echo("DEMO MODE: log in as demo / demo; the session secret is public: never serve real data so")
     elif users == 0:
         click.echo(for_terminal("no users yet: add one with `runtracker user add NAME`"))
-    stop_monitor = reap.background_monitor(db, config_path) if with_monitor else None
+    stop_monitor = None
+    if with_monitor:
+        monitor_store = store_for(db)  # a connection of its own: the loop runs in another thread
+        watcher, said = monitor_watcher(monitor_store, config_path)
+        stop_monitor = loop.in_background(monitor_store, watcher)
+        click.echo(f"monitoring {safe(monitor_store.url)} in this process every {loop.DEFAULT_MONITOR_INTERVAL_S:g} s; "
+                   f"{said}", err=True)
     try:
         uvicorn.run(application, host=host, port=port, proxy_headers=True,
                     forwarded_allow_ips=forwarded_allow_ips, log_level="info", server_header=False)

@@ -8,8 +8,7 @@ from typing import Any
 import click
 
 from ..base.terminal import safe
-from ..storage.dashboard import Dashboard
-from ..storage.ingest import Ingest
+from ..storage.auth import Auth
 from .common import CONTEXT_SETTINGS, db_option, reading, store_for
 
 MISSING_EXTRA = "the dashboard needs the web extra, which is not installed: pip install 'runtracker[web]'"
@@ -26,8 +25,8 @@ def _passwords() -> Any:
     return passwords
 
 
-def _dashboard(db: str | None) -> Dashboard:
-    return Dashboard(store_for(db))
+def _auth(db: str | None) -> Auth:
+    return Auth(store_for(db))
 
 
 def _name(value: str) -> str:
@@ -67,9 +66,9 @@ def user_add(db: str | None, name: str, password_stdin: bool) -> None:
     """Add a user; the password is prompted for (twice), or read from stdin."""
     name = _name(name)
     password_hash = _new_password_hash(password_stdin)
-    dash = _dashboard(db)
+    auth = _auth(db)
     with reading(db):
-        added = dash.add_user(name, password_hash)
+        added = auth.add_user(name, password_hash)
     if not added:
         raise click.ClickException(f"the user {safe(name)} exists already (change a password: runtracker user "
                                    "password NAME)")
@@ -83,9 +82,9 @@ def user_add(db: str | None, name: str, password_stdin: bool) -> None:
 def user_password(db: str | None, name: str, password_stdin: bool) -> None:
     """Set a user's password (this ends the user's sessions)."""
     password_hash = _new_password_hash(password_stdin)
-    dash = _dashboard(db)
+    auth = _auth(db)
     with reading(db):
-        changed = dash.set_password(name, password_hash)
+        changed = auth.set_password(name, password_hash)
     if not changed:
         raise click.ClickException(f"there is no user {safe(name)}")
     click.echo(f"changed the password of {safe(name)}")
@@ -96,9 +95,9 @@ def user_password(db: str | None, name: str, password_stdin: bool) -> None:
 @click.argument("name")
 def user_remove(db: str | None, name: str) -> None:
     """Remove a user (their sessions end at their next request)."""
-    dash = _dashboard(db)
+    auth = _auth(db)
     with reading(db):
-        removed = dash.remove_user(name)
+        removed = auth.remove_user(name)
     if not removed:
         raise click.ClickException(f"there is no user {safe(name)}")
     click.echo(f"removed the user {safe(name)}")
@@ -108,11 +107,11 @@ def user_remove(db: str | None, name: str) -> None:
 @db_option
 def user_list(db: str | None) -> None:
     """List the users and the API keys (names and dates; never a hash)."""
-    dash = _dashboard(db)
+    auth = _auth(db)
     with reading(db):
-        users = dash.users()
-        keys = dash.api_keys()
-        scopes = Ingest(dash.store).scopes()
+        users = auth.users()
+        keys = auth.api_keys()
+        scopes = auth.scopes()
     for row in users:
         click.echo(f"user  {safe(row['name'])}  (since {row['created_at']})")
     for row in keys:
@@ -139,11 +138,11 @@ def key_add(db: str | None, name: str, write: tuple[str, ...]) -> None:
             raise click.BadParameter(f"a pipeline or pattern is 1 to {MAX_NAME} printable characters",
                                      param_hint="--write")
     key = passwords.new_api_key()
-    dash = _dashboard(db)
+    auth = _auth(db)
     with reading(db):
-        key_id = dash.add_api_key(name, passwords.key_hash(key))
+        key_id = auth.add_api_key(name, passwords.key_hash(key))
         if write:
-            Ingest(dash.store).set_write_scope(key_id, write)
+            auth.set_write_scope(key_id, write)
     click.echo(key)
     click.echo(f"(the API key {safe(name)}: keep it now, it cannot be shown again)", err=True)
 
@@ -153,9 +152,9 @@ def key_add(db: str | None, name: str, write: tuple[str, ...]) -> None:
 @click.argument("name")
 def key_remove(db: str | None, name: str) -> None:
     """Remove every API key named NAME."""
-    dash = _dashboard(db)
+    auth = _auth(db)
     with reading(db):
-        count = dash.remove_api_keys(name)
+        count = auth.remove_api_keys(name)
     if not count:
         raise click.ClickException(f"there is no API key named {safe(name)}")
     click.echo(f"removed {count} API key(s) named {safe(name)}")

@@ -15,9 +15,25 @@ from ..base.outcomes import FAILURE, PARTIAL, SUCCESS
 
 TYPE_CHECKING = False  # `typing` is not imported at run time: see records.py
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, Protocol
 
-    from .tracker import RunTracker
+    class Tracker(Protocol):
+        """What these forms use of a tracker (`tracker.RunTracker`, which imports this module: a protocol here,
+        not an import of it, keeps the import graph without a cycle, type-only imports included)."""
+
+        @property
+        def run_id(self) -> int | None: ...
+        @property
+        def had_problems(self) -> bool: ...
+        def start_run(self) -> int | None: ...
+        def start_step(self, step_name: str) -> int | None: ...
+        def end_step(self, step_id: int | None, outcome: object = ..., created: object = ..., updated: object = ...,
+                     skipped: object = ..., failed: object = ..., detail: object = ...) -> bool: ...
+        def record_error(self, step_name: object = ..., step_id: int | None = ..., member_identifier: object = ...,
+                         error_message: object = ..., error_stack: object = ...) -> None: ...
+        def record_errors(self, step_name: object, step_id: int | None, errors: object) -> None: ...
+        def end_run(self, outcome: object = ..., stats: object = ...) -> bool: ...
+        def end_run_with_exception(self, exc: BaseException) -> bool: ...
 
 _current: contextvars.ContextVar[Run | None] = contextvars.ContextVar("runtracker_current_run", default=None)
 
@@ -30,7 +46,7 @@ def current_run() -> Run | None:
 class Step:
     """An open step: add to its counters; they are written when the block ends."""
 
-    def __init__(self, tracker: RunTracker, name: str) -> None:
+    def __init__(self, tracker: Tracker, name: str) -> None:
         self.tracker = tracker
         self.name = name
         self.id: int | None = None
@@ -67,7 +83,7 @@ class Run:
     """An open run. `stats` becomes summary_json; `outcome` defaults to success (partial if any step
     failed or any error was recorded)."""
 
-    def __init__(self, tracker: RunTracker, stats: dict[str, Any] | None = None) -> None:
+    def __init__(self, tracker: Tracker, stats: dict[str, Any] | None = None) -> None:
         self.tracker = tracker
         self.stats: dict[str, Any] = dict(stats or {})
         self.outcome: str | None = None

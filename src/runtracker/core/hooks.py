@@ -24,7 +24,7 @@ from collections.abc import Callable
 from ..base.guard import report
 from ..base.outcomes import FAILURE
 from . import lifecycle
-from .lifecycle import EXIT, KEYBOARD_INTERRUPT, SIGNAL, UNCAUGHT_EXCEPTION, Ending
+from .ending import EXIT, KEYBOARD_INTERRUPT, SIGNAL, UNCAUGHT_EXCEPTION, Ending, crash, exit_status
 from .state import STATE, Crash
 
 TYPE_CHECKING = False  # `typing` is not imported at run time: see records.py
@@ -48,6 +48,7 @@ def install() -> None:
             _recheck_signal_handlers()
         return
     with hooks.lock:
+        hooks.undo = uninstall  # how `STATE.reset` puts them back (the state cannot import this module)
         for name, installer in _INSTALLERS:
             if name in hooks.installed:
                 continue
@@ -64,7 +65,7 @@ def _runtracker_excepthook(exc_type: type[BaseException], exc: BaseException, tb
         kind = KEYBOARD_INTERRUPT if issubclass(exc_type, KeyboardInterrupt) else UNCAUGHT_EXCEPTION
         if exc is not None and exc.__traceback__ is None:
             exc = exc.with_traceback(tb)
-        ending = lifecycle.crash(kind, exc, summary=_signal_fields(STATE.pending_signal))
+        ending = crash(kind, exc, summary=_signal_fields(STATE.pending_signal))
         # Runs of threads still alive are theirs to end: Python waits for non-daemon threads before it exits,
         # and the exit hook ends whatever is left then, naming this exception.
         STATE.crash = Crash(kind, ending.message or "", ending.stack)
@@ -91,7 +92,7 @@ def _runtracker_threading_excepthook(args: Any) -> Any:
             name = getattr(thread, "name", "?")
             # Its own runs can never be ended by it now; the others' go on, but cannot end `success`.
             own = [run for run in STATE.open_runs() if run.thread is thread]
-            ending = lifecycle.crash(UNCAUGHT_EXCEPTION, args.exc_value, summary={"thread": name})
+            ending = crash(UNCAUGHT_EXCEPTION, args.exc_value, summary={"thread": name})
             lifecycle.end_open_runs(own, ending, f"an uncaught exception in thread {name}")
             others = [run for run in STATE.open_runs() if run.thread is not thread]
             lifecycle.record_crash_rows(f"uncaught exception in thread {name}", args.exc_value, others)
@@ -206,7 +207,7 @@ def _install_signal_handlers() -> bool:
 def _runtracker_sys_exit(status: object = None) -> Any:
     # SystemExit reaches no hook and atexit is not told the exit code: remember it here. A SystemExit
     # raised directly (not through sys.exit) outside `with tracker.run()` is seen only as "exit code 0".
-    STATE.exit_code = lifecycle.exit_status(status)
+    STATE.exit_code = exit_status(status)
     return STATE.hooks.previous["sys_exit"](status)
 
 

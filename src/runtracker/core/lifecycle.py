@@ -1,9 +1,10 @@
-"""The run lifecycle: `open_run` is the one way a run opens, `end_run` the one way it ends, whoever ends it.
+"""The run lifecycle: `open_run` is the one way a run opens, `end_run` the one way it ends, whoever ends it, and
+`record_errors` the one way errors are recorded (the rule of which step an error belongs to, written once).
 
 Openers: `RunTracker.start_run`, `runtracker exec` (with its lock), and a Python child of `runtracker exec`
 joining the wrapper's run (`attach_to`). Enders: the owner's `end_run`, a `with` block's exception, the crash
 hooks, the exit hook, the exec wrapper, and the reaper. Each describes how the run ended as an `Ending`;
-`end_run` turns it into one write (`Store.end_run`), built from what the database holds about the run at that
+`end_run` turns it into one write (`Runs.end_run`), built from what the database holds about the run at that
 moment: its start, the steps still open (the one builder of step ends, `_step_ends`), the step in progress.
 So every ender writes the same shape, and:
 
@@ -17,72 +18,26 @@ from __future__ import annotations
 
 import logging
 import threading
-import traceback
 
 from ..base import redact, sanitize
 from ..base.clock import iso, later, ms_between, now_ms, to_ms
 from ..base.guard import report
-from ..base.outcomes import CRASH_STEP, FAILURE, NO_STEP, PARTIAL, RUNNING, SUCCESS
+from ..base.outcomes import CRASH_STEP, FAILURE, NO_MESSAGE, NO_STEP, PARTIAL, RUNNING
 from ..base.records import Record
-from ..storage import ALREADY_ENDED, OVERRODE_REAPER, ErrorRow, RunEnd, RunFacts, StepEnd, Store
+from ..storage import ALREADY_ENDED, OVERRODE_REAPER, ErrorRow, RunEnd, RunFacts, Runs, StepEnd, Store
 from . import attach, logring
-from .heartbeat import LAST_WORDS
+from .ending import EXIT, Ending, format_exception
 from .state import STATE, OpenRun, OpenStep
 
 TYPE_CHECKING = False  # `typing` is not imported at run time: see records.py
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping
     from typing import Any
 
+    # An error to record: (step_name, step_id, member_identifier, message, stack); see `record_errors`.
+    ErrorIn = tuple[str | None, int | None, object, object, object]
+
 log = logging.getLogger("runtracker")
-
-# Crash kinds (`kind` in a crashed run's summary_json).
-UNCAUGHT_EXCEPTION = "uncaught_exception"
-KEYBOARD_INTERRUPT = "keyboard_interrupt"
-EXCEPTION = "exception"  # seen by `with tracker.run()` / @track
-SIGNAL = "signal"
-EXIT = "exit"
-LOST = "lost"  # ended by the reaper
-
-
-class Ending(Record):
-    """How a run ended, as its ender knows it."""
-
-    __slots__ = ("outcome", "summary_json", "summary", "kind", "message", "stack", "exit_code", "name_step",
-                 "reaped", "output_tail", "log_lines")
-
-    def __init__(self, outcome: str, *, summary_json: str | None = None, summary: dict[str, Any] | None = None,
-                 kind: str | None = None, message: str | None = None, stack: str | None = None,
-                 exit_code: int | None = None, name_step: bool = False, reaped: tuple[str, str] | None = None,
-                 output_tail: str | None = None, log_lines: str | None = None) -> None:
-        self.outcome = outcome
-        self.summary_json = summary_json  # a normal end: the pipeline's stats, stored as they are
-        self.summary = summary  # or: fields of the summary object (a crash adds its own)
-        self.kind = kind  # a crash: its kind (UNCAUGHT_EXCEPTION, SIGNAL, EXIT, LOST, ...)
-        self.message = message  # with it, a `crash` error row is added
-        self.stack = stack
-        self.exit_code = exit_code
-        self.name_step = name_step  # the crash row's message names the step in progress
-        # (reaped_at, reason): the reaper's verdict. The run then ends at its last sign of life in the
-        # database; any other end at the moment it is written (see `_build`).
-        self.reaped = reaped
-        self.output_tail = output_tail
-        self.log_lines = log_lines  # the process's last log lines, after the stack in the crash row (logring)
-
-    def without_crash_row(self) -> Ending:
-        fields = self.fields()
-        fields.pop("outcome")
-        return Ending(self.outcome, **{**fields, "message": None})  # type: ignore[arg-type]
-
-    def with_log_lines(self, run: OpenRun) -> Ending:
-        """This end with the run's last log lines, taken now, if it leaves a crash row and has none yet."""
-        if self.message is None or self.kind is None or self.log_lines is not None or run.log_lines <= 0:
-            return self
-        lines = STATE.log_ring.lines(run.log_since, run.log_lines)
-        if lines is None:
-            return self
-        fields = self.fields()
-        fields.pop("outcome")
-        return Ending(self.outcome, **{**fields, "log_lines": lines})  # type: ignore[arg-type]
 
 
 class EndReport(Record):
@@ -96,50 +51,6 @@ class EndReport(Record):
         self.finished_at = finished_at
         self.message = message  # the crash row's message
         self.step_in_progress = step_in_progress
-
-
-def crash(outcome_kind: str, exc: BaseException | None, **fields: Any) -> Ending:
-    """The `failure` end of a run whose process (or block) died of `exc`."""
-    message, stack = format_exception(exc)
-    return Ending(FAILURE, kind=outcome_kind, message=message, stack=stack, **fields)
-
-
-def format_exception(exc: BaseException | None) -> tuple[str, str | None]:
-    """(message, stack) of an exception, as the crash row stores them."""
-    if exc is None:
-        return "", None
-    try:
-        text = str(exc)
-    except Exception:  # a broken __str__ costs the text, never the crash row
-        text = "<exception str() failed>"
-    message = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-    try:
-        stack = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    except Exception:  # MemoryError or a broken __str__ while formatting: keep what we have
-        stack = None
-    return message, stack
-
-
-def exception_ending(exc: BaseException) -> Ending:
-    """The end of a run whose `with` block or decorated function died of `exc`: `failure` with the exception as
-    its crash; `SystemExit(0)` (sys.exit() inside the block) ends it `success`."""
-    code = exit_status(exc.code) if isinstance(exc, SystemExit) else None
-    if code == 0:
-        return Ending(SUCCESS)
-    if isinstance(exc, KeyboardInterrupt):
-        kind = KEYBOARD_INTERRUPT
-    else:
-        kind = EXIT if code is not None else EXCEPTION
-    return crash(kind, exc, exit_code=code, summary=None if code is None else {"exit_code": code})
-
-
-def exit_status(code: object) -> int:
-    """The exit status of `sys.exit(code)` / `SystemExit(code)`."""
-    if code is None:
-        return 0
-    if isinstance(code, int):
-        return int(code)  # sys.exit(True) exits 1: a plain int, not the bool, goes into runs.exit_code
-    return 1  # sys.exit("message") prints the message and exits 1
 
 
 # -- opening ------------------------------------------------------------------------------------------------
@@ -159,20 +70,20 @@ def open_run(store: Store, *, pipeline: str, club_slug: str | None, started_ms: 
     """
     started_at = iso(started_ms)
     redact.refresh()  # the environment's secrets as they are now: a pipeline may have set one since its last run
-    row = store.get_run(attach_to) if attach_to is not None else None
+    row = Runs(store).get_run(attach_to) if attach_to is not None else None
     if row is not None and row["outcome"] == RUNNING and row["pipeline"] == pipeline:
         run = OpenRun(store, int(row["id"]), pipeline, club_slug, str(row["started_at"]), attached=True)
     else:
         run = OpenRun(store, None, pipeline, club_slug, started_at)
         try:
-            run.run_id = _insert(run, retention_cutoff=retention_cutoff, lock_key=lock_key, started_by=started_by)
+            run_id = _insert(run, retention_cutoff=retention_cutoff, lock_key=lock_key, started_by=started_by)
         except Exception as exc:
             if not keep_unwritten:
                 raise
             log.warning("runtracker: the start of the run could not be written now (%s: %s); it is written, with "
                         "its real start time, by the next call that can", type(exc).__name__, exc)
         else:
-            if run.run_id is None:
+            if run_id is None:
                 return None  # the lock is held
     STATE.register(run)
     STATE.heartbeat.run_opened(store, heartbeat_s, STATE.identity())
@@ -181,13 +92,18 @@ def open_run(store: Store, *, pipeline: str, club_slug: str | None, started_ms: 
 
 def _insert(run: OpenRun, *, retention_cutoff: str | None = None, lock_key: str | None = None,
             run_id: int | None = None, started_by: str | None = None) -> int | None:
+    """Write the run's row into the file its store writes to now: its id (kept on the run), or None."""
     identity = STATE.identity()
-    run.generation = run.store.generation
-    return run.store.insert_run(
+    generation = run.store.generation
+    written = Runs(run.store).insert_run(
         pipeline=run.pipeline, club_slug=run.club_slug, started_at=run.started_at, hostname=identity.hostname,
         pid=identity.pid, process_started_at=identity.process_started_at, process_key=identity.process_key,
         retention_cutoff=retention_cutoff, lock_key=lock_key, run_id=run_id, started_by=started_by,
     )
+    if written is not None:
+        # Only once written: a rewrite into a replaced file that failed is tried again by the next call.
+        run.written(written, generation)
+    return written
 
 
 def ensure_written(run: OpenRun, followed: str | None = None) -> int:
@@ -204,19 +120,18 @@ def ensure_written(run: OpenRun, followed: str | None = None) -> int:
     what = followed or store.follow_file() or "replaced"  # `followed`: the caller already looked
     old_id = run.run_id
     if old_id is None:
-        run.run_id = _written(_insert(run))
-        return run.run_id
+        return _written(_insert(run))
     if run.attached or run.generation == store.generation:
         return old_id  # (an attached run is the wrapper's: the wrapper writes it again when it ends it)
-    new_id = run.run_id = _written(_insert(run, run_id=old_id) or _insert(run))
+    new_id = _written(_insert(run, run_id=old_id) or _insert(run))
     for step in list(run.steps.values()):
-        if store.insert_step(run_id=new_id, club_slug=run.club_slug, step_name=step.name,
-                             started_at=iso(step.started_ms), step_id=step.step_id) is None:
-            run.steps.pop(step.step_id)  # its id is taken in that file: its end_step is refused with a warning
+        if Runs(store).insert_step(run_id=new_id, club_slug=run.club_slug, step_name=step.name,
+                                   started_at=iso(step.started_ms), step_id=step.step_id) is None:
+            run.step_ended(step.step_id)  # its id is taken in that file: its end_step is refused with a warning
     message = (f"the database file {getattr(store, 'path', store.url)} was {what} while this run "
                f"was open (as run {old_id}); what it recorded before {iso(now_ms())} stayed with the old file")
-    store.insert_errors([(new_id, None, run.club_slug, NO_STEP, None, sanitize.text(message, sanitize.MESSAGE_LIMIT),
-                          None, iso(now_ms()))])
+    Runs(store).insert_errors([(new_id, None, run.club_slug, NO_STEP, None,
+                                sanitize.text(message, sanitize.MESSAGE_LIMIT), None, iso(now_ms()))])
     log.warning("runtracker: %s; the rest of it is recorded in the file now at that path, as run %s", message, new_id)
     return new_id
 
@@ -234,8 +149,7 @@ def start_step(run: OpenRun, name: str, club_slug: str | None) -> int | None:
     if step_id is None:
         log.warning("runtracker: start_step(%r) after run %s had ended; not recorded", name, run.run_id)
         return None
-    run.steps[step_id] = OpenStep(step_id, name, started_ms)
-    run.known_steps[step_id] = name
+    run.step_started(OpenStep(step_id, name, started_ms))
     return step_id
 
 
@@ -244,20 +158,18 @@ def end_step(run: OpenRun, step: OpenStep, outcome: str, created: int, updated: 
     """The owner's end of one of its run's steps; False (with a warning) if an end of the run closed it first."""
     ended = write_step_end(run.store, _written(run.run_id), step.step_id, step.started_ms, outcome, created,
                            updated, skipped, failed, detail_json)
-    run.steps.pop(step.step_id, None)
+    run.step_ended(step.step_id, problem=ended and (outcome in (FAILURE, PARTIAL) or bool(failed)))
     if not ended:
         log.warning("runtracker: step %s had already ended (its run ended first); end_step not applied",
                     step.step_id)
         return False
-    if outcome in (FAILURE, PARTIAL) or failed:
-        run.problems += 1
     return True
 
 
 def add_step(store: Store, run_id: int, name: str, club_slug: str | None) -> tuple[int | None, int]:
     """The write of a new step, started now: (its id, or None if the run has ended; its start in ms)."""
     started_ms = now_ms()
-    return store.insert_step(run_id=run_id, club_slug=club_slug, step_name=name, started_at=iso(started_ms)), \
+    return Runs(store).insert_step(run_id=run_id, club_slug=club_slug, step_name=name, started_at=iso(started_ms)), \
         started_ms
 
 
@@ -267,7 +179,51 @@ def write_step_end(store: Store, run_id: int, step_id: int, started_ms: int, out
     finished_ms = max(now_ms(), started_ms)  # a clock stepped back never gives a negative duration
     end = StepEnd(step_id, outcome, iso(finished_ms), finished_ms - started_ms, created, updated, skipped, failed,
                   detail_json)
-    return store.end_step(run_id, end)
+    return Runs(store).end_step(run_id, end)
+
+
+# -- errors ---------------------------------------------------------------------------------------------------
+def record_errors(store: Store, run_id: int, club_slug: str | None, errors: Iterable[ErrorIn],
+                  steps: Mapping[int, str], in_progress: Callable[[], str | None], *,
+                  run: OpenRun | None = None) -> int:
+    """Record errors on a run, in one transaction: the one way, for the Python API and the ingest API alike.
+    Returns how many were recorded.
+
+    Each error is (step_name, step_id, member_identifier, message, stack), its step name already clean
+    (`sanitize.name`) and its step id one of the run's, or None. It is stored under the step it names; else the
+    step given by its id (`steps`: the run's steps, id -> name); else the step in progress (`in_progress()`,
+    read once, only when an error needs it); else NO_STEP, an error of the run as a whole: `step_name` is NOT
+    NULL in the original tool's schema, as in ours (docs/original-tool.md). `run`: this process's open run, which
+    counts them as problems (`with tracker.run()` then ends `partial`).
+    """
+    at = iso(now_ms())
+    current: list[str] = []
+    rows = []
+    for step_name, step_id, member, message, stack in errors:
+        if step_name is None:
+            if step_id is not None and step_id in steps:
+                step_name = steps[step_id]
+            else:
+                if not current:
+                    current.append(in_progress() or NO_STEP)
+                step_name = current[0]
+        rows.append(error_row(run_id, club_slug, step_name, step_id, member, message, stack, at))
+    Runs(store).insert_errors(rows)
+    if run is not None:
+        run.errors_recorded(len(rows))
+    return len(rows)
+
+
+def error_row(run_id: int, club_slug: str | None, step_name: str, step_id: int | None, member: object,
+              message: object, stack: object, at: str) -> ErrorRow:
+    """One run_errors row of a recorded error. Runs once per row of record_errors, hence the inlined None checks.
+    The message is NOT NULL in the original tool's schema, as ours."""
+    return (
+        run_id, step_id, club_slug, step_name,
+        None if member is None else sanitize.plain_text(member, sanitize.NAME_LIMIT),  # an id: not redacted
+        sanitize.text(NO_MESSAGE if message is None else message, sanitize.MESSAGE_LIMIT),
+        None if stack is None else sanitize.text(stack, sanitize.STACK_LIMIT), at,
+    )
 
 
 # -- runs owned by another process: the ingest API ------------------------------------------------------------
@@ -278,10 +234,10 @@ def open_remote_run(store: Store, *, pipeline: str, club_slug: str | None, start
     Nothing of this process goes into the run, and it is not registered in the process state: the server's
     exit, crash hooks and heartbeat never end or beat for it. It records no host, pid or heartbeat, so the
     reaper judges it as a run that records no owner (the ownerless timeout) until its client's first
-    heartbeat (`Store.touch_heartbeat`), and from then on as another host's run, by the heartbeat's age.
+    heartbeat (`Runs.touch_heartbeat`), and from then on as another host's run, by the heartbeat's age.
     `owner` (in `process_key`) names the API key that opened it: the one that may write to it and end it.
     """
-    return _written(store.insert_run(
+    return _written(Runs(store).insert_run(
         pipeline=pipeline, club_slug=club_slug, started_at=iso(started_ms), hostname=None, pid=None,
         process_started_at=None, process_key=owner, retention_cutoff=retention_cutoff, started_by=started_by,
         beating=False,
@@ -301,11 +257,11 @@ def end_run(store: Store, run_id: int | None, ending: Ending, *, run: OpenRun | 
     if run is not None:
         if run.pending is not None:
             ending = run.pending
-        ending = ending.with_log_lines(run)  # before the write: kept with the end if it has to wait
+        ending = ending.with_log_lines(lambda: _log_lines(run))  # before the write: kept with the end if it waits
         try:
             ensure_written(run)
         except BaseException:
-            run.pending = ending
+            run.end_deferred(ending)
             raise
         run_id = run.run_id  # written now
     if run is not None and run.attached:
@@ -321,14 +277,13 @@ def end_run(store: Store, run_id: int | None, ending: Ending, *, run: OpenRun | 
 
     assert run_id is not None
     try:
-        result = store.end_run(run_id, build, by_owner=ending.reaped is None, crash=crash_write)
+        result = Runs(store).end_run(run_id, build, by_owner=ending.reaped is None, crash=crash_write)
     except BaseException:
         if run is not None:
-            run.pending = ending
+            run.end_deferred(ending)
         raise
     if run is not None:
-        run.ended = True
-        run.log_rows.clear()
+        run.end_written()
         STATE.unregister(run)
         run.troubles.flush(f"run {run_id}")
         if result == OVERRODE_REAPER:
@@ -360,12 +315,15 @@ def _leave_last_words(run: OpenRun, error: BaseException) -> None:
         return
     ending = run.pending or Ending(FAILURE)
     what = f"{ending.kind}: {ending.message}" if ending.kind else f"end_run({ending.outcome!r}) was asked"
-    text = LAST_WORDS.format(run_id=run.run_id, error=f"{type(error).__name__}: {error}".splitlines()[0]) + what
-    text += "\n" + (ending.stack or "") + "\n"
     try:
-        STATE.crash_file.last_words(run.store, STATE.identity(), text)
+        STATE.crash_file.last_words(run.store, STATE.identity(), run.run_id, error, what, ending.stack)
     except Exception as exc:
         report("leaving the run's last words in the crash file", exc)
+
+
+def _log_lines(run: OpenRun) -> str | None:
+    """The run's last log lines, as its crash row gets them now (None: it keeps none, or there are none)."""
+    return STATE.log_ring.lines(run.log_since, run.log_lines)
 
 
 def runs_of_dying_thread(thread: threading.Thread) -> list[OpenRun]:
@@ -465,12 +423,11 @@ def _end_attached(run: OpenRun, ending: Ending, crash_write: bool) -> EndReport:
         return list(end.steps), errors, summary
 
     try:
-        written = run.store.record_child_view(_written(run.run_id), build, crash=crash_write)
+        written = Runs(run.store).record_child_view(_written(run.run_id), build, crash=crash_write)
     except BaseException:
-        run.pending = ending
+        run.end_deferred(ending)
         raise
-    run.ended = True
-    run.log_rows.clear()
+    run.end_written()
     STATE.unregister(run)
     return EndReport("ended" if written else ALREADY_ENDED)
 
@@ -481,12 +438,12 @@ def record_crash_rows(kind: str, exc: BaseException | None, runs: list[OpenRun])
     message, stack = format_exception(exc)
     at = iso(now_ms())
     for run in runs:
-        run.crashes += 1
-        step = next(reversed(run.steps.values()), None)
+        run.thread_crashed()
+        step = run.step_in_progress()
         try:
-            lines = STATE.log_ring.lines(run.log_since, run.log_lines)
-            run.store.insert_errors([crash_row(ensure_written(run), step.step_id if step else None, run.club_slug,
-                                               f"{kind}: {message}", stack, at, lines)])
+            lines = _log_lines(run)
+            Runs(run.store).insert_errors([crash_row(ensure_written(run), step.step_id if step else None,
+                                                     run.club_slug, f"{kind}: {message}", stack, at, lines)])
         except Exception as error:
             report(f"recording a crash row ({kind})", error)
 
@@ -513,9 +470,8 @@ def record_log_error(record: logging.LogRecord) -> None:
     for run in runs:
         if len(run.log_rows) >= MAX_LOG_ROWS:  # the database has been failing all along: keep the first ones
             continue
-        step = next(reversed(run.steps.values()), None)
-        run.log_rows.append((step.step_id if step else None, step.name if step else NO_STEP, message, stack, at))
-        run.problems += 1
+        step = run.step_in_progress()
+        run.log_error_kept((step.step_id if step else None, step.name if step else NO_STEP, message, stack, at))
 
 
 MAX_LOG_ROWS = 10_000  # ERROR log records a run keeps while they cannot be written
@@ -532,8 +488,8 @@ def write_log_rows(run: OpenRun) -> None:
     failure is logged once per run, and the rows are tried again at its next call or with its end."""
     rows = log_error_rows(run, ensure_written(run))
     try:
-        run.store.insert_errors(rows)
+        Runs(run.store).insert_errors(rows)
     except Exception as error:
         run.troubles.report("recording ERROR log records", error)
         return
-    del run.log_rows[:len(rows)]
+    run.log_errors_written(len(rows))

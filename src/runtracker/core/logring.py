@@ -220,3 +220,38 @@ def join_stack(stack: str | None, lines: str | None) -> str | None:
     if not lines:
         return stack
     return lines if not stack else f"{stack.rstrip()}\n\n{lines}"
+
+
+class LogCapture(logging.Handler):
+    """What a library logs (WARNING and above) while a thread asks for it, kept per thread: Apprise says why a send
+    failed only in its log (alerts/channels.py), and channels send in threads of their own. One per process,
+    owned by `state.STATE`; installed once on each logger named (`install`)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.local = threading.local()  # `lines`: a list while this thread collects, else absent or None
+        self.install_lock = threading.Lock()  # (not `lock`: logging.Handler has its own)
+
+    def install(self, logger_name: str) -> None:
+        with self.install_lock:
+            logger = logging.getLogger(logger_name)
+            if self not in logger.handlers:
+                logger.addHandler(self)
+
+    def start(self) -> None:
+        """Collect what is logged in this thread from now on."""
+        self.local.lines = []
+
+    def stop(self) -> list[str]:
+        """What was logged in this thread since `start`; collecting stops."""
+        lines: list[str] = getattr(self.local, "lines", None) or []
+        self.local.lines = None
+        return lines
+
+    def emit(self, record: logging.LogRecord) -> None:
+        lines = getattr(self.local, "lines", None)
+        if lines is not None:
+            lines.append(record.getMessage())
+
+    def forget_in_child(self) -> None:
+        self.install_lock = threading.Lock()  # a parent thread may have held it at the fork

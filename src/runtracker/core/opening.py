@@ -21,7 +21,7 @@ import time
 
 from ..base.guard import report
 from ..settings import values
-from ..storage import Store
+from ..storage import Runs, Store
 from . import hooks, lifecycle, reaper
 from .state import STATE, OpenRun
 
@@ -80,8 +80,7 @@ def open_run(*, pipeline: str, club_slug: str | None, started_ms: int, db: objec
                                  heartbeat_s=interval, retention_cutoff=cutoff, lock_key=lock_key,
                                  attach_to=attach_to, keep_unwritten=keep_unwritten, started_by=started_by)
         if run is not None:
-            run.log_lines, run.log_errors = log_lines, log_errors
-            run.log_since = time.time() if log_since is None else log_since
+            run.keeps_logs(log_lines, time.time() if log_since is None else log_since, log_errors)
             return run
         assert lock_key is not None  # without a lock_key a new run always opens
         if attempt == 0:
@@ -89,7 +88,7 @@ def open_run(*, pipeline: str, club_slug: str | None, started_ms: int, db: objec
             # is `runtracker exec --lock`'s, whose name the runs it reaps record.)
             reaper.reap(store, heartbeat_timeout=values.heartbeat_timeout_s(heartbeat_timeout_s),
                         detected_by=LOCK_REAPER)
-        holder = store.lock_holder(lock_key)
+        holder = Runs(store).lock_holder(lock_key)
         if holder is not None:
             raise Locked(holder)
         # The holder ended between our insert and our look: try again.

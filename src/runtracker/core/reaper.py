@@ -8,9 +8,9 @@ end lies between that and the detection), `duration_ms`, step totals, its open s
 `crash` error row saying the process was lost, how it was detected and which step was in progress (with the
 faulthandler traceback of a fatal signal when there is one), and `reaped_at` / `reap_reason` on the run.
 
-It runs at every `start_run` (never touching the caller's own open runs), from `runtracker reap`, and as the
-loop of `runtracker monitor` (`monitor`: every pass, at once when a same-host owner dies (`pidwatch`), and
-with the alerts' watcher).
+It runs at every `start_run` (`reap_at_start`, never touching the caller's own open runs), from `runtracker
+reap`, and in the monitor's loop (`runtracker.monitor.loop`: every pass, and at once when a same-host owner
+dies). A lost run's traceback and last words come from its process's crash file (`crashfile`).
 
 Every end is a compare-and-set on `outcome = 'running'` inside one transaction (see `Store.reap_run`): two
 reapers racing, or a reaper racing the owner's own end_run, never both act. An owner that was alive after all
@@ -20,39 +20,23 @@ reapers racing, or a reaper racing the owner's own end_run, never both act. An o
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
-import re
-import threading
-import time
 from collections.abc import Callable, Sequence
 
-from ..base import sanitize
 from ..base.clock import iso, now_ms
 from ..base.outcomes import FAILURE
 from ..base.records import Record
 from ..settings.values import heartbeat_timeout_s, ownerless_timeout_s
-from ..storage import ENDED, Store
-from . import heartbeat, lifecycle, liveness
-from .lifecycle import LOST, Ending
+from ..storage import ENDED, Runs, Store
+from . import crashfile, lifecycle, liveness
+from .ending import LOST, Ending
 from .state import STATE
 
 TYPE_CHECKING = False  # `typing` is not imported at run time: see records.py
 if TYPE_CHECKING:
-    from typing import Any, Protocol
-
-    class Watcher(Protocol):
-        """What a monitor does besides reaping (`runtracker.alerts.watcher.Watcher`): `tick` often, `evaluate`
-        every pass."""
-
-        def tick(self, running: Sequence[dict[str, Any]] | None = None) -> int: ...
-
-        def evaluate(self, running: Sequence[dict[str, Any]] | None = None) -> int: ...
+    from typing import Any
 
 log = logging.getLogger("runtracker")
-
-DEFAULT_MONITOR_INTERVAL_S = 5.0
 
 
 class Reaped(Record):
@@ -86,12 +70,12 @@ def reap(store: Store, *, heartbeat_timeout: float | None = None, detected_by: s
     """End every `running` run of `store` whose owner is gone; returns what it ended. Raises on database errors.
 
     The runs this process has open itself are never judged. `sweep` also removes faulthandler files left by
-    this host's dead processes that own no `running` run (see `_sweep_crash_files`). `rows`: judge only these
-    runs (rows as `Store.running_runs` gives them; the monitor's, whose owner it saw die).
+    this host's dead processes that own no `running` run (see `crashfile.sweep`). `rows`: judge only these
+    runs (rows as `Runs.running_runs` gives them; the monitor's, whose owner it saw die).
     """
-    rows = store.running_runs() if rows is None else rows
+    rows = Runs(store).running_runs() if rows is None else rows
     if sweep:
-        _sweep_crash_files(store, rows)
+        crashfile.sweep(store, rows)
     if not rows:
         return []
     observer = liveness.Observer.here(heartbeat_timeout_s(heartbeat_timeout), now_ms(),
@@ -119,9 +103,7 @@ def reap(store: Store, *, heartbeat_timeout: float | None = None, detected_by: s
                 on_reaped(done)
             except Exception as exc:  # a broken callback must not stop the reaping of the others
                 log.error("runtracker: handling reaped run %s failed (%s: %s)", done.run_id, type(exc).__name__, exc)
-    for path in done_with:
-        with contextlib.suppress(OSError):
-            os.unlink(path)
+    crashfile.remove(done_with)
     return reaped
 
 
@@ -149,9 +131,10 @@ def reap_at_start(store: Store, heartbeat_timeout: float | None = None) -> list[
     """What start_run calls: reap, and say in the log what was found.
 
     Leftover faulthandler files are swept at the first start_run of a process per database (a directory
-    listing: a process that runs many runs need not pay it every time); `reap` and `monitor` sweep every pass.
+    listing: a process that runs many runs need not pay it every time); `runtracker reap` and the monitor sweep
+    every pass.
     """
-    directory = heartbeat.crash_dir(store)
+    directory = crashfile.crash_dir(store)
     sweep = directory not in STATE.swept_crash_dirs
     STATE.swept_crash_dirs.add(directory)
     found = reap(store, heartbeat_timeout=heartbeat_timeout, detected_by="start_run", sweep=sweep)
@@ -165,74 +148,16 @@ def describe(lost: Reaped) -> str:
     return f"reaped run {lost.run_id} ({lost.pipeline}): {lost.message}"
 
 
-# How often the monitor looks at the `running` runs between passes (one read of idx_runs_running): a new run's
-# owner is waited on (pidwatch) within this of its start, and with alerts, a run's end is seen within this.
-TICK_S = 0.25
-# After a failing pass (the database away), the next try comes this much later at most.
-ERROR_WAIT_S = 5.0
-
-
-def monitor(store: Store, *, interval: float = DEFAULT_MONITOR_INTERVAL_S, heartbeat_timeout: float | None = None,
-            on_reaped: OnReaped | None = None, stop: threading.Event | None = None,
-            on_error: Callable[[Exception], None] | None = None, watcher: Watcher | None = None) -> None:
-    """Reap every `interval` seconds until `stop` is set, and at once when the owner of a run on this host dies:
-    it waits on their processes (`pidwatch`), and looks for new runs to wait on every `TICK_S`. With a `watcher`
-    (the alerts) it also looks for ended runs every tick and evaluates schedules every pass. A failing pass
-    (database down) is reported through `on_error` (default: logged) and the loop goes on."""
-    from ..monitor import pidwatch
-
-    stop = stop or threading.Event()
-    deaths = pidwatch.Deaths()
-    detected_by = "runtracker monitor"
-    timeout = heartbeat_timeout_s(heartbeat_timeout)
-    next_pass = 0.0
-    try:
-        while not stop.is_set():
-            try:
-                running = store.running_runs()
-                if time.monotonic() >= next_pass:
-                    next_pass = time.monotonic() + interval
-                    if reap(store, heartbeat_timeout=timeout, detected_by=detected_by, on_reaped=on_reaped,
-                            rows=running):
-                        running = store.running_runs()
-                    if watcher is not None:
-                        watcher.evaluate(running)
-                elif watcher is not None:
-                    watcher.tick(running)
-                dead = deaths.follow(running, liveness.Observer.here(timeout, now_ms()))
-                if not dead:
-                    wait = min(max(next_pass - time.monotonic(), 0.0), TICK_S)
-                    if deaths.watched:
-                        dead = deaths.wait(wait)
-                    else:
-                        stop.wait(wait)
-                if dead:
-                    # One write per run: reap judges it again (its pid is gone now) and ends it.
-                    reap(store, heartbeat_timeout=timeout, detected_by=detected_by, on_reaped=on_reaped,
-                         sweep=False, rows=dead)
-                    if watcher is not None:
-                        watcher.tick()
-            except Exception as exc:
-                if on_error is not None:
-                    on_error(exc)
-                else:
-                    log.error("runtracker: the monitor's pass failed, trying again in %g s (%s: %s)", interval,
-                              type(exc).__name__, exc)
-                stop.wait(min(interval, ERROR_WAIT_S))
-    finally:
-        deaths.close()
-
-
 # -- ending one lost run ------------------------------------------------------------------------------------
 def _reap_one(store: Store, row: dict[str, Any], verdict: liveness.Verdict, observer: liveness.Observer,
               detected_by: str, done_with: set[str]) -> Reaped | None:
     """End a lost run `failure` at its last sign of life; None if someone else ended it first. The process's
     crash file, once attached, goes into `done_with` (removed after the pass: its other runs need it too)."""
     reaped_at = iso(observer.now_ms)
-    fault_path = _crash_file_path(store, row)
-    fault, last_words = _read_crash_file(fault_path, int(row["id"]))
+    fault_path = crashfile.find(store, row)
+    fault, last_words = crashfile.read(fault_path, int(row["id"]))
     message = f"process lost: {verdict.detail}"
-    fatal = _fatal_error(fault)
+    fatal = crashfile.fatal_error(fault)
     if fatal:
         message += f"; {fatal}"
     if last_words is not None:  # its own end, which the dying process could not write
@@ -252,88 +177,3 @@ def _reap_one(store: Store, row: dict[str, Any], verdict: liveness.Verdict, obse
     return Reaped(row["id"], row["pipeline"], row.get("hostname"), row.get("pid"), verdict.reason,
                   report.message or message, report.step_in_progress, report.finished_at or reaped_at, reaped_at,
                   detected_by, bool(fault))
-
-
-# -- the faulthandler file ----------------------------------------------------------------------------------
-def _crash_file_path(store: Store, row: dict[str, Any]) -> str | None:
-    name = heartbeat.crash_file_name(row.get("hostname"), row.get("pid"), row.get("process_started_at"))
-    path = os.path.join(heartbeat.crash_dir(store), name)
-    return path if os.path.exists(path) else None
-
-
-def _read_crash_file(path: str | None, run_id: int) -> tuple[str | None, tuple[str, str] | None]:
-    """(faulthandler's traceback, this run's last words as (what, stack)) from a process's crash file."""
-    if path is None:
-        return None, None
-    try:
-        with open(path, errors="replace") as f:
-            text = f.read(sanitize.STACK_LIMIT * 8)
-    except OSError:
-        return None, None
-    fault: list[str] = []
-    words: dict[int, list[str]] = {}
-    current: list[str] = fault
-    marker = heartbeat.LAST_WORDS.split("{run_id}")[0]
-    for line in text.splitlines():
-        if line.startswith(marker):
-            owner = line[len(marker):].split(" ", 1)[0]
-            current = words.setdefault(int(owner) if owner.isdigit() else -1, [])
-            current.clear()  # the latest words of a run count
-        current.append(line)
-    mine = words.get(run_id)
-    last_words = None
-    if mine:
-        what = mine[0].split("): ", 1)[-1]
-        last_words = (what, "\n".join(mine[1:]).strip())
-    return _current_thread_first("\n".join(fault).strip()) or None, last_words
-
-
-def _current_thread_first(text: str) -> str:
-    """faulthandler lists threads in no useful order: put the one that crashed right after the header, so
-    that it survives the stack's truncation. Blocks are separated by blank lines."""
-    blocks = text.split("\n\n")
-    current = [b for b in blocks if b.startswith("Current thread")]
-    if len(current) != 1 or len(blocks) < 3:
-        return text
-    rest = [b for b in blocks[1:] if b is not current[0]]
-    return "\n\n".join([blocks[0], current[0], *rest])
-
-
-def _fatal_error(fault: str | None) -> str | None:
-    """'Fatal Python error: Segmentation fault' from faulthandler's output."""
-    if not fault:
-        return None
-    first = fault.splitlines()[0].strip()
-    return first if first.startswith("Fatal Python error") else "faulthandler wrote a traceback"
-
-
-_CRASH_FILE = r"-(?P<pid>\d+)-(?P<started>\d+)\.txt"  # compiled at first use, not at import
-
-
-def _sweep_crash_files(store: Store, rows: Sequence[dict[str, Any]]) -> None:
-    """Remove faulthandler files of this host's processes that are gone and own no `running` run: they died
-    after their runs had ended (e.g. by a signal, which skips the exit hook that removes the file)."""
-    directory = heartbeat.crash_dir(store)
-    prefix = heartbeat.crash_file_prefix(liveness.hostname())
-    try:
-        entries = [e.name for e in os.scandir(directory) if e.name.startswith(prefix)]
-    except OSError:
-        return
-    if not entries:
-        return
-    import psutil
-
-    running_pids = {row.get("pid") for row in rows if row.get("hostname") == liveness.hostname()}
-    for name in entries:
-        match = re.fullmatch(_CRASH_FILE, name[len(prefix) - 1 :])
-        if match is None:
-            continue
-        pid = int(match["pid"])
-        if pid in running_pids or pid == os.getpid():
-            continue
-        start = liveness.process_start_time(pid) if psutil.pid_exists(pid) else None
-        recorded = int(match["started"]) / 1000
-        if start is not None and (not recorded or abs(start - recorded) <= liveness.START_TIME_TOLERANCE_S):
-            continue  # its owner is alive (a name without a start time: its pid is, which must do)
-        with contextlib.suppress(OSError):
-            os.unlink(os.path.join(directory, name))

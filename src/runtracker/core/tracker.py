@@ -19,12 +19,10 @@ import traceback
 from collections.abc import Callable, Iterable
 
 from ..base import redact, sanitize
-from ..base.clock import iso, now_ms
+from ..base.clock import now_ms
 from ..base.guard import Troubles, guarded, report
 from ..base.outcomes import (
     DEFAULT_CLUB_SLUG,
-    NO_MESSAGE,
-    NO_STEP,
     PARTIAL,
     RUN_OUTCOMES,
     STEP_OUTCOMES,
@@ -38,7 +36,7 @@ TYPE_CHECKING = False  # `typing` is not imported at run time: see records.py
 if TYPE_CHECKING:
     from typing import Any, TypeVar
 
-    from ..storage import ErrorRow
+    from .lifecycle import ErrorIn
     from .state import OpenRun
 
     F = TypeVar("F", bound=Callable[..., Any])
@@ -157,12 +155,13 @@ class RunTracker:
     @guarded(None)
     def record_error(self, step_name: object = None, step_id: int | None = None, member_identifier: object = None,
                      error_message: object = None, error_stack: object = None) -> None:
+        """Record one error of the open run: under the step named, else the step given by id, else the step in
+        progress, else the run as a whole (`lifecycle.record_errors`)."""
         run = self._require_run("record_error")
         if run is not None:
+
             step_id = _known_step(run, step_id)
-            run.store.insert_errors([error_row(run.run_id, self.club_slug, _step_name(run, step_name, step_id),  # type: ignore[arg-type]
-                                               step_id, member_identifier, error_message, error_stack, iso(now_ms()))])
-            run.problems += 1
+            self._record(run, [(_clean_name(step_name), step_id, member_identifier, error_message, error_stack)])
 
     @guarded(None)
     def record_errors(self, step_name: object, step_id: int | None, errors: object) -> None:
@@ -174,23 +173,16 @@ class RunTracker:
         run = self._require_run("record_errors")
         if run is None or errors is None:
             return
-        at = iso(now_ms())
         step_id = _known_step(run, step_id)
-        name = _step_name(run, step_name, step_id)  # once for every row
+        name = _clean_name(step_name)  # once for every row
         if isinstance(errors, int | float) and not isinstance(errors, bool):
             n = sanitize.count(errors, "error count")
             if n:
-                run.store.insert_errors([error_row(run.run_id, self.club_slug, name, step_id, None,  # type: ignore[arg-type]
-                                                   f"{n} errors", None, at)])
-                run.problems += 1
+                self._record(run, [(name, step_id, None, f"{n} errors", None)])
             return
         if isinstance(errors, str | bytes | dict | BaseException) or not isinstance(errors, Iterable):
             errors = [errors]
-        run_id, club_slug = run.run_id, self.club_slug
-        rows = [error_row(run_id, club_slug, name, step_id, *_error_fields(item), at)  # type: ignore[arg-type]
-                for item in errors]
-        run.store.insert_errors(rows)
-        run.problems += len(rows)
+        self._record(run, (_error_in(name, step_id, item) for item in errors))
 
     @guarded(False)
     def end_run(self, outcome: object = SUCCESS, stats: object = None) -> bool:
@@ -212,8 +204,9 @@ class RunTracker:
             outcome = PARTIAL
         from ..storage import ALREADY_ENDED
         from . import lifecycle
+        from .ending import Ending
 
-        ending = lifecycle.Ending(outcome, summary_json=sanitize.to_json(stats))
+        ending = Ending(outcome, summary_json=sanitize.to_json(stats))
         report_ = lifecycle.end_run(run.store, run.run_id, ending, run=run)
         self._run_id, self._open = run.run_id, None
         return report_.result != ALREADY_ENDED
@@ -226,9 +219,10 @@ class RunTracker:
         if run is None:
             return False
         from . import lifecycle
+        from .ending import exception_ending
 
         try:
-            ending = lifecycle.exception_ending(exc)
+            ending = exception_ending(exc)
             if ending.kind is None:
                 return self.end_run(ending.outcome)
             lifecycle.end_run(run.store, run.run_id, ending, run=run)
@@ -260,6 +254,16 @@ class RunTracker:
         return Step(self, name)
 
     # -- internals ---------------------------------------------------------------------------------------
+    def _record(self, run: OpenRun, errors: Iterable[ErrorIn]) -> None:
+        from . import lifecycle
+
+        def in_progress() -> str | None:
+            step = run.step_in_progress()
+            return step.name if step is not None else None
+
+        lifecycle.record_errors(run.store, run.run_id, self.club_slug, errors, run.known_steps,  # type: ignore[arg-type]
+                                in_progress, run=run)
+
     def _require_run(self, what: str, *, write: bool = True) -> OpenRun | None:
         """The open run, written to the database (raises if it cannot be: the call's guard logs it once).
         `write=False`: as it is (its end writes it, or keeps the end pending)."""
@@ -284,19 +288,6 @@ class RunTracker:
                 lifecycle.write_log_rows(run)
         return run
 
-
-
-def error_row(run_id: int, club_slug: str | None, step_name: str | None, step_id: object, member: object,
-              message: object, stack: object, at: str) -> ErrorRow:
-    """One run_errors row, as record_error(s) and the ingest API write it; `step_name` is already clean
-    (`_step_name`). Runs once per row of record_errors, hence the inlined None checks. The message is NOT NULL
-    in the original tool's schema, as ours."""
-    return (
-        run_id, step_id, club_slug, step_name,  # type: ignore[return-value]
-        None if member is None else sanitize.plain_text(member, sanitize.NAME_LIMIT),  # an id: not redacted
-        sanitize.text(NO_MESSAGE if message is None else message, sanitize.MESSAGE_LIMIT),
-        None if stack is None else sanitize.text(stack, sanitize.STACK_LIMIT), at,
-    )
 
 
 def track(pipeline: str | Callable[..., Any] | None = None, **tracker_options: Any) -> Any:
@@ -349,26 +340,19 @@ def _known_step(run: OpenRun, step_id: object) -> int | None:
     return None
 
 
-def _step_name(run: OpenRun, step_name: object, step_id: int | None) -> str:
-    """The step name an error is recorded under (NOT NULL in the original tool's schema, as in ours): the name
-    given; else the name of the step given by id; else the step in progress (the latest still open); else
-    NO_STEP, for an error of the run as a whole."""
-    if step_name is not None:
-        return sanitize.name(step_name)
-    if step_id is not None and step_id in run.known_steps:
-        return run.known_steps[step_id]
-    current = next(reversed(run.steps.values()), None)
-    return current.name if current is not None else NO_STEP
+def _clean_name(step_name: object) -> str | None:
+    """The step name an error names, cleaned; None: it names none (`lifecycle.record_errors` finds its step)."""
+    return None if step_name is None else sanitize.name(step_name)
 
 
-def _error_fields(item: object) -> tuple[object, object, object]:
-    """(member_identifier, message, stack) of one entry of an error list."""
+def _error_in(step_name: str | None, step_id: int | None, item: object) -> ErrorIn:
+    """One entry of an error list, as `lifecycle.record_errors` takes it."""
     if isinstance(item, BaseException):
         stack = "".join(traceback.format_exception(type(item), item, item.__traceback__))
-        return None, sanitize.exception_text(item), stack
+        return step_name, step_id, None, sanitize.exception_text(item), stack
     if isinstance(item, dict):
-        return _first(item, _MEMBER_KEYS), _first(item, _MESSAGE_KEYS), _first(item, _STACK_KEYS)
-    return None, item, None
+        return step_name, step_id, _first(item, _MEMBER_KEYS), _first(item, _MESSAGE_KEYS), _first(item, _STACK_KEYS)
+    return step_name, step_id, None, item, None
 
 
 def _first(item: dict[Any, Any], keys: tuple[str, ...]) -> object:

@@ -30,25 +30,26 @@ from ..base import sanitize
 from ..base.clock import now_ms
 from ..base.guard import report
 from ..base.outcomes import FAILURE, PARTIAL, SUCCESS
+from ..base.tail import OutputTail
 from ..base.units import format_duration
 from ..core import lifecycle, opening
 from ..core.attach import RUN_ID_ENV, child_view, worse
+from ..core.ending import Ending
 from ..core.opening import Locked
 from ..core.state import OpenRun
 from ..settings import values
 from ..settings.pipelines import ExecSettings
 from ..settings.values import DB_ENV, resolve_db
+from ..storage import Runs
+from .command import EXIT_LOCKED, STARTED_BY_ENV
 from .oom import OomWatch
-from .output import OutputTail, Passthrough
+from .output import Passthrough
 from .signals import Forwarder, die_by_signal, signal_name
 
-EXIT_LOCKED = 75  # EX_TEMPFAIL: another run holds the lock; try again later
 EXIT_TIMEOUT = 124  # as coreutils `timeout`
 EXIT_NOT_EXECUTABLE = 126  # as a shell
 EXIT_NOT_FOUND = 127  # as a shell
 PIPELINE_ENV = "RUNTRACKER_PIPELINE"
-# Who asked for the run (the dashboard's Start button sets it: "dashboard:<user>"); stored in runs.started_by.
-STARTED_BY_ENV = "RUNTRACKER_STARTED_BY"
 
 # What the user reads on stderr (and, for failures, in the run's crash row).
 NOT_FOUND = "{program}: command not found"
@@ -280,7 +281,7 @@ def _record(open_run: OpenRun, request: ExecRequest, ending: CommandEnd, tail: O
     """End the run with everything known. A failure to write is logged; the end stays the run's pending end,
     which the exit handler writes (never a generic failure instead), and the exit status is still ours."""
     try:
-        current = None if open_run.run_id is None else open_run.store.get_run(open_run.run_id)
+        current = None if open_run.run_id is None else Runs(open_run.store).get_run(open_run.run_id)
         view = child_view(current.get("summary_json") if current else None)
     except Exception as exc:  # what a Python child reported is lost; the command's own end is not
         report("reading what the command's Python child reported", exc)
@@ -288,7 +289,7 @@ def _record(open_run: OpenRun, request: ExecRequest, ending: CommandEnd, tail: O
     outcome = FAILURE if ending.message else SUCCESS
     if outcome == SUCCESS and view and view.get("outcome") in (PARTIAL, FAILURE):
         outcome = worse(outcome, view["outcome"])
-    end = lifecycle.Ending(outcome, summary=_summary(request, ending, tail, view),
+    end = Ending(outcome, summary=_summary(request, ending, tail, view),
                            kind=ending.kind if ending.message else None, message=ending.message,
                            exit_code=ending.exit_code, output_tail=tail.text())
     try:

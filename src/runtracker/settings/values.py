@@ -60,11 +60,11 @@ MAX_OWNERLESS_TIMEOUT_S = 365 * 86400.0
 REDACT_ENV = "RUNTRACKER_REDACT"
 REDACT_PATTERNS_ENV = "RUNTRACKER_REDACT_PATTERNS"
 
-# Where faulthandler files go (core/heartbeat.crash_dir), and the host name runs record (core/liveness).
+# Where faulthandler files go (core/crashfile.crash_dir), and the host name runs record (core/liveness).
 CRASH_DIR_ENV = "RUNTRACKER_CRASH_DIR"
 HOSTNAME_ENV = "RUNTRACKER_HOSTNAME"
 
-# `runtracker monitor --interval`; its default is `reaper.DEFAULT_MONITOR_INTERVAL_S`.
+# `runtracker monitor --interval`; its default is `monitor.loop.DEFAULT_MONITOR_INTERVAL_S`.
 MIN_MONITOR_INTERVAL_S = 0.1
 MAX_MONITOR_INTERVAL_S = 86400.0
 
@@ -206,7 +206,7 @@ def redact_patterns() -> list[str]:
 
 
 def crash_dir() -> str | None:
-    """$RUNTRACKER_CRASH_DIR, made absolute; None: the database's directory (core/heartbeat.crash_dir)."""
+    """$RUNTRACKER_CRASH_DIR, made absolute; None: the database's directory (core/crashfile.crash_dir)."""
     configured = environment(CRASH_DIR_ENV)
     return os.path.abspath(configured) if configured else None
 

@@ -1,5 +1,8 @@
 """The storage seam: `open_store(db)` gives a Store (SQLite or PostgreSQL) with its schema brought up to date.
 
+The queries are classes by resource over a store (`Runs(store)`, and in their modules `Auth`, `Dashboard`,
+`ErrorSearch`, `AlertStore`, `Ingest`): see `base`.
+
 A process keeps one store per database, shared by every tracker in it: that cache is a `StoreCache`, owned by
 the process state (`runtracker.core.state`). The CLI and tests open stores of their own with `open_store`.
 """
@@ -9,20 +12,8 @@ from __future__ import annotations
 import threading
 
 from ..settings.values import DatabaseURL, resolve_db
-from .base import (
-    ALREADY_ENDED,
-    ENDED,
-    OVERRODE_REAPER,
-    OWNER,
-    REAPER,
-    ErrorRow,
-    ForeignDatabase,
-    NoDatabase,
-    RunEnd,
-    RunFacts,
-    StepEnd,
-    Store,
-)
+from .base import ForeignDatabase, NoDatabase, Store
+from .runs import ALREADY_ENDED, ENDED, OVERRODE_REAPER, OWNER, REAPER, ErrorRow, RunEnd, RunFacts, Runs, StepEnd
 
 __all__ = [
     "ALREADY_ENDED",
@@ -35,6 +26,7 @@ __all__ = [
     "NoDatabase",
     "RunEnd",
     "RunFacts",
+    "Runs",
     "StepEnd",
     "Store",
     "StoreCache",

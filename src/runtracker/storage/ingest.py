@@ -1,17 +1,15 @@
-"""The ingest API's reads and writes on one store (docs/ingest.md): API keys and what they may write, the facts
-a request about a run or step is checked against, ping runs, and idempotency keys.
+"""The ingest API's reads and writes on one store (docs/ingest.md): the facts a request about a run or step is
+checked against, ping runs, and idempotency keys. Its API keys and what they may write are `auth.Auth`.
 
-The runs, steps and errors themselves are written by `runtracker.core.lifecycle` and the store's own methods, as the
-Python API writes them: nothing here writes to `runs`, `run_steps` or `run_errors`.
+The runs, steps and errors themselves are written by `runtracker.core.lifecycle` and `runs.Runs`, as the Python
+API writes them: nothing here writes to `runs`, `run_steps` or `run_errors`.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
-from fnmatch import fnmatchcase
+from collections.abc import Callable
 
-from ..base.records import Record
 from .base import Store
 
 TYPE_CHECKING = False  # `typing` is not imported at run time: see records.py
@@ -40,54 +38,11 @@ def owned_by(process_key: object, key_id: int) -> bool:
     return process_key == owner or process_key == owner + PING
 
 
-class ApiKey(Record):
-    """An API key as the ingest API sees it: its id and name, and the pipelines it may write."""
-
-    __slots__ = ("key_id", "name", "write")
-
-    def __init__(self, key_id: int, name: str, write: tuple[str, ...]) -> None:
-        self.key_id = key_id
-        self.name = name
-        self.write = write  # pipeline names or glob patterns; empty: read-only
-
-    def may_write(self, pipeline: str) -> bool:
-        return any(fnmatchcase(pipeline, pattern) for pattern in self.write)
-
-
-def parse_scope(text: object) -> tuple[str, ...]:
-    """The stored `write_pipelines` as patterns; NULL or anything unreadable is read-only."""
-    if not isinstance(text, str):
-        return ()
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return ()
-    return tuple(p for p in value if isinstance(p, str) and p) if isinstance(value, list) else ()
-
-
 class Ingest:
     """The ingest API's queries on one store."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
-
-    # -- API keys ------------------------------------------------------------------------------------------
-    def api_key(self, key_hash: str) -> ApiKey | None:
-        rows = self.store.read("SELECT id, name, write_pipelines FROM api_keys WHERE key_hash = ?", (key_hash,))
-        if not rows:
-            return None
-        return ApiKey(int(rows[0]["id"]), str(rows[0]["name"]), parse_scope(rows[0]["write_pipelines"]))
-
-    def set_write_scope(self, key_id: int, patterns: Sequence[str]) -> None:
-        """The pipelines (names or glob patterns) a key may write; none: read-only."""
-        with self.store.transaction() as cur:
-            cur.execute(self.store.sql("UPDATE api_keys SET write_pipelines = ? WHERE id = ?"),
-                        (json.dumps(list(patterns)) if patterns else None, key_id))
-
-    def scopes(self) -> dict[int, tuple[str, ...]]:
-        """Every key's write scope, by key id (for `runtracker user list`)."""
-        rows = self.store.read("SELECT id, write_pipelines FROM api_keys")
-        return {int(row["id"]): parse_scope(row["write_pipelines"]) for row in rows}
 
     # -- what a request is checked against ----------------------------------------------------------------
     def run(self, run_id: int) -> dict[str, Any] | None:

@@ -1,8 +1,9 @@
 """PostgreSQL: several hosts, one dashboard database. psycopg 3, imported only when a postgresql:// URL is used.
 
-Same queries (`base.Store`), same schema and migrations (`schema.py`), same promises as SQLite: every call that
-returns has committed, and a server that is down, slow or restarting never breaks the pipeline (calls fail, the
-guard logs them, the pipeline goes on). What is specific to a server over a network is here:
+Same queries (the resource classes over `base.Store`), same schema and migrations (`schema.py`), same promises
+as SQLite: every call that returns has committed, and a server that is down, slow or restarting never breaks
+the pipeline (calls fail, the guard logs them, the pipeline goes on). What is specific to a server over a
+network is here:
 
 - Reconnecting. A connection lost since the previous call (server restart, idle timeout, failover) is noticed
   by the first statement of the next transaction, its `BEGIN`; nothing of that transaction has reached the
@@ -237,7 +238,7 @@ class PostgresStore(Store):
         self._abandoned.append(conn)
         return int(conn.info.backend_pid)
 
-    def _retry_crash_write(self, write: Callable[[], Any]) -> Any:
+    def retry_crash_write(self, write: Callable[[], Any]) -> Any:
         # Ending a run is compare-and-set, so trying again after a lost connection cannot end it twice.
         deadline = time.monotonic() + CRASH_RETRY_S
         delay = 0.1
@@ -250,7 +251,7 @@ class PostgresStore(Store):
                 time.sleep(delay)
                 delay = min(delay * 2, 1.0)
 
-    def _hold_run(self, cur: Any, run_id: int) -> None:
+    def hold_run(self, cur: Any, run_id: int) -> None:
         # Writers of one database do not serialise here. Without this share lock a step could be added between
         # an end's look at the open steps and its commit, and stay open in an ended run; and an owner's end of
         # a step, waiting on the step's row while a reaper ends the run, would recheck it against a snapshot

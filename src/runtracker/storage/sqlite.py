@@ -39,7 +39,7 @@ class SQLiteStore(Store):
         # and later writes gets SQLITE_BUSY at once, without waiting for the busy timeout.
         self._conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
         self._synchronous = synchronous
-        # Set only while a crash write is tried again on a connection of its own (see `_retry_crash_write`).
+        # Set only while a crash write is tried again on a connection of its own (see `retry_crash_write`).
         self._crash_connection: sqlite3.Connection | None = None
         self._file = _identity(path)
         self._next_look = 0.0
@@ -126,7 +126,7 @@ class SQLiteStore(Store):
                 self._nesting = nesting
                 self._conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
 
-    def _retry_crash_write(self, write: Callable[[], Any]) -> Any:
+    def retry_crash_write(self, write: Callable[[], Any]) -> Any:
         # The interrupted call may have left a statement in progress on the connection: an INSERT ... RETURNING
         # whose row was not read yet, a SELECT not fetched to its end. The crash's COMMIT on that connection then
         # fails ("SQL statements in progress"), or its old read snapshot makes the write busy at once. The
@@ -244,7 +244,7 @@ def _table_info(cur: Any, table: str) -> dict[str, tuple[str, int, str | None]]:
 
 
 def _write_on(conn: sqlite3.Connection) -> Iterator[sqlite3.Cursor]:
-    """`BEGIN IMMEDIATE` ... `COMMIT` on a connection of the crash write's own (see `_retry_crash_write`)."""
+    """`BEGIN IMMEDIATE` ... `COMMIT` on a connection of the crash write's own (see `retry_crash_write`)."""
     cur = conn.cursor()
     cur.execute("BEGIN IMMEDIATE")
     try:

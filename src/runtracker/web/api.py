@@ -64,14 +64,20 @@ def _limit(request: Request, default: int) -> int:
 def pipelines(request: Request, web: Web, who: Principal) -> Response:
     found = []
     for card in cards(web):
-        latest = card["latest"]
+        latest, status = card["latest"], card["pipeline_status"]
         found.append({
             "name": card["name"], "status": card["status"], "latest_run": latest,
             "running_run": card["running"], "running": card["running_line"],
             "success_rate_percent": card["success_rate"], "recent_finished": card["finished"],
             "recent_successes": card["successes"], "can_start": card["command"] and card["running"] is None,
+            "overdue_since": _iso(status.overdue_since_ms), "next_due": _iso(status.next_due_ms),
+            "runs_too_long": status.too_long,
         })
     return JSONResponse({"pipelines": found})
+
+
+def _iso(ms: int | None) -> str | None:
+    return None if ms is None else iso(ms)
 
 
 @api
@@ -110,7 +116,7 @@ def run(request: Request, web: Web, who: Principal) -> Response:
 @api
 def errors(request: Request, web: Web, who: Principal) -> Response:
     flt = error_filter(request.query_params)
-    page = web.dash.errors(flt, _limit(request, ERRORS_PER_PAGE), error_cursor(request.query_params))
+    page = web.search.errors(flt, _limit(request, ERRORS_PER_PAGE), error_cursor(request.query_params))
     return JSONResponse({"errors": page.rows, "next_after": cursor_text(page.next),
                          "searched_back_to": page.window_end})
 
@@ -121,7 +127,7 @@ def error_groups(request: Request, web: Web, who: Principal) -> Response:
     window = int_param(request.query_params, "window", 1, max(GROUP_WINDOWS)) or DEFAULT_GROUP_WINDOW
     if window not in GROUP_WINDOWS:
         raise BadRequest(f"`window` is one of {', '.join(str(w) for w in GROUP_WINDOWS)}")
-    rows = web.dash.error_window(flt, window)
+    rows = web.search.error_window(flt, window)
     return JSONResponse({"window": window, "errors_grouped": len(rows),
                          "groups": [g.as_json() for g in grouping.group(rows)]})
 
@@ -155,7 +161,6 @@ def health(request: Request) -> Response:
 
 @api
 def metrics_page(request: Request, web: Web, who: Principal) -> Response:
-    body, content_type = metrics.exposition(web.dash, sorted(web.config().pipelines),
-                                             web.schedule_statuses(web.dash.running_runs()))
+    body, content_type = metrics.exposition(web.dash, sorted(web.config().pipelines), web.statuses)
     return Response(body, media_type=content_type)
 

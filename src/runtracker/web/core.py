@@ -7,12 +7,13 @@ block); POST endpoints are coroutines, because reading a form is, and hand their
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import os
 import re
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -23,14 +24,19 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from ..alerts.status import PipelineStatus, Schedules
 from ..base.clock import iso, now_ms, to_ms
+from ..base.schedule import croniter_available
+from ..base.status import PipelineFacts, PipelineStatus, pipeline_status
 from ..settings import configfile
-from ..settings.pipelines import PipelineConfig
+from ..settings.pipelines import PipelineConfig, Watch
 from ..settings.web import DEMO_PASSWORD, DEMO_USER, WebSettings
-from ..storage import Store, open_store
-from ..storage.dashboard import Dashboard, ErrorCursor, ErrorFilter
-from ..storage.ingest import ApiKey, Ingest
+from ..storage import Runs, Store, open_store
+from ..storage.alerts import AlertStore
+from ..storage.auth import ApiKey, Auth
+from ..storage.dashboard import Dashboard
+from ..storage.errorfilter import ErrorFilter
+from ..storage.ingest import Ingest
+from ..storage.search import ErrorCursor, ErrorSearch
 from . import passwords, present
 from .sessions import CSRF_FIELD, RateLimit, Sessions
 
@@ -90,9 +96,13 @@ class Web:
     def __init__(self, settings: WebSettings, store: Store | None = None) -> None:
         self.settings = settings
         self.store = store or open_store(settings.db)
+        # The queries, by resource (runtracker.storage): the dashboard's reads of runs, the error browser's,
+        # users and API keys, a run's records (clearing errors, the ingest API's writes), the ingest API's own.
         self.dash = Dashboard(self.store)
+        self.search = ErrorSearch(self.store)
+        self.auth = Auth(self.store)
+        self.runs = Runs(self.store)
         self.ingest = Ingest(self.store)
-        self.schedules = Schedules()  # overdue / next run / too long, memoised (runtracker.alerts.status)
         self.sessions = Sessions(settings.secret, settings.session_max_age_s)
         self.login_limit = RateLimit(settings.login_attempts, settings.login_window_s)
         # The templates ship with the package: no auto_reload, so no stat of each template on each page.
@@ -126,19 +136,41 @@ class Web:
         self._config = (stamp, loaded)
         return loaded
 
-    def schedule_statuses(self, running: list[dict[str, Any]]) -> dict[str, PipelineStatus]:
-        """Overdue, next run and runs too long of the config file's scheduled pipelines; nothing without the
-        alerts extra, and a failure costs only this part of the page (logged)."""
-        try:
-            return self.schedules.statuses(self.store, self.config(), now_ms(), running)
-        except Exception as exc:
-            log.error("runtracker: the schedules cannot be shown (%s: %s)", type(exc).__name__, exc)
-            return {}
+    def statuses(self, names: Sequence[str], latest: Mapping[str, Sequence[dict[str, Any]]],
+                 running: Sequence[dict[str, Any]], now: int) -> dict[str, PipelineStatus]:
+        """Each pipeline's status (runtracker.base.status: running, overdue since, too long, next due) from the
+        rows a page read: `latest`, each pipeline's latest runs, newest first; `running`, the `running` runs, oldest
+        first. Schedules need the alerts extra (croniter); without it, and if evaluating one fails (logged), a
+        status says only what needs no schedule."""
+        config = self.config()
+        by_pipeline: dict[str, list[dict[str, Any]]] = {}
+        for row in running:
+            by_pipeline.setdefault(row["pipeline"], []).append(row)
+        expected = {name: watch_of(config, name) for name in names}
+        if any(w.schedule is not None for w in expected.values()) and not croniter_available():
+            expected = {name: dataclasses.replace(w, schedule=None) for name, w in expected.items()}
+        # When the monitors first watched a pipeline matters only for a scheduled one that never ran.
+        unseen = tuple(n for n in names if expected[n].schedule is not None and not latest.get(n))
+        watched = self.dash.unchanged(("watched_since", unseen), lambda: AlertStore(self.store).watched_since(
+            unseen)) if unseen else {}
+        found, failed = {}, None
+        for name in names:
+            rows = latest.get(name)
+            facts = PipelineFacts(to_ms(rows[0]["started_at"]) if rows else None, by_pipeline.get(name, ()),
+                                  to_ms(watched[name]) if name in watched else None)
+            try:
+                found[name] = pipeline_status(name, expected[name], facts, now)
+            except Exception as exc:  # a schedule croniter cannot walk: this pipeline's lines are left out
+                failed = failed or exc
+                found[name] = pipeline_status(name, dataclasses.replace(expected[name], schedule=None), facts, now)
+        if failed is not None:
+            log.error("runtracker: the schedules cannot be shown (%s: %s)", type(failed).__name__, failed)
+        return found
 
     # -- users ---------------------------------------------------------------------------------------------
     def ensure_demo_user(self) -> None:
-        if self.dash.user_count() == 0:
-            self.dash.add_user(DEMO_USER, passwords.hash_password(DEMO_PASSWORD))
+        if self.auth.user_count() == 0:
+            self.auth.add_user(DEMO_USER, passwords.hash_password(DEMO_PASSWORD))
             log.warning("runtracker: DEMO MODE: created the user %r with the password %r", DEMO_USER, DEMO_PASSWORD)
         log.warning("runtracker: DEMO MODE: sessions are signed with a public secret; do not serve real data")
 
@@ -149,14 +181,14 @@ class Web:
         name = session.get("user")
         if not isinstance(name, str):
             return None
-        row = self.dash.unchanged(("user", name), lambda: self.dash.user(name))
+        row = self.dash.unchanged(("user", name), lambda: self.auth.user(name))
         if row is None or row["id"] != session.get("uid") or \
                 session.get("pw") != passwords.fingerprint(self.settings.secret, row["password_hash"]):
             return None
         return row
 
     def login(self, name: str, password: str) -> dict[str, Any] | None:
-        row = self.dash.user(name)
+        row = self.auth.user(name)
         if row is None:
             passwords.burn_time(password)
             return None
@@ -183,7 +215,7 @@ class Web:
         if found is not None and found[1] > now:
             key = found[0]
         else:
-            looked_up = self.ingest.api_key(key_hash)
+            looked_up = self.auth.api_key(key_hash)
             if looked_up is None:
                 self._keys.pop(key_hash, None)
                 return None
@@ -193,7 +225,7 @@ class Web:
             self._keys[key_hash] = (key, now + API_KEY_MEMORY_S)
         if now - self._key_touched.get(key.key_id, -API_KEY_TOUCH_S) >= API_KEY_TOUCH_S:
             self._key_touched[key.key_id] = now
-            self.dash.touch_api_key(key.key_id, iso(now_ms()))
+            self.auth.touch_api_key(key.key_id, iso(now_ms()))
         return key
 
     def remembered_api_key(self, secret: str) -> ApiKey | None:
@@ -222,6 +254,12 @@ class Web:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         response = RedirectResponse(url("/login", next=target), status_code=303)
         return self.sessions.save(request, response)
+
+
+def watch_of(config: PipelineConfig, pipeline: str) -> Watch:
+    """`config.pipeline(pipeline).watch` without building a Pipeline (a card each, on every overview)."""
+    own = config.pipelines.get(pipeline)
+    return own.watch if own is not None else config.default_watch
 
 
 def path_quote(value: object) -> str:

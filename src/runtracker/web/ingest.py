@@ -2,8 +2,8 @@
 
 A Node.js, Go or shell pipeline opens a run, adds steps, ends them with their counts, records errors, sends
 heartbeats and ends the run; the simplest scripts only ping start / success / fail. Every write goes through the
-same functions as the Python API (`opening.open_run`, `lifecycle.add_step`, `write_step_end`, `end_run`,
-`tracker.error_row`, `sanitize`), so the rows are the same, with the same limits, cleaning and owner-wins rules.
+same functions as the Python API (`opening.open_run`, `lifecycle.add_step`, `write_step_end`, `record_errors`,
+`end_run`, `sanitize`), so the rows are the same, with the same limits, cleaning and owner-wins rules.
 
 An HTTP run is owned by the API key that opened it (`runs.process_key` = `api-key:<id>`, `started_by` =
 `api:<key name>`): only that key writes to it, and its end is the owner's (it replaces a reaper's verdict once).
@@ -23,12 +23,12 @@ from starlette.routing import Route
 
 from ..base import sanitize
 from ..base.clock import iso, now_ms, to_ms
-from ..base.outcomes import DEFAULT_CLUB_SLUG, FAILURE, NO_STEP, PARTIAL, RUNNING, STEP_OUTCOMES, SUCCESS
+from ..base.outcomes import DEFAULT_CLUB_SLUG, FAILURE, PARTIAL, RUNNING, STEP_OUTCOMES, SUCCESS
+from ..base.tail import OutputTail
 from ..core import lifecycle, opening
-from ..core.tracker import error_row
-from ..exec.output import OutputTail
+from ..core.ending import Ending
 from ..settings.pipelines import DEFAULT_TAIL_BYTES
-from ..storage import ALREADY_ENDED, REAPER
+from ..storage import ALREADY_ENDED, REAPER, Runs
 from ..storage.ingest import PING, owned_by, owner_of
 from .ingest_http import READ_ONLY, Call, Problem, choice, count, endpoint, fields, integer, name, text
 
@@ -103,11 +103,9 @@ def record_errors(call: Call) -> tuple[int, dict[str, Any]]:
     data = call.json()
     many = isinstance(data, list)
     items = data if many else [data]
-    at = iso(now_ms())
     run_id = int(run["id"])
-    steps: dict[int, str] = {}
-    in_progress: list[str] = []  # read once, when an error names no step
-    rows = []
+    steps: dict[int, str] = {}  # the steps the errors give by id, each checked to be the run's
+    errors = []
     for i, item in enumerate(items):
         where = f"[{i}]" if many else ""
         if not isinstance(item, dict):
@@ -123,17 +121,12 @@ def record_errors(call: Call) -> tuple[int, dict[str, Any]]:
             if step is None or step["run_id"] != run_id:
                 raise Problem(422, f"run {run_id} has no step {step_id}", f"{where}.step_id" if where else "step_id")
             steps[step_id] = str(step["step_name"])
-        if step_name is None:  # as record_error: the step given by id, else the step in progress, else the run
-            if step_id is not None:
-                step_name = steps[step_id]
-            else:
-                if not in_progress:
-                    in_progress.append(call.ingest.step_in_progress(run_id) or NO_STEP)
-                step_name = in_progress[0]
-        rows.append(error_row(run_id, run["club_slug"], step_name, step_id, member, message, stack, at))
+        errors.append((step_name, step_id, member, message, stack))
     _still_running(run)
-    call.web.store.insert_errors(rows)
-    return 201, {"run_id": run_id, "recorded": len(rows)}
+    # Under the step named, else the one given by id, else the step in progress, else the run: as record_error.
+    recorded = lifecycle.record_errors(call.web.store, run_id, run["club_slug"], errors, steps,
+                                       lambda: call.ingest.step_in_progress(run_id))
+    return 201, {"run_id": run_id, "recorded": recorded}
 
 
 @endpoint
@@ -146,7 +139,7 @@ def end_run(call: Call) -> tuple[int, dict[str, Any]]:
     exit_code = integer(body, "exit_code")
     stats = body.get("stats")
     if crash is None:
-        ending = lifecycle.Ending(outcome, summary_json=sanitize.to_json(stats), exit_code=exit_code)
+        ending = Ending(outcome, summary_json=sanitize.to_json(stats), exit_code=exit_code)
     else:
         if outcome != FAILURE:
             raise Problem(422, "a run that ends with a crash ends `failure`", "outcome")
@@ -155,7 +148,7 @@ def end_run(call: Call) -> tuple[int, dict[str, Any]]:
             summary["stats"] = stats
         if exit_code is not None:
             summary["exit_code"] = exit_code
-        ending = lifecycle.Ending(FAILURE, summary=summary, kind=name(crash, "kind", "crash") or "uncaught_exception",
+        ending = Ending(FAILURE, summary=summary, kind=name(crash, "kind", "crash") or "uncaught_exception",
                                   message=text(crash, "message", "crash", required=True),
                                   stack=text(crash, "stack", "crash"), exit_code=exit_code, name_step=True)
     done = lifecycle.end_run(call.web.store, int(run["id"]), ending)
@@ -171,7 +164,7 @@ def heartbeat(call: Call) -> tuple[int, dict[str, Any]]:
     run = _owned_run(call)
     fields(call.json(), ())
     at = iso(now_ms())
-    if not call.web.store.touch_heartbeat([int(run["id"])], at):
+    if not Runs(call.web.store).touch_heartbeat([int(run["id"])], at):
         raise _ended(run["id"], call)
     return 200, {"run_id": run["id"], "heartbeat_at": at}
 
@@ -183,7 +176,7 @@ def ping_start(call: Call) -> tuple[int, dict[str, Any]]:
     pipeline = _ping_pipeline(call)
     superseded = call.ingest.ping_runs(pipeline, call.key.key_id)
     for run_id in superseded:
-        lifecycle.end_run(call.web.store, run_id, lifecycle.Ending(FAILURE, kind=SUPERSEDED,
+        lifecycle.end_run(call.web.store, run_id, Ending(FAILURE, kind=SUPERSEDED,
                                                                   message=SUPERSEDED_MESSAGE, name_step=True))
     run_id = _open(call, pipeline, None, owner_of(call.key.key_id) + PING)
     return 201, {"run_id": run_id, "pipeline": pipeline, "superseded": superseded}
@@ -223,10 +216,10 @@ def _ping_end(call: Call, ping: str, code: int | None) -> tuple[int, dict[str, A
     run_id = started[0] if started else _open(call, pipeline, None, owner_of(call.key.key_id) + PING)
     summary: dict[str, Any] = {"ping": ping if code is None else str(code)}
     if ping == "success":
-        ending = lifecycle.Ending(SUCCESS, summary=summary, exit_code=code, output_tail=output)
+        ending = Ending(SUCCESS, summary=summary, exit_code=code, output_tail=output)
     else:
         message = PING_FAILED if code is None else PING_EXITED.format(code=code)
-        ending = lifecycle.Ending(FAILURE, summary=summary, kind=PING_EXIT, message=message, exit_code=code,
+        ending = Ending(FAILURE, summary=summary, kind=PING_EXIT, message=message, exit_code=code,
                                   output_tail=output)
     done = lifecycle.end_run(call.web.store, run_id, ending)
     if done.result == ALREADY_ENDED:  # a concurrent end ping won

@@ -24,7 +24,8 @@ from starlette.responses import JSONResponse, Response
 
 from ..base import sanitize
 from ..base.clock import iso, now_ms
-from ..storage.ingest import BUSY, DONE, MISMATCH, ApiKey, Ingest
+from ..storage.auth import ApiKey
+from ..storage.ingest import BUSY, DONE, MISMATCH, Ingest
 from .core import Web, web_of
 
 log = logging.getLogger("runtracker.web")

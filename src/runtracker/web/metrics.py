@@ -8,19 +8,24 @@ several dashboard processes, or a restart, give the same numbers.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 
-from ..alerts.status import PipelineStatus
 from ..base.clock import iso, now_ms, to_ms
 from ..base.outcomes import FAILURE, PARTIAL, RUNNING, SUCCESS
+from ..base.status import PipelineStatus
 from ..storage.dashboard import Dashboard
 
 WINDOW_MS = 24 * 3600 * 1000
 FINISHED = (SUCCESS, PARTIAL, FAILURE)
+
+# Each pipeline's status (runtracker.base.status) from (names, their latest runs, the running runs, now):
+# `Web.statuses`.
+StatusOf = Callable[[Sequence[str], Mapping[str, Sequence[dict[str, Any]]], Sequence[dict[str, Any]], int],
+                    Mapping[str, PipelineStatus]]
 
 
 def _seconds(moment: object) -> float | None:
@@ -29,11 +34,10 @@ def _seconds(moment: object) -> float | None:
 
 
 class _Collector:
-    def __init__(self, dash: Dashboard, configured: Sequence[str],
-                 schedules: Mapping[str, PipelineStatus] | None = None) -> None:
+    def __init__(self, dash: Dashboard, configured: Sequence[str], status_of: StatusOf) -> None:
         self.dash = dash
         self.configured = configured
-        self.schedules = schedules or {}  # the scheduled pipelines' overdue / next run / too long
+        self.status_of = status_of
 
     def collect(self) -> Iterator[Metric]:
         now = now_ms()
@@ -41,7 +45,7 @@ class _Collector:
         latest = self.dash.latest_runs(names, 5)
         successes = self.dash.latest_runs(names, 1, outcome=SUCCESS)
         running_rows = self.dash.running_runs()
-        running = {run["pipeline"]: run for run in reversed(running_rows)}  # the oldest, per pipeline
+        statuses = self.status_of(names, latest, running_rows, now)
         since = iso(now - WINDOW_MS)
 
         outcome = GaugeMetricFamily("runtracker_last_run_outcome", "1 for the outcome of the pipeline's last "
@@ -67,7 +71,7 @@ class _Collector:
                     finished.add_metric([name], at)
             if successes[name] and (at := _seconds(successes[name][0]["finished_at"])) is not None:
                 success.add_metric([name], at)
-            run = running.get(name)
+            run = statuses[name].oldest_running
             is_running.add_metric([name], 1.0 if run else 0.0)
             if run is not None and (started := to_ms(run["started_at"])) is not None:
                 running_for.add_metric([name], max(0, now - started) / 1000)
@@ -87,11 +91,11 @@ class _Collector:
         total = GaugeMetricFamily("runtracker_running_runs", "Runs `running` now, all pipelines")
         total.add_metric([], float(len(running_rows)))
         yield total
-        yield from _schedule_metrics(self.schedules)
+        yield from _schedule_metrics([statuses[name] for name in names if statuses[name].watched])
 
 
-def _schedule_metrics(schedules: Mapping[str, PipelineStatus]) -> Iterator[Metric]:
-    """Per scheduled pipeline (runtracker.alerts.status): overdue or not, since when, its next run, runs too long."""
+def _schedule_metrics(statuses: Sequence[PipelineStatus]) -> Iterator[Metric]:
+    """Per pipeline with a schedule or a maximum runtime: overdue or not, since when, its next run, runs too long."""
     overdue = GaugeMetricFamily("runtracker_overdue", "1 while the pipeline has not started since a scheduled "
                                 "time more than its grace ago", labels=["pipeline"])
     since = GaugeMetricFamily("runtracker_overdue_since_timestamp_seconds", "The scheduled time an overdue "
@@ -100,19 +104,19 @@ def _schedule_metrics(schedules: Mapping[str, PipelineStatus]) -> Iterator[Metri
                                   "(Unix time)", labels=["pipeline"])
     too_long = GaugeMetricFamily("runtracker_runs_too_long", "The pipeline's runs still running past its "
                                  "max_runtime", labels=["pipeline"])
-    for name, status in sorted(schedules.items()):
+    for status in statuses:
+        name = status.pipeline
         overdue.add_metric([name], 1.0 if status.overdue_since_ms is not None else 0.0)
         if status.overdue_since_ms is not None:
             since.add_metric([name], status.overdue_since_ms / 1000)
-        if status.next_run_ms is not None:
-            following.add_metric([name], status.next_run_ms / 1000)
+        if status.next_due_ms is not None:
+            following.add_metric([name], status.next_due_ms / 1000)
         too_long.add_metric([name], float(len(status.too_long)))
     yield from (overdue, since, following, too_long)
 
 
-def exposition(dash: Dashboard, configured: Sequence[str],
-               schedules: Mapping[str, PipelineStatus] | None = None) -> tuple[bytes, str]:
+def exposition(dash: Dashboard, configured: Sequence[str], status_of: StatusOf) -> tuple[bytes, str]:
     """The metrics as Prometheus text, and its content type."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Collector(dash, configured, schedules))  # type: ignore[arg-type]
+    registry.register(_Collector(dash, configured, status_of))  # type: ignore[arg-type]
     return generate_latest(registry), CONTENT_TYPE_LATEST

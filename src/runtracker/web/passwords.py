@@ -3,34 +3,34 @@ CLI's `runtracker user` commands use this module alone."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import secrets
 from typing import Any
 
+from ..core.state import STATE
+
 MISSING_EXTRA = "the dashboard needs the web extra, which is not installed: pip install 'runtracker[web]'"
 MIN_PASSWORD = 8
 API_KEY_PREFIX = "rtk_"
 
-_hasher: Any = None
-
 
 def hasher() -> Any:
-    """argon2-cffi's PasswordHasher with its (RFC 9106 low-memory) defaults; ImportError naming the extra."""
-    global _hasher
-    if _hasher is None:
+    """The process's PasswordHasher (`STATE.password_hasher`): by default argon2-cffi's, with its (RFC 9106
+    low-memory) defaults, made at first use; ImportError naming the extra."""
+    if STATE.password_hasher is None:
         try:
             from argon2 import PasswordHasher
         except ImportError as exc:
             raise ImportError(MISSING_EXTRA) from exc
-        _hasher = PasswordHasher()
-    return _hasher
+        STATE.password_hasher = PasswordHasher()
+    return STATE.password_hasher
 
 
 def set_hasher(value: Any) -> None:
-    """Use another PasswordHasher (tests use a cheap one)."""
-    global _hasher
-    _hasher = value
+    """Use another PasswordHasher (tests use a cheap one); None: the default again."""
+    STATE.password_hasher = value
 
 
 def hash_password(password: str) -> str:
@@ -47,15 +47,16 @@ def verify_password(password_hash: str, password: str) -> bool:
         return False
 
 
-# Verified against when the user does not exist, so that an unknown name takes as long as a wrong password.
-_dummy: str | None = None
-
-
 def burn_time(password: str) -> None:
-    global _dummy
-    if _dummy is None:
-        _dummy = hash_password(secrets.token_urlsafe(16))
-    verify_password(_dummy, password)
+    """Take as long as checking a wrong password: what the login does for a user that does not exist."""
+    verify_password(_dummy_hash(hasher()), password)
+
+
+@functools.lru_cache(maxsize=1)
+def _dummy_hash(password_hasher: Any) -> str:
+    """A memo cache: the hash of a random password, made once per hasher (any such hash serves equally well),
+    that an unknown user's password is verified against."""
+    return str(password_hasher.hash(secrets.token_urlsafe(16)))
 
 
 def password_problem(password: str) -> str | None:

@@ -19,6 +19,8 @@ from markupsafe import Markup, escape
 
 from ..base.clock import now_ms, to_ms
 from ..base.outcomes import FAILURE, PARTIAL, RUNNING, SUCCESS
+from ..base.schedule import local_time
+from ..base.status import PipelineStatus
 from ..core.logring import split_stack
 
 NEVER_RAN = "never ran"
@@ -148,6 +150,17 @@ def card(name: str, latest_runs: list[dict[str, Any]], recent: list[dict[str, An
         "finished": len(finished),
         "sparkline": chart(list(reversed(recent)), 150.0, 28.0, now, slots=RECENT_RUNS),
         "command": command,
+    }
+
+
+def schedule(status: PipelineStatus, timezone: str, now: int) -> dict[str, Any]:
+    """A card's lines about its schedule, times in the pipeline's time zone: "Overdue since today 07:00 CEST",
+    "Next: tomorrow 07:00 CEST" (None without one), and the ids of its runs running too long."""
+    overdue, following = status.overdue_since_ms, status.next_due_ms
+    return {
+        "overdue_text": f"Overdue since {local_time(overdue, timezone, now)}" if overdue is not None else None,
+        "next_text": f"Next: {local_time(following, timezone, now)}" if following is not None else None,
+        "too_long": status.too_long,
     }
 
 

@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import threading
 import time
 from typing import Any
 
-from ..exec.wrapper import EXIT_LOCKED, STARTED_BY_ENV
+from ..exec.command import EXIT_LOCKED, STARTED_BY_ENV, locked_argv
 from ..settings.pipelines import PipelineConfig
 from ..settings.values import DB_ENV
 from ..storage.dashboard import Dashboard
@@ -57,9 +56,7 @@ def start(dash: Dashboard, config: PipelineConfig, pipeline: str, started_by: st
     running = dash.running_run(pipeline)
     if running is not None:
         return StartResult("running", run_id=int(running["id"]))
-    argv = [sys.executable, "-m", "runtracker", "exec", "--lock", "--pipeline", pipeline]
-    if config.path:
-        argv += ["--config", os.path.abspath(config.path)]
+    argv = locked_argv(pipeline, os.path.abspath(config.path) if config.path else None)
     env = dict(os.environ)
     env[STARTED_BY_ENV] = started_by
     if db:

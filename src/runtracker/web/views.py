@@ -12,7 +12,8 @@ from starlette.responses import RedirectResponse, Response
 
 from ..base.clock import now_ms
 from ..base.outcomes import CRASH_STEP, RUNNING
-from ..storage.dashboard import BY_PIPELINE, RUN_BAR_COLUMNS, Dashboard, ErrorFilter
+from ..storage.dashboard import RUN_BAR_COLUMNS, Dashboard
+from ..storage.errorfilter import BY_PIPELINE, ErrorFilter
 from . import grouping, present, start
 from .core import (
     COUNT_CAP,
@@ -33,6 +34,7 @@ from .core import (
     path_quote,
     safe_next,
     url,
+    watch_of,
     web_of,
 )
 from .sessions import CSRF_FIELD
@@ -94,31 +96,32 @@ def cards(web: Web) -> list[dict[str, Any]]:
     config = web.config()
     configured = tuple(sorted(config.pipelines))
     rows = web.dash.unchanged(("overview", configured), lambda: _OverviewRows(web.dash, configured))
-    schedules = web.schedule_statuses(rows.running_rows)  # "Overdue since 07:00", "Next: today 07:00", too long
     now = now_ms()
+    statuses = web.statuses(rows.names, rows.latest, rows.running_rows, now)
     found = []
     for name in rows.names:
-        run = rows.running.get(name)
-        found.append(present.card(name, rows.latest[name], rows.recent[name], run, rows.usual.get(name, []),
-                                  start.command_of(config, name) is not None, now))
-        found[-1]["schedule"] = schedules.get(name)
+        status = statuses[name]
+        found.append(present.card(name, rows.latest[name], rows.recent[name], status.oldest_running,
+                                  rows.usual.get(name, []), start.command_of(config, name) is not None, now))
+        # "Overdue since today 07:00 CEST", "Next: tomorrow 07:00 CEST", the runs too long
+        found[-1]["schedule"] = present.schedule(status, watch_of(config, name).timezone, now) \
+            if status.watched else None
+        found[-1]["pipeline_status"] = status
     return found
 
 
 class _OverviewRows:
     """What the overview reads, kept while the database does not change (`Dashboard.unchanged`): read-only."""
 
-    __slots__ = ("names", "recent", "latest", "running_rows", "running", "usual")
+    __slots__ = ("names", "recent", "latest", "running_rows", "usual")
 
     def __init__(self, dash: Dashboard, configured: tuple[str, ...]) -> None:
         self.names = sorted(set(dash.pipeline_names()) | set(configured))
         self.recent = dash.latest_runs(self.names, present.RECENT_RUNS, columns=RUN_BAR_COLUMNS)
         self.latest = dash.latest_runs(self.names, 2)
-        self.running_rows = dash.running_runs()
-        self.running: dict[str, dict[str, Any]] = {}
-        for row in self.running_rows:
-            self.running.setdefault(row["pipeline"], row)
-        self.usual = {name: dash.successful_durations(name, present.USUAL_RUNS) for name in self.running}
+        self.running_rows = dash.running_runs()  # oldest first
+        self.usual = {name: dash.successful_durations(name, present.USUAL_RUNS)
+                      for name in dict.fromkeys(row["pipeline"] for row in self.running_rows)}
 
 
 # -- a pipeline's history -------------------------------------------------------------------------------------
@@ -210,7 +213,7 @@ def errors(request: Request, web: Web, user: dict[str, Any]) -> Response:
     grouped = request.query_params.get("view") == "groups"
     context = error_context(request, web, flt, grouped, "/errors")
     context["pipelines"] = sorted(set(web.dash.pipeline_names()) | set(web.config().pipelines))
-    context["steps"] = web.dash.step_names()
+    context["steps"] = web.search.step_names()
     return web.render(request, "errors.html", context, user=user)
 
 
@@ -219,24 +222,24 @@ def error_context(request: Request, web: Web, flt: ErrorFilter, grouped: bool, p
     params = filter_params(request.query_params)
     context: dict[str, Any] = {"filter": flt, "params": params, "grouped": grouped, "path": path,
                                "windows": GROUP_WINDOWS, "by_runs": flt.mode == BY_PIPELINE,
-                               "run_window": web.dash.RUN_WINDOW, "error_window": web.dash.ERROR_WINDOW,
+                               "run_window": web.search.RUN_WINDOW, "error_window": web.search.ERROR_WINDOW,
                                "flat_url": url(path, **params), "groups_url": url(path, view="groups", **params),
                                "clear_url": url("/errors/clear", **params), "now": now_ms()}
     if grouped:
         window = int_param(request.query_params, "window", 1, max(GROUP_WINDOWS)) or DEFAULT_GROUP_WINDOW
         if window not in GROUP_WINDOWS:
             raise BadRequest(f"`window` is one of {', '.join(str(w) for w in GROUP_WINDOWS)}")
-        rows = web.dash.error_window(flt, window)
+        rows = web.search.error_window(flt, window)
         context.update(window=window, window_rows=len(rows), groups=grouping.group(rows))
         return context
     cursor = error_cursor(request.query_params)
-    result = web.dash.errors(flt, ERRORS_PER_PAGE, cursor)
+    result = web.search.errors(flt, ERRORS_PER_PAGE, cursor)
     context.update(
         rows=result.rows, window_end=result.window_end, cursor=cursor,
         older=url(path, after=cursor_text(result.next), **params) if result.next else None,
         newest=url(path, **params) if cursor else None,
         # Counting is capped, and left out for free text (it would walk the whole window once more).
-        count=None if flt.text else web.dash.count_errors(flt, COUNT_CAP), count_cap=COUNT_CAP,
+        count=None if flt.text else web.search.count_errors(flt, COUNT_CAP), count_cap=COUNT_CAP,
     )
     return context
 
@@ -263,10 +266,10 @@ def member(request: Request, web: Web, user: dict[str, Any]) -> Response:
     identifier = request.path_params["identifier"]
     flt = ErrorFilter(member=identifier)
     cursor = error_cursor(request.query_params)
-    result = web.dash.errors(flt, ERRORS_PER_PAGE, cursor)
+    result = web.search.errors(flt, ERRORS_PER_PAGE, cursor)
     if not result.rows and cursor is None:
         return not_found(request, web, user, "no errors were recorded for this member")
-    window = web.dash.error_window(flt, 1000)
+    window = web.search.error_window(flt, 1000)
     groups = grouping.group(window)
     pipelines: dict[str, int] = {}
     for row in window:
@@ -275,7 +278,7 @@ def member(request: Request, web: Web, user: dict[str, Any]) -> Response:
         "member": identifier, "rows": result.rows, "groups": groups, "window_rows": len(window),
         "pipelines": sorted(pipelines.items(), key=lambda kv: -kv[1]),
         "runs": len({row["run_id"] for row in window}),
-        "count": web.dash.count_errors(flt, COUNT_CAP), "count_cap": COUNT_CAP,
+        "count": web.search.count_errors(flt, COUNT_CAP), "count_cap": COUNT_CAP,
         "older": url(f"/member/{path_quote(identifier)}", after=cursor_text(result.next)) if result.next else None,
         "newest": url(f"/member/{path_quote(identifier)}") if cursor else None, "now": now_ms(),
     }, user=user)
@@ -285,7 +288,7 @@ def member(request: Request, web: Web, user: dict[str, Any]) -> Response:
 def clear_confirm(request: Request, web: Web, user: dict[str, Any]) -> Response:
     flt = error_filter(request.query_params)
     return web.render(request, "clear.html", {
-        "filter": flt, "params": filter_params(request.query_params), "count": web.dash.count_errors(flt, COUNT_CAP),
+        "filter": flt, "params": filter_params(request.query_params), "count": web.search.count_errors(flt, COUNT_CAP),
         "count_cap": COUNT_CAP, "back": url("/errors", **filter_params(request.query_params)),
     }, user=user)
 
@@ -298,7 +301,7 @@ async def clear_post(request: Request, web: Web, user: dict[str, Any], form: For
         return web.render(request, "message.html", {"title": "Bad request", "message": str(exc)}, 400, user)
     if form.get("confirm") != "yes":
         return RedirectResponse(url("/errors/clear", **filter_params(form)), status_code=303)
-    deleted = await run_in_threadpool(web.dash.clear_errors, flt)
+    deleted = await run_in_threadpool(web.runs.clear_errors, flt)
     web.sessions.flash(request, f"Cleared {deleted:,} errors (crash rows are kept).")
     return web.sessions.save(request, RedirectResponse(url("/errors", **filter_params(form)), status_code=303))
 

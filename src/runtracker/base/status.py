@@ -1,0 +1,105 @@
+"""A pipeline's status, decided in one place: its last start, its running runs, since when it is overdue, which
+runs run too long, and when it is due next (docs/alerts.md#overdue-next-run-too-long).
+
+`pipeline_status` is the rule, as healthchecks' `Check.get_status()` is: a pure function of what the caller
+read (`PipelineFacts`), what the config file expects of the pipeline (`Expectations`: its `Watch`) and the time
+`now`. No I/O, no clock of its own. The overview, `/metrics`, the JSON API (runtracker.web) and the monitor's
+alerts (runtracker.alerts.watcher) all call it; the schedule arithmetic it needs is remembered in one memo,
+`schedule.NEXT_TIMES`.
+
+- **Overdue**: *missed* = the first scheduled time after the pipeline's latest start (a start up to
+  `EARLY_START_MS` before a scheduled time counts for it); overdue once `now` ≥ *missed* + grace, "since
+  *missed*". A pipeline that never ran counts from when a monitor first watched it; one that never ran and was
+  never watched is not overdue (it counts from now, and now is never overdue).
+- **Too long**: a run still `running` for longer than the pipeline's `max_runtime`.
+- **Next due**: the first scheduled time after `now`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from .clock import to_ms
+from .records import Record
+from .schedule import NEXT_TIMES, Schedule
+
+TYPE_CHECKING = False  # `typing` is not imported at run time: see records.py
+if TYPE_CHECKING:
+    from typing import Any, Protocol
+
+    class Expectations(Protocol):
+        """What the config file expects of a pipeline (`configfile.Watch` is one)."""
+
+        @property
+        def schedule(self) -> Schedule | None: ...
+        @property
+        def grace_s(self) -> float: ...
+        @property
+        def max_runtime_s(self) -> float | None: ...
+
+# A start this long before a scheduled time counts for it: the run's started_at is its own host's clock, and
+# a host a few seconds ahead (or a timer that fires early) must not make a pipeline that ran look overdue.
+EARLY_START_MS = 60_000
+
+
+class PipelineFacts(Record):
+    """What the database says about one pipeline, as the caller read it (times in ms since the epoch)."""
+
+    __slots__ = ("last_started_ms", "running", "watched_since_ms")
+
+    def __init__(self, last_started_ms: int | None, running: Sequence[dict[str, Any]] = (),
+                 watched_since_ms: int | None = None) -> None:
+        self.last_started_ms = last_started_ms  # when its latest run started, whatever its outcome; None: never
+        self.running = tuple(running)  # its `running` runs (rows with `id` and `started_at`), oldest first
+        self.watched_since_ms = watched_since_ms  # when a monitor first watched it (alert_pipelines), if ever
+
+
+class PipelineStatus(Record):
+    """One pipeline's status at one moment (times in ms since the epoch)."""
+
+    __slots__ = ("pipeline", "watched", "last_started_ms", "running", "overdue_since_ms", "too_long", "next_due_ms")
+
+    def __init__(self, pipeline: str, watched: bool, last_started_ms: int | None, running: tuple[dict[str, Any], ...],
+                 overdue_since_ms: int | None, too_long: list[int], next_due_ms: int | None) -> None:
+        self.pipeline = pipeline
+        self.watched = watched  # it has a schedule or a maximum runtime: something can be overdue or too long
+        self.last_started_ms = last_started_ms
+        self.running = running  # its `running` runs, oldest first
+        self.overdue_since_ms = overdue_since_ms  # the scheduled time it missed; None while not overdue
+        self.too_long = too_long  # ids of its running runs past max_runtime
+        self.next_due_ms = next_due_ms  # its next scheduled time after now; None without a schedule
+
+    @property
+    def oldest_running(self) -> dict[str, Any] | None:
+        """The run the overview and /metrics show as the pipeline's running one."""
+        return self.running[0] if self.running else None
+
+
+def pipeline_status(pipeline: str, expect: Expectations, facts: PipelineFacts, now_ms: int) -> PipelineStatus:
+    """The status of `pipeline` at `now_ms` (the rules: this module's docstring)."""
+    schedule = expect.schedule
+    overdue = next_due = None
+    if schedule is not None:
+        next_due = NEXT_TIMES.after(schedule, now_ms)
+        start = facts.last_started_ms if facts.last_started_ms is not None else facts.watched_since_ms
+        if start is not None:
+            overdue = overdue_since(schedule, expect.grace_s, start, now_ms)
+    limit = expect.max_runtime_s
+    long_runs = [int(run["id"]) for run in facts.running
+                 if limit is not None and too_long(to_ms(run.get("started_at")), limit, now_ms)]
+    watched = schedule is not None or expect.max_runtime_s is not None
+    return PipelineStatus(pipeline, watched, facts.last_started_ms, facts.running, overdue, long_runs, next_due)
+
+
+def overdue_since(schedule: Schedule, grace_s: float, last_start_ms: int, now_ms: int) -> int | None:
+    """The first scheduled instant after `last_start_ms` once its grace has passed at `now_ms`; None while the
+    pipeline is not overdue. `last_start_ms`: its latest run's start (or when watching it began)."""
+    missed = NEXT_TIMES.after(schedule, last_start_ms + EARLY_START_MS)
+    if missed is None or now_ms < missed + grace_s * 1000:
+        return None
+    return missed
+
+
+def too_long(started_ms: int | None, max_runtime_s: float | None, now_ms: int) -> bool:
+    """Whether a run still `running` has run longer than its pipeline's maximum runtime."""
+    return max_runtime_s is not None and started_ms is not None and now_ms - started_ms > max_runtime_s * 1000

@@ -1,0 +1,71 @@
+"""Users and API keys (`storage.auth.Auth`), the same on every backend: what each method writes, returns and
+refuses. Hashes are opaque text here: hashing is the web layer's (runtracker.web.passwords)."""
+
+from __future__ import annotations
+
+from helpers import open_fresh
+from runtracker.storage.auth import Auth
+
+T0 = "2026-01-01T00:00:00.000Z"
+
+
+def test_a_user_is_added_once_and_its_password_changed_or_removed_by_name(db_url):
+    """add_user refuses a name that exists; set_password and remove_user say whether the user was there."""
+    store = open_fresh(db_url)
+    auth = Auth(store)
+    assert auth.user_count() == 0 and auth.user("bob") is None
+    assert auth.add_user("bob", "hash-1") and auth.add_user("alice", "hash-2")
+    assert not auth.add_user("bob", "hash-3")
+    assert auth.user("bob")["password_hash"] == "hash-1"
+    assert [u["name"] for u in auth.users()] == ["alice", "bob"] and "password_hash" not in auth.users()[0]
+    assert auth.set_password("bob", "hash-4") and auth.user("bob")["password_hash"] == "hash-4"
+    assert not auth.set_password("carol", "hash-5")
+    assert auth.remove_user("bob") and not auth.remove_user("bob")
+    assert auth.user_count() == 1 and auth.user("bob") is None
+    store.close()
+
+
+def test_an_api_key_is_read_only_until_given_pipelines_to_write(db_url):
+    """A new key is found by its hash with no write scope; set_write_scope gives it names or glob patterns
+    (scopes lists them by key id), and an empty scope makes it read-only again."""
+    store = open_fresh(db_url)
+    auth = Auth(store)
+    key_id = auth.add_api_key("ci", "key-hash-1")
+    key = auth.api_key("key-hash-1")
+    assert (key.key_id, key.name, key.write) == (key_id, "ci", ()) and not key.may_write("nikki")
+    assert auth.api_key("no-such-hash") is None
+    auth.set_write_scope(key_id, ["nikki", "sync-*"])
+    key = auth.api_key("key-hash-1")
+    assert key.may_write("nikki") and key.may_write("sync-laposta") and not key.may_write("backup")
+    assert auth.scopes() == {key_id: ("nikki", "sync-*")}
+    auth.set_write_scope(key_id, [])
+    assert auth.api_key("key-hash-1").write == () and auth.scopes() == {key_id: ()}
+    store.close()
+
+
+def test_an_unreadable_write_scope_is_read_only(db_url):
+    """A `write_pipelines` value that is not a JSON list of names (written by hand) grants nothing."""
+    store = open_fresh(db_url)
+    auth = Auth(store)
+    key_id = auth.add_api_key("ci", "key-hash-1")
+    for stored in ("not json", '{"nikki": true}', '["", 7, "nikki"]'):
+        with store.transaction() as cur:
+            cur.execute(store.sql("UPDATE api_keys SET write_pipelines = ? WHERE id = ?"), (stored, key_id))
+        assert auth.api_key("key-hash-1").write == (("nikki",) if stored.startswith("[") else ())
+    store.close()
+
+
+def test_api_keys_are_listed_by_name_touched_and_removed_together(db_url):
+    """Several keys may share a name: api_keys lists them (never a hash), touch_api_key records a use, and
+    remove_api_keys removes every key of the name and says how many."""
+    store = open_fresh(db_url)
+    auth = Auth(store)
+    first, second = auth.add_api_key("node", "hash-a"), auth.add_api_key("node", "hash-b")
+    auth.add_api_key("ci", "hash-c")
+    assert [(k["name"], k["id"]) for k in auth.api_keys()] == [("ci", second + 1), ("node", first), ("node", second)]
+    assert all("key_hash" not in k and k["last_used_at"] is None for k in auth.api_keys())
+    auth.touch_api_key(first, T0)
+    assert [k["last_used_at"] for k in auth.api_keys() if k["id"] == first] == [T0]
+    assert auth.remove_api_keys("node") == 2 and auth.remove_api_keys("node") == 0
+    assert auth.api_key("hash-a") is None and [k["name"] for k in auth.api_keys()] == ["ci"]
+    store.close()
