@@ -47,15 +47,14 @@ GOAL = 50.0
 def _tracker_with_fsync(path: Path) -> RunTracker:
     """A tracker whose store commits with synchronous=FULL (an fsync per commit, like MLflow's SQLite defaults).
 
-    The setting is not a public option, so the store is put into the process's store cache by hand.
+    The setting is not a public option, so the store is given to the process's store cache by hand.
     """
-    from runtracker.settings.values import resolve_db
-    from runtracker.storage import _stores
+    from runtracker.core.state import STATE
     from runtracker.storage.sqlite import SQLiteStore
 
     store = SQLiteStore(str(path), synchronous="FULL")
     store.upgrade_schema()
-    _stores[str(resolve_db(str(path)))] = store
+    STATE.stores.use(str(path), store)
     return RunTracker("bench", db=str(path))
 
 

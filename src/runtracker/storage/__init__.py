@@ -78,6 +78,13 @@ class StoreCache:
                 store = self._stores[key] = open_store(url)
             return store
 
+    def use(self, db: object, store: Store) -> None:
+        """Use `store` for `db` from now on (a store opened with other options, as the MLflow comparison's fsync
+        per commit)."""
+        url = db if isinstance(db, DatabaseURL) else resolve_db(db)
+        with self._lock:
+            self._stores[str(url)] = store
+
     def forget_in_child(self) -> None:
         """After fork, in the child: set the parent's connections aside (see `_inherited`). The lock may have
         been held by a parent thread at the moment of the fork: the child gets a new one."""
