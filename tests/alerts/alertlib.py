@@ -23,6 +23,10 @@ from runtracker.alerts.watcher import Watcher
 from runtracker.monitor import loop
 from runtracker.storage.alerts import AlertStore
 
+# How long stopping an in-process monitor waits for its threads (a send in progress ends within Apprise's
+# timeouts): a bound on waiting, not on speed.
+STOP_WAIT_S = 60.0
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -119,15 +123,19 @@ class InProcessMonitor:
         self.stop_event = threading.Event()
         self.errors: list[Exception] = []
         self.watcher.start()
-        self.thread = threading.Thread(target=loop.monitor, args=(self.store,), kwargs={
+        self.thread = threading.Thread(target=loop.monitor, args=(self.store,), name=loop.THREAD_NAME, kwargs={
             "interval": interval, "stop": self.stop_event, "watcher": self.watcher,
             "on_error": self.errors.append})
         self.thread.start()
 
     def stop(self) -> None:
+        """Stop the loop and the sending threads, joined, before the store closes under them. A send in progress
+        is waited for (`Watcher.stop` gives up after 5 s, which a loaded machine's first Apprise send can take:
+        the thread then wrote into the closed store, "Cannot operate on a closed database")."""
         self.stop_event.set()
-        self.thread.join(30)
-        self.watcher.stop()
+        self.thread.join(STOP_WAIT_S)
+        stopped = self.watcher.deliverer.stop(wait_s=STOP_WAIT_S)
+        assert not self.thread.is_alive() and stopped, "the monitor's threads did not stop"
         self.store.close()
         assert self.errors == []
 
