@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -80,6 +81,21 @@ def _loud_guard(request: pytest.FixtureRequest) -> Iterator[list[BaseException]]
         yield swallowed
     if request.node.get_closest_marker("swallows") is None and swallowed:
         raise AssertionError(f"runtracker swallowed errors: {swallowed!r}")
+
+
+# Threads that hold a store: one still alive after its test writes into a database the test has closed
+# ("Cannot operate on a closed database", logged into a later test) or into the next test's tables.
+_STORE_THREADS = ("runtracker-alerts-", "runtracker-monitor")
+
+
+@pytest.fixture(autouse=True)
+def _no_store_threads_left() -> Iterator[None]:
+    """A test that starts the monitor or the alerts' sending threads stops and joins them before it ends."""
+    before = set(threading.enumerate())
+    yield
+    left = [t.name for t in threading.enumerate()
+            if t not in before and t.is_alive() and t.name.startswith(_STORE_THREADS)]
+    assert not left, f"threads left running after the test (stop and join them): {left}"
 
 
 @pytest.fixture

@@ -32,12 +32,17 @@ def admin() -> Any:
             _admin = psycopg.connect(SERVER_URL, autocommit=True, connect_timeout=5)
         except psycopg.OperationalError as exc:
             raise RuntimeError(SERVER_MISSING.format(url=SERVER_URL, error=exc)) from None
+        _admin.execute("SET synchronous_commit = off")  # creating and dropping schemas: see url_for_schema
     return _admin
 
 
 def url_for_schema(schema: str) -> str:
+    """A URL selecting `schema`. Its sessions commit without waiting for the WAL's flush to disk
+    (`synchronous_commit=off`): what they see and what other sessions see is unchanged, only a crash of the
+    server itself (never one of the tests' faults) could lose the last commits; it makes each test's schema
+    (about 80 DDL statements) a third cheaper on this machine's disk."""
     sep = "&" if "?" in SERVER_URL else "?"
-    return f"{SERVER_URL}{sep}options=-csearch_path%3D{schema}"
+    return f"{SERVER_URL}{sep}options=-csearch_path%3D{schema}%20-csynchronous_commit%3Doff"
 
 
 def new_schema_url(test_name: str) -> str:

@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,10 @@ from helpers import app_env, open_fresh, wait_until
 from runtracker.alerts.watcher import Watcher
 from runtracker.monitor import loop
 from runtracker.storage.alerts import AlertStore
+
+# How long stopping an in-process monitor waits for its threads (a send in progress ends within Apprise's
+# timeouts): a bound on waiting, not on speed.
+STOP_WAIT_S = 60.0
 
 
 def free_port() -> int:
@@ -63,21 +68,23 @@ class Mailbox:
 class Receiver:
     """A real HTTP server on localhost receiving Apprise's JSON webhook posts; `posts` are their bodies."""
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, answer_after_s: float = 0.0) -> None:
         self.posts: list[dict[str, Any]] = []
         self.port = port or free_port()
+        self.answer_after_s = answer_after_s  # a slow receiver: the post is kept at once, answered this much later
         self._server: http.server.ThreadingHTTPServer | None = None
 
     def url(self) -> str:
         return f"json://127.0.0.1:{self.port}/hook"
 
     def start(self) -> Receiver:
-        posts = self.posts
+        posts, answer_after_s = self.posts, self.answer_after_s
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 (http.server's name)
                 length = int(self.headers.get("Content-Length") or 0)
                 posts.append(json.loads(self.rfile.read(length)))
+                time.sleep(answer_after_s)
                 self.send_response(200)
                 self.end_headers()
 
@@ -119,15 +126,19 @@ class InProcessMonitor:
         self.stop_event = threading.Event()
         self.errors: list[Exception] = []
         self.watcher.start()
-        self.thread = threading.Thread(target=loop.monitor, args=(self.store,), kwargs={
+        self.thread = threading.Thread(target=loop.monitor, args=(self.store,), name=loop.THREAD_NAME, kwargs={
             "interval": interval, "stop": self.stop_event, "watcher": self.watcher,
             "on_error": self.errors.append})
         self.thread.start()
 
     def stop(self) -> None:
+        """Stop the loop and the sending threads, joined, before the store closes under them. A send in progress
+        is waited for (`Watcher.stop` gives up after 5 s, which a loaded machine's first Apprise send can take:
+        the thread then wrote into the closed store, "Cannot operate on a closed database")."""
         self.stop_event.set()
-        self.thread.join(30)
-        self.watcher.stop()
+        self.thread.join(STOP_WAIT_S)
+        stopped = self.watcher.deliverer.stop(wait_s=STOP_WAIT_S)
+        assert not self.thread.is_alive() and stopped, "the monitor's threads did not stop"
         self.store.close()
         assert self.errors == []
 

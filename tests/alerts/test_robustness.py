@@ -8,9 +8,9 @@ import os
 import socket
 import time
 
-from alertlib import deliveries_of, wait_for_mark
+from alertlib import Receiver, deliveries_of, wait_for_mark
 
-from helpers import Db, open_fresh, start_app
+from helpers import Db, open_fresh, run_app, start_app
 from runtracker.alerts.watcher import Watcher
 
 
@@ -72,3 +72,21 @@ def test_a_config_file_broken_while_the_monitor_runs_is_not_used_at_all(db_url, 
         assert "[pipelines.nikki] alerts: no channel 'nope'" in errors[0]
     finally:
         store.close()
+
+
+def test_stopping_an_in_process_monitor_waits_for_the_send_in_progress(tmp_path, sqlite_url, write_config,
+                                                                      start_monitor):
+    """A webhook that answers 6 s after the post (longer than `Watcher.stop` waits by default, as a loaded machine's
+    first send can take): stopping the monitor waits for it, so the delivery is recorded `sent` before its store
+    closes and no sending thread is left to write into a closed database."""
+    slow = Receiver(answer_after_s=6.0).start()
+    try:
+        monitor = start_monitor(sqlite_url, write_config({"hook": slow.url()}))
+        wait_for_mark(sqlite_url)
+        run_app(tmp_path, "from runtracker import RunTracker\nRunTracker('nikki').start_run()\n"
+                          "raise SystemExit(3)\n", sqlite_url)
+        slow.wait_for(1, "the post, not yet answered")
+        monitor.stop()
+        assert [d["status"] for d in deliveries_of(sqlite_url)] == ["sent"]
+    finally:
+        slow.stop()

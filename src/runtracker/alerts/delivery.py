@@ -48,9 +48,11 @@ class Deliverer:
         self._stop = threading.Event()
         self._wake: dict[str, threading.Event] = {}
         self._threads: dict[str, threading.Thread] = {}
+        self._started = False
 
     def start(self) -> None:
         """A thread for every channel that has none yet (channels added to the config file get theirs)."""
+        self._started = True
         for name in self.channels.names:
             if name not in self._threads:
                 self._wake[name] = threading.Event()
@@ -60,9 +62,12 @@ class Deliverer:
                 thread.start()
 
     def use(self, channels: Channels) -> None:
-        """The config file changed: send through these channels from now on."""
+        """The config file changed: send through these channels from now on. New channels get their threads only
+        if sending has started: a watcher that was never started (a dashboard asking for statuses, a test) or that
+        was stopped must not leave threads behind that write into a store closed under them."""
         self.channels = channels
-        self.start()
+        if self._started and not self._stop.is_set():
+            self.start()
 
     def wake(self) -> None:
         """New alerts: every channel looks for due deliveries now."""
