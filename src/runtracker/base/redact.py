@@ -364,7 +364,7 @@ def _spaced(rules: _Rules, text: str, low: str) -> str:
             space = at + len(end) - 1
             key = rules.key_backwards.match(backwards, n - space)
             value = rules.spaced_value.match(text, space) if key is not None else None
-            if value is not None and _secret_name(key.group(2)[::-1]):
+            if key is not None and value is not None and _secret_name(key.group(2)[::-1]):
                 found = value.group(1)
                 if found != MARK and not found.isalpha():
                     cuts.append((value.start(1), value.end(1)))

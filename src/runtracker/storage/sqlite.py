@@ -10,7 +10,16 @@ from contextlib import contextmanager
 
 from ..base.outcomes import DEFAULT_CLUB_SLUG, NO_MESSAGE, NO_STEP
 from . import schema
-from .base import ENCLOSING_LOST, RELEASE_SAVEPOINT, ROLLBACK_TO_SAVEPOINT, SAVEPOINT, NoDatabase, Store
+from .base import (
+    DISK_FULL,
+    DISK_FULL_BELOW_BYTES,
+    ENCLOSING_LOST,
+    RELEASE_SAVEPOINT,
+    ROLLBACK_TO_SAVEPOINT,
+    SAVEPOINT,
+    NoDatabase,
+    Store,
+)
 
 TYPE_CHECKING = False  # `typing` is not imported at run time: see records.py
 if TYPE_CHECKING:
@@ -109,6 +118,19 @@ class SQLiteStore(Store):
             finally:
                 self._conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
             return not busy
+
+    def disk_problem(self) -> str | None:
+        # One statvfs (a system call, no database access): the dashboard asks at every page. Reads go on with a
+        # full disk (they write nothing), so the pages answer; this says why nothing new appears.
+        directory = os.path.dirname(os.path.abspath(self.path))
+        try:
+            st = os.statvfs(directory)
+        except OSError:
+            return None
+        free = st.f_bavail * st.f_frsize
+        if free >= DISK_FULL_BELOW_BYTES:
+            return None
+        return DISK_FULL.format(free=f"{free // 1024:,} KiB", directory=directory)
 
     def _columns(self, table: str) -> list[str]:
         return [row["name"] for row in self.read(f"PRAGMA table_info({table})")]
