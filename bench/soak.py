@@ -294,9 +294,11 @@ class Soak:
                     killed = sum(p.signal is not None for p in res.procs)
                     running = _one(store, "SELECT COUNT(*) AS n FROM runs WHERE outcome = 'running'")
                     runs = _one(store, "SELECT COUNT(*) AS n FROM runs")
+                    db, wal = self._size(store)
                     self.log(f"{self.backend}: {now - began:5.0f} s, {runs:,} runs, {running} running now, "
                              f"{killed} killed, RSS monitor {_rss_mb(monitor.pid):.1f} MB, long-lived worker "
-                             f"{_rss_mb(long.popen.pid):.1f} MB, database {sum(self._size(store)) / 2**20:.1f} MB")
+                             f"{_rss_mb(long.popen.pid):.1f} MB, database {db / 2**20:.1f} MB"
+                             + (f" + WAL {wal / 2**20:.1f} MB" if self.backend == "sqlite" else ""))
                 time.sleep(0.02)
             res.seconds = time.monotonic() - began
             if not sampled:

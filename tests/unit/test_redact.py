@@ -45,6 +45,9 @@ CASES = [
      "eyJhbGciOiJIUzI1NiJ9", "jwt *** expired"),
     ("posting to https://hooks.slack.com/services/T000/B000/XXXXXXXXXXXX failed", "XXXXXXXXXXXX",
      "hooks.slack.com/services/*** failed"),
+    (f"login with token tok_{SECRET} refused", SECRET, "login with token *** refused"),
+    (f"password {SECRET}", SECRET, "password ***"),
+    (f"DB_PASSWORD\t{SECRET} given", SECRET, "DB_PASSWORD\t*** given"),
     ("-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\n-----END RSA PRIVATE KEY-----", "MIIEowIBAAKCAQEA", "***"),
 ]
 
@@ -57,6 +60,10 @@ UNCHANGED = [
     'duplicate key value violates unique constraint "members_pkey"\nDETAIL:  Key (id)=(5) already exists.',
     "contribution 2026-05 of KNVB1004821 already exists (id=88123)",
     "exited with code 3; signal=SIGTERM",
+    "token expired for member KNVB1004821",
+    "password reset for KNVB1004821 sent",
+    "passed 1234567 tests, bypass 12345678",
+    "token count 123456",
     "",
 ]
 

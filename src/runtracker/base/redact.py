@@ -56,6 +56,13 @@ _HEADERS = ("authorization", "proxy-authorization", "cookie", "set-cookie", "x-a
 # Command-line options whose next argument is the secret: `--password hunter2`, curl's `-u user:password`.
 _OPTION = r"(?<![^\s\"'])--([\w-]{2,64})[ \t]+(?!-)([^\s\"']+|\"[^\"\n]*\"|'[^'\n]*')"
 _CURL_USER = r"(?<![^\s\"'])(-u|--user)[ \t]+([^\s:\"']+):([^\s\"']+)"
+# A secret key, spaces, a value without a separator between (`token tok_hunter2`, `password hunter2`): the key
+# is read like any other (`_secret_name`), found from these last words of the secret keys; the value is taken
+# for a secret only when it holds a digit or one of `_-./+=~` and has 6 characters or more, so `token expired`
+# and `password reset for KNVB123` stay as written.
+_SPACED_ENDS = ("word ", "wd ", "phrase ", "secret ", "token ", "key ", "credential ", "credentials ", "auth ",
+                "authorization ", "pass ", "cookie ", "id ")
+_SPACED_VALUE = r"[ \t]+([^\s\"'<>,;()\[\]{}]{5,}[^\s\"'<>,;()\[\]{}.:!?])"
 
 # Read backwards from a separator: spaces, an optional closing quote, the key.
 _KEY_BACKWARDS = r"[ \t]*([\"']?)([\w.-]{1,80})"
@@ -91,6 +98,7 @@ class _Rules:
         self.userinfo = re.compile(_USERINFO)
         self.option = re.compile(_OPTION)
         self.curl_user = re.compile(_CURL_USER)
+        self.spaced_value = re.compile(_SPACED_VALUE)
         self.shapes = re.compile(_SHAPES)
         self.secret_env_name = re.compile(_SECRET_NAME, re.IGNORECASE)
         self.aws = re.compile(r"A(?:KIA|SIA|GPA|IDA|ROA|Iza)")  # a literal first: `re` looks for the "A"s in C
@@ -125,8 +133,17 @@ def masked(text: str) -> str:
 def _applied(rules: _Rules, text: str) -> str:
     # The gates, inlined: each rule needs one of these characters (see `_shape_possible`); most messages have
     # none, or pay for a few more `in` tests.
-    if "=" in text or ":" in text:
-        text = _keyed(rules, text)
+    low = text.lower()
+    # Whether a secret key can be here at all (`_key_possible`, inlined: this runs for every message).
+    keyed = ("pass" in low or "token" in low or "secret" in low or "auth" in low or "_key" in low or "-key" in low
+             or "apikey" in low or "skey" in low or "ekey" in low or "cookie" in low or "pwd" in low or "sess" in low
+             or "cred" in low)
+    if keyed:
+        spaced = _spaced(rules, text, low)
+        if spaced is not text:
+            text, low = spaced, spaced.lower()
+    if ("=" in text or ":" in text) and (keyed or "://" in text):
+        text = _keyed(rules, text, low, keyed)
     if "-" in text or "_" in text or "A" in text or "eyJ" in text or "earer " in text or "EARER " in text:
         text = _marked(rules, text)
     if rules.env_values:
@@ -246,17 +263,13 @@ def _collect_env(rules: _Rules) -> None:
     rules.env_needles = tuple({*values, *(json.dumps(v, ensure_ascii=False)[1:-1] for v in values)})
 
 
-def _keyed(rules: _Rules, text: str) -> str:
-    """`key=value`, `"key": "value"`, `Header: value` and URL user-info, found from their separators."""
+def _keyed(rules: _Rules, text: str, low: str, keyed: bool) -> str:
+    """`key=value`, `"key": "value"`, `Header: value` and URL user-info, found from their separators. `low` is
+    `text` lower-cased, `keyed` whether a secret key can be in it (`_key_possible`)."""
     if "hooks.slack.com/services/" in text:  # a webhook's secret is its path (before positions are taken)
         text = rules.shapes.sub(MARK, text)
+        low = text.lower()
     url = "://" in text and "@" in text
-    low = text.lower()
-    # Whether a secret key can be here at all (every `_KEY_ENDINGS` and `_WORD_KEYS` entry holds one of these
-    # words); inlined, as this runs for every message with a `:` or `=`.
-    keyed = ("pass" in low or "token" in low or "secret" in low or "auth" in low or "_key" in low or "-key" in low
-             or "apikey" in low or "skey" in low or "ekey" in low or "cookie" in low or "pwd" in low or "sess" in low
-             or "cred" in low)
     if not (url or keyed):
         return text
     if len(low) != len(text):  # a few characters lower-case to two ("İ"): keep the positions
@@ -285,8 +298,8 @@ def _keyed(rules: _Rules, text: str) -> str:
 
 
 def _key_possible(low: str) -> bool:
-    """Whether a secret key can be in this lower-cased text: it needs one of these words (the same test is
-    inlined in `_keyed`). Every `_KEY_ENDINGS` and `_WORD_KEYS` entry holds one."""
+    """Whether a secret key can be in this lower-cased text: it needs one of these words. Every `_KEY_ENDINGS`
+    and `_WORD_KEYS` entry holds one."""
     return ("pass" in low or "token" in low or "secret" in low or "auth" in low or "_key" in low or "-key" in low
             or "apikey" in low or "skey" in low or "ekey" in low or "cookie" in low or "pwd" in low or "sess" in low
             or "cred" in low)
@@ -332,6 +345,40 @@ def _pairs(rules: _Rules, text: str, low: str) -> list[tuple[int, int, str]]:
                 end -= 1
         cuts.append((start, end, MARK))
     return cuts
+
+
+def _spaced(rules: _Rules, text: str, low: str) -> str:
+    """`token tok_hunter2`: a secret key and its value with only spaces between (see `_SPACED_ENDS`); `low` is
+    `text` lower-cased. Returns `text` itself when it has none."""
+    if "\t" in low:
+        low = low.replace("\t", " ")  # the same length: positions in it are positions in `text`
+    if len(low) != len(text):
+        return text  # a character that lower-cases to two: the `=`/`:` rules still apply
+    backwards = ""
+    n = len(text)
+    cuts = []
+    for end in _SPACED_ENDS:
+        at = low.find(end)
+        while at >= 0:
+            backwards = backwards or low[::-1]
+            space = at + len(end) - 1
+            key = rules.key_backwards.match(backwards, n - space)
+            value = rules.spaced_value.match(text, space) if key is not None else None
+            if key is not None and value is not None and _secret_name(key.group(2)[::-1]):
+                found = value.group(1)
+                if found != MARK and not found.isalpha():
+                    cuts.append((value.start(1), value.end(1)))
+            at = low.find(end, at + 1)
+    if not cuts:
+        return text
+    parts, done = [], 0
+    for start, stop in sorted(cuts):
+        if start < done:  # found from two of the words
+            continue
+        parts += [text[done:start], MARK]
+        done = stop
+    parts.append(text[done:])
+    return "".join(parts)
 
 
 def _positions(text: str, char: str) -> list[int]:

@@ -38,14 +38,23 @@ class OutputTail:
     def text(self) -> str | None:
         """The tail as text for the database: invalid UTF-8 replaced, NUL (which PostgreSQL rejects) too.
 
-        None when nothing is kept (limit 0). A tail that was cut starts at the next whole character.
+        None when nothing is kept (limit 0). A tail that was cut starts at the next whole line: the cut may have
+        fallen inside a secret, and its second half, without the key or the shape before it, is nothing
+        redaction can recognise (`api_key=k3y` cut to `3y`). A cut tail without a line break starts after its
+        first space or tab instead, or, one unbroken word, at the next whole character.
         """
         if self.limit <= 0:
             return None
         data = self.bytes()
         if self.total > len(data):
-            skip = 0
-            while skip < min(_MAX_CONTINUATION, len(data)) and 0x80 <= data[skip] <= 0xBF:
-                skip += 1
-            data = data[skip:]
+            cut = data.find(b"\n")
+            if cut < 0:
+                cut = min((at for at in (data.find(b" "), data.find(b"\t")) if at >= 0), default=-1)
+            if cut >= 0:
+                data = data[cut + 1 :]
+            else:
+                skip = 0
+                while skip < min(_MAX_CONTINUATION, len(data)) and 0x80 <= data[skip] <= 0xBF:
+                    skip += 1
+                data = data[skip:]
         return data.decode("utf-8", "replace").replace("\x00", "\ufffd")

@@ -3,8 +3,8 @@
 
 - every `TICK_S` it reads the `running` runs (one probe of idx_runs_running), waits on the processes of this
   host's owners (`pidwatch`) and, with alerts, has the watcher look for runs that ended (`Watcher.tick`);
-- every `interval` it reaps (`reaper.reap`: also the other hosts' runs, by heartbeat age) and has the watcher
-  evaluate schedules and runtimes (`Watcher.evaluate`);
+- every `interval` it reaps (`reaper.reap`: also the other hosts' runs, by heartbeat age), has the watcher
+  evaluate schedules and runtimes (`Watcher.evaluate`) and checkpoints a SQLite WAL (`Store.checkpoint`);
 - the moment an owner on this host dies, it reaps that owner's runs and ticks the watcher.
 
 What is reaped is decided by the reaper (`runtracker.core.reaper`), what is alerted by the alerts' watcher
@@ -137,6 +137,9 @@ def monitor(store: Store, *, interval: float = DEFAULT_MONITOR_INTERVAL_S, heart
                         running = Runs(store).running_runs()
                     if watcher is not None:
                         watcher.evaluate(running)
+                    # The monitor reads all day, like the dashboard: SQLite's own checkpoints starve (see
+                    # SQLiteStore.checkpoint), so it bounds the WAL itself, once a pass, without waiting long.
+                    store.checkpoint()
                 elif watcher is not None:
                     watcher.tick(running)
                 dead = deaths.follow(running, liveness.Observer.here(timeout, now_ms()))

@@ -33,6 +33,23 @@ SAVEPOINT = "SAVEPOINT runtracker_nested"
 RELEASE_SAVEPOINT = "RELEASE SAVEPOINT runtracker_nested"
 ROLLBACK_TO_SAVEPOINT = "ROLLBACK TO SAVEPOINT runtracker_nested"
 ENCLOSING_LOST = "the enclosing transaction was rolled back (a failed statement or a lost connection)"
+# Below this much free space on the database file's filesystem the dashboard says the disk is full: SQLite needs
+# room for the WAL's frames and a page or two of every table touched, so a write fails well before 0 bytes.
+DISK_FULL_BELOW_BYTES = 2**20
+DISK_FULL = ("The disk holding the database is full ({free} free at {directory}): new runs, steps and errors "
+             "cannot be recorded until space is freed. What this page shows was recorded before and is intact.")
+
+
+def disk_full(exc: BaseException) -> bool:
+    """Whether a database error says the disk is full: SQLite's SQLITE_FULL, an OS error ENOSPC, PostgreSQL's
+    53100 (disk_full). An error of its own class: retrying at once does not help, freeing space does."""
+    import errno
+
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return True
+    if getattr(exc, "sqlite_errorcode", None) == 13 or getattr(exc, "sqlstate", None) == "53100":  # SQLITE_FULL
+        return True
+    return "database or disk is full" in str(exc)
 
 
 class NoDatabase(Exception):
@@ -82,6 +99,11 @@ class Store(ABC):
         # inner ones are savepoints). Only that thread changes it.
         self._nesting = 0
 
+    def disk_problem(self) -> str | None:
+        """A sentence for the dashboard when the database's disk is full (`DISK_FULL`), else None. A server's
+        disk is the server's: None (its writes fail with `disk_full` errors)."""
+        return None
+
     def follow_file(self) -> str | None:
         """If the database file this store writes to was deleted or replaced since it was opened, open the one
         now at its path (created if need be) and say what happened; else None. A server has no file: None."""
@@ -122,6 +144,11 @@ class Store(ABC):
     def insert_returning_id(self, cur: Any, sql: str, params: Sequence[Any]) -> int:
         cur.execute(self.sql(sql + " RETURNING id"), params)
         return int(cur.fetchone()[0])
+
+    def checkpoint(self) -> bool:
+        """Keep the write-ahead log bounded, without waiting long for anyone (the monitor calls it every pass);
+        whether it was emptied. SQLite's WAL file is truncated; a server manages its own: True."""
+        return True
 
     # What a backend does differently when a run's records are written (see `runs.Runs`).
     def retry_crash_write(self, write: Callable[[], Any]) -> Any:

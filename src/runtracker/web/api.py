@@ -156,6 +156,10 @@ def health(request: Request) -> Response:
     except Exception as exc:
         return JSONResponse({"status": "error", "database": "unreachable", "error": type(exc).__name__},
                             status_code=503)
+    problem = web.store.disk_problem()
+    if problem is not None:  # reads answer, writes cannot: what a probe should alert on
+        return JSONResponse({"status": "error", "database": "disk full", "error": problem, **facts,
+                             "time": iso(now_ms())}, status_code=503)
     return JSONResponse({"status": "ok", "database": "reachable", **facts, "time": iso(now_ms())})
 
 

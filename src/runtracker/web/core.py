@@ -245,7 +245,8 @@ class Web:
         running = self.dash.unchanged("running_count", self.dash.running_count) if user is not None else 0
         html = self.templates.get_template(name).render(
             request_path=request.url.path, user=user, csrf=session["csrf"], running_count=running,
-            flash=self.sessions.pop_flash(request), demo=self.settings.demo, **{"now": now_ms(), **context})
+            flash=self.sessions.pop_flash(request), demo=self.settings.demo, disk_problem=self.store.disk_problem(),
+            **{"now": now_ms(), **context})
         response = HTMLResponse(html, status_code=status)
         self.sessions.save(request, response)
         return response
