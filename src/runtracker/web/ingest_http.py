@@ -123,13 +123,26 @@ class Call:
             return empty
         if self._json is None:
             try:
-                self._json = json.loads(self.raw)
+                self._json = json.loads(self.raw, parse_constant=_not_json, parse_float=_finite)
             except (ValueError, RecursionError):
                 raise Problem(400, "the body is not JSON") from None
         return self._json
 
 
 Handler = Callable[[Call], tuple[int, dict[str, Any]]]
+
+
+def _not_json(constant: str) -> Any:
+    """Python's json reads NaN, Infinity and -Infinity, which JSON does not have: refused wherever they are."""
+    raise ValueError(f"{constant} is not JSON")
+
+
+def _finite(text: str) -> float:
+    """A number too large for a float (1e999) would be read as infinity: refused as NaN and Infinity are."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is not a finite number")
+    return value
 
 
 def api_key_of(request: Request) -> str:
