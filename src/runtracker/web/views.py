@@ -74,6 +74,7 @@ async def login_post(request: Request) -> Response:
         return web.render(request, "login.html", {"next": target, "error": "Wrong user name or password."}, 401)
     from . import passwords
 
+    web.login_limit.forgive(client)  # only failures count against the limit
     web.sessions.replace(request, {"uid": row["id"], "user": row["name"],
                                    "pw": passwords.fingerprint(web.settings.secret, row["password_hash"])})
     return web.sessions.save(request, RedirectResponse(target, status_code=303))
