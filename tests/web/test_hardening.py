@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import pytest
 from starlette.testclient import TestClient
-from weblib import PASSWORD, USER, login
+from weblib import PASSWORD, SECRET, USER, login
+
+from runtracker.settings.web import WebSettings
+from runtracker.web.app import create_app
 
 
 def test_successful_logins_do_not_count_against_the_login_limit(app):
@@ -17,3 +20,38 @@ def test_successful_logins_do_not_count_against_the_login_limit(app):
     for _ in range(5):
         assert login(office, USER, "wrong password").status_code == 401
     assert login(office, USER, PASSWORD).status_code == 429
+
+
+TOO_LARGE = str(2**63)
+SECURITY = ("content-security-policy", "x-content-type-options", "x-frame-options", "referrer-policy")
+
+
+@pytest.mark.parametrize("path", [f"/run/{TOO_LARGE}", f"/errors/{TOO_LARGE}", f"/api/runs/{TOO_LARGE}",
+                                  f"/run/{10**40}", f"/errors?after=2026-01-01T00:00:00.000Z~{TOO_LARGE}",
+                                  f"/api/errors?after=2026-01-01T00:00:00.000Z~1~{TOO_LARGE}"])
+def test_ids_past_64_bits_in_a_path_or_cursor_are_404_or_400_not_500(client, path):
+    """An id of 2^63 or more cannot be stored: a path is 404, a cursor 400 (it was a 500 on SQLite)."""
+    response = client.get(path)
+    assert response.status_code in (400, 404), response.text
+    assert response.status_code == (400 if "after=" in path else 404)
+
+
+def test_ingest_ids_past_64_bits_are_404(app):
+    """The ingest API's run and step ids too."""
+    from ingestlib import auth, write_key
+
+    http = TestClient(app)
+    key = write_key(app)
+    assert http.post(f"/api/runs/{TOO_LARGE}/end", json={"outcome": "success"}, headers=auth(key)).status_code == 404
+    assert http.patch(f"/api/runs/1/steps/{TOO_LARGE}", json={"outcome": "success"},
+                      headers=auth(key)).status_code == 404
+
+
+def test_a_500_carries_the_security_headers(sqlite_url):
+    """A request that fails inside the app (its SQLite store closed under it) still gets every security header."""
+    app = create_app(WebSettings(secret=SECRET, db=sqlite_url))
+    http = TestClient(app, raise_server_exceptions=False)
+    app.state.web.store.close()
+    response = http.get("/api/runs", headers={"Authorization": "Bearer some-key"})
+    assert response.status_code == 500
+    assert all(name in response.headers for name in SECURITY), response.headers
