@@ -55,3 +55,17 @@ def test_a_500_carries_the_security_headers(sqlite_url):
     response = http.get("/api/runs", headers={"Authorization": "Bearer some-key"})
     assert response.status_code == 500
     assert all(name in response.headers for name in SECURITY), response.headers
+
+
+@pytest.mark.parametrize("path", ["/", "/pipeline/nikki", "/errors", "/api/runs", "/api/pipelines", "/metrics",
+                                  "/login"])
+def test_pages_and_api_answers_are_never_cached(client, path):
+    """What a logged-in user sees carries Cache-Control: no-store (back after logout, shared proxies)."""
+    response = client.get(path)
+    assert response.status_code in (200, 303) and response.headers["cache-control"] == "no-store"
+
+
+def test_static_files_may_be_cached(anon):
+    """The stylesheet is the same for everyone: not no-store."""
+    response = anon.get("/static/app.css")
+    assert response.status_code == 200 and "no-store" not in response.headers.get("cache-control", "")

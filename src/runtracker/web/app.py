@@ -31,8 +31,15 @@ SECURITY_HEADERS = [
 ]
 
 
+# Pages and API answers hold what only a logged-in user may see (and the login form its CSRF token): no browser
+# or proxy cache keeps them, so the back button after logout or a shared proxy shows nothing. Static files
+# are the same for everyone and may be cached.
+NO_STORE = (b"cache-control", b"no-store")
+
+
 class SecurityHeaders:
-    """Adds SECURITY_HEADERS to every response (plain ASGI: no per-request task, unlike BaseHTTPMiddleware)."""
+    """Adds SECURITY_HEADERS to every response, and `Cache-Control: no-store` to every one but a static file
+    (plain ASGI: no per-request task, unlike BaseHTTPMiddleware)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -42,10 +49,14 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
 
+        cacheable = scope["path"].startswith("/static/")
+
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message.setdefault("headers", [])
-                message["headers"] = list(message["headers"]) + SECURITY_HEADERS
+                headers = list(message.get("headers", [])) + SECURITY_HEADERS
+                if not cacheable:
+                    headers = [h for h in headers if h[0].lower() != b"cache-control"] + [NO_STORE]
+                message["headers"] = headers
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
