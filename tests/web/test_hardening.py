@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from starlette.testclient import TestClient
-from weblib import PASSWORD, SECRET, USER, login
+from weblib import PASSWORD, SECRET, USER, csrf_token, login
 
 from runtracker.settings.web import WebSettings
 from runtracker.web.app import create_app
@@ -69,3 +69,31 @@ def test_static_files_may_be_cached(anon):
     """The stylesheet is the same for everyone: not no-store."""
     response = anon.get("/static/app.css")
     assert response.status_code == 200 and "no-store" not in response.headers.get("cache-control", "")
+
+
+def test_a_one_megabyte_login_body_is_413(anon):
+    """A login body past 4 KiB is refused by its size, before the form is parsed."""
+    token = csrf_token(anon)
+    response = anon.post("/login", data={"username": USER, "password": "x" * 1_000_000, "csrf_token": token})
+    assert response.status_code == 413 and "larger than 4096 bytes" in response.text
+    assert anon.get("/").status_code == 303  # not logged in
+
+
+def test_a_multipart_login_is_415(anon):
+    """No form has a file: a multipart login (which Starlette would spool to disk) is refused, 415."""
+    token = csrf_token(anon)
+    response = anon.post("/login", data={"username": USER, "password": PASSWORD, "csrf_token": token},
+                         files={"upload": ("big.bin", b"\\0" * 1000)})
+    assert response.status_code == 415 and "multipart/form-data" in response.text
+    assert anon.get("/").status_code == 303  # not logged in
+
+
+@pytest.mark.parametrize("path", ["/errors/clear", "/logout", "/pipeline/nikki/start"])
+def test_every_form_route_caps_its_body_and_refuses_multipart(client, path):
+    """Each form route: past 16 KiB 413, more than 32 fields 413, multipart 415; none of them acts."""
+    token = csrf_token(client, "/errors/clear")
+    big = client.post(path, data={"csrf_token": token, "q": "x" * 20_000, "confirm": "yes"})
+    many = client.post(path, data={"csrf_token": token, **{f"f{i}": "1" for i in range(40)}})
+    multipart = client.post(path, data={"csrf_token": token, "confirm": "yes"}, files={"f": ("a", b"a")})
+    assert (big.status_code, many.status_code, multipart.status_code) == (413, 413, 415)
+    assert client.get("/").status_code == 200  # still logged in: logout did not happen

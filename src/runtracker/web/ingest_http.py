@@ -26,7 +26,7 @@ from ..base import sanitize
 from ..base.clock import iso, now_ms
 from ..storage.auth import ApiKey
 from ..storage.ingest import BUSY, DONE, MISMATCH, Ingest
-from .core import Web, web_of
+from .core import BodyRefused, Web, capped_body, web_of
 
 log = logging.getLogger("runtracker.web")
 
@@ -151,19 +151,11 @@ def api_key_of(request: Request) -> str:
 
 
 async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
-    """The body, refused (413) past `limit` bytes: by its Content-Length before reading, and as it streams in
-    (a chunked body has none)."""
-    length = request.headers.get("content-length", "")
-    if length.isdigit() and int(length) > limit:
-        raise Problem(413, f"the body is larger than {limit} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise Problem(413, f"the body is larger than {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    """The body, refused (413) past `limit` bytes (`capped_body`)."""
+    try:
+        return await capped_body(request, limit)
+    except BodyRefused as refused:
+        raise Problem(refused.status, refused.message) from None
 
 
 def problem_response(problem: Problem) -> JSONResponse:

@@ -20,8 +20,10 @@ from .core import (
     DEFAULT_GROUP_WINDOW,
     ERRORS_PER_PAGE,
     GROUP_WINDOWS,
+    LOGIN_FORM_BYTES,
     PAGE_SIZE,
     BadRequest,
+    BodyRefused,
     Web,
     csrf_refused,
     cursor_text,
@@ -32,6 +34,7 @@ from .core import (
     int_param,
     page,
     path_quote,
+    read_form,
     safe_next,
     url,
     watch_of,
@@ -64,7 +67,11 @@ async def login_post(request: Request) -> Response:
             "next": "/", "error": f"Too many login attempts: try again in {int(wait) + 1} s."}, 429)
         response.headers["Retry-After"] = str(int(wait) + 1)
         return response
-    form = await request.form()
+    try:
+        form = await read_form(request, LOGIN_FORM_BYTES)
+    except BodyRefused as refused:
+        return web.render(request, "login.html", {"next": "/", "error": f"Refused: {refused.message}."},
+                          refused.status)
     target = safe_next(form.get("next"))
     if not web.sessions.csrf_ok(request, form.get(CSRF_FIELD)):
         return csrf_refused(web, request, None)
