@@ -3,8 +3,11 @@ headers on every answer, caching, body limits, bounded pages, the forwarded addr
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from starlette.testclient import TestClient
+from webdata import add_run
 from weblib import PASSWORD, SECRET, USER, csrf_token, login
 
 from runtracker.settings.web import WebSettings
@@ -97,3 +100,45 @@ def test_every_form_route_caps_its_body_and_refuses_multipart(client, path):
     multipart = client.post(path, data={"csrf_token": token, "confirm": "yes"}, files={"f": ("a", b"a")})
     assert (big.status_code, many.status_code, multipart.status_code) == (413, 413, 415)
     assert client.get("/").status_code == 200  # still logged in: logout did not happen
+
+
+def _deep_stats(depth: int = 200) -> dict:
+    stats: dict = {}
+    node = stats
+    for i in range(depth):
+        node["next"] = {"label": f"level {i} " + "x" * 200, "values": list(range(20))}
+        node = node["next"]
+    return stats
+
+
+def test_a_deep_summary_makes_a_small_page_that_says_it_was_cut_with_the_whole_json_a_link_away(app, client):
+    """A ~59 KB stats nested 200 deep (sent through the ingest API) was a 12 MB page; now under 200 KB, marked
+    cut, and /run/<id>/summary.json answers the whole stored JSON."""
+    from ingestlib import auth, write_key
+
+    key = write_key(app)
+    stats = _deep_stats()
+    run_id = client.post("/api/runs", json={"pipeline": "nikki"}, headers=auth(key)).json()["run_id"]
+    ended = client.post(f"/api/runs/{run_id}/end", json={"outcome": "success", "stats": stats}, headers=auth(key))
+    assert ended.status_code == 200, ended.text
+    stored = app.state.web.dash.run(run_id)["summary_json"]
+    assert len(stored) > 50_000
+    page = client.get(f"/run/{run_id}")
+    assert page.status_code == 200 and len(page.content) < 200_000, len(page.content)
+    assert 'data-testid="summary-cut"' in page.text and f'href="/run/{run_id}/summary.json"' in page.text
+    raw = client.get(f"/run/{run_id}/summary.json")
+    assert raw.status_code == 200 and raw.headers["content-type"] == "application/json"
+    assert raw.text == stored and raw.json() == json.loads(stored)
+
+
+def test_a_small_summary_is_shown_whole_and_indented(app, client):
+    """A summary within the bounds is shown as before, indented, not marked cut."""
+    run_id = add_run(app.state.web.store, "nikki", 1, summary_json=json.dumps({"b": [1, 2], "a": {"c": "x"}}))
+    page = client.get(f"/run/{run_id}")
+    assert json.dumps({"a": {"c": "x"}, "b": [1, 2]}, indent=2).replace('"', "&#34;") in page.text
+    assert "summary-cut" not in page.text
+
+
+def test_the_raw_summary_needs_a_login(anon):
+    """The raw JSON route is a page like the others: no session, a redirect to /login."""
+    assert anon.get("/run/1/summary.json").status_code == 303

@@ -82,6 +82,7 @@ def routes() -> list[Route | Mount]:
         Route("/pipeline/{name:path}/start", views.start_post, methods=["POST"]),
         Route("/pipeline/{name:path}", views.pipeline),
         Route("/run/{run_id:id}", views.run_page),
+        Route("/run/{run_id:id}/summary.json", views.run_summary_json),
         Route("/errors", views.errors),
         Route("/errors/clear", views.clear_confirm, methods=["GET"]),
         Route("/errors/clear", views.clear_post, methods=["POST"]),

@@ -214,6 +214,16 @@ def run_page(request: Request, web: Web, user: dict[str, Any]) -> Response:
     }, user=user)
 
 
+@page
+def run_summary_json(request: Request, web: Web, user: dict[str, Any]) -> Response:
+    """The run's summary as stored, whole (the run page shows it cut when it is deep or long)."""
+    run_id = request.path_params["run_id"]
+    run = web.dash.run(run_id)
+    if run is None:
+        return not_found(request, web, user, f"there is no run {run_id}")
+    return Response(run.get("summary_json") or "null", media_type="application/json")
+
+
 # -- errors -------------------------------------------------------------------------------------------------
 @page
 def errors(request: Request, web: Web, user: dict[str, Any]) -> Response:
