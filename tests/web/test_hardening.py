@@ -4,13 +4,17 @@ headers on every answer, caching, body limits, bounded pages, the forwarded addr
 from __future__ import annotations
 
 import json
+import os
+import sys
 
 import pytest
 from starlette.testclient import TestClient
 from webdata import add_run
 from weblib import PASSWORD, SECRET, USER, csrf_token, login
 
+from helpers import wait_until
 from runtracker.settings.web import WebSettings
+from runtracker.web import passwords
 from runtracker.web.app import create_app
 
 
@@ -142,3 +146,39 @@ def test_a_small_summary_is_shown_whole_and_indented(app, client):
 def test_the_raw_summary_needs_a_login(anon):
     """The raw JSON route is a page like the others: no session, a redirect to /login."""
     assert anon.get("/run/1/summary.json").status_code == 303
+
+
+def _env_dump_app(tmp_path, db_url: str, **settings):
+    """An app whose pipeline `envdump` writes the environment it got to a file, and a logged-in client."""
+    dump = tmp_path / "env.json"
+    script = (f"import json, os; f = open({str(dump) + '.tmp'!r}, 'w'); json.dump(dict(os.environ), f); "
+              f"f.close(); os.replace({str(dump) + '.tmp'!r}, {str(dump)!r})")
+    config = tmp_path / "envdump.toml"
+    config.write_text(f"[pipelines.envdump]\ncommand = {json.dumps([sys.executable, '-c', script])}\n")
+    app = create_app(WebSettings(secret=SECRET, db=db_url, config_path=str(config), **settings))
+    app.state.web.auth.add_user(USER, passwords.hash_password(PASSWORD))
+    client = TestClient(app, follow_redirects=False)
+    assert login(client, USER, PASSWORD).status_code == 303
+    return app, client, dump
+
+
+@pytest.mark.subprocess
+@pytest.mark.parametrize("pass_env", [(), ("APP_*",)])
+def test_start_passes_a_documented_environment_never_the_web_secret(tmp_path, db_url, monkeypatch, pass_env):
+    """A started pipeline gets PATH, the locale and RUNTRACKER_DB, not the server's web secret nor its other
+    variables, unless `--pass-env` names them."""
+    monkeypatch.setenv("RUNTRACKER_WEB_SECRET", "the-servers-secret-" + "s" * 20)
+    monkeypatch.setenv("APP_TOKEN", "the-pipelines-token")
+    monkeypatch.setenv("OTHER_SERVICE_PASSWORD", "not-for-pipelines")
+    monkeypatch.setenv("LC_TIME", "C")
+    app, client, dump = _env_dump_app(tmp_path, db_url, **({"pass_env": pass_env} if pass_env else {}))
+    try:
+        started = client.post("/pipeline/envdump/start", data={"csrf_token": csrf_token(client, "/")})
+        assert started.status_code == 303, started.text
+        got = json.loads(wait_until(lambda: dump.exists() and dump.read_text(), "the pipeline's environment"))
+    finally:
+        app.state.web.store.close()
+    assert "RUNTRACKER_WEB_SECRET" not in got and "OTHER_SERVICE_PASSWORD" not in got
+    assert got["PATH"] == os.environ["PATH"] and got["LC_TIME"] == "C" and got["RUNTRACKER_DB"] == db_url
+    assert got["RUNTRACKER_STARTED_BY"] == "dashboard:alice"
+    assert ("APP_TOKEN" in got) == bool(pass_env)

@@ -41,8 +41,11 @@ def _web_modules() -> tuple[Any, Any, Any]:
               help="Also run `runtracker monitor` in this process: reaping, schedules and alerts.")
 @click.option("--api-rate", default=50.0, show_default=True, type=click.FloatRange(0, 100_000), metavar="N",
               help="Ingest API requests a second per API key, in bursts of 2N; more get 429 (0: no limit).")
+@click.option("--pass-env", "pass_env", multiple=True, metavar="NAME",
+              help="Also pass this variable of the server's environment to pipelines Start runs (globs allowed; "
+                   "repeat it). They get PATH, HOME, the locale, TZ and RUNTRACKER_* but the web secret.")
 def serve_command(db: str | None, host: str, port: int, config_path: str | None, demo: bool,
-                  forwarded_allow_ips: str, with_monitor: bool, api_rate: float) -> None:
+                  forwarded_allow_ips: str, with_monitor: bool, api_rate: float, pass_env: tuple[str, ...]) -> None:
     """Serve the web dashboard: overview, history, runs, errors, members, /health, /metrics and the API.
 
     Needs a session secret in $RUNTRACKER_WEB_SECRET (at least 32 characters), except with --demo. Users:
@@ -56,7 +59,8 @@ def serve_command(db: str | None, host: str, port: int, config_path: str | None,
     store = store_for(db)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
     web_settings = settings.WebSettings(secret=secret, db=db, config_path=config_path,
-                                        demo=demo, api_rate=api_rate, api_burst=max(1, int(api_rate * 2)))
+                                        demo=demo, api_rate=api_rate, api_burst=max(1, int(api_rate * 2)),
+                                        pass_env=pass_env)
     application = app.create_app(web_settings, store)
     users = application.state.web.auth.user_count()
     shown = "localhost" if host in ("127.0.0.1", "::1") else host

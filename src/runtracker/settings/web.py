@@ -51,3 +51,5 @@ class WebSettings:
     # The ingest API (docs/ingest.md): requests a second per API key, in bursts of up to `api_burst`; 0: no limit.
     api_rate: float = 50.0
     api_burst: int = 100
+    # Names (or globs) of the server's environment a started pipeline also gets (`serve --pass-env`).
+    pass_env: tuple[str, ...] = ()

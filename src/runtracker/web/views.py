@@ -329,7 +329,7 @@ async def clear_post(request: Request, web: Web, user: dict[str, Any], form: For
 async def start_post(request: Request, web: Web, user: dict[str, Any], form: FormData) -> Response:
     name = request.path_params["name"]
     result = await run_in_threadpool(start.start, web.dash, web.config(), name, f"dashboard:{user['name']}",
-                                     web.settings.db)
+                                     web.settings.db, web.settings.pass_env)
     if result.status == "not_configured":
         return web.render(request, "message.html", {
             "title": NOT_FOUND, "message": "this pipeline has no command in the config file"}, 404, user)
