@@ -13,7 +13,7 @@ from webdata import add_run
 from weblib import PASSWORD, SECRET, USER, csrf_token, login
 
 from helpers import wait_until
-from runtracker.settings.web import WebSettings
+from runtracker.settings.web import DEMO_SECRET, SettingsError, WebSettings, session_secret
 from runtracker.web import passwords
 from runtracker.web.app import create_app
 
@@ -182,3 +182,23 @@ def test_start_passes_a_documented_environment_never_the_web_secret(tmp_path, db
     assert got["PATH"] == os.environ["PATH"] and got["LC_TIME"] == "C" and got["RUNTRACKER_DB"] == db_url
     assert got["RUNTRACKER_STARTED_BY"] == "dashboard:alice"
     assert ("APP_TOKEN" in got) == bool(pass_env)
+
+
+@pytest.mark.parametrize("secret", ["a" * 32, "ab" * 20, "0123456780123456781234567812345678", DEMO_SECRET])
+def test_a_trivial_or_the_demo_secret_is_refused_outside_demo_mode(secret):
+    """Outside demo mode, the demo's public secret and secrets of few distinct characters are refused with a
+    message that names the variable; demo mode takes them."""
+    with pytest.raises(SettingsError, match=r"RUNTRACKER_WEB_SECRET is too easy to guess"):
+        session_secret(False, {"RUNTRACKER_WEB_SECRET": secret})
+    assert session_secret(True, {"RUNTRACKER_WEB_SECRET": secret}) == secret
+
+
+def test_config_show_warns_of_the_demo_secret(tmp_path):
+    """`config show` says what `serve` would refuse (they share `session_secret`)."""
+    from click.testing import CliRunner
+
+    from runtracker.cli import cli
+
+    env = {"RUNTRACKER_WEB_SECRET": DEMO_SECRET, "RUNTRACKER_DB": f"sqlite:///{tmp_path / 'a.sqlite'}"}
+    shown = CliRunner().invoke(cli, ["config", "show", "--json"], env=env)
+    assert shown.exit_code == 0 and "demo mode's public secret" in shown.output
