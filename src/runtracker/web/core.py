@@ -392,7 +392,7 @@ async def read_form(request: Request, limit: int = FORM_BYTES) -> FormData:
         pairs = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS)
     except ValueError:
         raise BodyRefused(413, f"a form has at most {MAX_FORM_FIELDS} fields") from None
-    return FormData(pairs)
+    return FormData([(name, value) for name, value in pairs])
 
 
 def body_refused(web: Web, request: Request, user: dict[str, Any] | None, refused: BodyRefused) -> Response:

@@ -28,8 +28,8 @@ from typing import Any
 
 from ..exec.command import EXIT_LOCKED, STARTED_BY_ENV, locked_argv
 from ..settings.pipelines import PipelineConfig
-from ..settings.web import SECRET_ENV
 from ..settings.values import DB_ENV
+from ..settings.web import SECRET_ENV
 from ..storage.dashboard import Dashboard
 
 # What a started pipeline gets of the server's environment (docs/dashboard.md), besides `serve --pass-env`.
