@@ -26,7 +26,8 @@ from ..base import sanitize
 from ..base.clock import iso, now_ms
 from ..storage.auth import ApiKey
 from ..storage.ingest import BUSY, DONE, MISMATCH, Ingest
-from .core import BodyRefused, Web, capped_body, web_of
+from .bodies import BodyRefused, capped_body
+from .core import Web, web_of
 
 log = logging.getLogger("runtracker.web")
 

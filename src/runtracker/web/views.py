@@ -15,15 +15,14 @@ from ..base.outcomes import CRASH_STEP, RUNNING
 from ..storage.dashboard import RUN_BAR_COLUMNS, Dashboard
 from ..storage.errorfilter import BY_PIPELINE, ErrorFilter
 from . import grouping, present, start
+from .bodies import LOGIN_FORM_BYTES, BodyRefused, read_form
 from .core import (
     COUNT_CAP,
     DEFAULT_GROUP_WINDOW,
     ERRORS_PER_PAGE,
     GROUP_WINDOWS,
-    LOGIN_FORM_BYTES,
     PAGE_SIZE,
     BadRequest,
-    BodyRefused,
     Web,
     csrf_refused,
     cursor_text,
@@ -34,7 +33,6 @@ from .core import (
     int_param,
     page,
     path_quote,
-    read_form,
     safe_next,
     url,
     watch_of,
