@@ -314,3 +314,29 @@ def test_an_exit_code_ping_out_of_range_is_422(http, key, db_url):
     response = http.post("/api/ping/backup/256", headers=auth(key))
     assert response.status_code == 422 and response.json()["field"] == "exit_code"
     assert Db(db_url).runs() == []
+
+
+@pytest.mark.parametrize("body", [
+    b'{"pipeline": "nikki", "club": NaN}',
+    b'{"pipeline": "nikki", "detail": {"deep": [1, Infinity]}}',
+    b'{"pipeline": "nikki", "x": -Infinity}',
+    b'{"pipeline": "nikki", "x": 1e999}',
+])
+def test_nan_and_infinity_anywhere_in_a_body_are_400_and_open_no_run(http, key, db_url, body):
+    """NaN, Infinity, -Infinity (and a number that overflows to it) are not JSON: 400 before any field is read."""
+    response = http.post("/api/runs", content=body, headers=auth(key))
+    assert response.status_code == 400 and response.json() == {"error": "the body is not JSON", "field": None}
+    assert Db(db_url).runs() == []
+
+
+@pytest.mark.parametrize("body", [b'{"outcome": "success", "created": NaN}',
+                                  b'{"outcome": "success", "stats": {"rate": Infinity}}'])
+def test_nan_in_counts_or_infinity_in_stats_is_400_and_leaves_the_run_running(http, key, db_url, body):
+    """`{"created": NaN}` was stored as 0 and `{"stats": {"rate": Infinity}}` as "inf": both are refused."""
+    run_id = _open(http, key)
+    step_id = _step(http, key, run_id)
+    path = f"/api/runs/{run_id}/steps/{step_id}" if b"created" in body else f"/api/runs/{run_id}/end"
+    response = http.request("PATCH" if b"created" in body else "POST", path, content=body, headers=auth(key))
+    assert response.status_code == 400, response.text
+    db = Db(db_url)
+    assert db.run(run_id)["outcome"] == "running" and db.steps(run_id)[0]["finished_at"] is None

@@ -14,16 +14,17 @@ from .common import db_option, for_terminal, monitor_watcher, store_for
 MISSING_EXTRA = "the dashboard needs the web extra, which is not installed: pip install 'runtracker[web]'"
 
 
-def _web_modules() -> tuple[Any, Any, Any]:
-    """uvicorn and the dashboard's app and settings, or a ClickException naming the extra to install."""
+def _web_modules() -> tuple[Any, Any, Any, Any]:
+    """uvicorn and the dashboard's app, settings and connection handling, or a ClickException naming the extra
+    to install."""
     try:
         import uvicorn
 
         from ..settings import web as settings
-        from ..web import app
+        from ..web import app, serving
     except ImportError:
         raise click.ClickException(MISSING_EXTRA) from None
-    return uvicorn, app, settings
+    return uvicorn, app, settings, serving
 
 
 @click.command("serve")
@@ -35,20 +36,27 @@ def _web_modules() -> tuple[Any, Any, Any]:
                    "if it exists].")
 @click.option("--demo", is_flag=True,
               help="Demo mode: a built-in (public) session secret, and a user demo/demo if there is no user.")
-@click.option("--forwarded-allow-ips", default="127.0.0.1", show_default=True, metavar="IPS",
-              help="Proxies whose X-Forwarded-Proto/-For are trusted (https behind a reverse proxy).")
+@click.option("--forwarded-allow-ips", default="", metavar="IPS",
+              help="Proxies whose X-Forwarded-Proto/-For are trusted (https and the client's address behind a "
+                   "reverse proxy), e.g. 127.0.0.1; by default none: those headers are ignored.")
+@click.option("--header-timeout", default=10.0, show_default=True, type=click.FloatRange(0.1, 3600), metavar="S",
+              help="Close a connection whose request headers are not complete within S seconds.")
 @click.option("--monitor", "with_monitor", is_flag=True,
               help="Also run `runtracker monitor` in this process: reaping, schedules and alerts.")
 @click.option("--api-rate", default=50.0, show_default=True, type=click.FloatRange(0, 100_000), metavar="N",
               help="Ingest API requests a second per API key, in bursts of 2N; more get 429 (0: no limit).")
+@click.option("--pass-env", "pass_env", multiple=True, metavar="NAME",
+              help="Also pass this variable of the server's environment to pipelines Start runs (globs allowed; "
+                   "repeat it). They get PATH, HOME, the locale, TZ and RUNTRACKER_* but the web secret.")
 def serve_command(db: str | None, host: str, port: int, config_path: str | None, demo: bool,
-                  forwarded_allow_ips: str, with_monitor: bool, api_rate: float) -> None:
+                  forwarded_allow_ips: str, header_timeout: float, with_monitor: bool, api_rate: float,
+                  pass_env: tuple[str, ...]) -> None:
     """Serve the web dashboard: overview, history, runs, errors, members, /health, /metrics and the API.
 
     Needs a session secret in $RUNTRACKER_WEB_SECRET (at least 32 characters), except with --demo. Users:
     `runtracker user add NAME`.
     """
-    uvicorn, app, settings = _web_modules()
+    uvicorn, app, settings, serving = _web_modules()
     try:
         secret = settings.session_secret(demo)
     except settings.SettingsError as exc:
@@ -56,7 +64,8 @@ def serve_command(db: str | None, host: str, port: int, config_path: str | None,
     store = store_for(db)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
     web_settings = settings.WebSettings(secret=secret, db=db, config_path=config_path,
-                                        demo=demo, api_rate=api_rate, api_burst=max(1, int(api_rate * 2)))
+                                        demo=demo, api_rate=api_rate, api_burst=max(1, int(api_rate * 2)),
+                                        pass_env=pass_env)
     application = app.create_app(web_settings, store)
     users = application.state.web.auth.user_count()
     shown = "localhost" if host in ("127.0.0.1", "::1") else host
@@ -73,8 +82,11 @@ def serve_command(db: str | None, host: str, port: int, config_path: str | None,
         click.echo(f"monitoring {safe(monitor_store.url)} in this process every {loop.DEFAULT_MONITOR_INTERVAL_S:g} s; "
                    f"{said}", err=True)
     try:
-        uvicorn.run(application, host=host, port=port, proxy_headers=True,
-                    forwarded_allow_ips=forwarded_allow_ips, log_level="info", server_header=False)
+        # No proxy is trusted unless named: uvicorn's own default trusts 127.0.0.1, so a client on this host
+        # could choose its address (and its login rate-limit bucket) with X-Forwarded-For.
+        uvicorn.run(application, host=host, port=port, proxy_headers=bool(forwarded_allow_ips.strip()),
+                    forwarded_allow_ips=forwarded_allow_ips.strip() or None, log_level="info", server_header=False,
+                    http=serving.header_deadline(header_timeout))
     finally:
         if stop_monitor is not None:
             stop_monitor()

@@ -215,13 +215,15 @@ def _hostname() -> Setting:
 
 
 def _web_secret() -> Setting:
-    """The dashboard's session secret, never shown: whether it is set, and whether it is long enough."""
+    """The dashboard's session secret, never shown: whether it is set, and whether `serve` would take it."""
     secret = environment(web.SECRET_ENV)
     if not secret:
         return Setting("web_secret", None)
     warnings: tuple[str, ...] = ()
-    if len(secret) < web.MIN_SECRET_LENGTH:
-        warnings = (web.SHORT_SECRET.format(env=web.SECRET_ENV, length=len(secret), min=web.MIN_SECRET_LENGTH),)
+    try:
+        web.session_secret(False, {web.SECRET_ENV: secret})
+    except web.SettingsError as exc:
+        warnings = (str(exc),)
     return Setting("web_secret", f"{redact.MARK} ({len(secret)} characters)", ENVIRONMENT, web.SECRET_ENV, secret,
                    warnings)
 

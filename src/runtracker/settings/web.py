@@ -18,6 +18,11 @@ NO_SECRET = (
     "output of `python -c 'import secrets; print(secrets.token_urlsafe(32))'`), or try it with --demo"
 )
 SHORT_SECRET = "${env} is too short: {length} characters, at least {min} are needed"
+# A random secret of 32 characters has about 25 distinct ones; `'a' * 32` or `abababab...` has 1 or 2. The
+# demo's secret is printed in this source: a real server signing with it lets anyone forge a session.
+MIN_DISTINCT = 10
+WEAK_SECRET = ("${env} is too easy to guess ({why}): use a random value, e.g. the output of "
+               "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`")
 
 
 class SettingsError(ValueError):
@@ -25,7 +30,9 @@ class SettingsError(ValueError):
 
 
 def session_secret(demo: bool, environ: dict[str, str] | None = None) -> str:
-    """The secret that signs session cookies: ${SECRET_ENV}, required outside demo mode."""
+    """The secret that signs session cookies: ${SECRET_ENV}, required outside demo mode, at least
+    MIN_SECRET_LENGTH characters; outside demo mode neither the demo's secret nor one of fewer than MIN_DISTINCT
+    distinct characters."""
     value = environment(SECRET_ENV) if environ is None else environ.get(SECRET_ENV, "")
     if not value:
         if demo:
@@ -33,6 +40,11 @@ def session_secret(demo: bool, environ: dict[str, str] | None = None) -> str:
         raise SettingsError(NO_SECRET.format(env=SECRET_ENV, min=MIN_SECRET_LENGTH))
     if len(value) < MIN_SECRET_LENGTH:
         raise SettingsError(SHORT_SECRET.format(env=SECRET_ENV, length=len(value), min=MIN_SECRET_LENGTH))
+    if not demo and value == DEMO_SECRET:
+        raise SettingsError(WEAK_SECRET.format(env=SECRET_ENV, why="it is the demo mode's public secret"))
+    if not demo and len(set(value)) < MIN_DISTINCT:
+        raise SettingsError(WEAK_SECRET.format(env=SECRET_ENV, why=f"{len(set(value))} distinct characters, "
+                                               f"at least {MIN_DISTINCT} are needed"))
     return value
 
 
@@ -51,3 +63,5 @@ class WebSettings:
     # The ingest API (docs/ingest.md): requests a second per API key, in bursts of up to `api_burst`; 0: no limit.
     api_rate: float = 50.0
     api_burst: int = 100
+    # Names (or globs) of the server's environment a started pipeline also gets (`serve --pass-env`).
+    pass_env: tuple[str, ...] = ()

@@ -140,7 +140,8 @@ async def start_pipeline(request: Request) -> Response:
     if not who.via_key and not web.sessions.csrf_ok(request, None):
         return api_error(403, "the X-CSRF-Token header is missing or wrong")
     name = request.path_params["name"]
-    result = await run_in_threadpool(start.start, web.dash, web.config(), name, who.started_by, web.settings.db)
+    result = await run_in_threadpool(start.start, web.dash, web.config(), name, who.started_by, web.settings.db,
+                                   web.settings.pass_env)
     if result.status == "not_configured":
         return api_error(404, f"the pipeline {name!r} has no command in the config file")
     if result.status == "running":

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
@@ -32,8 +31,15 @@ SECURITY_HEADERS = [
 ]
 
 
+# Pages and API answers hold what only a logged-in user may see (and the login form its CSRF token): no browser
+# or proxy cache keeps them, so the back button after logout or a shared proxy shows nothing. Static files
+# are the same for everyone and may be cached.
+NO_STORE = (b"cache-control", b"no-store")
+
+
 class SecurityHeaders:
-    """Adds SECURITY_HEADERS to every response (plain ASGI: no per-request task, unlike BaseHTTPMiddleware)."""
+    """Adds SECURITY_HEADERS to every response, and `Cache-Control: no-store` to every one but a static file
+    (plain ASGI: no per-request task, unlike BaseHTTPMiddleware)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -43,10 +49,14 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
 
+        cacheable = scope["path"].startswith("/static/")
+
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message.setdefault("headers", [])
-                message["headers"] = list(message["headers"]) + SECURITY_HEADERS
+                headers = list(message.get("headers", [])) + SECURITY_HEADERS
+                if not cacheable:
+                    headers = [h for h in headers if h[0].lower() != b"cache-control"] + [NO_STORE]
+                message["headers"] = headers
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
@@ -71,11 +81,12 @@ def routes() -> list[Route | Mount]:
         Route("/logout", views.logout, methods=["POST"]),
         Route("/pipeline/{name:path}/start", views.start_post, methods=["POST"]),
         Route("/pipeline/{name:path}", views.pipeline),
-        Route("/run/{run_id:int}", views.run_page),
+        Route("/run/{run_id:id}", views.run_page),
+        Route("/run/{run_id:id}/summary.json", views.run_summary_json),
         Route("/errors", views.errors),
         Route("/errors/clear", views.clear_confirm, methods=["GET"]),
         Route("/errors/clear", views.clear_post, methods=["POST"]),
-        Route("/errors/{run_id:int}", views.run_errors),
+        Route("/errors/{run_id:id}", views.run_errors),
         Route("/member/{identifier:path}", views.member),
         Route("/health", api.health),
         Route("/metrics", api.metrics_page),
@@ -83,17 +94,24 @@ def routes() -> list[Route | Mount]:
         Route("/api/pipelines", api.pipelines),
         Route("/api/pipeline/{name:path}/start", api.start_pipeline, methods=["POST"]),
         Route("/api/runs", api.runs),
-        Route("/api/runs/{run_id:int}", api.run),
+        Route("/api/runs/{run_id:id}", api.run),
         Route("/api/errors", api.errors),
         Route("/api/errors/groups", api.error_groups),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
 
 
+class Dashboard(Starlette):
+    """Starlette with SecurityHeaders outside everything: middleware given to Starlette sits inside its
+    ServerErrorMiddleware, so a 500 would go out without the headers every other response has."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return SecurityHeaders(super().build_middleware_stack())
+
+
 def create_app(settings: WebSettings, store: Store | None = None) -> Starlette:
     """The dashboard on `settings.db` (or on `store`, already open)."""
-    app = Starlette(routes=routes(), middleware=[Middleware(SecurityHeaders)],
-                    exception_handlers={HTTPException: http_error})
+    app = Dashboard(routes=routes(), exception_handlers={HTTPException: http_error})
     app.state.web = Web(settings, store)
     app.state.ingest = IngestState(app.state.web)
     return app

@@ -20,6 +20,7 @@ from urllib.parse import quote, urlencode
 
 import jinja2
 from starlette.concurrency import run_in_threadpool
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -38,6 +39,7 @@ from ..storage.errorfilter import ErrorFilter
 from ..storage.ingest import Ingest
 from ..storage.search import ErrorCursor, ErrorSearch
 from . import passwords, present
+from .bodies import BodyRefused, read_form
 from .sessions import CSRF_FIELD, RateLimit, Sessions
 
 log = logging.getLogger("runtracker.web")
@@ -59,6 +61,31 @@ MAX_TEXT = 200  # the longest filter value taken
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,3})?)?Z?$")
 _SAFE_NEXT = re.compile(r"^/(?![/\\])[^\s]*$")
+MAX_ID = 2**63 - 1  # the largest id either database stores (a signed 64-bit integer)
+
+
+def _at_most(limit: int) -> str:
+    """A regular expression for the decimal numbers from 0 to `limit` (leading zeros allowed)."""
+    digits = str(limit)
+    same_length = [digits[:i] + f"[0-{int(d) - 1}]" + f"[0-9]{{{len(digits) - i - 1}}}"
+                   for i, d in enumerate(digits) if d != "0"]
+    return "0*(?:" + "|".join([f"[0-9]{{1,{len(digits) - 1}}}", *same_length, digits]) + ")"
+
+
+class IdConvertor(Convertor[int]):
+    """`{run_id:id}`: a row id, 0 to MAX_ID. A larger number does not match the route (404), where `:int` would
+    pass it on to SQLite, which cannot bind it (a 500)."""
+
+    regex = _at_most(MAX_ID)
+
+    def convert(self, value: str) -> int:
+        return int(value)
+
+    def to_string(self, value: int) -> str:
+        return str(value)
+
+
+register_url_convertor("id", IdConvertor())
 
 
 class Principal:
@@ -313,12 +340,20 @@ def form_post(fn: Form) -> Callable[[Request], Awaitable[Response]]:
         user = await run_in_threadpool(web.user, request)
         if user is None:
             return web.to_login(request)
-        form = await request.form()
+        try:
+            form = await read_form(request)
+        except BodyRefused as refused:
+            return body_refused(web, request, user, refused)
         if not web.sessions.csrf_ok(request, form.get(CSRF_FIELD)):
             return csrf_refused(web, request, user)
         return await fn(request, web, user, form)
 
     return endpoint
+
+
+def body_refused(web: Web, request: Request, user: dict[str, Any] | None, refused: BodyRefused) -> Response:
+    return web.render(request, "message.html", {"title": "Refused", "message": f"This form was refused: "
+                                                f"{refused.message}."}, refused.status, user)
 
 
 def csrf_refused(web: Web, request: Request, user: dict[str, Any] | None) -> Response:
@@ -398,12 +433,19 @@ def error_cursor(values: Values) -> ErrorCursor | None:
     parts = raw.split("~")
     try:
         if len(parts) == 2 and to_ms(parts[0]) is not None:
-            return ErrorCursor(created_at=parts[0], error_id=int(parts[1]))
+            return ErrorCursor(created_at=parts[0], error_id=_row_id(parts[1]))
         if len(parts) == 3 and to_ms(parts[0]) is not None:
-            return ErrorCursor(run_started_at=parts[0], run_id=int(parts[1]), error_id=int(parts[2]))
+            return ErrorCursor(run_started_at=parts[0], run_id=_row_id(parts[1]), error_id=_row_id(parts[2]))
     except ValueError:
         pass
     raise BadRequest("`after` is not a cursor this dashboard made")
+
+
+def _row_id(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= MAX_ID:
+        raise ValueError(f"{text} is not a row id")
+    return value
 
 
 def cursor_text(cursor: ErrorCursor | None) -> str | None:

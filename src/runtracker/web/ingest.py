@@ -291,13 +291,13 @@ def openapi(request: Request) -> Response:
 
 
 def routes() -> list[Route]:
-    runs = "/api/runs/{run_id:int}"
+    runs = "/api/runs/{run_id:id}"
     ping = "/api/ping/{pipeline:path}"
     return [
         Route("/api/openapi.json", openapi),
         Route("/api/runs", open_run, methods=["POST"]),
         Route(runs + "/steps", start_step, methods=["POST"]),
-        Route(runs + "/steps/{step_id:int}", end_step, methods=["PATCH"]),
+        Route(runs + "/steps/{step_id:id}", end_step, methods=["PATCH"]),
         Route(runs + "/errors", record_errors, methods=["POST"]),
         Route(runs + "/end", end_run, methods=["POST"]),
         Route(runs + "/heartbeat", heartbeat, methods=["POST"]),

@@ -26,6 +26,7 @@ from ..base import sanitize
 from ..base.clock import iso, now_ms
 from ..storage.auth import ApiKey
 from ..storage.ingest import BUSY, DONE, MISMATCH, Ingest
+from .bodies import BodyRefused, capped_body
 from .core import Web, web_of
 
 log = logging.getLogger("runtracker.web")
@@ -123,7 +124,7 @@ class Call:
             return empty
         if self._json is None:
             try:
-                self._json = json.loads(self.raw)
+                self._json = json.loads(self.raw, parse_constant=_not_json, parse_float=_finite)
             except (ValueError, RecursionError):
                 raise Problem(400, "the body is not JSON") from None
         return self._json
@@ -132,25 +133,30 @@ class Call:
 Handler = Callable[[Call], tuple[int, dict[str, Any]]]
 
 
+def _not_json(constant: str) -> Any:
+    """Python's json reads NaN, Infinity and -Infinity, which JSON does not have: refused wherever they are."""
+    raise ValueError(f"{constant} is not JSON")
+
+
+def _finite(text: str) -> float:
+    """A number too large for a float (1e999) would be read as infinity: refused as NaN and Infinity are."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is not a finite number")
+    return value
+
+
 def api_key_of(request: Request) -> str:
     header = request.headers.get("authorization", "")
     return header[7:].strip() if header[:7].lower() == "bearer " else request.headers.get("x-api-key", "")
 
 
 async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
-    """The body, refused (413) past `limit` bytes: by its Content-Length before reading, and as it streams in
-    (a chunked body has none)."""
-    length = request.headers.get("content-length", "")
-    if length.isdigit() and int(length) > limit:
-        raise Problem(413, f"the body is larger than {limit} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise Problem(413, f"the body is larger than {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    """The body, refused (413) past `limit` bytes (`capped_body`)."""
+    try:
+        return await capped_body(request, limit)
+    except BodyRefused as refused:
+        raise Problem(refused.status, refused.message) from None
 
 
 def problem_response(problem: Problem) -> JSONResponse:

@@ -82,7 +82,9 @@ class Sessions:
 
 class RateLimit:
     """At most `attempts` per `window_s` seconds per client (a sliding window, in memory: one server process).
-    At most `max_clients` clients are remembered; the oldest are forgotten first."""
+    At most `max_clients` clients are remembered; the oldest are forgotten first. The login counts failures
+    only: it counts each attempt as it comes (so parallel guesses are counted before any is checked) and
+    `forgive`s one that succeeded, so an office behind one address is not locked out by its own logins."""
 
     def __init__(self, attempts: int, window_s: float, max_clients: int = 10_000) -> None:
         self.attempts = attempts
@@ -105,3 +107,10 @@ class RateLimit:
             while len(self._seen) > self.max_clients:
                 del self._seen[next(iter(self._seen))]
             return None
+
+    def forgive(self, client: str) -> None:
+        """Take back the latest attempt counted for `client` (it succeeded)."""
+        with self._lock:
+            times = self._seen.get(client)
+            if times:
+                times.pop()

@@ -15,6 +15,7 @@ from ..base.outcomes import CRASH_STEP, RUNNING
 from ..storage.dashboard import RUN_BAR_COLUMNS, Dashboard
 from ..storage.errorfilter import BY_PIPELINE, ErrorFilter
 from . import grouping, present, start
+from .bodies import LOGIN_FORM_BYTES, BodyRefused, read_form
 from .core import (
     COUNT_CAP,
     DEFAULT_GROUP_WINDOW,
@@ -64,7 +65,11 @@ async def login_post(request: Request) -> Response:
             "next": "/", "error": f"Too many login attempts: try again in {int(wait) + 1} s."}, 429)
         response.headers["Retry-After"] = str(int(wait) + 1)
         return response
-    form = await request.form()
+    try:
+        form = await read_form(request, LOGIN_FORM_BYTES)
+    except BodyRefused as refused:
+        return web.render(request, "login.html", {"next": "/", "error": f"Refused: {refused.message}."},
+                          refused.status)
     target = safe_next(form.get("next"))
     if not web.sessions.csrf_ok(request, form.get(CSRF_FIELD)):
         return csrf_refused(web, request, None)
@@ -74,6 +79,7 @@ async def login_post(request: Request) -> Response:
         return web.render(request, "login.html", {"next": target, "error": "Wrong user name or password."}, 401)
     from . import passwords
 
+    web.login_limit.forgive(client)  # only failures count against the limit
     web.sessions.replace(request, {"uid": row["id"], "user": row["name"],
                                    "pw": passwords.fingerprint(web.settings.secret, row["password_hash"])})
     return web.sessions.save(request, RedirectResponse(target, status_code=303))
@@ -206,6 +212,16 @@ def run_page(request: Request, web: Web, user: dict[str, Any]) -> Response:
     }, user=user)
 
 
+@page
+def run_summary_json(request: Request, web: Web, user: dict[str, Any]) -> Response:
+    """The run's summary as stored, whole (the run page shows it cut when it is deep or long)."""
+    run_id = request.path_params["run_id"]
+    run = web.dash.run(run_id)
+    if run is None:
+        return not_found(request, web, user, f"there is no run {run_id}")
+    return Response(run.get("summary_json") or "null", media_type="application/json")
+
+
 # -- errors -------------------------------------------------------------------------------------------------
 @page
 def errors(request: Request, web: Web, user: dict[str, Any]) -> Response:
@@ -311,7 +327,7 @@ async def clear_post(request: Request, web: Web, user: dict[str, Any], form: For
 async def start_post(request: Request, web: Web, user: dict[str, Any], form: FormData) -> Response:
     name = request.path_params["name"]
     result = await run_in_threadpool(start.start, web.dash, web.config(), name, f"dashboard:{user['name']}",
-                                     web.settings.db)
+                                     web.settings.db, web.settings.pass_env)
     if result.status == "not_configured":
         return web.render(request, "message.html", {
             "title": NOT_FOUND, "message": "this pipeline has no command in the config file"}, 404, user)
