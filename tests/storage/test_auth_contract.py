@@ -65,7 +65,7 @@ def test_api_keys_are_listed_by_name_touched_and_removed_together(db_url):
     auth.add_api_key("ci", "hash-c")
     assert [(k["name"], k["id"]) for k in auth.api_keys()] == [("ci", second + 1), ("node", first), ("node", second)]
     assert all("key_hash" not in k and k["last_used_at"] is None for k in auth.api_keys())
-    auth.touch_api_key(first, T0)
+    auth.touch_api_key(first, T0, keep=100)
     assert [k["last_used_at"] for k in auth.api_keys() if k["id"] == first] == [T0]
     assert auth.remove_api_keys("node") == 2 and auth.remove_api_keys("node") == 0
     assert auth.api_key("hash-a") is None and [k["name"] for k in auth.api_keys()] == ["ci"]
@@ -93,7 +93,7 @@ def test_a_session_is_found_until_it_is_ended(db_url):
     auth = Auth(store)
     auth.add_user("bob", "hash-1")
     bob = auth.user("bob")["id"]
-    auth.open_session(bob, "session-1", LATER)
+    auth.open_session(bob, "session-1", LATER, keep=100)
     found = auth.session_user("session-1")
     assert (found["name"], found["id"], found["expires_at"]) == ("bob", bob, LATER)
     assert auth.session_user("session-2") is None
@@ -111,16 +111,16 @@ def test_a_password_change_removal_or_logout_of_a_user_ends_all_of_its_sessions(
     auth.add_user("alice", "hash-2")
     bob, alice = auth.user("bob")["id"], auth.user("alice")["id"]
     for n in range(3):
-        auth.open_session(bob, f"bob-{n}", LATER)
-    auth.open_session(alice, "alice-0", LATER)
-    auth.open_session(alice, "alice-old", T0)
+        auth.open_session(bob, f"bob-{n}", LATER, keep=100)
+    auth.open_session(alice, "alice-0", LATER, keep=100)
+    auth.open_session(alice, "alice-old", T0, keep=100)
     assert auth.session_counts() == {bob: 3, alice: 2}
-    auth.open_session(bob, "bob-3", LATER)  # prunes alice-old, expired
+    auth.open_session(bob, "bob-3", LATER, keep=100)  # prunes alice-old, expired
     assert auth.session_counts() == {bob: 4, alice: 1}
     assert auth.end_sessions("bob") == 4 and auth.end_sessions("bob") == 0 and auth.end_sessions("carol") is None
-    auth.open_session(bob, "bob-4", LATER)
+    auth.open_session(bob, "bob-4", LATER, keep=100)
     assert auth.set_password("bob", "hash-3") and auth.session_user("bob-4") is None
-    auth.open_session(bob, "bob-5", LATER)
+    auth.open_session(bob, "bob-5", LATER, keep=100)
     assert auth.remove_user("bob") and auth.session_user("bob-5") is None
     assert auth.session_counts() == {alice: 1} and auth.session_user("alice-0")["name"] == "alice"
     store.close()
@@ -136,4 +136,23 @@ def test_the_demo_user_is_marked_demo_only_and_not_counted_until_given_a_real_pa
     auth.add_user("bob", "hash-3")
     assert not auth.user("bob")["demo_only"] and auth.user_count() == 1
     assert auth.set_password("demo", "hash-4") and not auth.user("demo")["demo_only"] and auth.user_count() == 2
+    store.close()
+
+
+def test_a_user_keeps_at_most_the_newest_sessions_given(db_url):
+    """open_session(keep=N) ends the user's oldest sessions beyond N, and no other user's."""
+    store = open_fresh(db_url)
+    auth = Auth(store)
+    auth.add_user("bob", "hash-1")
+    auth.add_user("alice", "hash-2")
+    bob, alice = auth.user("bob")["id"], auth.user("alice")["id"]
+    auth.open_session(alice, "alice-0", LATER, keep=2)
+    for n in range(4):
+        auth.open_session(bob, f"bob-{n}", LATER, keep=2)
+        with store.transaction() as cur:  # distinct creation times, in order, without waiting
+            cur.execute(store.sql("UPDATE sessions SET created_at = ? WHERE id_hash = ?"),
+                        (f"2026-01-01T00:00:0{n}.000Z", f"bob-{n}"))
+    assert auth.session_counts() == {bob: 2, alice: 1}
+    assert [bool(auth.session_user(f"bob-{n}")) for n in range(4)] == [False, False, True, True]
+    assert auth.session_user("alice-0")
     store.close()

@@ -130,11 +130,15 @@ class Auth:
         return int(self.store.read("SELECT COUNT(*) AS n FROM users WHERE demo_only = 0")[0]["n"])
 
     # -- sessions ------------------------------------------------------------------------------------------
-    def open_session(self, user_id: int, id_hash: str, expires_at: str) -> None:
-        """A new session of the user; sessions expired by then are pruned in the same transaction."""
+    def open_session(self, user_id: int, id_hash: str, expires_at: str, keep: int) -> None:
+        """A new session of the user, who keeps at most `keep` (the oldest end first: logins in a loop cannot
+        grow the table); sessions expired by then are pruned, all in the same transaction."""
         now = now_iso()
         with self.store.transaction() as cur:
             cur.execute(self.store.sql("DELETE FROM sessions WHERE expires_at < ?"), (now,))
+            cur.execute(self.store.sql(
+                "DELETE FROM sessions WHERE user_id = ? AND id_hash NOT IN (SELECT id_hash FROM sessions"
+                " WHERE user_id = ? ORDER BY created_at DESC, id_hash LIMIT ?)"), (user_id, user_id, keep - 1))
             cur.execute(self.store.sql("INSERT INTO sessions (id_hash, user_id, created_at, expires_at)"
                                        " VALUES (?, ?, ?, ?)"), (id_hash, user_id, now, expires_at))
 

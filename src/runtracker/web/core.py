@@ -56,6 +56,7 @@ API_KEY_TOUCH_S = 60.0  # last_used_at is written at most once a minute per key
 API_KEY_MEMORY_S = 5.0
 MAX_REMEMBERED_KEYS = 1000
 MAX_TEXT = 200  # the longest filter value taken
+MAX_SESSIONS_PER_USER = 100  # a login beyond it ends the user's oldest session
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,3})?)?Z?$")
 _SAFE_NEXT = re.compile(r"^/(?![/\\])[^\s]*$")
@@ -234,7 +235,7 @@ class Web:
         self.end_session(request)
         sid = new_session_id()
         expires = iso(now_ms() + self.settings.session_max_age_s * 1000)
-        self.auth.open_session(int(row["id"]), session_id_hash(sid), expires)
+        self.auth.open_session(int(row["id"]), session_id_hash(sid), expires, keep=MAX_SESSIONS_PER_USER)
         self.sessions.replace(request, {"sid": sid, "uid": row["id"],
                                         "pw": passwords.fingerprint(self.settings.secret, row["password_hash"])})
 
