@@ -65,7 +65,7 @@ def test_api_keys_are_listed_by_name_touched_and_removed_together(db_url):
     auth.add_api_key("ci", "hash-c")
     assert [(k["name"], k["id"]) for k in auth.api_keys()] == [("ci", second + 1), ("node", first), ("node", second)]
     assert all("key_hash" not in k and k["last_used_at"] is None for k in auth.api_keys())
-    auth.touch_api_key(first, T0, keep=100)
+    auth.touch_api_key(first, T0)
     assert [k["last_used_at"] for k in auth.api_keys() if k["id"] == first] == [T0]
     assert auth.remove_api_keys("node") == 2 and auth.remove_api_keys("node") == 0
     assert auth.api_key("hash-a") is None and [k["name"] for k in auth.api_keys()] == ["ci"]
