@@ -18,7 +18,6 @@ from .base import Store
 # permission sets too: a new action is a name here and, for keys, a column in SCOPE_COLUMNS.
 WRITE = "write"  # record runs of the pipeline through the ingest API
 START = "start"  # start the pipeline's configured command (POST /api/pipeline/<name>/start)
-ACTIONS = (WRITE, START)
 SCOPE_COLUMNS = {WRITE: "write_pipelines", START: "start_pipelines"}  # the api_keys column of each action
 
 
