@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import pytest
+from itsdangerous import URLSafeTimedSerializer
 from starlette.testclient import TestClient
 from webdata import add_run
 from weblib import PASSWORD, SECRET, USER, api_key, csrf_token, login
 
-from runtracker.settings.web import DEMO_SECRET, SettingsError, session_secret
+from runtracker.settings.web import DEMO_SECRET, SettingsError, WebSettings, session_secret
 from runtracker.web import passwords
+from runtracker.web.app import create_app
 
 PAGES = ["/", "/pipeline/nikki", "/run/1", "/errors", "/errors?view=groups", "/errors/1", "/errors/clear",
          "/member/KNVB1"]
@@ -105,6 +107,48 @@ def test_logout_ends_the_session(client):
     response = client.post("/logout", data={"csrf_token": csrf_token(client, "/")})
     assert response.status_code == 303 and response.headers["location"] == "/login"
     assert client.get("/").status_code == 303
+
+
+def test_a_cookie_copied_before_logout_is_refused_after_it(app, client):
+    """Logout ends the session on the server: its cookie, replayed by another client, opens nothing."""
+    cookie = client.cookies.get("runtracker_session")
+    thief = TestClient(app, follow_redirects=False, cookies={"runtracker_session": cookie})
+    assert thief.get("/").status_code == 200
+    client.post("/logout", data={"csrf_token": csrf_token(client, "/")})
+    assert thief.get("/").status_code == 303 and thief.get("/api/runs").status_code == 401
+
+
+def test_a_logout_on_one_server_ends_the_session_on_another_of_the_same_database(app, client, db_url):
+    """Two servers share the database: a session ended through one is refused by the other at once."""
+    other = create_app(WebSettings(secret=SECRET, db=db_url))
+    try:
+        copied = TestClient(other, follow_redirects=False,
+                            cookies={"runtracker_session": client.cookies.get("runtracker_session")})
+        assert copied.get("/").status_code == 200
+        client.post("/logout", data={"csrf_token": csrf_token(client, "/")})
+        assert copied.get("/").status_code == 303
+    finally:
+        other.state.web.store.close()
+
+
+def test_each_login_opens_a_session_of_its_own(app, client):
+    """A second login (another browser) is a second session: logging out of one leaves the other open."""
+    second = TestClient(app, follow_redirects=False)
+    assert login(second, USER, PASSWORD).status_code == 303
+    client.post("/logout", data={"csrf_token": csrf_token(client, "/")})
+    assert second.get("/").status_code == 200 and client.get("/").status_code == 303
+
+
+def test_a_session_cookie_without_a_stored_session_opens_nothing(app, client):
+    """A cookie signed with the secret but naming no stored session (one made before sessions were stored,
+    or forged by whoever holds the secret) is no login."""
+    user = app.state.web.auth.user(USER)
+    signer = URLSafeTimedSerializer(SECRET, salt="runtracker.session")
+    for data in ({"uid": user["id"], "user": USER, "pw": passwords.fingerprint(SECRET, user["password_hash"])},
+                 {"sid": "made-up", "uid": user["id"], "pw": passwords.fingerprint(SECRET, user["password_hash"])}):
+        forged = TestClient(app, follow_redirects=False,
+                            cookies={"runtracker_session": signer.dumps({**data, "csrf": "x"})})
+        assert forged.get("/").status_code == 303
 
 
 @pytest.mark.parametrize("change", ["password", "remove"])

@@ -11,12 +11,13 @@ import urllib.request
 
 import pytest
 from click.testing import CliRunner
+from weblib import login
 
 from helpers import app_env
 from runtracker.cli import cli
 from runtracker.core.state import STATE
 from runtracker.storage import open_store
-from runtracker.storage.auth import Auth
+from runtracker.storage.auth import START, Auth
 from runtracker.web import passwords
 
 
@@ -82,6 +83,47 @@ def test_key_add_prints_a_key_once_and_stores_its_hash(db_url):
     assert key.startswith("rtk_") and auth(db_url).api_key(passwords.key_hash(key)).name == "ci"
     assert run(db_url, "user", "key-remove", "ci").exit_code == 0
     assert auth(db_url).api_key(passwords.key_hash(key)) is None
+
+
+def test_key_add_start_lets_the_key_start_those_pipelines_only(db_url):
+    """`key-add --start 'sync-*' --start nikki` stores the start scope (apart from --write); list shows it."""
+    result = CliRunner().invoke(cli, ["user", "key-add", "--db", db_url, "cron", "--start", "sync-*",
+                                      "--start", "nikki", "--write", "nikki"])
+    assert result.exit_code == 0, result.output
+    key = auth(db_url).api_key(passwords.key_hash(result.stdout.strip()))
+    assert key.permissions.patterns(START) == ("sync-*", "nikki") and key.write == ("nikki",)
+    assert key.permissions.allows(START, "sync-members") and not key.permissions.allows(START, "backup")
+    CliRunner().invoke(cli, ["user", "key-add", "--db", db_url, "grafana"])
+    listed = run(db_url, "user", "list").output
+    assert "cron  (writes nikki; starts sync-*, nikki;" in listed and "grafana  (read-only;" in listed
+    refused = CliRunner().invoke(cli, ["user", "key-add", "--db", db_url, "bad", "--start", " "])
+    assert refused.exit_code != 0 and "--start" in refused.output
+
+
+def test_user_logout_ends_every_session_of_the_user_and_no_other(db_url):
+    """`runtracker user logout NAME` ends all of NAME's sessions (each browser is sent to /login), says how
+    many, and leaves other users logged in; an unknown user is an error."""
+    from starlette.testclient import TestClient
+
+    from runtracker.settings.web import WebSettings
+    from runtracker.web.app import create_app
+
+    users = auth(db_url)
+    users.add_user("bob", passwords.hash_password("long enough pw"))
+    users.add_user("alice", passwords.hash_password("long enough pw too"))
+    app = create_app(WebSettings(secret="a-test-secret-of-more-than-32-characters", db=db_url))
+    try:
+        browsers = [TestClient(app, follow_redirects=False) for _ in range(3)]
+        for browser, name in zip(browsers, ("bob", "bob", "alice"), strict=True):
+            assert login(browser, name, "long enough pw" + (" too" if name == "alice" else "")).status_code == 303
+        result = run(db_url, "user", "logout", "bob")
+        assert result.exit_code == 0 and "ended 2 session(s) of bob" in result.output
+        assert [b.get("/").status_code for b in browsers] == [303, 303, 200]
+        assert "bob  (since" in run(db_url, "user", "list").output
+        missing = run(db_url, "user", "logout", "nobody")
+        assert missing.exit_code == 1 and "there is no user nobody" in missing.output
+    finally:
+        app.state.web.store.close()
 
 
 @pytest.mark.parametrize(("secret", "message"), [

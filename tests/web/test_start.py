@@ -8,7 +8,7 @@ import signal
 
 import pytest
 from webdata import add_run
-from weblib import api_key, csrf_token
+from weblib import SLEEPER, api_key, csrf_token
 
 from helpers import Db, wait_until
 
@@ -25,7 +25,7 @@ def _stop(run: dict) -> None:
 def test_api_start_runs_the_command_through_exec_and_a_second_start_is_409(app, anon, db_url):
     """202 with the run id; the run is `running`, started by `api:<key name>`, in a session of its own; a second
     start while it runs is 409 and records nothing."""
-    headers = {"authorization": f"Bearer {api_key(app, 'cron')}"}
+    headers = {"authorization": f"Bearer {api_key(app, 'cron', start=('sleeper',))}"}
     first = anon.post("/api/pipeline/sleeper/start", headers=headers)
     assert first.status_code == 202, first.text
     run_id = first.json()["run_id"]
@@ -61,15 +61,47 @@ def test_the_start_button_records_the_dashboard_user(app, client, db_url):
 def test_a_run_of_another_writer_makes_start_409(app, anon, db_url):
     """A `running` run of the pipeline that the dashboard did not start (a cron job, the original tool): 409."""
     running = add_run(app.state.web.store, "sleeper", 1, outcome="running")
-    response = anon.post("/api/pipeline/sleeper/start", headers={"x-api-key": api_key(app)})
+    response = anon.post("/api/pipeline/sleeper/start", headers={"x-api-key": api_key(app, start=("*",))})
     assert response.status_code == 409 and response.json()["run_id"] == running
 
 
 @pytest.mark.parametrize("name", ["quiet", "not-configured"])
 def test_start_of_a_pipeline_without_a_command_is_404(app, anon, name):
     """Only a pipeline whose config gives a command can be started."""
-    response = anon.post(f"/api/pipeline/{name}/start", headers={"x-api-key": api_key(app)})
+    response = anon.post(f"/api/pipeline/{name}/start", headers={"x-api-key": api_key(app, start=("*",))})
     assert response.status_code == 404
+
+
+def test_a_read_only_key_may_not_start_a_pipeline(app, anon, db_url):
+    """A key made without --start is 403 on start, records nothing, and /api/pipelines says it cannot start."""
+    headers = {"x-api-key": api_key(app)}
+    response = anon.post("/api/pipeline/sleeper/start", headers=headers)
+    assert response.status_code == 403 and "may not start 'sleeper'" in response.json()["error"]
+    assert Db(db_url).runs() == []
+    cards = {p["name"]: p for p in anon.get("/api/pipelines", headers=headers).json()["pipelines"]}
+    assert cards["sleeper"]["can_start"] is False
+
+
+@pytest.mark.subprocess
+def test_a_key_may_start_only_the_pipelines_its_start_scope_matches(app, anon, db_url, config_file):
+    """A key with `--start 'sync-*'`: nikki is 403 and nothing runs; sync-members starts (202, a real run);
+    /api/pipelines says which it can start."""
+    config_file.write_text(config_file.read_text() + '\n[pipelines.sync-members]\ncommand = '
+                           + repr(SLEEPER).replace("'", '"') + "\n")
+    headers = {"authorization": f"Bearer {api_key(app, 'sync', start=('sync-*',))}"}
+    refused = anon.post("/api/pipeline/nikki/start", headers=headers)
+    assert refused.status_code == 403 and "it may start sync-*" in refused.json()["error"]
+    assert Db(db_url).runs() == []
+    cards = {p["name"]: p for p in anon.get("/api/pipelines", headers=headers).json()["pipelines"]}
+    assert (cards["nikki"]["can_start"], cards["sync-members"]["can_start"]) == (False, True)
+    started = anon.post("/api/pipeline/sync-members/start", headers=headers)
+    assert started.status_code == 202, started.text
+    run = wait_until(lambda: next(iter(Db(db_url).runs()), None), "the started run")
+    try:
+        assert (run["pipeline"], run["started_by"]) == ("sync-members", "api:sync")
+    finally:
+        _stop(run)
+    assert [r["pipeline"] for r in Db(db_url).runs()] == ["sync-members"]
 
 
 def test_api_start_with_a_session_needs_the_csrf_header(client):

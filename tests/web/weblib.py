@@ -9,6 +9,7 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
+from runtracker.storage.auth import START
 from runtracker.web import passwords
 
 SECRET = "a-test-secret-of-more-than-32-characters"
@@ -31,7 +32,10 @@ def login(client: TestClient, user: str, password: str, next_path: str = "/") ->
                                        "next": next_path})
 
 
-def api_key(app: Starlette, name: str = "ci") -> str:
+def api_key(app: Starlette, name: str = "ci", start: tuple[str, ...] = ()) -> str:
+    """A new API key: read-only, or allowed to start the pipelines `start` names (or matches)."""
     key = passwords.new_api_key()
-    app.state.web.auth.add_api_key(name, passwords.key_hash(key))
+    key_id = app.state.web.auth.add_api_key(name, passwords.key_hash(key))
+    if start:
+        app.state.web.auth.set_scope(key_id, START, start)
     return key

@@ -1,4 +1,5 @@
-"""`runtracker user ...`: the dashboard's users (argon2 password hashes) and API keys (SHA-256 of random keys)."""
+"""`runtracker user ...`: the dashboard's users (argon2 password hashes), their sessions, and API keys (SHA-256 of
+random keys) with what each may write and start."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 import click
 
 from ..base.terminal import safe
-from ..storage.auth import Auth
+from ..storage.auth import START, WRITE, Auth
 from .common import CONTEXT_SETTINGS, db_option, reading, store_for
 
 MISSING_EXTRA = "the dashboard needs the web extra, which is not installed: pip install 'runtracker[web]'"
@@ -103,22 +104,40 @@ def user_remove(db: str | None, name: str) -> None:
     click.echo(f"removed the user {safe(name)}")
 
 
+@user_group.command("logout")
+@db_option
+@click.argument("name")
+def user_logout(db: str | None, name: str) -> None:
+    """End every session of a user, on every server of the database (a stolen cookie, a lost laptop)."""
+    auth = _auth(db)
+    with reading(db):
+        ended = auth.end_sessions(name)
+    if ended is None:
+        raise click.ClickException(f"there is no user {safe(name)}")
+    click.echo(f"ended {ended} session(s) of {safe(name)}")
+
+
 @user_group.command("list")
 @db_option
 def user_list(db: str | None) -> None:
-    """List the users and the API keys (names and dates; never a hash)."""
+    """List the users and the API keys (names, dates, sessions, permissions; never a hash)."""
     auth = _auth(db)
     with reading(db):
         users = auth.users()
+        sessions = auth.session_counts()
         keys = auth.api_keys()
-        scopes = auth.scopes()
+        permissions = auth.permissions()
     for row in users:
-        click.echo(f"user  {safe(row['name'])}  (since {row['created_at']})")
+        demo = "; demo mode only" if row["demo_only"] else ""
+        click.echo(f"user  {safe(row['name'])}  (since {row['created_at']}; {sessions.get(row['id'], 0)} "
+                   f"session(s){demo})")
     for row in keys:
         used = row["last_used_at"] or "never"
-        scope = scopes.get(row["id"])
-        writes = f"writes {safe(', '.join(scope))}" if scope else "read-only"
-        click.echo(f"key   {safe(row['name'])}  ({writes}; since {row['created_at']}, last used {used})")
+        granted = permissions.get(row["id"])
+        may = [f"{verb} {safe(', '.join(granted.patterns(action)))}" for action, verb in
+               ((WRITE, "writes"), (START, "starts")) if granted is not None and granted.patterns(action)]
+        click.echo(f"key   {safe(row['name'])}  ({'; '.join(may) or 'read-only'}; since {row['created_at']}, "
+                   f"last used {used})")
     if not users and not keys:
         click.echo("no users and no API keys")
 
@@ -129,22 +148,31 @@ def user_list(db: str | None) -> None:
 @click.option("--write", "write", multiple=True, metavar="PIPELINE",
               help="Let the key record runs of PIPELINE through the ingest API (a name or a glob pattern such as "
                    "'sync-*'; '*' is every pipeline); repeatable. Without it the key is read-only.")
-def key_add(db: str | None, name: str, write: tuple[str, ...]) -> None:
+@click.option("--start", "start", multiple=True, metavar="PIPELINE",
+              help="Let the key start PIPELINE (POST /api/pipeline/PIPELINE/start runs its configured command on "
+                   "the server): a name or a glob pattern; repeatable. Without it the key starts nothing.")
+def key_add(db: str | None, name: str, write: tuple[str, ...], start: tuple[str, ...]) -> None:
     """Make an API key for /api/ and /metrics, named NAME; it is printed once, only its hash is stored."""
     passwords = _passwords()
     name = _name(name)
-    for pattern in write:
-        if not pattern.strip() or len(pattern) > MAX_NAME or not pattern.isprintable():
-            raise click.BadParameter(f"a pipeline or pattern is 1 to {MAX_NAME} printable characters",
-                                     param_hint="--write")
+    scopes = {WRITE: _patterns(write, "--write"), START: _patterns(start, "--start")}
     key = passwords.new_api_key()
     auth = _auth(db)
     with reading(db):
         key_id = auth.add_api_key(name, passwords.key_hash(key))
-        if write:
-            auth.set_write_scope(key_id, write)
+        for action, patterns in scopes.items():
+            if patterns:
+                auth.set_scope(key_id, action, patterns)
     click.echo(key)
     click.echo(f"(the API key {safe(name)}: keep it now, it cannot be shown again)", err=True)
+
+
+def _patterns(values: tuple[str, ...], option: str) -> tuple[str, ...]:
+    for pattern in values:
+        if not pattern.strip() or len(pattern) > MAX_NAME or not pattern.isprintable():
+            raise click.BadParameter(f"a pipeline or pattern is 1 to {MAX_NAME} printable characters",
+                                     param_hint=option)
+    return values
 
 
 @user_group.command("key-remove")

@@ -309,6 +309,29 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX IF NOT EXISTS idx_api_idempotency_created ON api_idempotency (created_at)",
         ),
     ),
+    Migration(
+        11,
+        "hardening: what each API key may start; demo-only users; the dashboard's sessions, revocable",
+        (
+            # A JSON list of pipeline names or glob patterns the key may start (POST /api/pipeline/<name>/start
+            # runs a command on the server); NULL: none, as every key made before this version.
+            "ALTER TABLE api_keys ADD COLUMN start_pipelines TEXT",
+            # 1: made by `runtracker serve --demo` with its public password; refused by a server not in demo mode.
+            "ALTER TABLE users ADD COLUMN demo_only INTEGER NOT NULL DEFAULT 0",
+            # One row per logged-in session: the SHA-256 of the random id its signed cookie holds. Logout deletes
+            # the row, so a copied cookie stops working on every server of the database; `runtracker user
+            # logout`, a password change and removing the user delete all of the user's. Expired rows are pruned
+            # at each login. No foreign key: SQLite does not enforce them here; the user's removal deletes them.
+            """CREATE TABLE IF NOT EXISTS sessions (
+                id_hash TEXT PRIMARY KEY,
+                user_id BIGINT NOT NULL,
+                created_at TEXT NOT NULL,
+                expires_at TEXT NOT NULL
+            )""",
+            "CREATE INDEX IF NOT EXISTS idx_sessions_user ON sessions (user_id)",
+            "CREATE INDEX IF NOT EXISTS idx_sessions_expires ON sessions (expires_at)",
+        ),
+    ),
 )
 
 LATEST = MIGRATIONS[-1].version

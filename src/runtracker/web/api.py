@@ -2,7 +2,8 @@
 
 Authentication: an API key (`Authorization: Bearer KEY` or `X-API-Key: KEY`; `runtracker user key-add`), or
 the dashboard's session. A POST with the session also needs its CSRF token (header X-CSRF-Token); a POST with
-an API key does not: a browser never sends the key by itself.
+an API key does not: a browser never sends the key by itself. Starting a pipeline runs a command on the server:
+a key needs the permission for that pipeline (`key-add --start PIPELINE`); every dashboard user has it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from starlette.responses import JSONResponse, Response
 
 from ..base.clock import iso, now_ms
 from ..base.outcomes import RUN_OUTCOMES
+from ..storage.auth import START
 from . import grouping, metrics, present, start
 from .core import (
     DEFAULT_GROUP_WINDOW,
@@ -69,7 +71,8 @@ def pipelines(request: Request, web: Web, who: Principal) -> Response:
             "name": card["name"], "status": card["status"], "latest_run": latest,
             "running_run": card["running"], "running": card["running_line"],
             "success_rate_percent": card["success_rate"], "recent_finished": card["finished"],
-            "recent_successes": card["successes"], "can_start": card["command"] and card["running"] is None,
+            "recent_successes": card["successes"],
+            "can_start": card["command"] and card["running"] is None and who.may(START, card["name"]),
             "overdue_since": _iso(status.overdue_since_ms), "next_due": _iso(status.next_due_ms),
             "runs_too_long": status.too_long,
         })
@@ -140,6 +143,10 @@ async def start_pipeline(request: Request) -> Response:
     if not who.via_key and not web.sessions.csrf_ok(request, None):
         return api_error(403, "the X-CSRF-Token header is missing or wrong")
     name = request.path_params["name"]
+    if not who.may(START, name):
+        allowed = who.permissions.patterns(START)
+        return api_error(403, f"this API key may not start {name!r} (it may start "
+                              f"{', '.join(allowed) if allowed else 'no pipeline'}: runtracker user key-add --start)")
     result = await run_in_threadpool(start.start, web.dash, web.config(), name, who.started_by, web.settings.db,
                                    web.settings.pass_env)
     if result.status == "not_configured":

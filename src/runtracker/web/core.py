@@ -33,14 +33,14 @@ from ..settings.pipelines import PipelineConfig, Watch
 from ..settings.web import DEMO_PASSWORD, DEMO_USER, WebSettings
 from ..storage import Runs, Store, open_store
 from ..storage.alerts import AlertStore
-from ..storage.auth import ApiKey, Auth
+from ..storage.auth import START, ApiKey, Auth, Permissions
 from ..storage.dashboard import Dashboard
 from ..storage.errorfilter import ErrorFilter
 from ..storage.ingest import Ingest
 from ..storage.search import ErrorCursor, ErrorSearch
 from . import passwords, present
 from .bodies import BodyRefused, read_form
-from .sessions import CSRF_FIELD, RateLimit, Sessions
+from .sessions import CSRF_FIELD, RateLimit, Sessions, new_session_id, session_id_hash
 
 log = logging.getLogger("runtracker.web")
 
@@ -58,6 +58,7 @@ API_KEY_TOUCH_S = 60.0  # last_used_at is written at most once a minute per key
 API_KEY_MEMORY_S = 5.0
 MAX_REMEMBERED_KEYS = 1000
 MAX_TEXT = 200  # the longest filter value taken
+MAX_SESSIONS_PER_USER = 100  # a login beyond it ends the user's oldest session
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,3})?)?Z?$")
 _SAFE_NEXT = re.compile(r"^/(?![/\\])[^\s]*$")
@@ -88,15 +89,30 @@ class IdConvertor(Convertor[int]):
 register_url_convertor("id", IdConvertor())
 
 
+# What a dashboard user may do: start every pipeline (the Start button), as every user could before permissions
+# existed. Roles (viewer, operator, admin) will give each user a permission set of their own.
+USER_PERMISSIONS = Permissions({START: ("*",)})
+DEMO_USER_LEFT = (
+    "runtracker: the database holds the user %r made by demo mode (`runtracker serve --demo`), whose password is "
+    "public: this server refuses it (demo credentials work only in demo mode). Remove it: runtracker user remove %s"
+)
+DEMO_LOGIN_REFUSED = "runtracker: refused a login as the demo user %r: demo credentials work only in demo mode"
+
+
 class Principal:
-    """Who is asking: a dashboard user (session) or an API key."""
+    """Who is asking: a dashboard user (session) or an API key, and what they may do."""
 
-    __slots__ = ("kind", "name", "via_key")
+    __slots__ = ("kind", "name", "via_key", "permissions")
 
-    def __init__(self, kind: str, name: str, via_key: bool) -> None:
+    def __init__(self, kind: str, name: str, via_key: bool, permissions: Permissions) -> None:
         self.kind = kind  # "dashboard" or "api"
         self.name = name
         self.via_key = via_key
+        self.permissions = permissions
+
+    def may(self, action: str, pipeline: str) -> bool:
+        """Whether this principal may do `action` (storage.auth.START, ...) to the pipeline."""
+        return self.permissions.allows(action, pipeline)
 
     @property
     def started_by(self) -> str:
@@ -143,6 +159,8 @@ class Web:
         self._keys: dict[str, tuple[ApiKey, float]] = {}  # key hash -> (the key, remembered until)
         if settings.demo:
             self.ensure_demo_user()
+        else:
+            self.warn_of_demo_users()
 
     # -- config --------------------------------------------------------------------------------------------
     def config(self) -> PipelineConfig:
@@ -196,30 +214,67 @@ class Web:
 
     # -- users ---------------------------------------------------------------------------------------------
     def ensure_demo_user(self) -> None:
-        if self.auth.user_count() == 0:
-            self.auth.add_user(DEMO_USER, passwords.hash_password(DEMO_PASSWORD))
-            log.warning("runtracker: DEMO MODE: created the user %r with the password %r", DEMO_USER, DEMO_PASSWORD)
+        """Demo mode: the user demo/demo, marked demo-only (a server not in demo mode refuses it), if the
+        database has no real user."""
+        if self.auth.user_count() == 0 and self.auth.add_demo_user(DEMO_USER, passwords.hash_password(DEMO_PASSWORD)):
+            log.warning("runtracker: DEMO MODE: created the user %r with the password %r (demo mode only)",
+                        DEMO_USER, DEMO_PASSWORD)
         log.warning("runtracker: DEMO MODE: sessions are signed with a public secret; do not serve real data")
 
+    def warn_of_demo_users(self) -> None:
+        """Outside demo mode: say loudly, at startup, that the database holds demo mode's user; `login` refuses
+        it. That is a user marked demo-only, or the user demo with the password demo (made by a version before
+        demo-only users, or by hand)."""
+        for row in self.auth.users():
+            if row["demo_only"] or (row["name"] == DEMO_USER and passwords.verify_password(
+                    (self.auth.user(DEMO_USER) or {}).get("password_hash", ""), DEMO_PASSWORD)):
+                log.warning(DEMO_USER_LEFT, row["name"], row["name"])
+
     def user(self, request: Request) -> dict[str, Any] | None:
-        """The logged-in user, checked against the database: a removed user, or a changed password, ends the
-        session."""
+        """The logged-in user, checked against the database at every request: a session ended (logout,
+        `runtracker user logout`), a removed user or a changed password ends it on every server of the
+        database. The read is kept while nothing is committed to the database (`Dashboard.unchanged`)."""
         session = self.sessions.load(request)
-        name = session.get("user")
-        if not isinstance(name, str):
+        sid = session.get("sid")
+        if not isinstance(sid, str):
             return None
-        row = self.dash.unchanged(("user", name), lambda: self.auth.user(name))
-        if row is None or row["id"] != session.get("uid") or \
-                session.get("pw") != passwords.fingerprint(self.settings.secret, row["password_hash"]):
+        row = self.dash.unchanged(("session", sid), lambda: self.auth.session_user(session_id_hash(sid)))
+        if row is None or row["id"] != session.get("uid") or row["expires_at"] <= iso(now_ms()) or \
+                session.get("pw") != passwords.fingerprint(self.settings.secret, row["password_hash"]) or \
+                (row["demo_only"] and not self.settings.demo):
             return None
         return row
 
     def login(self, name: str, password: str) -> dict[str, Any] | None:
+        """The user if the password is right; outside demo mode never demo mode's user (logged)."""
         row = self.auth.user(name)
         if row is None:
             passwords.burn_time(password)
             return None
-        return row if passwords.verify_password(row["password_hash"], password) else None
+        if not passwords.verify_password(row["password_hash"], password):
+            return None
+        if not self.settings.demo and (row["demo_only"] or (name == DEMO_USER and password == DEMO_PASSWORD)):
+            log.warning(DEMO_LOGIN_REFUSED, name)
+            return None
+        return row
+
+    def open_session(self, request: Request, row: dict[str, Any]) -> None:
+        """After a login: a new session (a new random id, stored hashed; the request's former one ended) in the
+        database and in the cookie."""
+        self.end_session(request)
+        sid = new_session_id()
+        expires = iso(now_ms() + self.settings.session_max_age_s * 1000)
+        self.auth.open_session(int(row["id"]), session_id_hash(sid), expires, keep=MAX_SESSIONS_PER_USER)
+        self.sessions.replace(request, {"sid": sid, "uid": row["id"],
+                                        "pw": passwords.fingerprint(self.settings.secret, row["password_hash"])})
+
+    def end_session(self, request: Request) -> None:
+        """Logout: the session's row is deleted, so its cookie, copied or not, opens nothing any more; the
+        browser gets a new, empty session."""
+        sid = self.sessions.load(request).get("sid")
+        if isinstance(sid, str):
+            self.auth.end_session(session_id_hash(sid))
+        self.sessions.replace(request, {})
 
     def principal(self, request: Request) -> Principal | None:
         """An API key (Authorization: Bearer KEY, or X-API-Key), else the session's user."""
@@ -227,9 +282,9 @@ class Web:
         secret = header[7:].strip() if header[:7].lower() == "bearer " else request.headers.get("x-api-key", "")
         if secret:
             key = self.api_key(secret)
-            return None if key is None else Principal("api", key.name, via_key=True)
+            return None if key is None else Principal("api", key.name, True, key.permissions)
         user = self.user(request)
-        return Principal("dashboard", str(user["name"]), via_key=False) if user else None
+        return Principal("dashboard", str(user["name"]), False, USER_PERMISSIONS) if user else None
 
     # -- API keys ------------------------------------------------------------------------------------------
     def api_key(self, secret: str) -> ApiKey | None:

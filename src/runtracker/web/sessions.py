@@ -1,8 +1,11 @@
 """Sessions in a signed cookie, CSRF tokens, and the login rate limit.
 
-The cookie holds the user's id and name, a fingerprint of the password hash (changing the password ends every
-session), a CSRF token and at most one flash message, signed with the session secret (itsdangerous) and
-dated: it is refused once older than the session's maximum age. It is HttpOnly, SameSite=Lax, and Secure when
+The cookie holds a logged-in session's random id, the user's id, a fingerprint of the password hash, a CSRF
+token and at most one flash message, signed with the session secret (itsdangerous) and dated: it is refused
+once older than the session's maximum age. The session id must also name a row of the `sessions` table (only
+its hash is stored), checked at every request: logout deletes the row, so a copied cookie stops working at once
+on every server of the database; `runtracker user logout`, a password change and removing the user delete all
+of the user's rows (`web.core.Web.user`). It is HttpOnly, SameSite=Lax, and Secure when
 the request came over https (uvicorn sets the scheme from TLS, or from X-Forwarded-Proto of a trusted proxy).
 Every POST carries the session's CSRF token (a form field or the X-CSRF-Token header), compared in constant
 time; a request authenticated by an API key needs none (a browser never sends the key on its own).
@@ -10,6 +13,7 @@ time; a request authenticated by an API key needs none (a browser never sends th
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import secrets
 import threading
@@ -24,6 +28,16 @@ from starlette.responses import Response
 COOKIE = "runtracker_session"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
+
+
+def new_session_id() -> str:
+    """A logged-in session's id: 256 random bits."""
+    return secrets.token_urlsafe(32)
+
+
+def session_id_hash(session_id: str) -> str:
+    """The stored form of a session id: who reads the database (a backup) learns no id a cookie could carry."""
+    return hashlib.sha256(session_id.encode("utf-8", "replace")).hexdigest()
 
 
 class Sessions:

@@ -77,17 +77,14 @@ async def login_post(request: Request) -> Response:
     row = await run_in_threadpool(web.login, name, password) if name and password else None
     if row is None:
         return web.render(request, "login.html", {"next": target, "error": "Wrong user name or password."}, 401)
-    from . import passwords
-
     web.login_limit.forgive(client)  # only failures count against the limit
-    web.sessions.replace(request, {"uid": row["id"], "user": row["name"],
-                                   "pw": passwords.fingerprint(web.settings.secret, row["password_hash"])})
+    await run_in_threadpool(web.open_session, request, row)
     return web.sessions.save(request, RedirectResponse(target, status_code=303))
 
 
 @form_post
 async def logout(request: Request, web: Web, user: dict[str, Any], form: FormData) -> Response:
-    web.sessions.replace(request, {})
+    await run_in_threadpool(web.end_session, request)
     return web.sessions.save(request, RedirectResponse("/login", status_code=303))
 
 
