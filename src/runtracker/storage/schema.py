@@ -309,6 +309,17 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX IF NOT EXISTS idx_api_idempotency_created ON api_idempotency (created_at)",
         ),
     ),
+    Migration(
+        11,
+        "a run's start key: a start written again after a lost answer finds its row instead of making a second",
+        (
+            # Made by the process that opens the run, before its first try. A connection lost after the INSERT
+            # committed but before the answer came back leaves the writer not knowing whether the row exists;
+            # its next try looks the key up first (one probe of this index) and takes the row it finds.
+            "ALTER TABLE runs ADD COLUMN start_key TEXT",
+            "CREATE UNIQUE INDEX IF NOT EXISTS idx_runs_start_key ON runs (start_key) WHERE start_key IS NOT NULL",
+        ),
+    ),
 )
 
 LATEST = MIGRATIONS[-1].version

@@ -1,0 +1,99 @@
+"""PostgreSQL going away and coming back while a pipeline runs: a start whose answer is lost is written once, a
+start or end that failed in the outage is written by the next call that can (with the time it was asked), and an
+end the process could not write before it exited is written by the reaper as asked, not as a crash."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+from click.testing import CliRunner
+from tcp_proxy import Proxy
+
+import pg_schemas
+from helpers import Db, app_env, run_app
+from runtracker import RunTracker
+from runtracker.base.clock import ms_between, now_ms, to_ms
+from runtracker.cli import cli
+
+
+@pytest.fixture
+def pg_url():
+    url = pg_schemas.new_schema_url("outage")
+    try:
+        yield f"{url}&application_name=rt_{uuid.uuid4().hex[:10]}"
+    finally:
+        pg_schemas.drop_schema_url(url)
+
+
+@pytest.fixture
+def proxy():
+    p = Proxy()
+    try:
+        yield p
+    finally:
+        p.close()
+
+
+def test_a_start_whose_commit_answer_is_lost_is_written_once(pg_url, proxy):
+    """The connection dies after start_run's INSERT committed, before its answer: the run is written once."""
+    t = RunTracker("nikki", db=proxy.url(pg_url))
+    t.start_run()
+    t.end_run("success")  # the schema is made and the connection open: the next COMMIT is the start's
+    proxy.cut_after_commit()
+    assert t.start_run() is None  # it does not know the row exists
+    assert proxy.cuts == 1
+    step = t.start_step("download")  # writes the start again: finds the row its first try committed
+    t.end_step(step, "success", created=2)
+    assert t.end_run("success")
+    runs = Db(pg_url).runs()
+    assert len(runs) == 2, runs
+    assert [r["outcome"] for r in runs] == ["success", "success"]
+    assert runs[-1]["total_created"] == 2
+
+
+def later_than(ms: int) -> None:
+    """Wait until the clock's millisecond is past `ms` (at most a millisecond): a write made now is later."""
+    while now_ms() <= ms:
+        pass
+
+
+@pytest.mark.swallows
+def test_an_end_that_failed_in_an_outage_is_written_at_the_next_call_with_its_time(pg_url, proxy):
+    """end_run's COMMIT is lost with the connection: the next start_run writes that end, at the moment end_run
+    was called, instead of leaving the run `running` until the process exits."""
+    t = RunTracker("nikki", db=proxy.url(pg_url))
+    first = t.start_run()
+    proxy.cut_before_commit()
+    asked_from = now_ms()
+    assert not t.end_run("partial", {"rows": 3})
+    asked_to = now_ms()
+    assert proxy.cuts == 1 and Db(pg_url).run(first)["outcome"] == "running"
+    later_than(asked_to)
+    assert t.start_run() is not None
+    run = Db(pg_url).run(first)
+    assert run["outcome"] == "partial" and json.loads(run["summary_json"]) == {"rows": 3}
+    assert asked_from <= to_ms(run["finished_at"]) <= asked_to
+    assert run["duration_ms"] == ms_between(run["started_at"], run["finished_at"])
+    assert t.end_run("success")
+
+
+@pytest.mark.swallows
+def test_a_start_that_failed_in_an_outage_is_written_at_the_next_call_with_its_time(pg_url, proxy):
+    """start_run's COMMIT is lost with the connection: its next call writes the run, started when start_run was
+    called."""
+    t = RunTracker("nikki", db=proxy.url(pg_url))
+    t.start_run()
+    t.end_run("success")
+    proxy.cut_before_commit()
+    asked_from = now_ms()
+    assert t.start_run() is None
+    asked_to = now_ms()
+    later_than(asked_to)
+    step = t.start_step("download")
+    assert step is not None
+    run = Db(pg_url).runs()[-1]
+    assert asked_from <= to_ms(run["started_at"]) <= asked_to and run["outcome"] == "running"
+    assert t.end_run("success")
+    assert len(Db(pg_url).runs()) == 2
