@@ -97,3 +97,57 @@ def test_a_start_that_failed_in_an_outage_is_written_at_the_next_call_with_its_t
     assert asked_from <= to_ms(run["started_at"]) <= asked_to and run["outcome"] == "running"
     assert t.end_run("success")
     assert len(Db(pg_url).runs()) == 2
+
+
+ASKS_PARTIAL_IN_THE_OUTAGE = """
+import sys
+import runtracker.storage.postgres as pg
+pg.CRASH_RETRY_S = 0.3  # the exit hook need not try for 5 s
+from runtracker import RunTracker
+from runtracker.base.clock import now_ms
+t = RunTracker("nikki")
+t.start_run()
+t.start_step("nikki-sync")
+print("ready", flush=True)
+sys.stdin.readline()
+before = now_ms()
+ended = t.end_run("partial", {"rows": 3})
+print("asked", before, now_ms(), flush=True)
+print("end_run", ended, flush=True)
+"""
+
+
+@pytest.mark.subprocess
+def test_an_end_asked_in_an_outage_before_exit_is_written_by_the_reaper_as_asked(tmp_path, pg_url, proxy,
+                                                                                 monkeypatch):
+    """end_run('partial') while the server is away, then the process exits: the reaper writes that end from the
+    process's last words (outcome, stats, time asked), not a crash, and reports no lost run."""
+    import subprocess
+    import sys
+
+    from runtracker.alerts.messages import run_event
+
+    monkeypatch.setenv("RUNTRACKER_CRASH_DIR", str(tmp_path / "crash"))
+    app = tmp_path / "app.py"
+    app.write_text(ASKS_PARTIAL_IN_THE_OUTAGE)
+    proc = subprocess.Popen([sys.executable, str(app)], env=app_env(proxy.url(pg_url)), text=True,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path)
+    assert proc.stdout.readline().strip() == "ready", proc.stderr.read()
+    proxy.reject()
+    proxy.drop_all()
+    out, err = proc.communicate("go\n", timeout=60)
+    assert proc.returncode == 0 and "end_run False" in out, err
+    asked_from, asked_to = (int(ms) for ms in out.split("asked ", 1)[1].split()[:2])
+    db = Db(pg_url)
+    run_id = db.run()["id"]
+    assert db.run(run_id)["outcome"] == "running"
+    proxy.forward()
+    result = CliRunner().invoke(cli, ["reap", "--db", pg_url])
+    assert result.exit_code == 0 and f"reaped run {run_id}" not in result.output, result.output
+    run = db.run(run_id)
+    assert run["outcome"] == "partial" and json.loads(run["summary_json"]) == {"rows": 3}
+    assert run["reaped_at"] is None and db.crash_rows(run_id) == []
+    assert asked_from <= to_ms(run["finished_at"]) <= asked_to  # the moment asked, not the reaping's
+    assert [s["outcome"] for s in db.steps(run_id)] == ["partial"]
+    assert run_event(run) == ("partial", None)
+    assert list((tmp_path / "crash").iterdir()) == []
