@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from tcp_proxy import Proxy
 
 import pg_schemas
-from helpers import Db, app_env, run_app
+from helpers import Db, app_env
 from runtracker import RunTracker
 from runtracker.base.clock import ms_between, now_ms, to_ms
 from runtracker.cli import cli

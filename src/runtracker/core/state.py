@@ -71,8 +71,8 @@ class OpenRun:
     that no other code assigns its attributes): whoever reads a run's state finds every way it can change here.
     """
 
-    __slots__ = ("store", "run_id", "start_key", "pipeline", "club_slug", "started_at", "generation", "thread", "attached",
-                 "steps", "known_steps", "problems", "crashes", "pending", "ended", "troubles", "log_lines",
+    __slots__ = ("store", "run_id", "start_key", "pipeline", "club_slug", "started_at", "generation", "thread",
+                 "attached", "steps", "known_steps", "problems", "crashes", "pending", "ended", "troubles", "log_lines",
                  "log_since", "log_errors", "log_rows")
 
     def __init__(self, store: Store, run_id: int | None, pipeline: str, club_slug: str | None, started_at: str, *,

@@ -89,6 +89,8 @@ class PostgresStore(Store):
     def __init__(self, dsn: str) -> None:
         super().__init__()
         self._pg = driver()
+        # A lost connection, a server that refuses or is starting up or shutting down, a statement timeout.
+        self.unavailable = (self._pg.OperationalError,)
         from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
         params = conninfo_to_dict(dsn)

@@ -20,6 +20,7 @@ from ..storage import Store
 from . import api, ingest, views
 from .core import HERE, Web, api_error, web_of
 from .ingest_http import IngestState
+from .outage import DatabaseOutage
 
 # Scripts and styles from this site only, no inline script, no framing: stored text that slipped through as
 # markup still could not run.
@@ -92,8 +93,11 @@ def routes() -> list[Route | Mount]:
 
 def create_app(settings: WebSettings, store: Store | None = None) -> Starlette:
     """The dashboard on `settings.db` (or on `store`, already open)."""
-    app = Starlette(routes=routes(), middleware=[Middleware(SecurityHeaders)],
+    web = Web(settings, store)
+    # The database away (a server restarting): 503 and Retry-After, with the security headers (outage.py).
+    app = Starlette(routes=routes(), middleware=[Middleware(SecurityHeaders),
+                                                 Middleware(DatabaseOutage, unavailable=web.store.unavailable)],
                     exception_handlers={HTTPException: http_error})
-    app.state.web = Web(settings, store)
+    app.state.web = web
     app.state.ingest = IngestState(app.state.web)
     return app
