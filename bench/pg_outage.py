@@ -206,9 +206,12 @@ def main() -> None:
     length = 4 + restarts * (args.outage + 6) + args.drop_seconds + 4
     env = {**os.environ, "RUNTRACKER_DB": db, "PYTHONPATH": str(ROOT / "src")}
     watcher = Watcher(db)
+    debug = ["debug"] if os.environ.get("PG_OUTAGE_DEBUG") else []  # the pipeline's stacks every 2 s
     try:
-        pipeline = subprocess.Popen([sys.executable, "-c", PIPELINE, str(length), *(["debug"] if os.environ.get("PG_OUTAGE_DEBUG") else [])], env=env, text=True,
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        # Its log goes to a file: a pipe nobody reads until the end would fill and stall the pipeline.
+        log_file = tempfile.TemporaryFile("w+")
+        pipeline = subprocess.Popen([sys.executable, "-c", PIPELINE, str(length), *debug], env=env, text=True,
+                                    stdout=subprocess.PIPE, stderr=log_file)
         watcher.start()
         outages: list[tuple[int, int]] = []  # (down at, back at), ms
         # The outages begin once the pipeline's first run is written (its process started, its schema made):
@@ -226,7 +229,9 @@ def main() -> None:
             outages.append((down, now_ms()))
             time.sleep(6)
         dropped = drop_at_commits(db, args.drop_seconds)
-        out, err = pipeline.communicate(timeout=length + 120)
+        out, _ = pipeline.communicate(timeout=length + 120)
+        log_file.seek(0)
+        err = log_file.read()
         subprocess.run([sys.executable, "-m", "runtracker", "reap", "--db", db], env=env, capture_output=True,
                        check=False)
         time.sleep(0.3)
@@ -270,7 +275,9 @@ def check(db: str, asked: list[dict], outages: list[tuple[int, int]], watcher: W
     if os.environ.get("PG_OUTAGE_DEBUG"):
         missing = [(e["i"], e["asked"], e["written"], [r[1] for r in by_i.get(e["i"], [])]) for e in asked
                    if len(by_i.get(e["i"], [])) != 1 or by_i[e["i"]][0][1] != e["outcome"]]
-        print("asked", [(e["i"], e["started"] - outages[0][0] if outages else 0, e["asked"] - outages[0][0] if outages else 0, e["written"]) for e in asked], file=sys.stderr)
+        zero = outages[0][0] if outages else 0
+        print("asked (ms after the first outage)", [(e["i"], e["started"] - zero, e["asked"] - zero, e["written"])
+                                                    for e in asked], file=sys.stderr)
         print("outages", outages, "\nmissing", missing[:40], "\n", err, file=sys.stderr)
     report = {
         "runs_asked": len(asked), "rows": len(rows), "rows_lost": lost, "phantom_runs": phantoms,

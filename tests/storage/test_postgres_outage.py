@@ -151,3 +151,19 @@ def test_an_end_asked_in_an_outage_before_exit_is_written_by_the_reaper_as_asked
     assert [s["outcome"] for s in db.steps(run_id)] == ["partial"]
     assert run_event(run) == ("partial", None)
     assert list((tmp_path / "crash").iterdir()) == []
+
+
+@pytest.mark.swallows
+def test_a_server_that_refuses_at_once_is_tried_again_within_seconds_however_long_it_refuses():
+    """Connects refused at once (a server restarting) pause calls for at most PAUSE_MAX_QUICK_S, not 30 s: the
+    pipeline finds the restarted server, and writes what waited, within seconds of its return."""
+    import time
+
+    from runtracker.storage.postgres import PAUSE_MAX_QUICK_S, PostgresStore
+
+    store = PostgresStore("postgresql://postgres@127.0.0.1:1/test")
+    for _ in range(8):
+        store._pause_until = 0.0  # the pause is over: the next call tries to connect again
+        with pytest.raises(Exception, match="Connection refused"):
+            store.upgrade_schema()
+    assert store._pause_until - time.monotonic() <= PAUSE_MAX_QUICK_S
