@@ -17,7 +17,6 @@ So every ender writes the same shape, and:
 from __future__ import annotations
 
 import logging
-import re
 import threading
 
 from ..base import redact, sanitize
@@ -26,7 +25,7 @@ from ..base.guard import report
 from ..base.outcomes import CRASH_STEP, FAILURE, NO_MESSAGE, NO_STEP, PARTIAL, RUNNING
 from ..base.records import Record
 from ..storage import ALREADY_ENDED, OVERRODE_REAPER, ErrorRow, RunEnd, RunFacts, Runs, StepEnd, Store
-from . import attach, logring
+from . import attach, crashfile, logring
 from .ending import EXIT, Ending, format_exception
 from .state import STATE, OpenRun, OpenStep
 
@@ -330,32 +329,11 @@ def _leave_last_words(run: OpenRun, error: BaseException) -> None:
     the reaper finds it when it ends the run (a run whose start was never written has no one to find it)."""
     if run.run_id is None:
         return
-    ending = run.pending or Ending(FAILURE)
-    if ending.kind:
-        what, stack = f"{ending.kind}: {ending.message}", ending.stack
-    else:  # the owner's own end: the reaper writes it as asked (`asked_end`), with its time and stats
-        asked = "" if ending.asked_ms is None else f" at {iso(ending.asked_ms)}"
-        summary = ending.summary_json if ending.summary is None else sanitize.to_json(ending.summary)
-        what, stack = f"end_run({ending.outcome!r}) was asked{asked}", summary
+    what, stack = crashfile.words_of(run.pending or Ending(FAILURE))
     try:
         STATE.crash_file.last_words(run.store, STATE.identity(), run.run_id, error, what, stack)
     except Exception as exc:
         report("leaving the run's last words in the crash file", exc)
-
-
-def asked_end(last_words: tuple[str, str] | None) -> Ending | None:
-    """The end its owner asked for, from a run's last words (`_leave_last_words`): its outcome, the moment it
-    was asked and its stats, which the reaper writes as they are — never a crash. None for a crash's words."""
-    if last_words is None:
-        return None
-    match = _ASKED.fullmatch(last_words[0].strip())
-    if match is None:
-        return None
-    at = to_ms(match["at"]) if match["at"] else None
-    return Ending(match["outcome"], summary_json=last_words[1] or None, asked_ms=at)
-
-
-_ASKED = re.compile(r"end_run\('(?P<outcome>success|partial|failure)'\) was asked(?: at (?P<at>\S+))?")
 
 
 def _log_lines(run: OpenRun) -> str | None:

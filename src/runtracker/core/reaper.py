@@ -156,7 +156,7 @@ def _reap_one(store: Store, row: dict[str, Any], verdict: liveness.Verdict, obse
     reaped_at = iso(observer.now_ms)
     fault_path = crashfile.find(store, row)
     fault, last_words = crashfile.read(fault_path, int(row["id"]))
-    asked = lifecycle.asked_end(last_words)
+    asked = crashfile.asked_end(last_words)
     if asked is not None:
         # Its owner asked for this end and its process could not write it before it exited (the database was
         # away): written as asked, when asked. Not a loss, so not in what the reaper reports (no crash alert).
