@@ -5,8 +5,10 @@ A pipeline process runs short tracked runs back to back (a step, two errors, the
 
 1. restarted for real, twice: `pg_ctl stop -m fast`, an outage of `--outage` seconds, `pg_ctl start` (a
    restart here takes about 13 s with everyone's processes connected; the outage stands in for that);
-2. made to drop the pipeline's connections at their COMMIT for `--drop-seconds` (`pg_terminate_backend` of its
-   backends whose query is a COMMIT, in a tight loop): a write that committed whose answer is lost.
+2. made to drop the pipeline's connections at their COMMIT for `--drop-seconds`: `pg_terminate_backend` of its
+   backends whose query is a COMMIT, in a tight loop; and, as the pipeline reaches the server through a TCP proxy
+   (tests/storage/tcp_proxy.py), every 100 ms the answer to its next COMMIT is thrown away with the connection
+   after the server committed: a write that committed whose answer is lost.
 
 The server is a private one (initdb into a temporary directory, its own port), so restarting it disturbs no
 other user of the machine's PostgreSQL; `--cluster 15/main` restarts that cluster instead (`pg_ctlcluster`:
@@ -178,6 +180,15 @@ def drop_at_commits(url: str, seconds: float) -> int:
     return dropped
 
 
+def cut_commit_answers(proxy: object, seconds: float) -> None:
+    """Every 100 ms, the pipeline's next COMMIT reaches the server and commits, and its answer is thrown away
+    with the connection (tests/storage/tcp_proxy.py): the writer cannot know its write committed."""
+    until = time.monotonic() + seconds
+    while time.monotonic() < until:
+        proxy.cut_after_commit()  # type: ignore[attr-defined]
+        time.sleep(0.1)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--outage", type=float, default=8.0, help="seconds the server stays down per restart")
@@ -205,10 +216,16 @@ def main() -> None:
     admin.execute(f"CREATE SCHEMA {schema}")
     admin.close()
     db = f"{url}?options=-csearch_path%3D{schema}"
+    sys.path.insert(0, str(ROOT / "tests" / "storage"))
+    from tcp_proxy import Proxy
+
+    host, port = url.split("@", 1)[1].split("/", 1)[0].split(":")
+    proxy = Proxy(host, int(port))
+    through_proxy = proxy.url(db)
 
     restarts = 2 if server is not None else 0
     length = 4 + restarts * (args.outage + 6) + args.drop_seconds + 4
-    env = {**os.environ, "RUNTRACKER_DB": db, "PYTHONPATH": str(ROOT / "src")}
+    env = {**os.environ, "RUNTRACKER_DB": through_proxy, "PYTHONPATH": str(ROOT / "src")}
     watcher = Watcher(db)
     debug = ["debug"] if os.environ.get("PG_OUTAGE_DEBUG") else []  # the pipeline's stacks every 2 s
     try:
@@ -232,7 +249,10 @@ def main() -> None:
             server.start()
             outages.append((down, now_ms()))
             time.sleep(6)
+        cutter = threading.Thread(target=cut_commit_answers, args=(proxy, args.drop_seconds), daemon=True)
+        cutter.start()
         dropped = drop_at_commits(db, args.drop_seconds)
+        cutter.join()
         out, _ = pipeline.communicate(timeout=length + 120)
         log_file.seek(0)
         err = log_file.read()
@@ -243,7 +263,9 @@ def main() -> None:
         watcher.join()
         report = check(db, [json.loads(line) for line in out.splitlines() if line.startswith("{")], outages,
                        watcher, dropped, err)
+        report["commit_answers_lost"] = proxy.cuts
     finally:
+        proxy.close()
         if server is not None:
             server.remove() if isinstance(server, PrivateServer) else server.start()
     print(json.dumps(report))
