@@ -53,7 +53,7 @@ CRASH_RETRY_S = 5.0
 PAUSE_FIRST_S = 0.5
 PAUSE_MAX_S = 30.0
 PAUSE_MAX_QUICK_S = 2.0  # after connects that failed at once (see `_connection`)
-QUICK_FAILURE_S = 0.5
+QUICK_FAILURE_S = 1.5  # well under the connect timeout (3 s): not a timeout, even on a loaded machine
 
 _QUOTED = re.compile(r"('(?:[^']|'')*')")
 
