@@ -192,6 +192,7 @@ def cut_commit_answers(proxy: object, seconds: float) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--outage", type=float, default=8.0, help="seconds the server stays down per restart")
+    parser.add_argument("--settle", type=float, default=10.0, help="seconds between one fault and the next")
     parser.add_argument("--drop-seconds", type=float, default=10.0, help="seconds of drops timed on COMMITs")
     parser.add_argument("--cluster", help="restart this cluster (e.g. 15/main) instead of a private server")
     parser.add_argument("--url", default="postgresql://postgres@127.0.0.1:5432/postgres",
@@ -224,7 +225,7 @@ def main() -> None:
     through_proxy = proxy.url(db)
 
     restarts = 2 if server is not None else 0
-    length = 4 + restarts * (args.outage + 6) + args.drop_seconds + 4
+    length = 4 + restarts * (args.outage + args.settle) + args.drop_seconds + 4
     env = {**os.environ, "RUNTRACKER_DB": through_proxy, "PYTHONPATH": str(ROOT / "src")}
     watcher = Watcher(db)
     debug = ["debug"] if os.environ.get("PG_OUTAGE_DEBUG") else []  # the pipeline's stacks every 2 s
@@ -248,7 +249,7 @@ def main() -> None:
             time.sleep(args.outage)
             server.start()
             outages.append((down, now_ms()))
-            time.sleep(6)
+            time.sleep(args.settle)  # the pipeline settles before the next fault
         cutter = threading.Thread(target=cut_commit_answers, args=(proxy, args.drop_seconds), daemon=True)
         cutter.start()
         dropped = drop_at_commits(db, args.drop_seconds)
