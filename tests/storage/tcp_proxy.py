@@ -17,6 +17,12 @@ class Proxy:
         self.port = self.listener.getsockname()[1]
         self.forwarding = True
         self.rejected = 0
+        # Armed by `cut_after_commit`: the next COMMIT a client sends reaches the server, which commits and
+        # answers; the answer is thrown away and both sides are closed (the client never learns it committed).
+        # Armed by `cut_before_commit`: the next COMMIT never reaches the server, which rolls back.
+        self.cut_next_commit = False
+        self.commit_next = True
+        self.cuts = 0
         self._lock = threading.Lock()
         self._open: list[socket.socket] = []
         self._closed = False
@@ -31,6 +37,12 @@ class Proxy:
 
     def forward(self) -> None:
         self.forwarding = True
+
+    def cut_after_commit(self) -> None:
+        self.cut_next_commit, self.commit_next = True, True
+
+    def cut_before_commit(self) -> None:
+        self.cut_next_commit, self.commit_next = True, False
 
     def drop_all(self) -> None:
         with self._lock:
@@ -61,19 +73,51 @@ class Proxy:
                 continue
             with self._lock:
                 self._open += [client, server]
-            for a, b in ((client, server), (server, client)):
-                threading.Thread(target=_pump, args=(a, b), daemon=True).start()
+            link = _Link()
+            threading.Thread(target=self._to_server, args=(client, server, link), daemon=True).start()
+            threading.Thread(target=self._to_client, args=(server, client, link), daemon=True).start()
+
+    def _to_server(self, client: socket.socket, server: socket.socket, link: _Link) -> None:
+        try:
+            while data := client.recv(65536):
+                if self.cut_next_commit and b"COMMIT" in data:
+                    # Set before the COMMIT is sent on, so the answer finds it set.
+                    self.cut_next_commit = False
+                    link.cut = True
+                    if not self.commit_next:
+                        with self._lock:
+                            self.cuts += 1
+                        break
+                server.sendall(data)
+        except OSError:
+            pass
+        finally:
+            _close(client)
+            _close(server)
+
+    def _to_client(self, server: socket.socket, client: socket.socket, link: _Link) -> None:
+        try:
+            while data := server.recv(65536):
+                if link.cut:
+                    # The server answers a COMMIT only once it has committed.
+                    with self._lock:
+                        self.cuts += 1
+                    break
+                client.sendall(data)
+        except OSError:
+            pass
+        finally:
+            _close(server)
+            _close(client)
 
 
-def _pump(src: socket.socket, dst: socket.socket) -> None:
-    try:
-        while data := src.recv(65536):
-            dst.sendall(data)
-    except OSError:
-        pass
-    finally:
-        _close(src)
-        _close(dst)
+class _Link:
+    """One relayed connection: `cut` once its COMMIT's answer must be thrown away."""
+
+    __slots__ = ("cut",)
+
+    def __init__(self) -> None:
+        self.cut = False
 
 
 def _close(sock: socket.socket) -> None:

@@ -27,10 +27,12 @@ import threading
 from collections.abc import Iterable, Sequence
 
 from ..base import sanitize
+from ..base.clock import iso, to_ms
 from ..base.guard import report
 from ..settings import values
 from ..storage import Store
 from . import liveness
+from .ending import Ending
 from .liveness import Identity
 
 TYPE_CHECKING = False  # `typing` is not imported at run time: see records.py
@@ -198,6 +200,31 @@ def read(path: str | None, run_id: int) -> tuple[str | None, tuple[str, str] | N
         what = mine[0].split("): ", 1)[-1]
         last_words = (what, "\n".join(mine[1:]).strip())
     return _current_thread_first("\n".join(fault).strip()) or None, last_words
+
+
+def words_of(ending: Ending) -> tuple[str, str | None]:
+    """(what, stack): the last words of a run whose end `ending` could not be written. A crash: its kind,
+    message and stack. The owner's own end: what `asked_end` reads back, so that the reaper writes it as asked
+    (outcome, time asked, stats), never as a crash."""
+    if ending.kind:
+        return f"{ending.kind}: {ending.message}", ending.stack
+    asked = "" if ending.asked_ms is None else f" at {iso(ending.asked_ms)}"
+    summary = ending.summary_json if ending.summary is None else sanitize.to_json(ending.summary)
+    return f"end_run({ending.outcome!r}) was asked{asked}", summary
+
+
+def asked_end(last_words: tuple[str, str] | None) -> Ending | None:
+    """The end its owner asked for, from a run's last words (`words_of`); None for a crash's words."""
+    if last_words is None:
+        return None
+    match = _ASKED.fullmatch(last_words[0].strip())
+    if match is None:
+        return None
+    return Ending(match["outcome"], summary_json=last_words[1] or None,
+                  asked_ms=to_ms(match["at"]) if match["at"] else None)
+
+
+_ASKED = re.compile(r"end_run\('(?P<outcome>success|partial|failure)'\) was asked(?: at (?P<at>\S+))?")
 
 
 def remove(paths: Iterable[str]) -> None:

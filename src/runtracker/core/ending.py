@@ -31,12 +31,12 @@ class Ending(Record):
     """How a run ended, as its ender knows it."""
 
     __slots__ = ("outcome", "summary_json", "summary", "kind", "message", "stack", "exit_code", "name_step",
-                 "reaped", "output_tail", "log_lines")
+                 "reaped", "output_tail", "log_lines", "asked_ms")
 
     def __init__(self, outcome: str, *, summary_json: str | None = None, summary: dict[str, Any] | None = None,
                  kind: str | None = None, message: str | None = None, stack: str | None = None,
                  exit_code: int | None = None, name_step: bool = False, reaped: tuple[str, str] | None = None,
-                 output_tail: str | None = None, log_lines: str | None = None) -> None:
+                 output_tail: str | None = None, log_lines: str | None = None, asked_ms: int | None = None) -> None:
         self.outcome = outcome
         self.summary_json = summary_json  # a normal end: the pipeline's stats, stored as they are
         self.summary = summary  # or: fields of the summary object (a crash adds its own)
@@ -50,6 +50,9 @@ class Ending(Record):
         self.reaped = reaped
         self.output_tail = output_tail
         self.log_lines = log_lines  # the process's last log lines, after the stack in the crash row (logring)
+        # When the owner asked for this end (its `end_run` call): the run's finished_at, even when the database
+        # was away then and the end is written later (lifecycle.write_pending, the exit hook, the reaper).
+        self.asked_ms = asked_ms
 
     def without_crash_row(self) -> Ending:
         fields = self.fields()

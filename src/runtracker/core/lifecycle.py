@@ -25,7 +25,7 @@ from ..base.guard import report
 from ..base.outcomes import CRASH_STEP, FAILURE, NO_MESSAGE, NO_STEP, PARTIAL, RUNNING
 from ..base.records import Record
 from ..storage import ALREADY_ENDED, OVERRODE_REAPER, ErrorRow, RunEnd, RunFacts, Runs, StepEnd, Store
-from . import attach, logring
+from . import attach, crashfile, logring
 from .ending import EXIT, Ending, format_exception
 from .state import STATE, OpenRun, OpenStep
 
@@ -99,6 +99,7 @@ def _insert(run: OpenRun, *, retention_cutoff: str | None = None, lock_key: str 
         pipeline=run.pipeline, club_slug=run.club_slug, started_at=run.started_at, hostname=identity.hostname,
         pid=identity.pid, process_started_at=identity.process_started_at, process_key=identity.process_key,
         retention_cutoff=retention_cutoff, lock_key=lock_key, run_id=run_id, started_by=started_by,
+        start_key=run.start_key,
     )
     if written is not None:
         # Only once written: a rewrite into a replaced file that failed is tried again by the next call.
@@ -294,6 +295,21 @@ def end_run(store: Store, run_id: int | None, ending: Ending, *, run: OpenRun | 
     return EndReport(result, report_.get("finished_at"), report_.get("message"), report_.get("step"))
 
 
+def write_pending(store: Store) -> None:
+    """Write the ends this process's owners asked for on `store` that could not be written then (the database
+    was away): at the next start_run that can, so that such a run does not stay `running` until the process
+    exits, and ends when its end was asked. Never raises: if the database still fails, they stay pending (the
+    exit hook writes them at the latest)."""
+    for run in STATE.open_runs():
+        if run.pending is None or run.ended or run.store is not store:
+            continue
+        try:
+            end_run(store, run.run_id, run.pending, run=run)
+        except Exception as exc:
+            run.troubles.report("writing an end asked while the database was away", exc)
+            return  # the database still fails: the others wait for the next call too
+
+
 def end_open_runs(runs: list[OpenRun], ending: Ending, what: str) -> None:
     """A crash path: end each of these runs (each with its pending end, if it has one), each on its own, so one
     database that fails does not cost the others."""
@@ -313,10 +329,9 @@ def _leave_last_words(run: OpenRun, error: BaseException) -> None:
     the reaper finds it when it ends the run (a run whose start was never written has no one to find it)."""
     if run.run_id is None:
         return
-    ending = run.pending or Ending(FAILURE)
-    what = f"{ending.kind}: {ending.message}" if ending.kind else f"end_run({ending.outcome!r}) was asked"
+    what, stack = crashfile.words_of(run.pending or Ending(FAILURE))
     try:
-        STATE.crash_file.last_words(run.store, STATE.identity(), run.run_id, error, what, ending.stack)
+        STATE.crash_file.last_words(run.store, STATE.identity(), run.run_id, error, what, stack)
     except Exception as exc:
         report("leaving the run's last words in the crash file", exc)
 
@@ -340,9 +355,11 @@ def _build(facts: RunFacts, ending: Ending) -> tuple[RunEnd, str | None, str | N
     else:
         # The moment of the write, taken under the run's lock: later than every step start, step end and error
         # already committed on the run (each took its time before its own commit), so no step of the run lies
-        # after its end. A clock stepped back never gives a negative duration.
+        # after its end. An end its owner asked for (`asked_ms`) ends when it was asked, however much later it
+        # is written (the database was away). A clock stepped back never gives a negative duration.
         started_ms = to_ms(started_at)
-        finished_ms = facts.now_ms if started_ms is None else max(facts.now_ms, started_ms)
+        now = facts.now_ms if ending.asked_ms is None else min(facts.now_ms, ending.asked_ms)
+        finished_ms = now if started_ms is None else max(now, started_ms)
         finished_at = iso(finished_ms)
         duration_ms = 0 if started_ms is None else finished_ms - started_ms
     step = facts.open_steps[-1] if facts.open_steps else None

@@ -68,6 +68,9 @@ def open_run(*, pipeline: str, club_slug: str | None, started_ms: int, db: objec
         hooks.install()  # for `runtracker exec`: the wrapper's own crash (a bug of ours) still ends its run
     if log_lines or log_errors:  # the log ring: installed once per process (logring.py)
         STATE.log_ring.install(log_lines, lifecycle.record_log_error if log_errors else None)
+    if install_hooks:
+        # Ends this process could not write a moment ago (the database was away): before this run, in order.
+        lifecycle.write_pending(store)
     if reap_first:
         reap_lost(store, heartbeat_timeout_s, door)
     cutoff = values.retention_cutoff(values.retention_days(retention_days))

@@ -156,6 +156,16 @@ def _reap_one(store: Store, row: dict[str, Any], verdict: liveness.Verdict, obse
     reaped_at = iso(observer.now_ms)
     fault_path = crashfile.find(store, row)
     fault, last_words = crashfile.read(fault_path, int(row["id"]))
+    asked = crashfile.asked_end(last_words)
+    if asked is not None:
+        # Its owner asked for this end and its process could not write it before it exited (the database was
+        # away): written as asked, when asked. Not a loss, so not in what the reaper reports (no crash alert).
+        if lifecycle.end_run(store, int(row["id"]), asked).result == ENDED:
+            log.warning("runtracker: run %s ended %r as its owner asked (its process could not write it and "
+                        "left it in its crash file)", row["id"], asked.outcome)
+            if fault_path is not None:
+                done_with.add(fault_path)
+        return None
     message = f"process lost: {verdict.detail}"
     fatal = crashfile.fatal_error(fault)
     if fatal:

@@ -71,8 +71,8 @@ class OpenRun:
     that no other code assigns its attributes): whoever reads a run's state finds every way it can change here.
     """
 
-    __slots__ = ("store", "run_id", "pipeline", "club_slug", "started_at", "generation", "thread", "attached",
-                 "steps", "known_steps", "problems", "crashes", "pending", "ended", "troubles", "log_lines",
+    __slots__ = ("store", "run_id", "start_key", "pipeline", "club_slug", "started_at", "generation", "thread",
+                 "attached", "steps", "known_steps", "problems", "crashes", "pending", "ended", "troubles", "log_lines",
                  "log_since", "log_errors", "log_rows")
 
     def __init__(self, store: Store, run_id: int | None, pipeline: str, club_slug: str | None, started_at: str, *,
@@ -81,6 +81,9 @@ class OpenRun:
         # None while its start is not written yet (the database was locked at start_run): the next call that
         # can, or the exit hook, writes it (lifecycle.ensure_written).
         self.run_id = run_id
+        # Stored with its row: a start tried again after a connection lost on the answer to its COMMIT finds
+        # the row the first try wrote instead of writing a second run (`Runs.insert_run`).
+        self.start_key = os.urandom(16).hex()
         self.pipeline = pipeline
         self.club_slug = club_slug
         self.started_at = started_at

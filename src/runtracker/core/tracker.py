@@ -97,7 +97,7 @@ class RunTracker:
         started_ms, log_since = now_ms(), time.time()
         from . import attach, opening
 
-        if self._open is not None and not self._open.ended:
+        if self._open is not None and not self._open.ended and self._open.pending is None:
             log.warning("runtracker: start_run while run %s is still open; it stays open", self.run_id)
             self._open.troubles.flush(f"run {self.run_id}")
         # Started by `runtracker exec`: join its run (see attach.py), else open one of its own.
@@ -206,7 +206,7 @@ class RunTracker:
         from . import lifecycle
         from .ending import Ending
 
-        ending = Ending(outcome, summary_json=sanitize.to_json(stats))
+        ending = Ending(outcome, summary_json=sanitize.to_json(stats), asked_ms=now_ms())
         report_ = lifecycle.end_run(run.store, run.run_id, ending, run=run)
         self._run_id, self._open = run.run_id, None
         return report_.result != ALREADY_ENDED

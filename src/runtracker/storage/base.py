@@ -86,6 +86,9 @@ class Store(ABC):
     # Appended to the SELECT that starts ending a run (`Runs.end_run`): a row lock where writers do not
     # serialise anyway.
     lock_run_row: str = ""
+    # What this backend raises when the database cannot be reached now (a server restarting or away): the
+    # dashboard answers those with 503 and `Retry-After` (web/outage.py). A file on this machine: none.
+    unavailable: tuple[type[Exception], ...] = ()
 
     def __init__(self) -> None:
         # One connection per store, shared by every tracker and thread of the process that opened it; the

@@ -10,7 +10,8 @@ network is here:
   server yet, so it is started again, once, on a fresh connection. A connection lost *during* a transaction
   fails that call (it may or may not have committed, so it is not replayed) and the next call reconnects.
 - Not waiting for a server that is unreachable. After a failed connect, calls fail at once for a short while
-  (doubling up to 30 s) instead of each waiting for the connect timeout; crash writes ignore this pause.
+  (doubling up to 30 s, or up to 2 s while connects are refused at once, as during a restart) instead of each
+  waiting for the connect timeout; crash writes ignore this pause.
 - Bounded waits: a connect timeout, TCP keepalives, and a statement timeout (10 s, 20 s for crash writes,
   as SQLite's busy timeouts) unless the URL sets its own (`options=-c statement_timeout=...`).
 - Crash writes are retried on fresh connections for a few seconds. A crash that happens while the server
@@ -51,6 +52,8 @@ CRASH_STATEMENT_TIMEOUT_MS = 20_000
 CRASH_RETRY_S = 5.0
 PAUSE_FIRST_S = 0.5
 PAUSE_MAX_S = 30.0
+PAUSE_MAX_QUICK_S = 2.0  # after connects that failed at once (see `_connection`)
+QUICK_FAILURE_S = 1.5  # well under the connect timeout (3 s): not a timeout, even on a loaded machine
 
 _QUOTED = re.compile(r"('(?:[^']|'')*')")
 
@@ -89,6 +92,8 @@ class PostgresStore(Store):
     def __init__(self, dsn: str) -> None:
         super().__init__()
         self._pg = driver()
+        # A lost connection, a server that refuses or is starting up or shutting down, a statement timeout.
+        self.unavailable = (self._pg.OperationalError,)
         from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
         params = conninfo_to_dict(dsn)
@@ -114,11 +119,17 @@ class PostgresStore(Store):
         self._conn = None
         if not crash and time.monotonic() < self._pause_until:
             raise self._pg.OperationalError(SERVER_PAUSED)
+        started = time.monotonic()
         try:
             conn = self._pg.connect(self._conninfo, autocommit=True)
         except self._pg.OperationalError:
-            self._pause_until = time.monotonic() + self._pause
-            self._pause = min(self._pause * 2, PAUSE_MAX_S)
+            now = time.monotonic()
+            self._pause_until = now + self._pause
+            # A connect that failed at once (refused: a server restarting, or one starting up or shutting down
+            # that says so) costs nothing to try again, and trying often finds a restarted server within
+            # seconds; one that waited (a host gone, packets dropped) costs the connect timeout each time.
+            quick = now - started < QUICK_FAILURE_S
+            self._pause = min(self._pause * 2, PAUSE_MAX_QUICK_S if quick else PAUSE_MAX_S)
             raise
         self._pause, self._pause_until = PAUSE_FIRST_S, 0.0
         if self._statement_timeout:

@@ -145,6 +145,7 @@ class Runs:
         run_id: int | None = None,
         started_by: str | None = None,
         beating: bool = True,
+        start_key: str | None = None,
     ) -> int | None:
         """Delete runs older than the cutoff (if any) and insert a new `running` run, in one transaction.
 
@@ -153,21 +154,28 @@ class Runs:
         ON CONFLICT DO NOTHING turns the loser's insert into no row instead of an error. With a `run_id` (a run
         written again into a database file that replaced its own): that id, or None if it is taken.
         `beating=False`: no `heartbeat_at` yet (a run of the ingest API, whose client may never beat).
+        `start_key`: the writer's own key for this start; if a run with that key exists (an earlier try committed
+        but its answer was lost with the connection), its id is returned and nothing is written.
         """
         with self.store.transaction() as cur:
+            if start_key is not None:
+                cur.execute(self.store.sql("SELECT id FROM runs WHERE start_key = ?"), (start_key,))
+                found = cur.fetchone()
+                if found is not None:
+                    return int(found[0])
             if retention_cutoff is not None:
                 self._delete_before(cur, retention_cutoff)
             cur.execute(
                 self.store.sql(
                     "INSERT INTO runs (" + ("id, " if run_id is not None else "") + "club_slug, pipeline,"
                     " started_at, outcome, hostname, pid, process_started_at, heartbeat_at, process_key, lock_key,"
-                    " started_by) VALUES (" + ("?, " if run_id is not None else "")
-                    + "?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?)"
+                    " started_by, start_key) VALUES (" + ("?, " if run_id is not None else "")
+                    + "?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?)"
                     + (" ON CONFLICT DO NOTHING" if lock_key is not None or run_id is not None else "")
                     + " RETURNING id"
                 ),
                 (*((run_id,) if run_id is not None else ()), _club(club_slug), pipeline, started_at, hostname, pid,
-                 process_started_at, started_at if beating else None, process_key, lock_key, started_by),
+                 process_started_at, started_at if beating else None, process_key, lock_key, started_by, start_key),
             )
             row = cur.fetchone()
             return None if row is None else int(row[0])

@@ -332,6 +332,17 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX IF NOT EXISTS idx_sessions_expires ON sessions (expires_at)",
         ),
     ),
+    Migration(
+        12,
+        "a run's start key: a start written again after a lost answer finds its row instead of making a second",
+        (
+            # Made by the process that opens the run, before its first try. A connection lost after the INSERT
+            # committed but before the answer came back leaves the writer not knowing whether the row exists;
+            # its next try looks the key up first (one probe of this index) and takes the row it finds.
+            "ALTER TABLE runs ADD COLUMN start_key TEXT",
+            "CREATE UNIQUE INDEX IF NOT EXISTS idx_runs_start_key ON runs (start_key) WHERE start_key IS NOT NULL",
+        ),
+    ),
 )
 
 LATEST = MIGRATIONS[-1].version

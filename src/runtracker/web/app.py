@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
@@ -19,6 +20,7 @@ from ..storage import Store
 from . import api, ingest, views
 from .core import HERE, Web, api_error, web_of
 from .ingest_http import IngestState
+from .outage import DatabaseOutage
 
 # Scripts and styles from this site only, no inline script, no framing: stored text that slipped through as
 # markup still could not run.
@@ -111,7 +113,11 @@ class Dashboard(Starlette):
 
 def create_app(settings: WebSettings, store: Store | None = None) -> Starlette:
     """The dashboard on `settings.db` (or on `store`, already open)."""
-    app = Dashboard(routes=routes(), exception_handlers={HTTPException: http_error})
-    app.state.web = Web(settings, store)
+    web = Web(settings, store)
+    # The database away (a server restarting): 503 and Retry-After (outage.py); SecurityHeaders, outside
+    # everything (Dashboard), puts the headers on it too.
+    app = Dashboard(routes=routes(), middleware=[Middleware(DatabaseOutage, unavailable=web.store.unavailable)],
+                    exception_handlers={HTTPException: http_error})
+    app.state.web = web
     app.state.ingest = IngestState(app.state.web)
     return app
