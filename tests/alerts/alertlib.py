@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -144,18 +145,31 @@ class InProcessMonitor:
 
 
 class MonitorProcess:
-    """`runtracker monitor` as a real process."""
+    """`runtracker monitor` as a real process. Its output goes to files, not pipes: nobody reads a pipe while the
+    test runs, and a monitor that logs more than a pipe holds (64 KiB: errors while a loaded database is slow)
+    would block on its next line and stop sending alerts."""
 
     def __init__(self, db_url: str, config: Path, *args: str, env: dict[str, str] | None = None) -> None:
+        self._out = tempfile.TemporaryFile("w+")
+        self._err = tempfile.TemporaryFile("w+")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "runtracker", "monitor", "--db", db_url, "--config", str(config), *args],
-            env=app_env(db_url, env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            env=app_env(db_url, env), stdout=self._out, stderr=self._err, text=True)
+        self.said: tuple[str, str] | None = None
 
     def stop(self) -> tuple[str, str]:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        out, err = self.proc.communicate(timeout=30)
-        return out, err
+        """SIGTERM, and what it wrote (stdout, stderr); the same again if stopped before."""
+        if self.said is None:
+            if self.proc.poll() is None:
+                self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout=60)
+            said = []
+            for file in (self._out, self._err):
+                file.seek(0)
+                said.append(file.read())
+                file.close()
+            self.said = (said[0], said[1])
+        return self.said
 
 
 def alerts_of(db_url: str) -> list[dict[str, Any]]:

@@ -68,4 +68,6 @@ def monitor_process() -> Iterator[Callable[..., MonitorProcess]]:
 
     yield start
     for monitor in started:
-        monitor.stop()
+        out, err = monitor.stop()
+        # Shown by pytest only when the test failed: what the monitor said (a failure under load is hard to rerun).
+        print(f"--- runtracker monitor (exit {monitor.proc.returncode}) ---\n{out}\n{err}")

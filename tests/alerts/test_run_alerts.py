@@ -7,7 +7,10 @@ import json
 
 from alertlib import alerts_of, deliveries_of, wait_for_mark
 
-from helpers import Db, run_app, start_app, wait_until
+from helpers import Db, open_fresh, run_app, start_app, wait_until
+from runtracker import RunTracker
+from runtracker.alerts.watcher import Watcher
+from runtracker.storage import Runs
 
 FAILING = """
 from runtracker import RunTracker
@@ -125,3 +128,29 @@ def test_partial_runs_are_alerted_when_the_pipeline_asks(tmp_path, db_url, recei
     wait_until(lambda: _mark_past(db_url, last), "the monitor to look at every run")
     assert [a["event_key"] for a in alerts_of(db_url)] == [f"partial:run:{last}"]
     assert receiver.posts[0]["title"] == f"nikki: run {last} ended partial"
+
+
+def test_a_later_run_that_ended_is_never_judged_before_an_earlier_one_a_stale_running_list_still_shows(
+        sqlite_url, write_config):
+    """The monitor hands the watcher the `running` runs it read before waiting (a moment that is long on a
+    loaded machine): run 1 fails and run 2 succeeds meanwhile, yet the list still shows run 1 running. Run 1
+    is `failed` and run 2 its recovery, in that order, not run 2 first with nothing to recover."""
+    config = write_config({"hook": "json://127.0.0.1:9/unused"})
+    store = open_fresh(sqlite_url)
+    try:
+        watcher = Watcher(store, str(config))
+        first = RunTracker("nikki", db=sqlite_url)
+        first_id = first.start_run()
+        watcher.tick()
+        stale = Runs(store).running_runs()
+        assert [r["id"] for r in stale] == [first_id]
+        first.end_run("failure")
+        second = RunTracker("nikki", db=sqlite_url)
+        second_id = second.start_run()
+        second.end_run("success")
+        watcher.tick(stale)
+        watcher.tick()
+        assert [a["event_key"] for a in alerts_of(sqlite_url)] == [f"failed:run:{first_id}",
+                                                                    f"recovered:run:{second_id}"]
+    finally:
+        store.close()

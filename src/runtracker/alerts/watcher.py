@@ -104,16 +104,23 @@ class Watcher:
             if len(rows) < BATCH:
                 break
         self._watching |= {i for i in running_ids if i <= self._high}
-        look = sorted((self._watching - running_ids) | set(self._gaps))
+        # `running` was read before the runs above (the monitor reads it, then waits a tick): a watched run it
+        # shows running may have ended before a run just read as ended. When there is such a run, every watched
+        # run is read again, so that an earlier end is never judged after a later one (a failure, then its
+        # recovery).
+        look_at = self._watching if ended else self._watching - running_ids
+        look = sorted(look_at | set(self._gaps))
+        returned: set[int] = set()
         for row in self.alerts.runs_by_id(look) if look else []:
             run_id = int(row["id"])
+            returned.add(run_id)
             self._gaps.pop(run_id, None)
             if row["outcome"] == RUNNING:
                 self._watching.add(run_id)
             else:
                 self._watching.discard(run_id)
                 ended.append(row)
-        self._watching -= set(look) - running_ids  # gone: deleted by retention, or ended and read above
+        self._watching -= set(look) - returned  # gone: deleted by retention (those that ended are discarded above)
         now = self.clock()
         self._gaps = {i: t for i, t in self._gaps.items() if now - t < GAP_WAIT_MS}
         raised = sum(self._run_ended(row) for row in sorted(ended, key=lambda r: int(r["id"])))
