@@ -5,35 +5,14 @@ end the process could not write before it exited is written by the reaper as ask
 from __future__ import annotations
 
 import json
-import uuid
 
 import pytest
 from click.testing import CliRunner
-from tcp_proxy import Proxy
 
-import pg_schemas
 from helpers import Db, app_env
 from runtracker import RunTracker
 from runtracker.base.clock import ms_between, now_ms, to_ms
 from runtracker.cli import cli
-
-
-@pytest.fixture
-def pg_url():
-    url = pg_schemas.new_schema_url("outage")
-    try:
-        yield f"{url}&application_name=rt_{uuid.uuid4().hex[:10]}"
-    finally:
-        pg_schemas.drop_schema_url(url)
-
-
-@pytest.fixture
-def proxy():
-    p = Proxy()
-    try:
-        yield p
-    finally:
-        p.close()
 
 
 def test_a_start_whose_commit_answer_is_lost_is_written_once(pg_url, proxy):

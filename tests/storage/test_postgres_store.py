@@ -7,12 +7,10 @@ import json
 import signal
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from tcp_proxy import Proxy
 
 import pg_schemas
 from helpers import Db, app_env, run_app, wait_until
@@ -23,14 +21,6 @@ from runtracker.storage.postgres import MISSING_DRIVER, SERVER_PAUSED, masked, t
 CLOSED_PORT_URL = "postgresql://postgres@127.0.0.1:1/test"
 
 
-@pytest.fixture
-def pg_url():
-    """A fresh schema, and a URL that also names this test's connections (application_name)."""
-    url = pg_schemas.new_schema_url("pg")
-    try:
-        yield f"{url}&application_name=rt_{uuid.uuid4().hex[:10]}"
-    finally:
-        pg_schemas.drop_schema_url(url)
 
 
 def app_name(url: str) -> str:
@@ -266,13 +256,6 @@ sys.exit(5)
     assert "statement timeout" in result.stderr and "Traceback" not in result.stderr
 
 
-@pytest.fixture
-def proxy():
-    p = Proxy()
-    try:
-        yield p
-    finally:
-        p.close()
 
 
 CRASH_LATER = READY + "raise ValueError('boom')\n"
