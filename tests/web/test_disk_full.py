@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from starlette.testclient import TestClient
+from ingestlib import auth, write_key
 from weblib import PASSWORD, SECRET, USER, login
 
 from runtracker import RunTracker
@@ -91,4 +92,33 @@ def test_a_full_disk_leaves_pages_answering_with_a_banner_and_the_database_whole
         pass
     again.close()
     assert client.get("/api/runs").json()["runs"][0]["outcome"] == "success"
+    app.state.web.store.close()
+
+
+@pytest.mark.swallows
+def test_an_ingest_write_on_a_full_disk_is_503_with_retry_after_and_goes_through_once_space_is_freed(small_disk):
+    """A write over the HTTP API with the disk full is refused 503 (not 500: retrying at once does not help) with
+    Retry-After; the same request, retried with its idempotency key once space is freed, is recorded once."""
+    db = str(small_disk / "dashboard.sqlite")
+    app = create_app(WebSettings(secret=SECRET, db=f"sqlite:///{db}"))
+    key = write_key(app)
+    client = TestClient(app, follow_redirects=False)
+    opened = client.post("/api/runs", json={"pipeline": "nikki"}, headers=auth(key))
+    assert opened.status_code == 201, opened.text
+    run_id = opened.json()["run_id"]
+    fill(small_disk)
+    errors = [{"message": f"member {i} not found " + "x" * 2000, "member_identifier": f"KNVB{i}"} for i in range(100)]
+    headers = auth(key, **{"Idempotency-Key": "nikki-errors-1"})
+
+    refused = client.post(f"/api/runs/{run_id}/errors", json=errors, headers=headers)
+    assert refused.status_code == 503, refused.text
+    assert int(refused.headers["Retry-After"]) > 0
+    assert "disk is full" in refused.json()["error"]
+
+    (small_disk / "filler").unlink()
+    again = client.post(f"/api/runs/{run_id}/errors", json=errors, headers=headers)
+    assert again.status_code == 201, again.text
+    check = SQLiteStore(db, create=False)
+    assert check.read("SELECT COUNT(*) AS n FROM run_errors WHERE run_id = ?", (run_id,))[0]["n"] == 100
+    check.close()
     app.state.web.store.close()

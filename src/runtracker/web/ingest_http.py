@@ -25,6 +25,7 @@ from starlette.responses import JSONResponse, Response
 from ..base import sanitize
 from ..base.clock import iso, now_ms
 from ..storage.auth import ApiKey
+from ..storage.base import disk_full
 from ..storage.ingest import BUSY, DONE, MISMATCH, Ingest
 from .bodies import BodyRefused, capped_body
 from .core import Web, web_of
@@ -42,6 +43,10 @@ MAX_IDEMPOTENCY_KEY = 255
 
 NO_KEY = "an API key with write access is required (Authorization: Bearer KEY, or X-API-Key: KEY)"
 READ_ONLY = "this API key is read-only: make one with `runtracker user key-add NAME --write PIPELINE`"
+
+
+DISK_FULL = "the database's disk is full: nothing can be recorded until space is freed; retry later"
+DISK_FULL_RETRY_S = 60
 
 
 class Problem(Exception):
@@ -161,7 +166,7 @@ async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
 
 def problem_response(problem: Problem) -> JSONResponse:
     headers = {}
-    if problem.status == 429:
+    if problem.status in (429, 503):
         headers["Retry-After"] = str(max(1, math.ceil(float(problem.extra.get("retry_after_s", 1)))))
     return JSONResponse(problem.body(), status_code=problem.status, headers=headers)
 
@@ -191,6 +196,10 @@ def endpoint(handler: Handler) -> Callable[[Request], Any]:
         except Problem as problem:
             return problem_response(problem)
         except Exception as exc:  # a database that fails: the client gets JSON too, and may retry
+            if disk_full(exc):  # retrying at once does not help; freeing space does (docs/ingest.md)
+                log.error("runtracker: %s %s not recorded: the database's disk is full", request.method,
+                          request.url.path)
+                return problem_response(Problem(503, DISK_FULL, retry_after_s=DISK_FULL_RETRY_S))
             log.error("runtracker: %s %s failed (%s: %s)", request.method, request.url.path, type(exc).__name__,
                       exc)
             return problem_response(Problem(500, "the request could not be recorded; retry it (with the same "
