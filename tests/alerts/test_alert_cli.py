@@ -22,6 +22,7 @@ def test_alert_test_sends_a_test_message_through_each_channel(mailbox, receiver,
     (subject, body), = mailbox.messages
     assert subject == "runtracker: test alert through mail" and "alerts reach you there" in body
     assert receiver.posts[0]["title"] == "runtracker: test alert through hook"
+    assert receiver.posts[0]["type"] == "info"  # a test, not a failure: no red message in the chat
 
 
 def test_alert_test_for_a_pipeline_uses_only_its_channels(mailbox, receiver, write_config):
@@ -113,3 +114,16 @@ def _marked(db_url: str) -> bool:
         return AlertStore(store).mark("runs") is not None
     finally:
         store.close()
+
+
+def test_every_event_has_an_apprise_type_chosen_for_it():
+    """Each event kind maps to failure, warning or success on purpose; only a test message is `info`."""
+    from runtracker.alerts.channels import NOTIFY_TYPES, notify_type
+    from runtracker.base.events import EVENTS
+
+    assert set(NOTIFY_TYPES) == set(EVENTS)
+    assert {notify_type(e) for e in EVENTS} <= {"failure", "warning", "success"}
+    assert (notify_type("failed"), notify_type("crashed"), notify_type("overdue")) == ("failure",) * 3
+    assert (notify_type("too_long"), notify_type("partial"), notify_type("recovered")) == ("warning", "warning",
+                                                                                          "success")
+    assert notify_type(None) == "info"

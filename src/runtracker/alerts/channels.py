@@ -15,6 +15,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+from ..base import events
 from ..core.state import STATE
 from ..settings.configfile import ConfigError
 from ..settings.pipelines import Channel, PipelineConfig
@@ -28,6 +29,26 @@ SEND_TIMEOUT_S = 10.0
 # rate limits of chat services (Slack: one message a second); a plugin's own spacing is kept.
 SPACING_S = 1.0
 _APPRISE_DEFAULT_SPACING_S = 5.5
+# The Apprise message type of each event, so that chat services show its colour and priority (Slack, Discord,
+# Teams: red, amber, green; ntfy: priority). A run that failed or crashed, and a pipeline that did not run when it
+# was due, mean data that was not synced: `failure`. A run still going past its maximum runtime, and a run that
+# ended `partial`, may yet be fine: `warning`. A recovery is `success`; a test message (`alert test`) is `info`.
+FAILURE, WARNING, SUCCESS, INFO = "failure", "warning", "success", "info"  # apprise.NotifyType's values
+NOTIFY_TYPES = {
+    events.FAILED: FAILURE,
+    events.CRASHED: FAILURE,
+    events.OVERDUE: FAILURE,
+    events.TOO_LONG: WARNING,
+    events.PARTIAL: WARNING,
+    events.RECOVERED: SUCCESS,
+}
+
+
+def notify_type(event: str | None) -> str:
+    """The Apprise type of an event's message: `info` for anything not in NOTIFY_TYPES (a test message)."""
+    return NOTIFY_TYPES.get(event or "", INFO)
+
+
 BAD_URL = "{where}: channel {name!r}: Apprise does not understand the URL {url} (see the Apprise wiki for the forms)"
 
 
@@ -58,8 +79,9 @@ class Channels:
         """The names of the channels `pipeline`'s alerts go to."""
         return [c.name for c in self.config.channels_for(pipeline)]
 
-    def send(self, channel: str, title: str, body: str) -> str | None:
-        """Send through one channel (each of its URLs); None when it went, else why not."""
+    def send(self, channel: str, title: str, body: str, notify_type: str = INFO) -> str | None:
+        """Send through one channel (each of its URLs) as an Apprise message of `notify_type` (`notify_type(event)`);
+        None when it went, else why not."""
         target = self._apprise.get(channel)
         if target is None:
             return f"there is no channel {channel!r} in the config file any more"
@@ -68,7 +90,8 @@ class Channels:
         try:
             import apprise
 
-            ok = target.notify(body=body, title=title, body_format=apprise.NotifyFormat.TEXT)
+            ok = target.notify(body=body, title=title, notify_type=notify_type,
+                               body_format=apprise.NotifyFormat.TEXT)
         except Exception as exc:  # a plugin's bug is one failed send, never a dead sender
             return f"{type(exc).__name__}: {exc}"
         finally:

@@ -181,7 +181,7 @@ class AlertStore:
     def due_deliveries(self, channel: str, at: str, limit: int = 10) -> list[dict[str, Any]]:
         """Deliveries of `channel` whose time has come: pending ones, and claims whose monitor went away."""
         return self.store.read(
-            "SELECT d.id, d.alert_id, d.channel, d.status, d.attempts, a.title, a.body, a.event_key"
+            "SELECT d.id, d.alert_id, d.channel, d.status, d.attempts, a.title, a.body, a.event_key, a.event"
             " FROM alert_deliveries d JOIN alerts a ON a.id = d.alert_id"
             " WHERE d.channel = ? AND d.status IN ('pending', 'sending') AND d.next_attempt_at <= ?"
             " ORDER BY d.next_attempt_at, d.id LIMIT ?", (channel, at, limit))
