@@ -12,6 +12,7 @@ Each send has a timeout: Apprise's own socket timeouts, which `SEND_TIMEOUT_S` s
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -95,10 +96,39 @@ class Channels:
         except Exception as exc:  # a plugin's bug is one failed send, never a dead sender
             return f"{type(exc).__name__}: {exc}"
         finally:
-            lines: Sequence[str] = capture.stop()
+            lines = capture.stop()
         if ok:
             return None
-        return "; ".join(dict.fromkeys(line.strip() for line in lines if line.strip()))[:1000] or "not delivered"
+        return why_not(lines)
+
+
+# Apprise's debug lines that carry the exception behind a failed send: "Socket Exception: ...", "I/O Exception:
+# ...". Other debug lines are left out (they quote the message and the URL).
+_EXCEPTION_LINE = re.compile(r"^[\w/ ]{0,30}Exception[^:]{0,40}:\s*(.+)", re.S)
+# The cause inside a requests or socket exception's text, innermost first: "[Errno 111] Connection refused",
+# "Failed to resolve 'host' ([Errno -2] Name or service not known)", "Read timed out. (read timeout=10.0)".
+_CAUSES = (
+    re.compile(r"Failed to resolve '[^']*' \(\[Errno -?\d+\] [^)\"']+\)"),
+    re.compile(r"\[Errno -?\d+\] [^)\"']+"),
+    re.compile(r"(?:Read|Connect|Connection to [^ ]+) timed out\.?(?: \((?:read|connect) timeout=[\d.]+\))?"),
+    re.compile(r"timed out"),
+)
+NOT_DELIVERED = "not delivered (Apprise said no more)"
+REASON_LIMIT = 1000
+
+
+def why_not(lines: Sequence[tuple[int, str]]) -> str:
+    """Why a send failed, from what Apprise logged during it: its warnings ("Failed to send JSON POST
+    notification: Internal server error., error=500."), then the cause its debug lines name ("[Errno 111]
+    Connection refused", "Read timed out. (read timeout=10.0)"); each said once."""
+    said = [text.strip().rstrip(".") for level, text in lines if level >= logging.WARNING and text.strip()]
+    for level, text in lines:
+        found = _EXCEPTION_LINE.match(text.strip()) if level < logging.WARNING else None
+        if found:
+            detail = found.group(1).strip()
+            cause = next((m.group(0) for pattern in _CAUSES if (m := pattern.search(detail))), detail[:300])
+            said.append(cause.strip().rstrip("."))
+    return "; ".join(dict.fromkeys(said))[:REASON_LIMIT] or NOT_DELIVERED
 
 
 def _apprise_of(apprise: Any, channel: Channel) -> Any:
