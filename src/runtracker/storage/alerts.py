@@ -263,7 +263,8 @@ class AlertHistory:
         """Up to `limit` alerts with an id below `before` (newest first), of `pipeline`, of the `event` kind, with a
         delivery in `state` (DELIVERY_STATES; `no channel`: with none); each with `deliveries` (each with its
         `state`) and `state` (`alert_state`)."""
-        where, params = [], []
+        where: list[str] = []
+        params: list[Any] = []
         if before is not None:
             where.append("a.id < ?")
             params.append(before)

@@ -138,7 +138,8 @@ def error_groups(request: Request, web: Web, who: Principal) -> Response:
 @api
 def alerts(request: Request, web: Web, who: Principal) -> Response:
     """The alert history (docs/dashboard.md): filters pipeline, event, state; cursor `before`."""
-    return JSONResponse(alert_history.api_page(request.query_params, web, _limit(request, alert_history.ALERTS_PER_PAGE)))
+    limit = _limit(request, alert_history.ALERTS_PER_PAGE)
+    return JSONResponse(alert_history.api_page(request.query_params, web, limit))
 
 
 async def start_pipeline(request: Request) -> Response:
