@@ -276,8 +276,12 @@ class AlertHistory:
             params.append(event)
         if state == NO_CHANNEL:
             where.append("NOT EXISTS (SELECT 1 FROM alert_deliveries d WHERE d.alert_id = a.id)")
-        elif state is not None:
+        elif state == DELIVERED:  # most alerts: the first ones walked match, one probe each
             where.append(f"EXISTS (SELECT 1 FROM alert_deliveries d WHERE d.alert_id = a.id AND {_STATE_SQL[state]})")
+        elif state is not None:
+            # Few deliveries are not delivered: their alerts' ids are read in one pass over the deliveries, rather
+            # than one probe per alert walked down to the few that match.
+            where.append(f"a.id IN (SELECT d.alert_id FROM alert_deliveries d WHERE {_STATE_SQL[state]})")
         sql = f"SELECT {ALERT_FIELDS} FROM alerts a"
         if where:
             sql += " WHERE " + " AND ".join(where)
