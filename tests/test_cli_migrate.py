@@ -155,3 +155,75 @@ def test_same_database_on_both_sides_is_refused(sqlite_url):
     """--from and --to naming the same database is an error."""
     result = migrate("--from", sqlite_url, "--to", sqlite_url[len("sqlite:///"):])
     assert result.exit_code == 1 and "same database" in result.output
+
+
+def _login_and_key_work(url: str, user: str, password: str, key: str) -> tuple[int, int, bool]:
+    """On the dashboard of `url`: the login's status (303: logged in), an API call's with the key, and whether the key
+    may still write what it wrote."""
+    from starlette.testclient import TestClient
+
+    from runtracker.settings.web import WebSettings
+    from runtracker.storage.auth import WRITE
+    from runtracker.web import passwords
+    from runtracker.web.app import create_app
+
+    app = create_app(WebSettings(secret="s" * 32, db=url))
+    try:
+        client = TestClient(app, follow_redirects=False)
+        token = client.get("/login").text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+        login = client.post("/login", data={"username": user, "password": password, "csrf_token": token, "next": "/"})
+        api = TestClient(app).get("/api/runs", headers={"Authorization": f"Bearer {key}"})
+        found = app.state.web.auth.api_key(passwords.key_hash(key))
+        return login.status_code, api.status_code, found is not None and found.permissions.allows(WRITE, "nikki")
+    finally:
+        app.state.web.store.close()
+
+
+def test_users_and_api_keys_come_along_so_logins_and_keys_still_work(tmp_path, sqlite_url, pg_url):
+    """SQLite -> PostgreSQL -> SQLite: the user logs in with the same password and the key (write scope and all)
+    answers on each target; the hashes are copied as they are. A wrong password is still refused."""
+    from runtracker.storage.auth import WRITE, Auth
+    from runtracker.web import passwords
+
+    history(sqlite_url, n=1)
+    store = open_fresh(sqlite_url)
+    auth = Auth(store)
+    assert auth.add_user("alice", passwords.hash_password("correct horse battery"))
+    key = passwords.new_api_key()
+    auth.set_scope(auth.add_api_key("ci", passwords.key_hash(key)), WRITE, ["nikki"])
+    store.close()
+    assert _login_and_key_work(sqlite_url, "alice", "correct horse battery", key) == (303, 200, True)
+
+    result = migrate("--from", sqlite_url, "--to", pg_url)
+    assert result.exit_code == 0, result.output
+    assert "copied 1 user and 1 API key, their password and key hashes as they were" in result.output
+    assert _login_and_key_work(pg_url, "alice", "correct horse battery", key) == (303, 200, True)
+    assert _login_and_key_work(pg_url, "alice", "wrong", passwords.new_api_key()) == (401, 401, False)
+    back = f"sqlite:///{tmp_path / 'back.sqlite'}"
+    assert migrate("--from", pg_url, "--to", back).exit_code == 0
+    assert _login_and_key_work(back, "alice", "correct horse battery", key) == (303, 200, True)
+
+
+def test_a_merge_keeps_the_target_s_own_user_of_the_same_name(sqlite_url, pg_url):
+    """--merge into a database where alice exists with another password: hers stays; bob and the key come along."""
+    from runtracker.storage.auth import Auth
+    from runtracker.web import passwords
+
+    history(pg_url, "laposta", n=1)
+    history(sqlite_url, n=1)
+    source, target = open_fresh(sqlite_url), open_fresh(pg_url)
+    Auth(source).add_user("alice", passwords.hash_password("the source's password"))
+    Auth(source).add_user("bob", passwords.hash_password("bob's password here"))
+    key = passwords.new_api_key()
+    Auth(source).add_api_key("ci", passwords.key_hash(key))
+    Auth(target).add_user("alice", passwords.hash_password("the target's password"))
+    source.close()
+    target.close()
+    result = migrate("--from", sqlite_url, "--to", pg_url, "--merge")
+    assert result.exit_code == 0, result.output
+    assert "copied 1 user and 1 API key" in result.output and "kept 1 user and 0 API keys the target" in result.output
+    assert _login_and_key_work(pg_url, "alice", "the target's password", key)[:2] == (303, 200)
+    assert _login_and_key_work(pg_url, "alice", "the source's password", key)[0] == 401
+    assert _login_and_key_work(pg_url, "bob", "bob's password here", key)[0] == 303
+    again = migrate("--from", sqlite_url, "--to", pg_url, "--merge")
+    assert "copied 0 users and 0 API keys" in again.output and "kept 2 users and 1 API key" in again.output

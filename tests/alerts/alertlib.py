@@ -69,25 +69,28 @@ class Mailbox:
 class Receiver:
     """A real HTTP server on localhost receiving Apprise's JSON webhook posts; `posts` are their bodies."""
 
-    def __init__(self, port: int | None = None, answer_after_s: float = 0.0) -> None:
+    def __init__(self, port: int | None = None, answer_after_s: float = 0.0, status: int = 200) -> None:
         self.posts: list[dict[str, Any]] = []
         self.port = port or free_port()
         self.answer_after_s = answer_after_s  # a slow receiver: the post is kept at once, answered this much later
+        self.status = status  # 500: a receiver that is up but broken
         self._server: http.server.ThreadingHTTPServer | None = None
 
     def url(self) -> str:
         return f"json://127.0.0.1:{self.port}/hook"
 
     def start(self) -> Receiver:
-        posts, answer_after_s = self.posts, self.answer_after_s
+        posts, answer_after_s, status = self.posts, self.answer_after_s, self.status
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 (http.server's name)
                 length = int(self.headers.get("Content-Length") or 0)
                 posts.append(json.loads(self.rfile.read(length)))
                 time.sleep(answer_after_s)
-                self.send_response(200)
+                self.send_response(status)
                 self.end_headers()
+                if status >= 400:
+                    self.wfile.write(b"the receiver is broken")
 
             def log_message(self, *args: Any) -> None:
                 pass

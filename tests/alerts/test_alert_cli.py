@@ -3,8 +3,10 @@ used refused before anything runs, and a monitor without the alerts extra that s
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
+from pathlib import Path
 
 from alertlib import Receiver
 from click.testing import CliRunner
@@ -22,6 +24,7 @@ def test_alert_test_sends_a_test_message_through_each_channel(mailbox, receiver,
     (subject, body), = mailbox.messages
     assert subject == "runtracker: test alert through mail" and "alerts reach you there" in body
     assert receiver.posts[0]["title"] == "runtracker: test alert through hook"
+    assert receiver.posts[0]["type"] == "info"  # a test, not a failure: no red message in the chat
 
 
 def test_alert_test_for_a_pipeline_uses_only_its_channels(mailbox, receiver, write_config):
@@ -33,14 +36,48 @@ def test_alert_test_for_a_pipeline_uses_only_its_channels(mailbox, receiver, wri
     assert mailbox.messages == [] and "for Nikki sync (nikki)" in receiver.posts[0]["message"]
 
 
-def test_alert_test_names_a_channel_that_cannot_be_reached_and_exits_1(mailbox, write_config):
-    """A webhook nobody listens on: `hook: NOT sent: ...`, the mail still goes, exit status 1."""
+def test_alert_test_names_a_channel_that_cannot_be_reached_and_why_and_exits_1(mailbox, write_config):
+    """A webhook nobody listens on: `hook: NOT sent: ...` with Apprise's reason, connection refused; the mail still
+    goes, exit status 1."""
     config = write_config({"mail": mailbox.url(), "hook": Receiver().url()})
     result = CliRunner().invoke(cli, ["alert", "test", "--config", str(config)])
     assert result.exit_code == 1
-    assert "mail: sent" in result.output and "hook: NOT sent: " in result.output
+    assert "mail: sent" in result.stdout
+    assert "hook: NOT sent: A Connection error occurred sending JSON notification to 127.0.0.1; [Errno 111] " \
+        "Connection refused\n" in result.stdout
     assert "1 of 2 channel(s) could not be reached" in result.output
     assert len(mailbox.messages) == 1
+
+
+def test_alert_test_says_the_http_status_a_broken_receiver_answered(tmp_path):
+    """A webhook that answers 500: the reason names the status (Apprise's warning, caught from its worker thread)."""
+    broken = Receiver(status=500).start()
+    try:
+        config = _config_with({"hook": broken.url()}, tmp_path)
+        result = CliRunner().invoke(cli, ["alert", "test", "--config", str(config)])
+    finally:
+        broken.stop()
+    assert result.exit_code == 1 and len(broken.posts) == 1
+    assert "hook: NOT sent: Failed to send JSON POST notification: Internal server error., error=500\n" \
+        in result.stdout
+
+
+def test_alert_test_says_a_receiver_that_never_answers_timed_out(tmp_path):
+    """A webhook that accepts the connection and never answers: the read timeout (rto=1 on the URL) is the reason."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        config = _config_with({"hook": f"json://127.0.0.1:{silent.getsockname()[1]}/hook?rto=1&cto=5"}, tmp_path)
+        result = CliRunner().invoke(cli, ["alert", "test", "--config", str(config)])
+    assert result.exit_code == 1
+    assert "hook: NOT sent: A Connection error occurred sending JSON notification to 127.0.0.1; Read timed out. " \
+        "(read timeout=1.0)\n" in result.stdout
+
+
+def _config_with(channels: dict[str, str], where: Path) -> Path:
+    path = where / "runtracker.toml"
+    path.write_text("[alerts.channels]\n" + "".join(f'{name} = "{url}"\n' for name, url in channels.items()))
+    return path
 
 
 def test_a_channel_url_apprise_does_not_know_stops_the_monitor_naming_file_and_line(db_url, write_config):
@@ -113,3 +150,16 @@ def _marked(db_url: str) -> bool:
         return AlertStore(store).mark("runs") is not None
     finally:
         store.close()
+
+
+def test_every_event_has_an_apprise_type_chosen_for_it():
+    """Each event kind maps to failure, warning or success on purpose; only a test message is `info`."""
+    from runtracker.alerts.channels import NOTIFY_TYPES, notify_type
+    from runtracker.base.events import EVENTS
+
+    assert set(NOTIFY_TYPES) == set(EVENTS)
+    assert {notify_type(e) for e in EVENTS} <= {"failure", "warning", "success"}
+    assert (notify_type("failed"), notify_type("crashed"), notify_type("overdue")) == ("failure",) * 3
+    assert (notify_type("too_long"), notify_type("partial"), notify_type("recovered")) == ("warning", "warning",
+                                                                                          "success")
+    assert notify_type(None) == "info"

@@ -89,10 +89,11 @@ def test_a_pipeline_run_once_on_the_fall_back_day_is_not_overdue_for_the_repeate
     assert subject == "Nikki sync: overdue since today 02:30 CET"
 
 
-def test_a_pipeline_that_never_ran_is_overdue_only_from_when_it_is_watched(db_url, mailbox, write_config,
+def test_a_pipeline_that_never_ran_is_overdue_only_from_when_it_is_watched(db_url, mailbox, receiver, write_config,
                                                                            start_monitor):
-    """No run at all: the first scheduled time after the monitor first saw the pipeline counts."""
-    config = write_config({"mail": mailbox.url()}, AMSTERDAM)
+    """No run at all: the first scheduled time after the monitor first saw the pipeline counts. The webhook gets
+    it as Apprise type `failure` (a sync that did not happen)."""
+    config = write_config({"mail": mailbox.url(), "hook": receiver.url()}, AMSTERDAM)
     clock = Clock(to_ms("2026-06-01T12:00:00.000Z"))
     monitor = start_monitor(db_url, config, clock)
     _pass_at(monitor, clock, "2026-06-01T12:00:00.000Z")  # the monitor sees the pipeline for the first time
@@ -101,6 +102,8 @@ def test_a_pipeline_that_never_ran_is_overdue_only_from_when_it_is_watched(db_ur
     _pass_at(monitor, clock, "2026-06-02T04:30:00.000Z")
     (subject, body), = mailbox.wait_for(1, "overdue mail")
     assert subject == "Nikki sync: overdue since today 02:30 CEST" and "It has no run in the database." in body
+    post, = receiver.wait_for(1, "overdue post")
+    assert post["title"] == subject and post["type"] == "failure"
 
 
 def test_a_run_past_its_maximum_runtime_is_alerted_once(tmp_path, db_url, receiver, write_config, start_monitor):
@@ -125,6 +128,7 @@ time.sleep(600)
         wait_until(lambda: monitor.watcher.passes >= done + 3, "three passes")
         post, = receiver.wait_for(1, "too-long post")
         assert post["title"] == f"nikki: run {run_id} is taking too long (over 1h)"
+        assert post["type"] == "warning"
         assert [a["event_key"] for a in alerts_of(db_url)] == [f"too_long:run:{run_id}"]
     finally:
         owner.kill()

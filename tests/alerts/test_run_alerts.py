@@ -94,7 +94,8 @@ def _is_running(db_url: str, run_id: int) -> bool:
 
 def test_the_first_success_after_a_failure_is_a_recovery_and_the_next_is_not(tmp_path, db_url, receiver,
                                                                               write_config, start_monitor):
-    """failure → `failed`; success → `recovered`; another success → nothing; partial is off by default."""
+    """failure → `failed`, posted as Apprise type `failure`; success → `recovered`, type `success`; another success
+    → nothing; partial is off by default."""
     config = write_config({"hook": receiver.url()})
     start_monitor(db_url, config)
     for outcome in ("failure", "success", "success", "partial"):
@@ -104,6 +105,8 @@ def test_the_first_success_after_a_failure_is_a_recovery_and_the_next_is_not(tmp
     wait_until(lambda: _mark_past(db_url, runs[-1]), "the monitor to look at every run")
     assert [a["event_key"] for a in alerts_of(db_url)] == [f"failed:run:{runs[0]}", f"recovered:run:{runs[1]}"]
     assert receiver.posts[1]["title"] == f"nikki: run {runs[1]} succeeded again"
+    # What Slack, Discord, Teams and ntfy colour by: the webhook's `type` field.
+    assert [post["type"] for post in receiver.posts] == ["failure", "success"]
 
 
 def _mark_past(db_url: str, run_id: int) -> bool:
@@ -128,6 +131,7 @@ def test_partial_runs_are_alerted_when_the_pipeline_asks(tmp_path, db_url, recei
     wait_until(lambda: _mark_past(db_url, last), "the monitor to look at every run")
     assert [a["event_key"] for a in alerts_of(db_url)] == [f"partial:run:{last}"]
     assert receiver.posts[0]["title"] == f"nikki: run {last} ended partial"
+    assert receiver.posts[0]["type"] == "warning"
 
 
 def test_a_later_run_that_ended_is_never_judged_before_an_earlier_one_a_stale_running_list_still_shows(

@@ -157,6 +157,9 @@ def test_timeout_sends_sigterm_then_sigkill_and_records_timeout(tmp_path, db_url
     s = summary(run)
     assert s["timeout"] is True and s["kind"] == "timeout" and s["timeout_s"] == 1.0 and s["signal"] == "SIGKILL"
     assert db.crash_rows(run["id"])[0]["error_message"] == "timed out after 1s: sent SIGTERM, then SIGKILL after 0.5s"
+    # One line on stderr says why (cron mails it): the command, the pipeline and run, what was done.
+    assert result.stderr.decode() == (f"runtracker exec: sh -c 'sleep 60' (nikki, run {run['id']}) timed out after "
+                                      "1s: sent SIGTERM, then SIGKILL after 0.5s; exit status 124\n")
 
 
 def test_timeout_reaches_the_children_of_a_shell_script(tmp_path, db_url):
@@ -168,6 +171,9 @@ def test_timeout_reaches_the_children_of_a_shell_script(tmp_path, db_url):
     [run] = db.runs()
     assert summary(run)["timeout"] is True
     assert db.crash_rows(run["id"])[0]["error_message"].startswith("timed out after 0.5s: sent SIGTERM, the command")
+    said = result.stderr.decode().splitlines()
+    assert said[-1].startswith(f"runtracker exec: sh -c 'sleep 30; echo never' (nikki, run {run['id']}) timed out "
+                               "after 0.5s: sent SIGTERM, the command then died of SIGTERM") and len(said) == 1, said
 
 
 def test_one_megabyte_of_output_passes_through_unchanged_and_its_tail_is_kept(tmp_path, db_url):

@@ -412,3 +412,38 @@ def test_an_error_record_row_is_redacted(sqlite_url, log):
     db = Db(sqlite_url)
     (error,) = db.errors(db.run()["id"])
     assert error["error_message"] == "login failed for https://sync:***@api.example.org/v1"
+
+
+def test_log_capture_collects_debug_lines_of_its_sends_only_and_adds_none_to_the_process_s_log(caplog):
+    """The capture lowers the logger's level to see debug records, collects them (and those of a worker thread
+    run in a copy of the sender's context, as Apprise 2 runs a send), and lets on to handlers only what the
+    logger's level let on before."""
+    import contextvars
+    import logging
+    import threading
+
+    from runtracker.core.logring import LogCapture
+
+    caplog.set_level(logging.WARNING)  # the process's log: warnings and worse
+    logger = logging.getLogger("runtracker-test-capture")
+    capture = LogCapture()
+    capture.install(logger.name)
+    capture.install(logger.name)  # once per logger
+    assert logger.filters == [capture] and logger.level == logging.DEBUG
+    logger.debug("before: nobody asked")
+    capture.start()
+    logger.debug("Socket Exception: [Errno 111] Connection refused")
+    worker = threading.Thread(target=contextvars.copy_context().run,
+                              args=(logger.warning, "from the worker: %s", "error=500"))
+    worker.start()
+    worker.join()
+    other = threading.Thread(target=logger.warning, args=("another thread, not this send's",))
+    other.start()
+    other.join()
+    lines = capture.stop()
+    logger.debug("after: nobody asks")
+    assert lines[:2] == [(logging.DEBUG, "Socket Exception: [Errno 111] Connection refused"),
+                         (logging.WARNING, "from the worker: error=500")]
+    assert "another thread, not this send's" not in [text for _, text in lines]
+    shown = [r.getMessage() for r in caplog.records if r.name == logger.name]
+    assert "from the worker: error=500" in shown and not any("Socket" in m or "nobody" in m for m in shown)

@@ -299,7 +299,7 @@ def test_an_alert_channels_error_is_stored_redacted(sqlite_url):
     class Failing:
         names = ["ops"]
 
-        def send(self, channel: str, title: str, body: str) -> str:
+        def send(self, channel: str, title: str, body: str, notify_type: str = "info") -> str:
             return f"could not log in to mailtos://alerts:{SECRET}@smtp.example.org: 535 authentication failed"
 
     store = STATE.stores.get(sqlite_url)

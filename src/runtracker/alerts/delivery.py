@@ -21,7 +21,7 @@ from collections.abc import Callable
 from ..base import sanitize
 from ..base.clock import iso, now_ms
 from ..storage.alerts import FAILED, PENDING, SENT, AlertStore
-from .channels import Channels
+from .channels import Channels, notify_type
 
 log = logging.getLogger("runtracker")
 
@@ -110,8 +110,8 @@ class Deliverer:
                 continue  # another monitor took it
             tried += 1
             # Apprise's own messages may quote a channel URL, password and all: stored and logged redacted.
-            error = sanitize.optional_text(self.channels.send(channel, delivery["title"], delivery["body"]),
-                                           sanitize.MESSAGE_LIMIT)
+            sent = self.channels.send(channel, delivery["title"], delivery["body"], notify_type(delivery["event"]))
+            error = sanitize.optional_text(sent, sanitize.MESSAGE_LIMIT)
             attempts = int(delivery["attempts"]) + 1
             now = self.clock()
             if error is None:

@@ -22,6 +22,7 @@ of the process — the last `log_lines` of them, each at most `LINE_LIMIT` chara
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 from collections import deque
@@ -222,36 +223,62 @@ def join_stack(stack: str | None, lines: str | None) -> str | None:
     return lines if not stack else f"{stack.rstrip()}\n\n{lines}"
 
 
-class LogCapture(logging.Handler):
-    """What a library logs (WARNING and above) while a thread asks for it, kept per thread: Apprise says why a send
-    failed only in its log (alerts/channels.py), and channels send in threads of their own. One per process,
-    owned by `state.STATE`; installed once on each logger named (`install`)."""
+class LogCapture(logging.Filter):
+    """What a library logs while a sender asks for it: Apprise says why a send failed only in its log, a warning
+    ("A Connection error occurred sending JSON notification to 127.0.0.1.", "Failed to send JSON POST notification:
+    Internal server error., error=500.") and, at debug level, the exception behind it ("Socket Exception: ...
+    [Errno 111] Connection refused"). One per process, owned by `state.STATE`; installed once on each logger named.
+
+    The lines being collected are a context variable, not a thread-local: channels send in threads of their own,
+    and Apprise 2 runs each service's send in a worker thread of its pool, in a copy of the caller's context
+    (`contextvars.copy_context`), so the worker's records land in the list of the send that caused them.
+
+    It is a filter of the logger, not a handler: to see debug records at all, the logger's level is lowered to
+    DEBUG, and the filter lets on to the handlers (the logger's and its parents') only the records the logger's
+    own level would have let through before, so nobody's log gains a line."""
 
     def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.local = threading.local()  # `lines`: a list while this thread collects, else absent or None
-        self.install_lock = threading.Lock()  # (not `lock`: logging.Handler has its own)
+        super().__init__()
+        # (level, message) of each record while a send collects, else None; one variable per capture object.
+        self.lines: contextvars.ContextVar[list[tuple[int, str]] | None] = contextvars.ContextVar(
+            "runtracker_log_capture", default=None)
+        self.install_lock = threading.Lock()
+        # Logger name -> the logger and the level it had before (NOTSET: its parent's).
+        self._levels: dict[str, tuple[logging.Logger, int]] = {}
 
     def install(self, logger_name: str) -> None:
         with self.install_lock:
             logger = logging.getLogger(logger_name)
-            if self not in logger.handlers:
-                logger.addHandler(self)
+            if self in logger.filters:
+                return
+            self._levels[logger_name] = (logger, logger.level)
+            logger.addFilter(self)
+            if logger.level == logging.NOTSET or logger.level > logging.DEBUG:
+                logger.setLevel(logging.DEBUG)
 
     def start(self) -> None:
-        """Collect what is logged in this thread from now on."""
-        self.local.lines = []
+        """Collect what is logged in this context (this thread, and work it hands on with its context) from now."""
+        self.lines.set([])
 
-    def stop(self) -> list[str]:
-        """What was logged in this thread since `start`; collecting stops."""
-        lines: list[str] = getattr(self.local, "lines", None) or []
-        self.local.lines = None
+    def stop(self) -> list[tuple[int, str]]:
+        """What was logged since `start`, as (level, message); collecting stops."""
+        lines = self.lines.get() or []
+        self.lines.set(None)
         return lines
 
-    def emit(self, record: logging.LogRecord) -> None:
-        lines = getattr(self.local, "lines", None)
+    def filter(self, record: logging.LogRecord) -> bool:
+        lines = self.lines.get()
         if lines is not None:
-            lines.append(record.getMessage())
+            try:
+                lines.append((record.levelno, record.getMessage()))
+            except Exception:  # a record whose arguments do not format: its format string
+                lines.append((record.levelno, str(record.msg)))
+        known = self._levels.get(record.name)
+        if known is None:
+            return True  # not a logger it lowered (installed elsewhere by hand): no say
+        logger, own = known
+        before = own if own != logging.NOTSET else (logger.parent or logger).getEffectiveLevel()
+        return record.levelno >= before
 
     def forget_in_child(self) -> None:
         self.install_lock = threading.Lock()  # a parent thread may have held it at the fork

@@ -26,7 +26,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..base import sanitize
+from ..base import sanitize, terminal
 from ..base.clock import now_ms
 from ..base.guard import report
 from ..base.outcomes import FAILURE, PARTIAL, SUCCESS
@@ -63,6 +63,10 @@ TIMED_OUT = "timed out after {limit}: sent SIGTERM, {then}"
 TIMEOUT_EXITED = "the command then exited with code {code}"
 TIMEOUT_SIGNALLED = "the command then died of {signal}"
 TIMEOUT_KILLED = "then SIGKILL after {grace}"
+# The one line on stderr when the timeout ended the command: cron mails what a job wrote, and an exit status 124
+# alone says nothing to whoever reads that mail.
+TIMED_OUT_SAID = "runtracker exec: {command} ({pipeline}{run}) {message}; exit status {code}"
+_SAID_COMMAND_LIMIT = 200
 LOCKED = (
     "runtracker exec: pipeline {pipeline!r} is already running (run {run_id}, pid {pid} on {host}, started "
     "{started}); not started because of --lock. Exit status {code}; nothing recorded."
@@ -128,6 +132,7 @@ def run(request: ExecRequest) -> int:
     finally:
         forwarder.uninstall()
     if ending.timed_out:
+        _say(timed_out_line(request, ending, open_run))
         return EXIT_TIMEOUT
     if ending.signum is not None:
         # Dying by a signal skips atexit handlers: run them first, as a normal exit would (the exit handler
@@ -135,6 +140,17 @@ def run(request: ExecRequest) -> int:
         atexit._run_exitfuncs()
         die_by_signal(ending.signum)
     return ending.exit_code if ending.exit_code is not None else 1
+
+
+def timed_out_line(request: ExecRequest, ending: CommandEnd, open_run: OpenRun | None) -> str:
+    """`runtracker exec: sleep 60 (nikki, run 42) timed out after 30s: sent SIGTERM, then SIGKILL after 10s; exit
+    status 124`: the command (cut, and made safe for a terminal), the pipeline and run, and what was done."""
+    command = shlex.join(request.command)
+    if len(command) > _SAID_COMMAND_LIMIT:
+        command = command[:_SAID_COMMAND_LIMIT] + "…"
+    run = f", run {open_run.run_id}" if open_run is not None and open_run.run_id is not None else ", untracked"
+    return terminal.safe(TIMED_OUT_SAID.format(command=command, pipeline=request.pipeline, run=run,
+                                               message=ending.message, code=EXIT_TIMEOUT))
 
 
 def _open_run(pipeline: str, request: ExecRequest) -> OpenRun:

@@ -181,7 +181,7 @@ class AlertStore:
     def due_deliveries(self, channel: str, at: str, limit: int = 10) -> list[dict[str, Any]]:
         """Deliveries of `channel` whose time has come: pending ones, and claims whose monitor went away."""
         return self.store.read(
-            "SELECT d.id, d.alert_id, d.channel, d.status, d.attempts, a.title, a.body, a.event_key"
+            "SELECT d.id, d.alert_id, d.channel, d.status, d.attempts, a.title, a.body, a.event_key, a.event"
             " FROM alert_deliveries d JOIN alerts a ON a.id = d.alert_id"
             " WHERE d.channel = ? AND d.status IN ('pending', 'sending') AND d.next_attempt_at <= ?"
             " ORDER BY d.next_attempt_at, d.id LIMIT ?", (channel, at, limit))
@@ -216,3 +216,84 @@ class AlertStore:
         if alert_id is None:
             return self.store.read("SELECT * FROM alert_deliveries ORDER BY id")
         return self.store.read("SELECT * FROM alert_deliveries WHERE alert_id = ? ORDER BY id", (alert_id,))
+
+
+# -- the alert history (the dashboard's /alerts, a pipeline's recent alerts, GET /api/alerts) ---------------------
+# A delivery as people read it: sent; being sent (not tried yet, or its first try under way); retrying (a try
+# failed, another is due); failed (given up after the last try). An alert routed to no channel has no delivery.
+DELIVERED, IN_PROGRESS, RETRYING, GAVE_UP, NO_CHANNEL = "delivered", "sending", "retrying", "failed", "no channel"
+DELIVERY_STATES = (DELIVERED, IN_PROGRESS, RETRYING, GAVE_UP, NO_CHANNEL)
+_STATE_SQL = {
+    DELIVERED: "d.status = 'sent'",
+    IN_PROGRESS: "d.status IN ('pending', 'sending') AND d.last_error IS NULL",
+    RETRYING: "d.status IN ('pending', 'sending') AND d.last_error IS NOT NULL",
+    GAVE_UP: "d.status = 'failed'",
+}
+ALERT_FIELDS = "a.id, a.event, a.event_key, a.pipeline, a.run_id, a.title, a.created_at"
+DELIVERY_FIELDS = "id, alert_id, channel, status, attempts, next_attempt_at, last_error, sent_at"
+
+
+def delivery_state(delivery: dict[str, Any]) -> str:
+    """The state a delivery row is in (DELIVERY_STATES), as `_STATE_SQL` selects it."""
+    if delivery["status"] == SENT:
+        return DELIVERED
+    if delivery["status"] == FAILED:
+        return GAVE_UP
+    return RETRYING if delivery.get("last_error") is not None else IN_PROGRESS
+
+
+def alert_state(deliveries: Sequence[dict[str, Any]]) -> str:
+    """An alert's state from its deliveries' (each with its `state`): the worst of them — failed, retrying, sending,
+    delivered — or `no channel`."""
+    states = {d["state"] for d in deliveries}
+    return next((s for s in (GAVE_UP, RETRYING, IN_PROGRESS, DELIVERED) if s in states), NO_CHANNEL)
+
+
+class AlertHistory:
+    """The alerts raised, newest first, each with its deliveries: what people were told, through which channel, and
+    whether it arrived. Alerts are few (one per event, never deleted by retention): a page walks `alerts` down its
+    primary key from a keyset cursor, its filters checked row by row, and reads its deliveries by
+    (alert_id, channel)'s unique index."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def page(self, limit: int, *, before: int | None = None, pipeline: str | None = None, state: str | None = None,
+             event: str | None = None) -> list[dict[str, Any]]:
+        """Up to `limit` alerts with an id below `before` (newest first), of `pipeline`, of the `event` kind, with a
+        delivery in `state` (DELIVERY_STATES; `no channel`: with none); each with `deliveries` (each with its
+        `state`) and `state` (`alert_state`)."""
+        where: list[str] = []
+        params: list[Any] = []
+        if before is not None:
+            where.append("a.id < ?")
+            params.append(before)
+        if pipeline is not None:
+            where.append("a.pipeline = ?")
+            params.append(pipeline)
+        if event is not None:
+            where.append("a.event = ?")
+            params.append(event)
+        if state == NO_CHANNEL:
+            where.append("NOT EXISTS (SELECT 1 FROM alert_deliveries d WHERE d.alert_id = a.id)")
+        elif state == DELIVERED:  # most alerts: the first ones walked match, one probe each
+            where.append(f"EXISTS (SELECT 1 FROM alert_deliveries d WHERE d.alert_id = a.id AND {_STATE_SQL[state]})")
+        elif state is not None:
+            # Few deliveries are not delivered: their alerts' ids are read in one pass over the deliveries, rather
+            # than one probe per alert walked down to the few that match.
+            where.append(f"a.id IN (SELECT d.alert_id FROM alert_deliveries d WHERE {_STATE_SQL[state]})")
+        sql = f"SELECT {ALERT_FIELDS} FROM alerts a"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        alerts = self.store.read(sql + " ORDER BY a.id DESC LIMIT ?", (*params, limit))
+        by_alert: dict[int, list[dict[str, Any]]] = {int(a["id"]): [] for a in alerts}
+        if by_alert:
+            marks = ", ".join("?" * len(by_alert))
+            for row in self.store.read(f"SELECT {DELIVERY_FIELDS} FROM alert_deliveries WHERE alert_id IN ({marks})"
+                                       " ORDER BY alert_id, id", tuple(by_alert)):
+                row["state"] = delivery_state(row)
+                by_alert[int(row["alert_id"])].append(row)
+        for alert in alerts:
+            alert["deliveries"] = by_alert[int(alert["id"])]
+            alert["state"] = alert_state(alert["deliveries"])
+        return alerts

@@ -8,6 +8,13 @@ Ids: into a target without runs, ids are kept (`runtracker show 42` still shows 
 that already has runs (`merge=True`), every copied row gets a new id and steps and errors follow their run.
 A merge skips source runs the target already holds (same pipeline, start time, host and pid), so running it
 twice copies nothing twice.
+
+The dashboard's users and API keys come along, in the same transaction, with their hashes as they are (argon2
+for passwords, SHA-256 for keys): every login and every key works on the target as it did on the source. A user
+whose name, or a key whose hash, the target already has is left as the target has it. They get the target's
+next ids (nothing that is copied refers to them). Not copied: the dashboard's sessions (everyone logs in once
+more on the new database: a cookie made for the old one opens nothing there), the ingest API's idempotency keys
+(kept a day), and the monitors' alert tables.
 """
 
 from __future__ import annotations
@@ -40,6 +47,10 @@ class CopyReport:
     already_there: int = 0  # merge: runs the target already held
     orphans: int = 0  # steps or errors whose run is not in the source (a seed database had no enforced keys)
     running: int = 0  # runs copied while still `running` in the source
+    users: int = 0
+    api_keys: int = 0
+    users_there: int = 0  # users whose name the target already had (kept as they were there)
+    api_keys_there: int = 0  # API keys whose hash the target already had
 
 
 def rows(store: Store, table: str) -> Iterator[dict[str, Any]]:
@@ -69,7 +80,27 @@ def copy_history(source: Store, target: Store, *, merge: bool = False) -> CopyRe
         _copy_table(target, cur, rows(source, "run_errors"), report, "errors", run_ids, step_ids=step_ids)
         if report.ids_kept:
             target.reset_ids(cur, ("runs", "run_steps", "run_errors"))
+        report.users, report.users_there = _copy_unique(target, cur, rows(source, "users"), "users", "name")
+        report.api_keys, report.api_keys_there = _copy_unique(target, cur, rows(source, "api_keys"), "api_keys",
+                                                              "key_hash")
     return report
+
+
+def _copy_unique(target: Store, cur: Any, source_rows: Iterator[dict[str, Any]], table: str,
+                 unique: str) -> tuple[int, int]:
+    """Insert users or API keys with new ids, each unless the target has its `unique` value already; (copied,
+    already there). One statement per row: they are few."""
+    copied = there = 0
+    for row in source_rows:
+        row.pop("id")
+        columns = list(row)
+        cur.execute(target.sql(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+                               f" ON CONFLICT ({unique}) DO NOTHING"), tuple(row.values()))
+        if cur.rowcount == 1:
+            copied += 1
+        else:
+            there += 1
+    return copied, there
 
 
 def _key(run: dict[str, Any]) -> tuple[Any, ...]:

@@ -18,7 +18,7 @@ from starlette.responses import JSONResponse, Response
 from ..base.clock import iso, now_ms
 from ..base.outcomes import RUN_OUTCOMES
 from ..storage.auth import START
-from . import grouping, metrics, present, start
+from . import alert_history, grouping, metrics, present, start
 from .core import (
     DEFAULT_GROUP_WINDOW,
     ERRORS_PER_PAGE,
@@ -133,6 +133,13 @@ def error_groups(request: Request, web: Web, who: Principal) -> Response:
     rows = web.search.error_window(flt, window)
     return JSONResponse({"window": window, "errors_grouped": len(rows),
                          "groups": [g.as_json() for g in grouping.group(rows)]})
+
+
+@api
+def alerts(request: Request, web: Web, who: Principal) -> Response:
+    """The alert history (docs/dashboard.md): filters pipeline, event, state; cursor `before`."""
+    limit = _limit(request, alert_history.ALERTS_PER_PAGE)
+    return JSONResponse(alert_history.api_page(request.query_params, web, limit))
 
 
 async def start_pipeline(request: Request) -> Response:

@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..settings.web import WebSettings
 from ..storage import Store
-from . import api, ingest, views
+from . import alert_history, api, ingest, views
 from .core import HERE, Web, api_error, web_of
 from .ingest_http import IngestState
 from .outage import DatabaseOutage
@@ -90,6 +90,7 @@ def routes() -> list[Route | Mount]:
         Route("/errors/clear", views.clear_post, methods=["POST"]),
         Route("/errors/{run_id:id}", views.run_errors),
         Route("/member/{identifier:path}", views.member),
+        Route("/alerts", alert_history.alerts_page),
         Route("/health", api.health),
         Route("/metrics", api.metrics_page),
         *ingest.routes(),
@@ -99,6 +100,7 @@ def routes() -> list[Route | Mount]:
         Route("/api/runs/{run_id:id}", api.run),
         Route("/api/errors", api.errors),
         Route("/api/errors/groups", api.error_groups),
+        Route("/api/alerts", api.alerts),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
 

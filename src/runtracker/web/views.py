@@ -14,7 +14,7 @@ from ..base.clock import now_ms
 from ..base.outcomes import CRASH_STEP, RUNNING
 from ..storage.dashboard import RUN_BAR_COLUMNS, Dashboard
 from ..storage.errorfilter import BY_PIPELINE, ErrorFilter
-from . import grouping, present, start
+from . import alert_history, grouping, present, start
 from .bodies import LOGIN_FORM_BYTES, BodyRefused, read_form
 from .core import (
     COUNT_CAP,
@@ -176,6 +176,7 @@ def pipeline(request: Request, web: Web, user: dict[str, Any]) -> Response:
         "newer": url(f"/pipeline/{path_quote(name)}", after=runs[0]["id"]) if newer and runs else None,
         "first_page": anchor is None or not newer, "total": web.dash.count_runs(name, COUNT_CAP),
         "count_cap": COUNT_CAP, "running": running, "command": configured, "now": now,
+        "recent_alerts": alert_history.recent(web, name), "alerts_link": alert_history.history_link(name),
     }, user=user)
 
 
