@@ -224,3 +224,42 @@ def body_luminance(page: Page) -> float | None:
     """The relative luminance (0 black … 1 white) of the page's background."""
     value: float | None = page.evaluate(_BODY_BACKGROUND_JS)["luminance"]
     return value
+
+
+_FOCUS_JS = "() => {" + _COLOURS_JS + r"""
+  const el = document.activeElement;
+  if (!el || el === document.body || el === document.documentElement) return { where: "body", problem: "" };
+  const style = getComputedStyle(el);
+  const width = parseFloat(style.outlineWidth) || 0;
+  const where = el.tagName.toLowerCase() + (el.id ? "#" + el.id : "");
+  const result = { where: describe(el), outline: style.outlineStyle + " " + style.outlineWidth + " " + style.outlineColor,
+                   around: null, ratio: null, problem: "" };
+  result.where = el.id ? where : result.where;
+  if (style.outlineStyle === "none" || width < 2) { result.problem = "no outline of 2 px or more"; return result; }
+  // What the ring is drawn on: the topmost other element just outside the element's box, left of it (right of
+  // it when that is off-screen), else its parent.
+  const r = el.getBoundingClientRect();
+  const offset = (parseFloat(style.outlineOffset) || 0) + width / 2;
+  const y = Math.min(Math.max(r.top + r.height / 2, 0), window.innerHeight - 1);
+  let x = r.left - offset;
+  if (x < 0) x = r.right + offset;
+  let around = el.parentElement;
+  for (const candidate of document.elementsFromPoint(x, y)) {
+    if (candidate !== el && !el.contains(candidate)) { around = candidate; break; }
+  }
+  const ring = parse(style.outlineColor);
+  const bg = background(around);
+  if (ring === null || bg === null) { result.problem = "colours not measurable"; return result; }
+  result.around = describe(around) + " " + "rgb(" + bg.slice(0, 3).map(Math.round).join(", ") + ")";
+  result.ratio = Math.round(ratio(over(ring, bg), bg) * 100) / 100;
+  if (result.ratio < 3) result.problem = "the ring is below 3:1 against what is around it";
+  return result;
+}"""
+
+
+def focus_ring(page: Page) -> dict[str, Any]:
+    """The focused element's outline: {where, outline, around, ratio, problem}; `problem` is empty when the ring
+    is at least 2 px wide and 3:1 against what it is drawn on (WCAG 2.4.7, 1.4.11); `where` is "body" when
+    nothing is focused."""
+    result: dict[str, Any] = page.evaluate(_FOCUS_JS)
+    return result
