@@ -22,7 +22,8 @@ from runtracker.storage import open_store
 MINUTE, HOUR = 60_000, 3_600_000
 
 # No space to break at, markup that must stay text, a slash (names are paths in URLs) and a non-ASCII letter.
-HOSTILE = '<script>alert("x")</script>/' + "über_lange_pijplijn_naam_zonder_spaties_" * 4  # under MAX_TEXT (200): a filter value
+# Under 200 characters (core.MAX_TEXT): the error browser refuses a longer filter value.
+HOSTILE = '<script>alert("x")</script>/' + "über_lange_pijplijn_naam_zonder_spaties_" * 4
 LONG_MEMBER = "KNVB" + "0123456789" * 12
 LONG_EMAIL = "a.very.long.member.address." + "x" * 80 + "@voetbalvereniging-example.org"
 LONG_URL = "https://api.example.org/v1/" + "segment/" * 40 + "members?expand=everything"
@@ -72,8 +73,10 @@ def crash(workdir: Path, db: str) -> int:
 
 def build(workdir: Path, db: str) -> Cockpit:
     """The history, written as rows (hours apart) and by one real crashing process."""
-    now = now_ms()
     ids = Cockpit()
+    # First: a tracker's start_run reaps other hosts' runs whose heartbeat it judges stale, the running row too.
+    ids.crashed = crash(workdir, db)
+    now = now_ms()
     store = open_store(db)
     try:
         steps = [("download", "success", 0.2), (LONG_STEP, "partial", 0.6), ("cleanup", "skipped", 0.2)]
@@ -101,10 +104,9 @@ def build(workdir: Path, db: str) -> Cockpit:
         add_run(store, HOSTILE, now - 26 * HOUR, duration_s=40)
         add_run(store, "hourly", now - 5 * HOUR, duration_s=30)  # hourly schedule: overdue
         ids.running = add_run(store, "long-runner", now - 40 * MINUTE, outcome="running", hostname="another-host",
-                              pid=777, heartbeat_at=iso(now - MINUTE))  # max_runtime 10m: too long
+                              pid=777, heartbeat_at=iso(now))  # max_runtime 10m: too long
     finally:
         store.close()
-    ids.crashed = crash(workdir, db)
     ids.pipelines = ["nikki", HOSTILE, "hourly", "long-runner", "crashy", "backup"]
     return ids
 

@@ -44,7 +44,10 @@ const over = (top, below) => {  // `top` (with alpha) blended over the opaque `b
   return [0, 1, 2].map((i) => top[i] * a + below[i] * (1 - a)).concat([1]);
 };
 const luminance = (c) => {
-  const lin = c.slice(0, 3).map((v) => { v /= 255; return v <= 0.04045 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); });
+  const lin = c.slice(0, 3).map((v) => {
+    v /= 255;
+    return v <= 0.04045 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4);
+  });
   return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2];
 };
 const ratio = (a, b) => {
@@ -117,7 +120,9 @@ _CONTRAST_JS = "() => {" + _COLOURS_JS + r"""
     measure(el, getComputedStyle(el), el instanceof SVGElement ? node.data : (el.innerText || node.data), "");
   }
   document.querySelectorAll("input:not([type=hidden]):not([type=checkbox]):not([type=radio]), select, textarea")
-    .forEach((el) => { if (shown(el) && el.getClientRects().length) measure(el, getComputedStyle(el), el.value || el.type || el.tagName, ""); });
+    .forEach((el) => {
+      if (shown(el) && el.getClientRects().length) measure(el, getComputedStyle(el), el.value || el.type, "");
+    });
   document.querySelectorAll("body *").forEach((el) => {
     for (const pseudo of ["::before", "::after"]) {
       const style = getComputedStyle(el, pseudo);
@@ -136,18 +141,21 @@ _CONTRAST_JS = "() => {" + _COLOURS_JS + r"""
   return results;
 }"""
 
-_OVERFLOW_JS = r"""() => {
+_OVERFLOW_JS = "() => {" + _COLOURS_JS + r"""
   const doc = document.documentElement;
   const limit = doc.clientWidth;
   const out = [];
   document.querySelectorAll("body *").forEach((el) => {
     const r = el.getBoundingClientRect();
-    if (r.width && r.right > limit + 0.5) {
-      let s = el.tagName.toLowerCase() + (el.id ? "#" + el.id : el.classList.length ? "." + Array.from(el.classList).join(".") : "");
-      out.push(s + " right edge " + Math.round(r.right) + " px: " + (el.textContent || "").trim().slice(0, 50));
+    if (!r.width || r.right <= limit + 0.5) return;
+    // Inside a box that scrolls or clips sideways, an element sticks out of that box, not of the page.
+    for (let n = el.parentElement; n && n !== document.body; n = n.parentElement) {
+      if (getComputedStyle(n).overflowX !== "visible") return;
     }
+    out.push(describe(el) + " right edge " + Math.round(r.right) + " px: " + el.textContent.trim().slice(0, 50));
   });
-  return { scrollWidth: doc.scrollWidth, clientWidth: limit, innerWidth: window.innerWidth, sticking_out: out.slice(-8) };
+  return { scrollWidth: doc.scrollWidth, clientWidth: limit, innerWidth: window.innerWidth,
+           sticking_out: out.slice(-8) };
 }"""
 
 _LABELS_JS = r"""() => {
@@ -231,10 +239,9 @@ _FOCUS_JS = "() => {" + _COLOURS_JS + r"""
   if (!el || el === document.body || el === document.documentElement) return { where: "body", problem: "" };
   const style = getComputedStyle(el);
   const width = parseFloat(style.outlineWidth) || 0;
-  const where = el.tagName.toLowerCase() + (el.id ? "#" + el.id : "");
-  const result = { where: describe(el), outline: style.outlineStyle + " " + style.outlineWidth + " " + style.outlineColor,
+  const result = { where: el.id ? el.tagName.toLowerCase() + "#" + el.id : describe(el),
+                   outline: [style.outlineStyle, style.outlineWidth, style.outlineColor].join(" "),
                    around: null, ratio: null, problem: "" };
-  result.where = el.id ? where : result.where;
   if (style.outlineStyle === "none" || width < 2) { result.problem = "no outline of 2 px or more"; return result; }
   // What the ring is drawn on: the topmost other element just outside the element's box, left of it (right of
   // it when that is off-screen), else its parent.

@@ -90,16 +90,20 @@ def test_hidden_text_and_disabled_controls_are_not_measured(page: Page, served_p
 
 def test_a_wide_element_makes_the_page_overflow_and_is_named(page: Page, served_page: Callable[..., str]) -> None:
     """At 390 px a 600 px wide block makes the page scroll sideways, and the report names it; a page without
-    it fits."""
+    it fits, and so does one with it inside a box that scrolls sideways itself."""
     page.set_viewport_size({"width": 390, "height": 844})
     page.goto(served_page('<meta name="viewport" content="width=device-width"><p>fits</p>'
                           '<div id="wide" style="width:600px">too wide</div>'))
     wide = overflow(page)
     assert wide["scrollWidth"] > wide["clientWidth"]
-    assert any(s.startswith("div#wide") for s in wide["sticking_out"])
+    assert any("div#wide right edge 608 px" in s for s in wide["sticking_out"]), wide
     page.goto(served_page('<meta name="viewport" content="width=device-width"><p>fits</p>', "/narrow"))
     narrow = overflow(page)
     assert narrow["scrollWidth"] <= narrow["clientWidth"] and narrow["sticking_out"] == []
+    page.goto(served_page('<meta name="viewport" content="width=device-width"><div style="overflow-x:auto">'
+                          '<div style="width:600px">scrolls in its box</div></div>', "/boxed"))
+    boxed = overflow(page)
+    assert boxed["scrollWidth"] <= boxed["clientWidth"] and boxed["sticking_out"] == []
 
 
 def test_a_cell_labelled_with_another_column_is_reported(page: Page, served_page: Callable[..., str]) -> None:

@@ -86,6 +86,7 @@ def theme_context(browser: Browser, theme: str) -> BrowserContext:
 
 def measure(page: Page, path: str, theme: str, problems: list[str], lowest: dict[str, tuple[float, str]]) -> None:
     """The loaded page at both widths: overflow, contrast; once: the theme's background and the cells' labels."""
+    path = path if len(path) <= 70 else path[:70] + "…"
     for size in (PHONE, LAPTOP):
         page.set_viewport_size(size)
         width = size["width"]
@@ -96,7 +97,7 @@ def measure(page: Page, path: str, theme: str, problems: list[str], lowest: dict
         for text in contrast(page):
             if text.ratio is not None and text.ratio < lowest.get("ratio", (99.0, ""))[0]:
                 lowest["ratio"] = (text.ratio, f"{path} at {width} px: {text}")
-            if text.fails:
+            if text.fails and f"{path} at {width} px: {text}" not in problems:
                 problems.append(f"{path} at {width} px: {text}")
     luminance = body_luminance(page)
     if luminance is None or (luminance > 0.05 if theme == "dark" else luminance < 0.8):
