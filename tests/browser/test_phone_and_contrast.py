@@ -171,3 +171,41 @@ def test_the_skip_link_comes_first_and_every_focused_control_shows_a_ring(theme:
     finally:
         context.close()
     assert not problems, "\n".join(problems[:40])
+
+
+PIPELINE_STATES = ["ok", "failing", "running", "late-heartbeat", "overdue", "too-long", "never-ran", "silenced"]
+RUN_OUTCOMES = ["success", "partial", "failure", "running", "skipped"]
+
+
+@pytest.mark.parametrize("theme", THEMES)
+def test_a_badge_for_every_pipeline_state_and_outcome_reads_in_both_themes(theme: str, browser: Browser,
+                                                                            site: Site) -> None:
+    """`.badge.<state>` for each pipeline state and run outcome, put on a dashboard page (app.css as served): text
+    at 4.5:1 on the badge, and each pipeline state a colour of its own, not the default badge's."""
+    context = theme_context(browser, theme)
+    try:
+        page = context.new_page()
+        login(page, site.dashboard.url)
+        page.goto(site.dashboard.url + "/errors/clear")
+        page.evaluate("""(names) => {
+            const box = document.getElementById("content");
+            for (const name of names) {
+              const span = document.createElement("span");
+              span.className = "badge " + name;
+              span.textContent = "state " + name;
+              box.appendChild(span);
+            }
+            const plain = document.createElement("span");
+            plain.className = "badge";
+            plain.textContent = "state default";
+            box.appendChild(plain);
+          }""", PIPELINE_STATES + RUN_OUTCOMES)
+        badges = {t.text.removeprefix("state "): t for t in contrast(page) if t.text.startswith("state ")}
+    finally:
+        context.close()
+    assert set(badges) == {*PIPELINE_STATES, *RUN_OUTCOMES, "default"}
+    weak = [str(t) for t in badges.values() if t.fails]
+    assert not weak, "\n".join(weak)
+    colours = {state: badges[state].bg for state in PIPELINE_STATES}
+    assert len(set(colours.values())) == len(PIPELINE_STATES), colours
+    assert badges["default"].bg not in {colours[s] for s in PIPELINE_STATES if s != "never-ran"}, colours
