@@ -270,3 +270,25 @@ def focus_ring(page: Page) -> dict[str, Any]:
     nothing is focused."""
     result: dict[str, Any] = page.evaluate(_FOCUS_JS)
     return result
+
+
+_MARKS_JS = "() => {" + _COLOURS_JS + r"""
+  const out = [];
+  document.querySelectorAll("svg .bar").forEach((mark) => {
+    if (!mark.getClientRects().length) return;
+    const fill = parse(getComputedStyle(mark).fill);
+    const bg = background(mark.ownerSVGElement.parentElement);
+    out.push({ where: describe(mark), fill: getComputedStyle(mark).fill,
+               ratio: fill && bg ? Math.round(ratio(over(fill, bg), bg) * 100) / 100 : null });
+  });
+  return out;
+}"""
+
+GRAPHICS = 3.0
+
+
+def chart_marks(page: Page) -> list[dict[str, Any]]:
+    """Each drawn bar of the charts and sparklines (`svg .bar`): {where, fill, ratio} against the background the
+    chart sits on; WCAG 1.4.11 asks 3:1 of the parts of a graphic needed to understand it."""
+    result: list[dict[str, Any]] = page.evaluate(_MARKS_JS)
+    return result

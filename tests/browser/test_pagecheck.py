@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from pagecheck import Text, body_luminance, contrast, label_mismatches, overflow
+from pagecheck import Text, body_luminance, chart_marks, contrast, label_mismatches, overflow
 from playwright.sync_api import Page
 
 pytestmark = [pytest.mark.browser, pytest.mark.subprocess]
@@ -122,3 +122,11 @@ def test_the_dark_scheme_reaches_the_page_as_a_media_query(page: Page, served_pa
     assert body_luminance(page) == 0
     page.emulate_media(color_scheme="light")
     assert body_luminance(page) == 1
+
+
+def test_a_pale_bar_on_a_white_chart_is_found(page: Page, served_page: Callable[..., str]) -> None:
+    """A chart bar of #ddd on white measures 1.36:1; a dark one 21:1."""
+    page.goto(served_page('<figure style="background:#fff"><svg width="40" height="20">'
+                          '<rect class="bar" x="0" y="0" width="10" height="20" style="fill:#ddd"/>'
+                          '<rect class="bar" x="20" y="0" width="10" height="20" style="fill:#000"/></svg></figure>'))
+    assert [m["ratio"] for m in chart_marks(page)] == [pytest.approx(wcag_ratio((0xDD,) * 3, (255,) * 3), abs=0.01), 21]

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from browserlib import DEFAULT_TIMEOUT_MS, Dashboard, login, start_dashboard, stop_dashboard
 from cockpitdata import VARIANTS, Cockpit, build, config_file, example_urls
-from pagecheck import body_luminance, contrast, focus_ring, label_mismatches, overflow
+from pagecheck import GRAPHICS, body_luminance, chart_marks, contrast, focus_ring, label_mismatches, overflow
 from playwright.sync_api import Browser, BrowserContext, Page
 from starlette.routing import Route
 
@@ -85,7 +85,8 @@ def theme_context(browser: Browser, theme: str) -> BrowserContext:
 
 
 def measure(page: Page, path: str, theme: str, problems: list[str], lowest: dict[str, tuple[float, str]]) -> None:
-    """The loaded page at both widths: overflow, contrast; once: the theme's background and the cells' labels."""
+    """The loaded page at both widths: overflow, contrast; once: the theme's background, the cells' labels and
+    the charts' bars (3:1 against the chart's background)."""
     path = path if len(path) <= 70 else path[:70] + "…"
     for size in (PHONE, LAPTOP):
         page.set_viewport_size(size)
@@ -103,13 +104,17 @@ def measure(page: Page, path: str, theme: str, problems: list[str], lowest: dict
     if luminance is None or (luminance > 0.05 if theme == "dark" else luminance < 0.8):
         problems.append(f"{path}: the {theme} theme is not applied (page background luminance {luminance})")
     problems.extend(f"{path}: {wrong}" for wrong in label_mismatches(page))
+    for mark in chart_marks(page):
+        if mark["ratio"] is None or mark["ratio"] < GRAPHICS:
+            problems.append(f"{path}: a chart's bar at {mark['ratio']}:1, needs {GRAPHICS}:1: {mark}")
 
 
 @pytest.mark.parametrize("theme", THEMES)
 def test_every_page_fits_a_phone_and_its_text_reads_in_both_widths(theme: str, browser: Browser, site: Site,
                                                                    tmp_path: Path) -> None:
     """Each page at 390x844 and 1280x800: no wider than the window, every visible text at least 4.5:1 (3:1
-    large) on its background, the theme's background, each table cell labelled with its column."""
+    large) on its background, the theme's background, each table cell labelled with its column, chart bars
+    at 3:1."""
     context = theme_context(browser, theme)
     problems: list[str] = []
     lowest: dict[str, tuple[float, str]] = {}
