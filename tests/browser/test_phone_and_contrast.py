@@ -30,8 +30,10 @@ PHONE = {"width": 390, "height": 844}
 LAPTOP = {"width": 1280, "height": 800}
 THEMES = ["light", "dark"]
 
-# GET routes with parameters that are not pages (JSON); every other one needs example URLs.
-NOT_PAGES = {"/run/{run_id:id}/summary.json", "/api/runs/{run_id:id}"}
+# GET routes with parameters that are not pages: the JSON API's (its modules) and these; every other one needs
+# example URLs.
+JSON_MODULES = ("runtracker.web.api", "runtracker.web.ingest")
+NOT_PAGES = {"/run/{run_id:id}/summary.json"}
 
 
 @dataclass
@@ -55,8 +57,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
 
 
 def get_routes() -> list[str]:
-    """The paths of the app's routes that answer GET, as the app spells them."""
-    return [r.path for r in routes() if isinstance(r, Route) and (r.methods is None or "GET" in r.methods)]
+    """The paths of the app's routes that answer GET, as the app spells them, but the JSON API's with
+    parameters."""
+    return [r.path for r in routes() if isinstance(r, Route) and (r.methods is None or "GET" in r.methods)
+            and not ("{" in r.path and r.endpoint.__module__ in JSON_MODULES)]
 
 
 def page_paths(page: Page, site: Site) -> list[str]:
@@ -85,9 +89,11 @@ def theme_context(browser: Browser, theme: str) -> BrowserContext:
 
 
 def measure(page: Page, path: str, theme: str, problems: list[str], lowest: dict[str, tuple[float, str]]) -> None:
-    """The loaded page at both widths: overflow, contrast; once: the theme's background, the cells' labels and
-    the charts' bars (3:1 against the chart's background)."""
+    """The loaded page, every <details> opened, at both widths: overflow, contrast; once: the theme's
+    background, the cells' labels and the charts' bars (3:1 against the chart's background)."""
     path = path if len(path) <= 70 else path[:70] + "…"
+    # What a click opens is on the page too: stacks, the summary's JSON, a group's runs and members.
+    page.evaluate("() => document.querySelectorAll('details').forEach((d) => { d.open = true; })")
     for size in (PHONE, LAPTOP):
         page.set_viewport_size(size)
         width = size["width"]
