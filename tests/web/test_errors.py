@@ -28,7 +28,7 @@ def history(app):
 
 
 def messages(html: str) -> list[str]:
-    return [m.strip() for m in re.findall(r'<td class="message">\s*(.*?)\s*</td>', html, re.S)]
+    return [m.strip() for m in re.findall(r'<td class="message"[^>]*>\s*(.*?)\s*</td>', html, re.S)]
 
 
 @pytest.mark.parametrize(("query", "expected"), [

@@ -10,7 +10,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import FileResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -51,7 +51,7 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
 
-        cacheable = scope["path"].startswith("/static/")
+        cacheable = scope["path"].startswith("/static/") or scope["path"] == FAVICON_PATH
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -75,6 +75,15 @@ async def http_error(request: Request, exc: Exception) -> Response:
     return web.render(request, "message.html", {"title": title, "message": message}, status, user)
 
 
+# Browsers, bookmarks and link previews ask for /favicon.ico whatever the page's <link rel="icon"> says: the
+# icon (favicon.svg drawn at 16, 32 and 48 px), to anyone, like /static/.
+FAVICON_PATH = "/favicon.ico"
+
+
+def favicon(request: Request) -> Response:
+    return FileResponse(HERE / "static" / "favicon.ico", media_type="image/x-icon")
+
+
 def routes() -> list[Route | Mount]:
     return [
         Route("/", views.overview),
@@ -91,6 +100,7 @@ def routes() -> list[Route | Mount]:
         Route("/errors/{run_id:id}", views.run_errors),
         Route("/member/{identifier:path}", views.member),
         Route("/alerts", alert_history.alerts_page),
+        Route(FAVICON_PATH, favicon),
         Route("/health", api.health),
         Route("/metrics", api.metrics_page),
         *ingest.routes(),
