@@ -18,6 +18,7 @@ from browserdata import add_run
 from helpers import Db, app_env
 from runtracker.base.clock import iso, now_ms
 from runtracker.storage import open_store
+from runtracker.storage.alerts import FAILED, PENDING, SENT, AlertStore, NewAlert
 
 MINUTE, HOUR = 60_000, 3_600_000
 
@@ -105,10 +106,30 @@ def build(workdir: Path, db: str) -> Cockpit:
         add_run(store, "hourly", now - 5 * HOUR, duration_s=30)  # hourly schedule: overdue
         ids.running = add_run(store, "long-runner", now - 40 * MINUTE, outcome="running", hostname="another-host",
                               pid=777, heartbeat_at=iso(now))  # max_runtime 10m: too long
+        alerts(store, ids, now)
     finally:
         store.close()
     ids.pipelines = ["nikki", HOSTILE, "hourly", "long-runner", "crashy", "backup"]
     return ids
+
+
+def alerts(store, ids: Cockpit, now: int) -> None:
+    """The alert history's every delivery state, with a long reason and the hostile pipeline's name."""
+    history = AlertStore(store)
+    at, later = iso(now - 20 * MINUTE), iso(now - 10 * MINUTE)
+    rows = [("failed:run:%d" % ids.failed, "failed", "nikki", ids.failed, ("ops", "chat"), (SENT, PENDING)),
+            ("failed:run:%d" % ids.hostile, "failed", HOSTILE, ids.hostile, ("chat",), (FAILED,)),
+            ("overdue:hourly:1", "overdue", "hourly", None, ("chat",), (SENT,)),
+            ("recovered:nikki:1", "recovered", "nikki", None, (), ())]
+    for key, event, pipeline, run_id, channels, states in rows:
+        alert_id = history.raise_alert(NewAlert(key, event, pipeline, run_id, f"{pipeline}: {event}", "body"),
+                                       channels, at, "cockpit:1:x")
+        assert alert_id is not None
+        for delivery, state in zip(history.deliveries(alert_id), states, strict=True):
+            assert history.claim(delivery, "cockpit:1:x", later)
+            history.finish_delivery(delivery["id"], "cockpit:1:x", state, at=later,
+                                    error=None if state == SENT else "Failed to send to " + LONG_URL,
+                                    next_attempt_at=later if state == PENDING else None)
 
 
 def config_file(workdir: Path) -> Path:
