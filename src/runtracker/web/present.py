@@ -62,8 +62,18 @@ def duration(ms: object) -> str:
     return f"{seconds // 86400}d {seconds % 86400 // 3600}h"
 
 
+def plural(count: object, one: str, many: str | None = None) -> str:
+    """`1 error`, `2 errors`, `1,204 runs`, `1 kind of error` / `3 kinds of error` (`many` given): the number
+    with the word that goes with it. Every count a page shows in words goes through here (the `plural` filter)."""
+    n = count if isinstance(count, int) else 0
+    word = one if n == 1 else (many if many is not None else one + "s")
+    return f"{n:,} {word}"
+
+
 def short_duration(ms: int) -> str:
-    """`8m`, `45s`, `2h`: for ranges."""
+    """`8m`, `45s`, `2h`, `144 ms`: for ranges."""
+    if ms < 1000:
+        return f"{max(ms, 0)} ms"
     seconds = ms // 1000
     if seconds < 60:
         return f"{seconds}s"
@@ -136,7 +146,9 @@ def card(name: str, latest_runs: list[dict[str, Any]], recent: list[dict[str, An
             low, high = min(usual_durations), max(usual_durations)
             took = short_duration(low) if short_duration(low) == short_duration(high) else \
                 f"{short_duration(low)}–{short_duration(high)}"
-            running_line += f" — the last {len(usual_durations)} successful runs took {took}"
+            last = "the last successful run" if len(usual_durations) == 1 else \
+                f"the last {len(usual_durations)} successful runs"
+            running_line += f" — {last} took {took}"
     return {
         "name": name,
         "status": status,

@@ -300,8 +300,14 @@ def member(request: Request, web: Web, user: dict[str, Any]) -> Response:
 @page
 def clear_confirm(request: Request, web: Web, user: dict[str, Any]) -> Response:
     flt = error_filter(request.query_params)
+    matching = web.search.count_errors(flt, COUNT_CAP)
+    # Crash rows match the filters too, but clearing keeps them (`Runs.clear_errors`): the page says how many
+    # will be deleted and how many are kept, so the result it reports afterwards is the number promised here.
+    kept = web.search.count_errors(ErrorFilter(**{**flt.fields(), "step": CRASH_STEP}), COUNT_CAP) \
+        if flt.step in (None, CRASH_STEP) and matching else 0
     return web.render(request, "clear.html", {
-        "filter": flt, "params": filter_params(request.query_params), "count": web.search.count_errors(flt, COUNT_CAP),
+        "filter": flt, "params": filter_params(request.query_params), "count": matching,
+        "deleted": None if matching > COUNT_CAP else matching - kept, "kept": kept,
         "count_cap": COUNT_CAP, "back": url("/errors", **filter_params(request.query_params)),
     }, user=user)
 
@@ -315,7 +321,7 @@ async def clear_post(request: Request, web: Web, user: dict[str, Any], form: For
     if form.get("confirm") != "yes":
         return RedirectResponse(url("/errors/clear", **filter_params(form)), status_code=303)
     deleted = await run_in_threadpool(web.runs.clear_errors, flt)
-    web.sessions.flash(request, f"Cleared {deleted:,} errors (crash rows are kept).")
+    web.sessions.flash(request, f"Cleared {present.plural(deleted, 'error')}; crash rows are kept.")
     return web.sessions.save(request, RedirectResponse(url("/errors", **filter_params(form)), status_code=303))
 
 
