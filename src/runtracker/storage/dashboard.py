@@ -156,22 +156,28 @@ class Dashboard:
         """The pipeline's runs newest first, started before the run `before` = (started_at, id)."""
         return self._read(*history_query(pipeline, limit, before))
 
-    def history_after(self, pipeline: str, limit: int, after: tuple[str, int]) -> list[dict[str, Any]]:
-        """The pipeline's runs started after the run `after`, oldest first (the page before, reversed)."""
+    def history_after(self, pipeline: str, limit: int, after: tuple[str, int], outcome: str | None = None,
+                      lost: bool = False) -> list[dict[str, Any]]:
+        """The pipeline's runs (of one `outcome`, or `lost`) started after the run `after`, oldest first (the page
+        before, reversed)."""
+        where, params = _run_conditions(pipeline, outcome, None, None, lost)
         return self._read(
-            f"SELECT {RUN_LIST_COLUMNS} FROM runs WHERE pipeline = ? AND started_at >= ? AND (started_at > ? OR id > ?)"
-            f" ORDER BY started_at, id LIMIT {int(limit)}", (pipeline, after[0], after[0], after[1]))
+            f"SELECT {RUN_LIST_COLUMNS} FROM runs WHERE {' AND '.join(where)} AND started_at >= ?"
+            f" AND (started_at > ? OR id > ?) ORDER BY started_at, id LIMIT {int(limit)}",
+            (*params, after[0], after[0], after[1]))
 
     def run_position(self, run_id: int) -> dict[str, Any] | None:
         """A run's pipeline and (started_at, id): where a page of its pipeline's history starts."""
         rows = self._read("SELECT id, pipeline, started_at FROM runs WHERE id = ?", (run_id,))
         return rows[0] if rows else None
 
-    def count_runs(self, pipeline: str, cap: int) -> int:
-        """How many runs the pipeline has, counting no further than `cap` + 1."""
-        # Ordered as the index is: a walk of idx_runs_pipeline_started that stops at the cap, never a table scan.
-        return int(self._read("SELECT COUNT(*) AS n FROM (SELECT 1 FROM runs WHERE pipeline = ?"
-                              f" ORDER BY started_at DESC LIMIT {int(cap) + 1}) AS t", (pipeline,))[0]["n"])
+    def count_runs(self, pipeline: str, cap: int, outcome: str | None = None, lost: bool = False) -> int:
+        """How many runs the pipeline has (of one `outcome`, or `lost`), counting no further than `cap` + 1."""
+        # Ordered as the index is: a walk of idx_runs_pipeline_started (or of a pipeline's outcome in
+        # idx_runs_pipeline_outcome_started) that stops at the cap, never a table scan.
+        where, params = _run_conditions(pipeline, outcome, None, None, lost)
+        return int(self._read(f"SELECT COUNT(*) AS n FROM (SELECT 1 FROM runs WHERE {' AND '.join(where)}"
+                              f" ORDER BY started_at DESC LIMIT {int(cap) + 1}) AS t", params)[0]["n"])
 
     def list_runs(self, *, pipeline: str | None = None, outcome: str | None = None, limit: int = 50,
                   before: tuple[str, int] | None = None, since: str | None = None, until: str | None = None,

@@ -358,6 +358,12 @@ MIGRATIONS: tuple[Migration, ...] = (
                  " WHERE reaped_at IS NOT NULL"),
             Only("postgresql", "CREATE INDEX IF NOT EXISTS idx_runs_reaped_started ON runs (started_at, id)"
                  " WHERE reaped_at IS NOT NULL"),
+            # The same of one pipeline (its history's `lost` filter): a pipeline's few lost runs, not a walk of
+            # all its runs looking for them.
+            Only("sqlite", "CREATE INDEX IF NOT EXISTS idx_runs_pipeline_reaped_started ON runs (pipeline, started_at)"
+                 " WHERE reaped_at IS NOT NULL"),
+            Only("postgresql", "CREATE INDEX IF NOT EXISTS idx_runs_pipeline_reaped_started"
+                 " ON runs (pipeline, started_at, id) WHERE reaped_at IS NOT NULL"),
         ),
     ),
 )
