@@ -119,8 +119,9 @@ class Spec:
                 if not isinstance(op, dict):
                     continue
                 body = self.follow(op.get("requestBody")) if "requestBody" in op else None
+                anchor = method + re.sub(r"[^A-Za-z0-9]+", "-", path).rstrip("-")
                 found.append({
-                    "path": path, "method": method.upper(), "id": method + re.sub(r"[^A-Za-z0-9]+", "-", path).rstrip("-"),
+                    "path": path, "method": method.upper(), "id": anchor,
                     "summary": op.get("summary", ""), "description": op.get("description", ""),
                     "operation_id": op.get("operationId", ""),
                     "parameters": [self.parameter(p) for p in [*shared, *op.get("parameters", [])]],
@@ -129,7 +130,7 @@ class Spec:
                                                        "content": self.content(body.get("content"))},
                     "responses": [{"status": status, "description": self.follow(r).get("description", ""),
                                    "content": self.content(self.follow(r).get("content")),
-                                   "headers": sorted((self.follow(r).get("headers") or {}))}
+                                   "headers": sorted(self.follow(r).get("headers") or {})}
                                   for status, r in sorted((op.get("responses") or {}).items())],
                     "security": self.security(op.get("security", default_security)),
                 })

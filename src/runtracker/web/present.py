@@ -227,7 +227,8 @@ def _draw(runs: list[dict[str, Any]], width: float, height: float, now: int, usu
     slow_above = SLOW_FACTOR * usual_ms if usual_ms else None
     parts = []
     for i, run in enumerate(runs):
-        value = durations[i] if isinstance(durations[i], int) else 0
+        found = durations[i]
+        value = found if isinstance(found, int) else 0
         h = max(1.0, height * min(value, top) / top) if top else 1.0
         outcome = run["outcome"]
         slow = slow_above is not None and outcome != RUNNING and value > slow_above

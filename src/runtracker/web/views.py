@@ -334,8 +334,9 @@ def clear_confirm(request: Request, web: Web, user: dict[str, Any]) -> Response:
     matching = web.search.count_errors(flt, COUNT_CAP)
     # Crash rows match the filters too, but clearing keeps them (`Runs.clear_errors`): the page says how many
     # will be deleted and how many are kept, so the result it reports afterwards is the number promised here.
-    kept = web.search.count_errors(ErrorFilter(**{**flt.fields(), "step": CRASH_STEP}), COUNT_CAP) \
-        if flt.step in (None, CRASH_STEP) and matching else 0
+    crash_rows = ErrorFilter(pipeline=flt.pipeline, step=CRASH_STEP, member=flt.member, text=flt.text,
+                             since=flt.since, until=flt.until)
+    kept = web.search.count_errors(crash_rows, COUNT_CAP) if flt.step in (None, CRASH_STEP) and matching else 0
     return web.render(request, "clear.html", {
         "filter": flt, "params": filter_params(request.query_params), "count": matching,
         "deleted": None if matching > COUNT_CAP else matching - kept, "kept": kept,
