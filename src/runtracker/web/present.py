@@ -264,8 +264,8 @@ def duration_ticks(top_ms: int) -> list[int]:
     """The duration axis's ticks, from 0 to a round top at or above `top_ms`: 3 to 5 of them."""
     top_ms = max(int(top_ms), 1)
     step = next((s for s in AXIS_STEPS_MS if -(-top_ms // s) <= AXIS_TICKS), None)
-    if step is None:
-        step = -(-top_ms // AXIS_TICKS)
+    if step is None:  # more than 40 days: whole days
+        step = -(-top_ms // (AXIS_TICKS * 86_400_000)) * 86_400_000
     count = max(2, -(-top_ms // step))
     return [i * step for i in range(count + 1)]
 
