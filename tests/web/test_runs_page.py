@@ -187,7 +187,7 @@ def test_the_history_filters_by_outcome_with_its_count_chart_and_pages(app, clie
         add_run(store, "nikki", i * 2 + 1, duration_s=60)
     html = client.get("/pipeline/nikki?outcome=failure").text
     assert history_rows(html) == [(i, "failure") for i in reversed(failures[-20:])]
-    assert re.search(r'id="history-facts">\s*25 runs', html)
+    assert re.search(r'id="history-facts">\s*25 failure runs', html)
     assert html.count('<rect class="bar failure') == 25 and '<rect class="bar success' not in html
     older = re.search(r'href="([^"]+)" rel="next"', html).group(1).replace("&amp;", "&")
     assert older == f"/pipeline/nikki?outcome=failure&before={failures[5]}"
@@ -233,7 +233,9 @@ def test_the_duration_chart_has_a_scale_in_human_units_and_the_first_and_last_st
     assert 'role="img"' in svg
     label = re.search(r'aria-label="([^"]+)"', svg).group(1)
     assert f"<title>{label}</title>" in html
-    assert label.startswith(f"Duration of the last {len(seconds)} runs up to this page, from {first.group(2)} to "
+    # A few bars leave no room for the last label under its bar: it follows the first one, as "to ...".
+    assert last.group(2) == "to " + present.axis_time(to_ms(last.group(1)), "UTC")
+    assert label.startswith(f"Duration of the last {len(seconds)} runs up to this page, from {first.group(2)} "
                             f"{last.group(2)}, on a scale of 0 to {ticks[-1]}")
 
 

@@ -270,12 +270,18 @@ def duration_ticks(top_ms: int) -> list[int]:
     return [i * step for i in range(count + 1)]
 
 
+AXIS_LABEL_WIDTH = 170.0  # room for one x label ("2026-12-06 18:42 UTC" at 12px), in the chart's units
+
+
 def axes(runs: list[dict[str, Any]], width: float, height: float, now: int, usual_ms: float | None,
-         tz_name: str) -> dict[str, Any]:
-    """A history chart's axes (runs oldest first): the y ticks (duration, `tick_label`) at their heights, the top
-    duration the bars are scaled to, and the x labels: the first and the last run's start in `tz_name`."""
+         tz_name: str, slots: int = 0) -> dict[str, Any]:
+    """A history chart's axes (runs oldest first, drawn as `chart` draws them with `slots`): the y ticks (duration,
+    `tick_label`) at their heights, the top duration the bars are scaled to, and the x labels: the first and the
+    last run's start in `tz_name`, each under its bar (`last_x`: the last bar's right edge; the last label ends
+    there, or, when the bars leave no room for two labels, starts after the first: `last_label_x`, `last_anchor`)."""
     ticks = duration_ticks(chart_top(runs, now, usual_ms))
     longest = max((d for d in _durations(runs, now) if isinstance(d, int)), default=None)
+    last_x = width / max(len(runs), slots, 1) * len(runs)
     top = ticks[-1]
     first, last = (to_ms(runs[0]["started_at"]), to_ms(runs[-1]["started_at"])) if runs else (None, None)
     return {
@@ -284,6 +290,9 @@ def axes(runs: list[dict[str, Any]], width: float, height: float, now: int, usua
         "first": axis_time(first, tz_name), "last": axis_time(last, tz_name),
         "first_iso": runs[0]["started_at"] if runs else None, "last_iso": runs[-1]["started_at"] if runs else None,
         "longest": duration(longest), "clipped": longest is not None and longest > top,
+        "last_x": round(last_x, 1),
+        "last_label_x": round(last_x, 1) if last_x >= 2 * AXIS_LABEL_WIDTH else AXIS_LABEL_WIDTH,
+        "last_anchor": "end" if last_x >= 2 * AXIS_LABEL_WIDTH else "start",
     }
 
 

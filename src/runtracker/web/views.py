@@ -195,7 +195,8 @@ def pipeline(request: Request, web: Web, user: dict[str, Any]) -> Response:
     for run in runs:
         run["slow"] = present.is_slow(run, usual)
     running = web.dash.running_run(name)
-    axes = present.axes(chart_runs, CHART_WIDTH, CHART_HEIGHT, now, usual, runlist.display_zone(web, request))
+    axes = present.axes(chart_runs, CHART_WIDTH, CHART_HEIGHT, now, usual, runlist.display_zone(web, request),
+                        slots=CHART_RUNS)
     path = f"/pipeline/{path_quote(name)}"
     return web.render(request, "pipeline.html", {
         "name": name, "runs": runs, "usual": usual, "slow_factor": present.SLOW_FACTOR,
