@@ -59,6 +59,7 @@ sys.path.insert(0, str(ROOT / "src"))
 import web_history  # noqa: E402
 from benchlib import machine, write_section  # noqa: E402
 
+from runtracker.base.clock import iso, to_ms  # noqa: E402
 from runtracker.settings.web import WebSettings  # noqa: E402
 from runtracker.storage import open_store  # noqa: E402
 from runtracker.storage.postgres import to_pyformat  # noqa: E402
@@ -342,6 +343,29 @@ def hand_member(b: Backend, ctx: dict[str, Any]) -> None:
             " WHERE e.member_identifier = ? ORDER BY e.id DESC LIMIT 1001", (ctx["member"],))
 
 
+def _hand_runs(b: Backend, ctx: dict[str, Any], outcome: str | None) -> None:
+    """The runs page: a window's runs (of one outcome), newest first, and each outcome's capped count."""
+    frame(b)
+    since = ctx["night_since"]
+    where = "outcome = ? AND started_at >= ?" if outcome else "started_at >= ?"
+    b.query(f"SELECT {RUN_LIST} FROM runs WHERE {where} ORDER BY started_at DESC, id DESC LIMIT 51",
+            (outcome, since) if outcome else (since,))
+    parts = [f"SELECT '{o}', COUNT(*) FROM (SELECT 1 FROM runs WHERE outcome = ? AND started_at >= ? LIMIT 1001)"
+             f" AS t{i}" for i, o in enumerate(("success", "failure", "running", "partial"))]
+    parts.append("SELECT 'lost', COUNT(*) FROM (SELECT 1 FROM runs WHERE reaped_at IS NOT NULL AND started_at >= ?"
+                 " LIMIT 1001) AS t4")
+    b.query(" UNION ALL ".join(parts), ("success", since, "failure", since, "running", since, "partial", since, since))
+    b.query(NAMES)
+
+
+def hand_runs_night(b: Backend, ctx: dict[str, Any]) -> None:
+    _hand_runs(b, ctx, None)
+
+
+def hand_runs_failures(b: Backend, ctx: dict[str, Any]) -> None:
+    _hand_runs(b, ctx, "failure")
+
+
 # (key, label, path given the context, the hand-written SQL, a check of the page's HTML)
 def pages(ctx: dict[str, Any]) -> list[tuple[str, str, str, Callable[[Backend, dict[str, Any]], None], str]]:
     member = ctx["member"]
@@ -363,6 +387,10 @@ def pages(ctx: dict[str, Any]) -> list[tuple[str, str, str, Callable[[Backend, d
         ("groups", "grouped errors (latest 2,000)", "/errors?view=groups", hand_groups, 'data-testid="error-group"'),
         ("member", f"member page ({ctx['member_errors']} errors)", f"/member/{quote(member, safe='')}", hand_member,
          'data-testid="error-row"'),
+        ("runs_night", "runs page, the 14 h to the newest run", f"/runs?from={ctx['night_from']}", hand_runs_night,
+         'data-testid="run-row"'),
+        ("runs_failures", "runs page, its failures", f"/runs?outcome=failure&from={ctx['night_from']}",
+         hand_runs_failures, 'data-testid="run-row"'),
     ]
 
 
@@ -383,8 +411,12 @@ def context(b: Backend, runs: int) -> dict[str, Any]:
     member = b.query("SELECT member_identifier FROM run_errors WHERE member_identifier IS NOT NULL"
                      " ORDER BY id DESC LIMIT 1")[0][0]
     member_errors = b.query("SELECT COUNT(*) FROM run_errors WHERE member_identifier = ?", (member,))[0][0]
+    # The runs page's window: the 14 hours up to the newest run (as "since 18:00 yesterday" is, at 08:00).
+    newest = to_ms(b.query("SELECT MAX(started_at) FROM runs")[0][0]) or 0
+    night_from = iso(newest - 14 * 3_600_000)[:16]
     return {"per_pipeline": per_pipeline, "deep_page": deep_page, "deep_before": deep_before, "run_id": run_id,
-            "member": member, "member_errors": member_errors, "runs": runs}
+            "member": member, "member_errors": member_errors, "runs": runs, "night_from": night_from,
+            "night_since": iso(to_ms(night_from + ":00.000Z") or 0)}
 
 
 def check_deep_cursor(store: Any, ctx: dict[str, Any]) -> None:

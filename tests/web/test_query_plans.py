@@ -21,6 +21,7 @@ from runtracker.storage.search import ErrorCursor, ErrorSearch
 
 PIPELINES = ["laposta", "nikki"]
 SINCE = "2026-01-20T00:00:00.000Z"  # within the history below (2026-01-01 and 50,000 minutes on)
+UNTIL = "2026-01-25T00:00:00.000Z"
 
 
 def _calls(dash: Dashboard, search: ErrorSearch) -> dict[str, tuple[Callable[[], Any], str | None]]:
@@ -39,6 +40,25 @@ def _calls(dash: Dashboard, search: ErrorSearch) -> dict[str, tuple[Callable[[],
         "history deep page": (lambda: dash.history("nikki", 21, (SINCE, 20_000)), "idx_runs_pipeline_started"),
         "runs count": (lambda: dash.count_runs("nikki", 1000), "idx_runs_pipeline"),
         "api runs": (lambda: dash.list_runs(limit=51, before=(SINCE, 20_000)), "idx_runs_started"),
+        "runs page": (lambda: dash.list_runs(since=SINCE, limit=51, before=(UNTIL, 20_000)), "idx_runs_started"),
+        "runs page by outcome": (lambda: dash.list_runs(outcome="failure", since=SINCE, until=UNTIL, limit=51),
+                                 "idx_runs_outcome_started"),
+        "runs page, lost ones": (lambda: dash.list_runs(lost=True, since=SINCE, limit=51), "idx_runs_reaped_started"),
+        "runs page by pipeline and outcome": (lambda: dash.list_runs(pipeline="nikki", outcome="partial",
+                                                                     since=SINCE, limit=51),
+                                              "idx_runs_pipeline_outcome_started"),
+        "runs page counts": (lambda: dash.outcome_counts(SINCE, UNTIL, None, 1000), "idx_runs_outcome_started"),
+        "runs page counts of a pipeline": (lambda: dash.outcome_counts(SINCE, None, "nikki", 1000),
+                                           "idx_runs_pipeline_outcome_started"),
+        "history of one outcome": (lambda: dash.list_runs(pipeline="nikki", outcome="failure", limit=101,
+                                                          before=(SINCE, 20_000)), "idx_runs_pipeline_outcome_started"),
+        "history of one outcome, newer page": (lambda: dash.history_after("nikki", 21, (SINCE, 20_000), "failure"),
+                                               "idx_runs_pipeline_outcome_started"),
+        "history of lost runs": (lambda: dash.list_runs(pipeline="nikki", lost=True, limit=101),
+                                 "idx_runs_pipeline_reaped_started"),
+        "lost runs count": (lambda: dash.count_runs("nikki", 1000, lost=True), "idx_runs_pipeline_reaped_started"),
+        "runs count of one outcome": (lambda: dash.count_runs("nikki", 1000, "failure"),
+                                      "idx_runs_pipeline_outcome_started"),
         "run": (lambda: dash.run(1), None),
         "run errors": (lambda: dash.run_errors(1, 101, 5), "idx_run_errors_run_id"),
         "crash rows": (lambda: dash.crash_rows(1), "idx_run_errors_run_id"),
@@ -64,6 +84,10 @@ PG_ALSO = {
     "idx_runs_pipeline_outcome_started": ("idx_runs_pipeline_started", "idx_runs_lock", "idx_runs_running"),
     "idx_runs_pipeline_outcome": ("idx_runs_pipeline_started",),
     "idx_run_errors_club_step": ("idx_run_errors_created",),  # a step with most of the errors: walk them all
+    # A window of a few days: walking its runs by start, skipping the other outcomes, is as cheap.
+    "idx_runs_outcome_started": ("idx_runs_started",),
+    # Both hold the lost runs only (a few): either is a short walk.
+    "idx_runs_pipeline_reaped_started": ("idx_runs_reaped_started",),
 }
 
 

@@ -22,12 +22,15 @@ import threading
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any, TypeVar
 
-from ..base.outcomes import CRASH_STEP, SUCCESS
+from ..base.outcomes import CRASH_STEP, RUN_OUTCOMES, SUCCESS
 from .base import Store
 from .runs import RUN_COLUMNS, RUN_LIST_COLUMNS, Runs, history_query
 from .search import ERROR_COLUMNS, clubs
 
 T = TypeVar("T")
+
+# A run the reaper ended (its process was gone): an outcome of its own on the runs page, `failure` in the table.
+LOST = "lost"
 
 # What a sparkline or a chart needs of a run.
 RUN_BAR_COLUMNS = "id, pipeline, started_at, duration_ms, outcome"
@@ -153,38 +156,55 @@ class Dashboard:
         """The pipeline's runs newest first, started before the run `before` = (started_at, id)."""
         return self._read(*history_query(pipeline, limit, before))
 
-    def history_after(self, pipeline: str, limit: int, after: tuple[str, int]) -> list[dict[str, Any]]:
-        """The pipeline's runs started after the run `after`, oldest first (the page before, reversed)."""
+    def history_after(self, pipeline: str, limit: int, after: tuple[str, int], outcome: str | None = None,
+                      lost: bool = False) -> list[dict[str, Any]]:
+        """The pipeline's runs (of one `outcome`, or `lost`) started after the run `after`, oldest first (the page
+        before, reversed)."""
+        where, params = _run_conditions(pipeline, outcome, None, None, lost)
         return self._read(
-            f"SELECT {RUN_LIST_COLUMNS} FROM runs WHERE pipeline = ? AND started_at >= ? AND (started_at > ? OR id > ?)"
-            f" ORDER BY started_at, id LIMIT {int(limit)}", (pipeline, after[0], after[0], after[1]))
+            f"SELECT {RUN_LIST_COLUMNS} FROM runs WHERE {' AND '.join(where)} AND started_at >= ?"
+            f" AND (started_at > ? OR id > ?) ORDER BY started_at, id LIMIT {int(limit)}",
+            (*params, after[0], after[0], after[1]))
 
     def run_position(self, run_id: int) -> dict[str, Any] | None:
         """A run's pipeline and (started_at, id): where a page of its pipeline's history starts."""
         rows = self._read("SELECT id, pipeline, started_at FROM runs WHERE id = ?", (run_id,))
         return rows[0] if rows else None
 
-    def count_runs(self, pipeline: str, cap: int) -> int:
-        """How many runs the pipeline has, counting no further than `cap` + 1."""
-        # Ordered as the index is: a walk of idx_runs_pipeline_started that stops at the cap, never a table scan.
-        return int(self._read("SELECT COUNT(*) AS n FROM (SELECT 1 FROM runs WHERE pipeline = ?"
-                              f" ORDER BY started_at DESC LIMIT {int(cap) + 1}) AS t", (pipeline,))[0]["n"])
+    def count_runs(self, pipeline: str, cap: int, outcome: str | None = None, lost: bool = False) -> int:
+        """How many runs the pipeline has (of one `outcome`, or `lost`), counting no further than `cap` + 1."""
+        # Ordered as the index is: a walk of idx_runs_pipeline_started (or of a pipeline's outcome in
+        # idx_runs_pipeline_outcome_started) that stops at the cap, never a table scan.
+        where, params = _run_conditions(pipeline, outcome, None, None, lost)
+        return int(self._read(f"SELECT COUNT(*) AS n FROM (SELECT 1 FROM runs WHERE {' AND '.join(where)}"
+                              f" ORDER BY started_at DESC LIMIT {int(cap) + 1}) AS t", params)[0]["n"])
 
     def list_runs(self, *, pipeline: str | None = None, outcome: str | None = None, limit: int = 50,
-                  before: tuple[str, int] | None = None) -> list[dict[str, Any]]:
-        """Runs newest first (the API's /api/runs): by pipeline and outcome, or all of them."""
-        where: list[str] = []
-        params: list[Any] = []
-        for column, value in (("pipeline", pipeline), ("outcome", outcome)):
-            if value is not None:
-                where.append(f"{column} = ?")
-                params.append(value)
+                  before: tuple[str, int] | None = None, since: str | None = None, until: str | None = None,
+                  lost: bool = False) -> list[dict[str, Any]]:
+        """Runs newest first (the API's /api/runs, the runs page): by pipeline and outcome, or all of them;
+        started in [`since`, `until`); with `lost`, only the runs the reaper ended. Each filter has its index:
+        a pipeline's runs (of an outcome), every pipeline's runs of an outcome, the lost runs, all runs by start."""
+        where, params = _run_conditions(pipeline, outcome, since, until, lost)
         if before is not None:
             where.append("started_at <= ? AND (started_at < ? OR id < ?)")
             params += [before[0], before[0], before[1]]
         clause = f" WHERE {' AND '.join(where)}" if where else ""
         return self._read(f"SELECT {RUN_LIST_COLUMNS} FROM runs{clause} ORDER BY started_at DESC, id DESC"
                           f" LIMIT {int(limit)}", params)
+
+    def outcome_counts(self, since: str, until: str | None, pipeline: str | None, cap: int) -> dict[str, int]:
+        """How many runs started in [`since`, `until`) (of one pipeline) ended each way, and how many were lost
+        (reaped): each outcome's count stops at `cap` + 1, so a long window costs at most a few thousand index
+        entries. One statement: a capped count per outcome, each a range of its index."""
+        kinds = [(outcome, outcome, False) for outcome in RUN_OUTCOMES] + [(LOST, None, True)]
+        parts, params = [], []
+        for i, (name, outcome, lost) in enumerate(kinds):
+            where, values = _run_conditions(pipeline, outcome, since, until, lost)
+            parts.append(f"SELECT '{name}' AS kind, COUNT(*) AS n FROM (SELECT 1 FROM runs WHERE {' AND '.join(where)}"
+                         f" LIMIT {int(cap) + 1}) AS t{i}")
+            params += values
+        return {row["kind"]: int(row["n"]) for row in self._read(" UNION ALL ".join(parts), params)}
 
     # -- one run -----------------------------------------------------------------------------------------
     def run(self, run_id: int) -> dict[str, Any] | None:
@@ -210,3 +230,23 @@ class Dashboard:
     def count_run_errors(self, run_id: int, cap: int) -> int:
         return int(self._read("SELECT COUNT(*) AS n FROM (SELECT 1 FROM run_errors WHERE run_id = ?"
                               f" LIMIT {int(cap) + 1}) AS t", (run_id,))[0]["n"])
+
+
+def _run_conditions(pipeline: str | None, outcome: str | None, since: str | None, until: str | None,
+                    lost: bool) -> tuple[list[str], list[Any]]:
+    """The WHERE conditions (and their values) of runs by pipeline, outcome, start window and lostness."""
+    where: list[str] = []
+    params: list[Any] = []
+    for column, value in (("pipeline", pipeline), ("outcome", outcome)):
+        if value is not None:
+            where.append(f"{column} = ?")
+            params.append(value)
+    if lost:
+        where.append("reaped_at IS NOT NULL")
+    if since is not None:
+        where.append("started_at >= ?")
+        params.append(since)
+    if until is not None:
+        where.append("started_at < ?")
+        params.append(until)
+    return where, params

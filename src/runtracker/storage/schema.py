@@ -343,6 +343,29 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE UNIQUE INDEX IF NOT EXISTS idx_runs_start_key ON runs (start_key) WHERE start_key IS NOT NULL",
         ),
     ),
+    Migration(
+        16,
+        "the runs page's indexes: every pipeline's runs of one outcome by start; the lost (reaped) runs by start",
+        (
+            # /runs?outcome=failure (last night's failures across all pipelines), newest first, and its counts by
+            # outcome, each a count of one range that stops at the cap. Without it, a rare outcome in a long
+            # window was a walk of every run of the window.
+            Only("sqlite", "CREATE INDEX IF NOT EXISTS idx_runs_outcome_started ON runs (outcome, started_at)"),
+            Only("postgresql", "CREATE INDEX IF NOT EXISTS idx_runs_outcome_started ON runs (outcome, started_at, id)"),
+            # /runs?outcome=lost: the runs the reaper ended, a few among many failures; partial, so it costs a
+            # pipeline's INSERT nothing (reaped_at is set later, on the few runs that are reaped).
+            Only("sqlite", "CREATE INDEX IF NOT EXISTS idx_runs_reaped_started ON runs (started_at)"
+                 " WHERE reaped_at IS NOT NULL"),
+            Only("postgresql", "CREATE INDEX IF NOT EXISTS idx_runs_reaped_started ON runs (started_at, id)"
+                 " WHERE reaped_at IS NOT NULL"),
+            # The same of one pipeline (its history's `lost` filter): a pipeline's few lost runs, not a walk of
+            # all its runs looking for them.
+            Only("sqlite", "CREATE INDEX IF NOT EXISTS idx_runs_pipeline_reaped_started ON runs (pipeline, started_at)"
+                 " WHERE reaped_at IS NOT NULL"),
+            Only("postgresql", "CREATE INDEX IF NOT EXISTS idx_runs_pipeline_reaped_started"
+                 " ON runs (pipeline, started_at, id) WHERE reaped_at IS NOT NULL"),
+        ),
+    ),
 )
 
 LATEST = MIGRATIONS[-1].version

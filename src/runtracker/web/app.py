@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..settings.web import WebSettings
 from ..storage import Store
-from . import alert_history, api, ingest, views
+from . import alert_history, api, apidocs, ingest, runlist, views
 from .core import HERE, Web, api_error, web_of
 from .ingest_http import IngestState
 from .outage import DatabaseOutage
@@ -92,6 +92,7 @@ def routes() -> list[Route | Mount]:
         Route("/logout", views.logout, methods=["POST"]),
         Route("/pipeline/{name:path}/start", views.start_post, methods=["POST"]),
         Route("/pipeline/{name:path}", views.pipeline),
+        Route("/runs", runlist.runs_page),
         Route("/run/{run_id:id}", views.run_page),
         Route("/run/{run_id:id}/summary.json", views.run_summary_json),
         Route("/errors", views.errors),
@@ -101,6 +102,7 @@ def routes() -> list[Route | Mount]:
         Route("/member/{identifier:path}", views.member),
         Route("/alerts", alert_history.alerts_page),
         Route(FAVICON_PATH, favicon),
+        Route("/docs/api", apidocs.api_docs),
         Route("/health", api.health),
         Route("/metrics", api.metrics_page),
         *ingest.routes(),

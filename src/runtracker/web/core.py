@@ -151,7 +151,7 @@ class Web:
         # The templates ship with the package: no auto_reload, so no stat of each template on each page.
         self.templates = Templates(loader=jinja2.FileSystemLoader(str(HERE / "templates")), autoescape=True,
                                    trim_blocks=True, lstrip_blocks=True, auto_reload=False)
-        self.templates.filters.update(duration=present.duration, ago=present.ago, q=path_quote,
+        self.templates.filters.update(duration=present.duration, ago=present.ago, q=path_quote, plural=present.plural,
                                       number=lambda n: f"{n:,}" if isinstance(n, int) else n)
         self.templates.globals.update(url=url)
         self._config: tuple[float | None, PipelineConfig] | None = None

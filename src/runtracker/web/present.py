@@ -13,13 +13,14 @@ import functools
 import json
 import statistics
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from markupsafe import Markup, escape
 
 from ..base.clock import now_ms, to_ms
 from ..base.outcomes import FAILURE, PARTIAL, RUNNING, SUCCESS
-from ..base.schedule import local_time
+from ..base.schedule import local_time, zone
 from ..base.status import PipelineStatus
 from ..core.logring import split_stack
 
@@ -62,8 +63,18 @@ def duration(ms: object) -> str:
     return f"{seconds // 86400}d {seconds % 86400 // 3600}h"
 
 
+def plural(count: object, one: str, many: str | None = None) -> str:
+    """`1 error`, `2 errors`, `1,204 runs`, `1 kind of error` / `3 kinds of error` (`many` given): the number
+    with the word that goes with it. Every count a page shows in words goes through here (the `plural` filter)."""
+    n = count if isinstance(count, int) else 0
+    word = one if n == 1 else (many if many is not None else one + "s")
+    return f"{n:,} {word}"
+
+
 def short_duration(ms: int) -> str:
-    """`8m`, `45s`, `2h`: for ranges."""
+    """`8m`, `45s`, `2h`, `144 ms`: for ranges."""
+    if ms < 1000:
+        return f"{max(ms, 0)} ms"
     seconds = ms // 1000
     if seconds < 60:
         return f"{seconds}s"
@@ -136,7 +147,9 @@ def card(name: str, latest_runs: list[dict[str, Any]], recent: list[dict[str, An
             low, high = min(usual_durations), max(usual_durations)
             took = short_duration(low) if short_duration(low) == short_duration(high) else \
                 f"{short_duration(low)}–{short_duration(high)}"
-            running_line += f" — the last {len(usual_durations)} successful runs took {took}"
+            last = "the last successful run" if len(usual_durations) == 1 else \
+                f"the last {len(usual_durations)} successful runs"
+            running_line += f" — {last} took {took}"
     return {
         "name": name,
         "status": status,
@@ -168,10 +181,11 @@ _CLASSES = frozenset((SUCCESS, PARTIAL, FAILURE, RUNNING))
 
 
 def chart(runs: list[dict[str, Any]], width: float, height: float, now: int, usual_ms: float | None = None,
-          link: bool = False, gap: float = 1.0, slots: int = 0) -> Markup:
+          link: bool = False, gap: float = 1.0, slots: int = 0, scale_ms: int | None = None) -> Markup:
     """Runs (oldest first) as SVG bars: height by duration against the longest (capped at 4x the usual
     duration, so one stuck run does not flatten the rest), class by outcome (and `slow`), a `<title>` each, and
-    with `link` a link to the run's page; room for at least `slots` bars (a few runs are not drawn as walls).
+    with `link` a link to the run's page; room for at least `slots` bars (a few runs are not drawn as walls);
+    `scale_ms`, the duration at full height (an axis's top, `axes`), instead of that rule.
     The title holds text from the database and is escaped; everything else is a number or one of our class
     names. One loop, no template: the overview draws 360 bars."""
     if not runs:
@@ -180,29 +194,41 @@ def chart(runs: list[dict[str, Any]], width: float, height: float, now: int, usu
         # The same finished runs draw the same bars: the overview, refreshed every minute by everyone, mostly
         # redraws what it drew before. (A running run's bar grows: it is drawn anew.)
         key = tuple((r["id"], r["outcome"], r["duration_ms"], r["started_at"]) for r in runs)
-        return _chart_of_finished(key, width, height, usual_ms, link, gap, slots)
-    return _draw(runs, width, height, now, usual_ms, link, gap, slots)
+        return _chart_of_finished(key, width, height, usual_ms, link, gap, slots, scale_ms)
+    return _draw(runs, width, height, now, usual_ms, link, gap, slots, scale_ms)
 
 
 @functools.lru_cache(maxsize=4096)
 def _chart_of_finished(key: tuple[tuple[Any, ...], ...], width: float, height: float, usual_ms: float | None,
-                       link: bool, gap: float, slots: int) -> Markup:
+                       link: bool, gap: float, slots: int, scale_ms: int | None) -> Markup:
     runs = [{"id": i, "outcome": o, "duration_ms": d, "started_at": s} for i, o, d, s in key]
-    return _draw(runs, width, height, 0, usual_ms, link, gap, slots)
+    return _draw(runs, width, height, 0, usual_ms, link, gap, slots, scale_ms)
+
+
+def _durations(runs: list[dict[str, Any]], now: int) -> list[int | None]:
+    return [r["duration_ms"] if r["outcome"] != RUNNING else elapsed_ms(r["started_at"], now) for r in runs]
+
+
+def chart_top(runs: list[dict[str, Any]], now: int, usual_ms: float | None) -> int:
+    """The duration a chart draws at full height: the longest, but at most 4x the usual (one stuck run does not
+    flatten the rest)."""
+    top = max((d for d in _durations(runs, now) if isinstance(d, int)), default=0)
+    if usual_ms:
+        top = min(top, int(usual_ms * 4)) or top
+    return top
 
 
 def _draw(runs: list[dict[str, Any]], width: float, height: float, now: int, usual_ms: float | None, link: bool,
-          gap: float, slots: int) -> Markup:
-    durations = [r["duration_ms"] if r["outcome"] != RUNNING else elapsed_ms(r["started_at"], now) for r in runs]
-    top = max((d for d in durations if isinstance(d, int)), default=0)
-    if usual_ms:
-        top = min(top, int(usual_ms * 4)) or top
+          gap: float, slots: int, scale_ms: int | None = None) -> Markup:
+    durations = _durations(runs, now)
+    top = scale_ms if scale_ms else chart_top(runs, now, usual_ms)
     step = width / max(len(runs), slots)
     w = max(step - gap, 0.5)
     slow_above = SLOW_FACTOR * usual_ms if usual_ms else None
     parts = []
     for i, run in enumerate(runs):
-        value = durations[i] if isinstance(durations[i], int) else 0
+        found = durations[i]
+        value = found if isinstance(found, int) else 0
         h = max(1.0, height * min(value, top) / top) if top else 1.0
         outcome = run["outcome"]
         slow = slow_above is not None and outcome != RUNNING and value > slow_above
@@ -212,6 +238,69 @@ def _draw(runs: list[dict[str, Any]], width: float, height: float, now: int, usu
                 f'<title>{title}{" — slow" if slow else ""}</title></rect>')
         parts.append(f'<a href="/run/{int(run["id"])}">{rect}</a>' if link else rect)
     return Markup("".join(parts))
+
+
+# The duration axis's steps, in the units people read: a step is the smallest of these giving at most
+# AXIS_TICKS intervals up to the chart's top (so 3 to 5 labelled ticks, 0 among them).
+AXIS_STEPS_MS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10_000, 15_000, 30_000, 60_000, 120_000,
+                 300_000, 600_000, 900_000, 1_800_000, 3_600_000, 7_200_000, 10_800_000, 21_600_000, 43_200_000,
+                 86_400_000, 172_800_000, 432_000_000, 864_000_000)
+AXIS_TICKS = 4
+_UNITS = ((86_400_000, "d"), (3_600_000, "h"), (60_000, "min"), (1000, "s"), (1, "ms"))
+
+
+def tick_label(ms: int) -> str:
+    """`0`, `500 ms`, `15 s`, `2 min`, `1.5 h`: an axis tick in the largest unit it is a whole or half of."""
+    if ms == 0:
+        return "0"
+    for unit, name in _UNITS:
+        if ms >= unit and (ms * 2) % unit == 0:
+            value = ms / unit
+            return f"{value:g} {name}"
+    return duration(ms)
+
+
+def duration_ticks(top_ms: int) -> list[int]:
+    """The duration axis's ticks, from 0 to a round top at or above `top_ms`: 3 to 5 of them."""
+    top_ms = max(int(top_ms), 1)
+    step = next((s for s in AXIS_STEPS_MS if -(-top_ms // s) <= AXIS_TICKS), None)
+    if step is None:  # more than 40 days: whole days
+        step = -(-top_ms // (AXIS_TICKS * 86_400_000)) * 86_400_000
+    count = max(2, -(-top_ms // step))
+    return [i * step for i in range(count + 1)]
+
+
+AXIS_LABEL_WIDTH = 170.0  # room for one x label ("2026-12-06 18:42 UTC" at 12px), in the chart's units
+
+
+def axes(runs: list[dict[str, Any]], width: float, height: float, now: int, usual_ms: float | None,
+         tz_name: str, slots: int = 0) -> dict[str, Any]:
+    """A history chart's axes (runs oldest first, drawn as `chart` draws them with `slots`): the y ticks (duration,
+    `tick_label`) at their heights, the top duration the bars are scaled to, and the x labels: the first and the
+    last run's start in `tz_name`, each under its bar (`last_x`: the last bar's right edge; the last label ends
+    there, or, when the bars leave no room for two labels, starts after the first: `last_label_x`, `last_anchor`)."""
+    ticks = duration_ticks(chart_top(runs, now, usual_ms))
+    longest = max((d for d in _durations(runs, now) if isinstance(d, int)), default=None)
+    last_x = width / max(len(runs), slots, 1) * len(runs)
+    top = ticks[-1]
+    first, last = (to_ms(runs[0]["started_at"]), to_ms(runs[-1]["started_at"])) if runs else (None, None)
+    return {
+        "top_ms": top,
+        "y": [{"ms": t, "label": tick_label(t), "y": round(height - height * t / top, 1)} for t in ticks],
+        "first": axis_time(first, tz_name), "last": axis_time(last, tz_name),
+        "first_iso": runs[0]["started_at"] if runs else None, "last_iso": runs[-1]["started_at"] if runs else None,
+        "longest": duration(longest), "clipped": longest is not None and longest > top,
+        "last_x": round(last_x, 1),
+        "last_label_x": round(last_x, 1) if last_x >= 2 * AXIS_LABEL_WIDTH else AXIS_LABEL_WIDTH,
+        "last_anchor": "end" if last_x >= 2 * AXIS_LABEL_WIDTH else "start",
+    }
+
+
+def axis_time(ms: int | None, tz_name: str) -> str:
+    """`2026-12-06 18:00 UTC`: a run's start on a chart's time axis."""
+    if ms is None:
+        return ""
+    return datetime.fromtimestamp(ms / 1000, UTC).astimezone(zone(tz_name)).strftime("%Y-%m-%d %H:%M %Z")
 
 
 # -- a run's crash ------------------------------------------------------------------------------------------

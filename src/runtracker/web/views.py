@@ -12,9 +12,9 @@ from starlette.responses import RedirectResponse, Response
 
 from ..base.clock import now_ms
 from ..base.outcomes import CRASH_STEP, RUNNING
-from ..storage.dashboard import RUN_BAR_COLUMNS, Dashboard
+from ..storage.dashboard import LOST, RUN_BAR_COLUMNS, Dashboard
 from ..storage.errorfilter import BY_PIPELINE, ErrorFilter
-from . import alert_history, grouping, present, start
+from . import alert_history, grouping, present, runlist, start
 from .bodies import LOGIN_FORM_BYTES, BodyRefused, read_form
 from .core import (
     COUNT_CAP,
@@ -34,6 +34,7 @@ from .core import (
     page,
     path_quote,
     safe_next,
+    text_param,
     url,
     watch_of,
     web_of,
@@ -42,6 +43,7 @@ from .sessions import CSRF_FIELD
 
 NOT_FOUND = "Not found"
 CHART_RUNS = 100  # the history's duration chart: the runs up to the page's newest
+CHART_WIDTH, CHART_HEIGHT = 800.0, 160.0  # its bars' area, in the SVG's units (the axes' labels are around it)
 
 
 def not_found(request: Request, web: Web, user: dict[str, Any] | None, message: str) -> Response:
@@ -128,20 +130,45 @@ class _OverviewRows:
 
 
 # -- a pipeline's history -------------------------------------------------------------------------------------
+class History:
+    """A pipeline's runs, all of them or of one outcome (`lost`: the ones the reaper ended), each read served by an
+    index of the pipeline's runs (by outcome): newest first before a run, oldest first after one, and counted."""
+
+    def __init__(self, dash: Dashboard, name: str, outcome: str | None) -> None:
+        self.dash, self.name, self.outcome = dash, name, outcome
+        self.only = None if outcome == LOST else outcome  # the outcome column's value, if one
+        self.lost = outcome == LOST
+
+    def before(self, limit: int, position: tuple[str, int] | None = None) -> list[dict[str, Any]]:
+        if self.outcome is None:
+            return self.dash.history(self.name, limit, position)
+        return self.dash.list_runs(pipeline=self.name, outcome=self.only, lost=self.lost, limit=limit, before=position)
+
+    def after(self, limit: int, position: tuple[str, int]) -> list[dict[str, Any]]:
+        return self.dash.history_after(self.name, limit, position, outcome=self.only, lost=self.lost)
+
+    def count(self, cap: int) -> int:
+        return self.dash.count_runs(self.name, cap, outcome=self.only, lost=self.lost)
+
+
 @page
 def pipeline(request: Request, web: Web, user: dict[str, Any]) -> Response:
     name = request.path_params["name"]
+    outcome = text_param(request.query_params, "outcome")
+    if outcome is not None and outcome not in runlist.OUTCOMES:
+        raise BadRequest(f"`outcome` is one of {', '.join(runlist.OUTCOMES)}")
+    history = History(web.dash, name, outcome)
     before_id, after_id = int_param(request.query_params, "before", 1), int_param(request.query_params, "after", 1)
     anchor_id = before_id or after_id
     anchor = web.dash.run_position(anchor_id) if anchor_id else None
     if anchor_id and (anchor is None or anchor["pipeline"] != name):
         return not_found(request, web, user, f"run {anchor_id} is not a run of this pipeline")
     if after_id and anchor is not None:
-        runs = list(reversed(web.dash.history_after(name, PAGE_SIZE + 1, (anchor["started_at"], anchor["id"]))))
+        runs = list(reversed(history.after(PAGE_SIZE + 1, (anchor["started_at"], anchor["id"]))))
         newer = len(runs) > PAGE_SIZE
         runs = runs[-PAGE_SIZE:] if newer else runs
         if not newer:  # the newest page: shown as the first page is
-            runs = web.dash.history(name, PAGE_SIZE + 1)
+            runs = history.before(PAGE_SIZE + 1)
             older = len(runs) > PAGE_SIZE
             runs = runs[:PAGE_SIZE]
         else:
@@ -149,32 +176,37 @@ def pipeline(request: Request, web: Web, user: dict[str, Any]) -> Response:
     else:
         position = (anchor["started_at"], anchor["id"]) if anchor else None
         # The page's runs and the chart's (the 100 up to the page's newest) are one read.
-        chart_runs = web.dash.history(name, max(CHART_RUNS, PAGE_SIZE + 1), position)
+        chart_runs = history.before(max(CHART_RUNS, PAGE_SIZE + 1), position)
         runs = chart_runs[:PAGE_SIZE + 1]
         chart_runs = list(reversed(chart_runs[:CHART_RUNS]))
         older = len(runs) > PAGE_SIZE
         runs = runs[:PAGE_SIZE]
         newer = anchor is not None
     configured = start.command_of(web.config(), name) is not None
-    if not runs and anchor is None and not configured and name not in web.config().pipelines:
+    if not runs and anchor is None and outcome is None and not configured and name not in web.config().pipelines:
         return not_found(request, web, user, "no pipeline of this name has runs or is in the config file")
     now = now_ms()
     newest = runs[0] if runs else None
     usual = present.usual(web.dash.successful_durations(
         name, present.SLOW_BASIS, newest["started_at"] if newest else None))
     if after_id and anchor is not None:
-        chart_runs = list(reversed(web.dash.history(name, CHART_RUNS, (newest["started_at"], newest["id"] + 1)
-                                                    if newest else None)))
+        chart_runs = list(reversed(history.before(CHART_RUNS, (newest["started_at"], newest["id"] + 1)
+                                                  if newest else None)))
     for run in runs:
         run["slow"] = present.is_slow(run, usual)
     running = web.dash.running_run(name)
+    axes = present.axes(chart_runs, CHART_WIDTH, CHART_HEIGHT, now, usual, runlist.display_zone(web, request),
+                        slots=CHART_RUNS)
+    path = f"/pipeline/{path_quote(name)}"
     return web.render(request, "pipeline.html", {
         "name": name, "runs": runs, "usual": usual, "slow_factor": present.SLOW_FACTOR,
-        "chart": present.chart(chart_runs, 800.0, 160.0, now, usual, link=True, slots=CHART_RUNS),
-        "chart_count": len(chart_runs),
-        "older": url(f"/pipeline/{path_quote(name)}", before=runs[-1]["id"]) if older and runs else None,
-        "newer": url(f"/pipeline/{path_quote(name)}", after=runs[0]["id"]) if newer and runs else None,
-        "first_page": anchor is None or not newer, "total": web.dash.count_runs(name, COUNT_CAP),
+        "chart": present.chart(chart_runs, CHART_WIDTH, CHART_HEIGHT, now, usual, link=True, slots=CHART_RUNS,
+                               scale_ms=axes["top_ms"]),
+        "axes": axes, "chart_count": len(chart_runs), "outcome": outcome, "outcomes": runlist.OUTCOMES,
+        "older": url(path, outcome=outcome, before=runs[-1]["id"]) if older and runs else None,
+        "newer": url(path, outcome=outcome, after=runs[0]["id"]) if newer and runs else None,
+        "newest_url": url(path, outcome=outcome),
+        "first_page": anchor is None or not newer, "total": history.count(COUNT_CAP),
         "count_cap": COUNT_CAP, "running": running, "command": configured, "now": now,
         "recent_alerts": alert_history.recent(web, name), "alerts_link": alert_history.history_link(name),
     }, user=user)
@@ -301,8 +333,15 @@ def member(request: Request, web: Web, user: dict[str, Any]) -> Response:
 @page
 def clear_confirm(request: Request, web: Web, user: dict[str, Any]) -> Response:
     flt = error_filter(request.query_params)
+    matching = web.search.count_errors(flt, COUNT_CAP)
+    # Crash rows match the filters too, but clearing keeps them (`Runs.clear_errors`): the page says how many
+    # will be deleted and how many are kept, so the result it reports afterwards is the number promised here.
+    crash_rows = ErrorFilter(pipeline=flt.pipeline, step=CRASH_STEP, member=flt.member, text=flt.text,
+                             since=flt.since, until=flt.until)
+    kept = web.search.count_errors(crash_rows, COUNT_CAP) if flt.step in (None, CRASH_STEP) and matching else 0
     return web.render(request, "clear.html", {
-        "filter": flt, "params": filter_params(request.query_params), "count": web.search.count_errors(flt, COUNT_CAP),
+        "filter": flt, "params": filter_params(request.query_params), "count": matching,
+        "deleted": None if matching > COUNT_CAP else matching - kept, "kept": kept,
         "count_cap": COUNT_CAP, "back": url("/errors", **filter_params(request.query_params)),
     }, user=user)
 
@@ -316,7 +355,7 @@ async def clear_post(request: Request, web: Web, user: dict[str, Any], form: For
     if form.get("confirm") != "yes":
         return RedirectResponse(url("/errors/clear", **filter_params(form)), status_code=303)
     deleted = await run_in_threadpool(web.runs.clear_errors, flt)
-    web.sessions.flash(request, f"Cleared {deleted:,} errors (crash rows are kept).")
+    web.sessions.flash(request, f"Cleared {present.plural(deleted, 'error')}; crash rows are kept.")
     return web.sessions.save(request, RedirectResponse(url("/errors", **filter_params(form)), status_code=303))
 
 
