@@ -30,7 +30,7 @@ def test_every_path_and_method_of_openapi_json_is_on_the_page(anon):
                 assert f"<code>{status}</code>" in section
             for parameter in op.get("parameters", []):
                 name = apidocs.Spec(doc).follow(parameter)["name"]
-                assert f"<td><code>{name}</code></td>" in section
+                assert f"<td data-label=\"name\"><code>{name}</code></td>" in section
             assert "Authorization: Bearer KEY" in section and "X-API-Key: KEY" in section
             if "requestBody" in op:
                 assert "<h4>Request body" in section
