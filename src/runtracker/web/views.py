@@ -130,8 +130,8 @@ def overview(request: Request, web: Web, user: dict[str, Any]) -> Response:
         return url("/", **{k: v for k, v in current.items() if v is not None})
 
     response = web.render(request, "overview.html", {
-        "cards": shown, "total": len(every), "counts": counts, "states": STATES, "state": state, "search": search,
-        "order": order, "view": view, "link": link,
+        "cards": shown, "total": len(every), "state_counts": counts, "states": STATES, "state": state,
+        "search": search, "order": order, "view": view, "link": link,
         "fast_refresh": FAST_REFRESH_S if any(c["running"] for c in every) else None,
         # The summary names these four whatever their count (none failing is news too); the others when any.
         "always_counted": (FAILING, OVERDUE, RUNNING_STATE, OK),
@@ -230,7 +230,8 @@ def pipeline(request: Request, web: Web, user: dict[str, Any]) -> Response:
     own = web.config().pipelines.get(name)
     return web.render(request, "pipeline.html", {
         "name": name, "display_name": own.display_name if own else None,
-        "description": own.description if own else None, "runs": runs, "usual": usual, "slow_factor": present.SLOW_FACTOR,
+        "description": own.description if own else None,
+        "runs": runs, "usual": usual, "slow_factor": present.SLOW_FACTOR,
         "chart": present.chart(chart_runs, 800.0, 160.0, now, usual, link=True, slots=CHART_RUNS),
         "chart_count": len(chart_runs),
         "older": url(f"/pipeline/{path_quote(name)}", before=runs[-1]["id"]) if older and runs else None,
