@@ -162,8 +162,7 @@ def cards(web: Web) -> list[dict[str, Any]]:
         card["display_name"] = own.display_name if own is not None else None
         card["description"] = own.description if own is not None else None
         card["title"] = card["display_name"] or name
-        shown = card["shown"]
-        card["why"] = present.why_failed(shown, rows.why.get(shown["id"]) if shown else None)
+        card["why"] = rows.why.get(card["shown"]["id"]) if card["shown"] else None
         found.append(card)
     found.sort(key=lambda c: (present.name_key(c["title"]), present.name_key(c["name"])))
     return found
@@ -181,9 +180,11 @@ class _OverviewRows:
         self.running_rows = dash.running_runs()  # oldest first
         self.usual = {name: dash.successful_durations(name, present.USUAL_RUNS)
                       for name in dict.fromkeys(row["pipeline"] for row in self.running_rows)}
-        # Why each pipeline's latest finished run failed (or ended partial): read for all of them at once.
-        ended = (next((r for r in rows if r["outcome"] != RUNNING), None) for rows in self.latest.values())
-        self.why = dash.why_failed([r["id"] for r in ended if r is not None and r["outcome"] in (FAILURE, PARTIAL)])
+        # Why each pipeline's latest finished run failed (or ended partial), by run id: read for all at once.
+        ended = [next((r for r in rows if r["outcome"] != RUNNING), None) for rows in self.latest.values()]
+        failed = {int(r["id"]): r for r in ended if r is not None and r["outcome"] in (FAILURE, PARTIAL)}
+        details = dash.why_failed(list(failed))
+        self.why = {run_id: present.why_failed(run, details.get(run_id)) for run_id, run in failed.items()}
 
 
 # -- a pipeline's history -------------------------------------------------------------------------------------
