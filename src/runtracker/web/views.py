@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from ..base.clock import now_ms
-from ..base.outcomes import CRASH_STEP, FAILURE, PARTIAL, RUNNING
+from ..base.outcomes import CRASH_STEP, FAILURE, PARTIAL, RUNNING, SUCCESS
 from ..base.status import FAILING, OK, OVERDUE, RUNNING_STATE, STATES
 from ..storage.dashboard import RUN_BAR_COLUMNS, Dashboard
 from ..storage.errorfilter import BY_PIPELINE, ErrorFilter
@@ -178,8 +178,11 @@ class _OverviewRows:
         self.recent = dash.latest_runs(self.names, present.RECENT_RUNS, columns=RUN_BAR_COLUMNS)
         self.latest = dash.latest_runs(self.names, 2)
         self.running_rows = dash.running_runs()  # oldest first
-        self.usual = {name: dash.successful_durations(name, present.USUAL_RUNS)
-                      for name in dict.fromkeys(row["pipeline"] for row in self.running_rows)}
+        # How long the running pipelines' last successful runs took: one read for all of them (not one each).
+        usual = dash.latest_runs(list(dict.fromkeys(row["pipeline"] for row in self.running_rows)),
+                                 present.USUAL_RUNS, outcome=SUCCESS, columns="id, pipeline, started_at, duration_ms")
+        self.usual = {name: [int(r["duration_ms"]) for r in rows if r["duration_ms"] is not None]
+                      for name, rows in usual.items()}
         # Why each pipeline's latest finished run failed (or ended partial), by run id: read for all at once.
         ended = [next((r for r in rows if r["outcome"] != RUNNING), None) for rows in self.latest.values()]
         failed = {int(r["id"]): r for r in ended if r is not None and r["outcome"] in (FAILURE, PARTIAL)}
