@@ -237,3 +237,41 @@ def test_the_api_and_metrics_give_the_same_state(app, anon, client, history):
     assert 'runtracker_pipeline_state{pipeline="silent",state="late heartbeat"} 1.0' in text
     assert 'runtracker_pipeline_state{pipeline="silent",state="running"} 0.0' in text
     assert 'runtracker_pipelines{state="failing"} 3.0' in text
+
+
+def _reads(app, monkeypatch) -> list[str]:
+    """Every statement the app's store reads from now on."""
+    store, seen = app.state.web.store, []
+    read = store.read
+
+    def spy(sql, params=()):
+        seen.append(sql)
+        return read(sql, params)
+
+    monkeypatch.setattr(store, "read", spy)
+    return seen
+
+
+def _pipelines(store, first: int, count: int) -> None:
+    """`count` pipelines, each with a failed run and a running one (the overview's most reads per pipeline)."""
+    for i in range(first, first + count):
+        finished(store, f"p{i}", 2 * HOUR_MS, "failure", errors=[("sync", None, f"error {i}")])
+        running(store, f"p{i}", 60_000)
+
+
+def test_the_overview_reads_in_bulk_and_not_at_all_while_nothing_changed(app, client, monkeypatch):
+    """5 pipelines or 45, failing and running: the same number of statements (no read per pipeline); asked
+    again with nothing written in between, none of them."""
+    store = app.state.web.store
+    _pipelines(store, 0, 5)
+    seen = _reads(app, monkeypatch)
+    assert client.get("/").status_code == 200
+    few = len(seen)
+    _pipelines(store, 5, 40)
+    seen.clear()
+    html = client.get("/").text
+    assert len(cards(html)) == 45 + 4 and summary(html)["running"] == 45
+    assert len(seen) == few, seen
+    seen.clear()
+    client.get("/")
+    assert not [sql for sql in seen if " runs" in sql or "run_errors" in sql], seen
