@@ -116,6 +116,8 @@ def test_an_overdue_pipeline_has_the_overdue_badge_in_a_colour_of_its_own(page: 
     expect(card(page, "broken").get_by_test_id("why")).to_have_text("no e-mail")
     colours = {background(card(page, name).get_by_test_id("state-badge")) for name in ("hourly", "fine", "broken")}
     assert len(colours) == 3, colours
+    # Readable: the badge's text is not drawn in its background's colour (the overdue line's colour is the same).
+    assert badge.evaluate("el => getComputedStyle(el).color") != background(badge)
 
     page.locator('[data-testid=summary-count][data-state="overdue"]').click()
 
