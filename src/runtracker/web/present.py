@@ -22,10 +22,9 @@ from markupsafe import Markup, escape
 from ..base.clock import now_ms, to_ms
 from ..base.outcomes import FAILURE, PARTIAL, RUNNING, SUCCESS
 from ..base.schedule import local_time
-from ..base.status import PipelineStatus
+from ..base.status import NEVER_RAN, PipelineStatus
 from ..core.logring import split_stack
 
-NEVER_RAN = "never ran"
 # A run is flagged as slow when it took more than SLOW_FACTOR times the median of the pipeline's last
 # SLOW_BASIS successful runs (at least SLOW_MIN_BASIS of them).
 SLOW_FACTOR = 3.0
