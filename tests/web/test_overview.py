@@ -261,7 +261,7 @@ def _pipelines(store, first: int, count: int) -> None:
 
 def test_the_overview_reads_in_bulk_and_not_at_all_while_nothing_changed(app, client, monkeypatch):
     """5 pipelines or 45, failing and running: the same number of statements (no read per pipeline); asked
-    again with nothing written in between, none of them."""
+    again with nothing written in between, none of them (SQLite: its change token is this database's)."""
     store = app.state.web.store
     _pipelines(store, 0, 5)
     seen = _reads(app, monkeypatch)
@@ -272,6 +272,8 @@ def test_the_overview_reads_in_bulk_and_not_at_all_while_nothing_changed(app, cl
     html = client.get("/").text
     assert len(cards(html)) == 45 + 4 and summary(html)["running"] == 45
     assert len(seen) == few, seen
+    if store.dialect == "postgresql":
+        return  # its change token is the server's (any database's commit moves it): other tests write meanwhile
     seen.clear()
     client.get("/")
     assert not [sql for sql in seen if " runs" in sql or "run_errors" in sql], seen
