@@ -17,6 +17,7 @@ from weblib import api_key
 
 from runtracker.base.clock import iso, now_ms
 from runtracker.core import liveness
+from runtracker.web import present
 
 HOUR_MS = 3600_000
 CONFIG = """
@@ -277,3 +278,35 @@ def test_the_overview_reads_in_bulk_and_not_at_all_while_nothing_changed(app, cl
     seen.clear()
     client.get("/")
     assert not [sql for sql in seen if " runs" in sql or "run_errors" in sql], seen
+
+
+# -- the text rules, without a server ---------------------------------------------------------------------------
+def test_names_fold_case_accents_and_compatibility_forms():
+    """casefold + NFKD without combining marks: ü is u, ß is ss, the ﬁ ligature is fi, é in either form is e."""
+    assert present.folded("Zürich") == present.folded("zurich") == "zurich"
+    assert present.folded("Straße") == "strasse" and present.folded("ﬁnance") == "finance"
+    assert present.folded("Caf\u00e9") == present.folded("Cafe\u0301") == "cafe"
+
+
+def test_natural_order_reads_numbers_as_numbers_and_breaks_ties_by_the_text():
+    """sync 2 < sync 10; a leading number too; names equal once folded keep one order (the text as given)."""
+    names = ["sync 10", "Sync 2", "sync 1b", "10 nightly", "9 nightly", "zurich", "Zürich", "Émile", "emile 2"]
+    assert sorted(names, key=present.name_key) == [
+        "9 nightly", "10 nightly", "Émile", "emile 2", "sync 1b", "Sync 2", "sync 10", "Zürich", "zurich"]
+
+
+@pytest.mark.parametrize(("run", "detail", "why"), [
+    ({"outcome": "success"}, {"first_error": "x"}, None),
+    ({"outcome": "failure"}, {"first_error": None}, None),
+    ({"outcome": "failure"}, {"first_error": "\n  first line  \nsecond"}, "first line"),
+    ({"outcome": "failure"}, {"first_error": "x" * 200}, "x" * 139 + "…"),
+    ({"outcome": "failure"}, {"exit_code": 3, "first_error": "boom"}, "exit status 3: boom"),
+    ({"outcome": "failure", "reaped_at": "2026-07-02T12:00:00.000Z"}, {}, "lost process"),
+    ({"outcome": "failure"}, {"summary_json": '{"timeout": true, "exit_code": 124}'}, "timeout, exit status 124"),
+    ({"outcome": "failure"}, {"summary_json": '{"kind": "uncaught_exception", "error": "ValueError: no"}',
+                              "first_error": "an earlier error"}, "uncaught exception: ValueError: no"),
+    ({"outcome": "failure"}, {"summary_json": '{"kind": "not_found", "exit_code": 127}'}, "command not found"),
+])
+def test_why_a_run_failed_in_one_line(run, detail, why):
+    """How it crashed (kind, signal, exit status), then the crash's message or its first error: one line, cut."""
+    assert present.why_failed(run, detail) == why
