@@ -8,7 +8,22 @@ import pytest
 
 from runtracker.base.clock import iso, to_ms
 from runtracker.base.schedule import NextTimes, Schedule
-from runtracker.base.status import PipelineFacts, overdue_since, pipeline_status, too_long
+from runtracker.base.status import (
+    FAILING,
+    LATE_FRACTION,
+    LATE_HEARTBEAT,
+    NEVER_RAN,
+    OK,
+    OVERDUE,
+    RUNNING_STATE,
+    SILENCED,
+    STATES,
+    TOO_LONG,
+    PipelineFacts,
+    overdue_since,
+    pipeline_status,
+    too_long,
+)
 from runtracker.settings.pipelines import Watch
 
 AMSTERDAM = "Europe/Amsterdam"
@@ -150,3 +165,56 @@ def test_the_memo_computes_a_next_time_once_for_every_instant_before_it():
     assert answers == [7200_000] * 3 and schedule.calls == 1
     assert memo.after(schedule, 7200_000) == 10800_000 and schedule.calls == 2
     assert memo.after(schedule, 3600_000 + 7) == 7200_000 and schedule.calls == 2
+
+
+# -- the state: one word per pipeline, the first that applies ----------------------------------------------------
+NOON = "2026-07-02T12:00:00.000Z"
+HEARTBEAT_TIMEOUT_S = 60.0  # late after 30 s (LATE_FRACTION)
+
+
+def _run(started: str, heartbeat: str | None = "2026-07-02T11:59:55.000Z") -> dict[str, object]:
+    return {"id": 1, "started_at": started, "heartbeat_at": heartbeat}
+
+
+@pytest.mark.parametrize("watch, last_start, running, last_outcome, state", [
+    pytest.param(NOTHING, None, (), None, NEVER_RAN, id="never-ran"),
+    pytest.param(NOTHING, "2026-07-02T11:00:00.000Z", (), "success", OK, id="success: ok"),
+    pytest.param(NOTHING, "2026-07-02T11:00:00.000Z", (), "partial", OK, id="partial: ok (the card says why)"),
+    pytest.param(NOTHING, "2026-07-02T11:00:00.000Z", (), "failure", FAILING, id="failure: failing"),
+    pytest.param(DAILY_7, "2026-06-30T05:00:00.000Z", (), "success", OVERDUE, id="missed-its-time: overdue"),
+    pytest.param(DAILY_7, "2026-06-30T05:00:00.000Z", (), "failure", FAILING, id="failing-and-overdue: failing"),
+    pytest.param(DAILY_7, None, (), None, NEVER_RAN, id="never-ran-never-watched: never ran, not overdue"),
+    pytest.param(NOTHING, "2026-07-02T11:59:00.000Z", (_run("2026-07-02T11:59:00.000Z"),), "failure", RUNNING_STATE,
+                 id="running-after-a-failure: running"),
+    pytest.param(NOTHING, "2026-07-02T11:59:00.000Z", (_run("2026-07-02T11:59:00.000Z"),), None, RUNNING_STATE,
+                 id="its-first-run: running"),
+    pytest.param(DAILY_7, "2026-07-02T10:00:00.000Z", (_run("2026-07-02T10:00:00.000Z"),), "success", TOO_LONG,
+                 id="past-max-runtime: too long"),
+    pytest.param(DAILY_7, "2026-07-02T10:00:00.000Z", (_run("2026-07-02T10:00:00.000Z", "2026-07-02T11:59:00.000Z"),),
+                 "success", LATE_HEARTBEAT, id="too-long-and-heartbeat-late: late heartbeat"),
+    pytest.param(NOTHING, "2026-07-02T11:50:00.000Z", (_run("2026-07-02T11:50:00.000Z", "2026-07-02T11:59:29.000Z"),),
+                 "success", LATE_HEARTBEAT, id="heartbeat-31-s-old: late"),
+    pytest.param(NOTHING, "2026-07-02T11:50:00.000Z", (_run("2026-07-02T11:50:00.000Z", "2026-07-02T11:59:30.000Z"),),
+                 "success", RUNNING_STATE, id="heartbeat-exactly-30-s-old: not yet"),
+    pytest.param(NOTHING, "2026-07-02T08:00:00.000Z", (_run("2026-07-02T08:00:00.000Z", None),), "success",
+                 RUNNING_STATE, id="a-run-that-never-beat: never late"),
+])
+def test_each_pipeline_has_one_state_the_first_that_applies(watch, last_start, running, last_outcome, state):
+    """Late heartbeat, too long, running, failing, overdue, ok, never ran: in that order of precedence."""
+    facts = PipelineFacts(_ms(last_start), running, None, last_outcome)
+    status = pipeline_status("nikki", watch, facts, to_ms(NOON), HEARTBEAT_TIMEOUT_S)
+    assert status.state == state
+    assert status.late_heartbeat == ([1] if state == LATE_HEARTBEAT else [])
+
+
+def test_without_a_heartbeat_timeout_no_heartbeat_is_judged_late():
+    """The alerts' watcher passes none: an old heartbeat leaves the pipeline running."""
+    started = "2026-07-02T08:00:00.000Z"
+    facts = PipelineFacts(to_ms(started), (_run(started, started),))
+    assert pipeline_status("nikki", NOTHING, facts, to_ms(NOON)).state == RUNNING_STATE
+
+
+def test_the_states_are_listed_most_urgent_first_and_silenced_is_reserved():
+    """STATES is the overview's order and its summary's; `silenced` is there, and nothing sets it yet."""
+    assert STATES == (FAILING, OVERDUE, TOO_LONG, LATE_HEARTBEAT, RUNNING_STATE, OK, NEVER_RAN, SILENCED)
+    assert LATE_FRACTION == 0.5

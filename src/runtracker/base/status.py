@@ -13,6 +13,14 @@ alerts (runtracker.alerts.watcher) all call it; the schedule arithmetic it needs
   never watched is not overdue (it counts from now, and now is never overdue).
 - **Too long**: a run still `running` for longer than the pipeline's `max_runtime`.
 - **Next due**: the first scheduled time after `now`.
+- **Late heartbeat**: a run still `running` whose `heartbeat_at` is older than LATE_FRACTION of the heartbeat
+  timeout after which the reaper judges another host's run lost (`liveness.judge`): it looks late before it is
+  reaped. A run that never beat (the ingest API's, the original tool's) is never late.
+- **State**: one word per pipeline, the badge the overview shows and /metrics and /api/pipelines give (STATES).
+  When several apply, the first of these wins: late heartbeat (its run may be dead), too long, running,
+  failing (its latest finished run ended `failure`), overdue, ok (its latest finished run ended `success` or
+  `partial`), never ran. A failing pipeline that is overdue too is `failing`: the failure is what to read
+  first, and the card still says since when it is overdue. `silenced` is reserved: nothing sets it yet.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .clock import to_ms
+from .outcomes import FAILURE
 from .records import Record
 from .schedule import NEXT_TIMES, Schedule
 
@@ -40,27 +49,46 @@ if TYPE_CHECKING:
 # A start this long before a scheduled time counts for it: the run's started_at is its own host's clock, and
 # a host a few seconds ahead (or a timer that fires early) must not make a pipeline that ran look overdue.
 EARLY_START_MS = 60_000
+# A running run's heartbeat is late once it is older than this fraction of the heartbeat timeout (60 s by default,
+# so late after 30 s: three missed beats of the default 10 s interval): the overview shows it late half-way to
+# being reaped.
+LATE_FRACTION = 0.5
+
+# The states, most urgent first: the overview's default order and its summary line (`base.status` docstring).
+FAILING = "failing"
+OVERDUE = "overdue"
+TOO_LONG = "too long"
+LATE_HEARTBEAT = "late heartbeat"
+RUNNING_STATE = "running"
+OK = "ok"
+NEVER_RAN = "never ran"
+SILENCED = "silenced"  # reserved for the next issue: nothing sets it yet
+STATES = (FAILING, OVERDUE, TOO_LONG, LATE_HEARTBEAT, RUNNING_STATE, OK, NEVER_RAN, SILENCED)
 
 
 class PipelineFacts(Record):
     """What the database says about one pipeline, as the caller read it (times in ms since the epoch)."""
 
-    __slots__ = ("last_started_ms", "running", "watched_since_ms")
+    __slots__ = ("last_started_ms", "running", "watched_since_ms", "last_outcome")
 
     def __init__(self, last_started_ms: int | None, running: Sequence[dict[str, Any]] = (),
-                 watched_since_ms: int | None = None) -> None:
+                 watched_since_ms: int | None = None, last_outcome: str | None = None) -> None:
         self.last_started_ms = last_started_ms  # when its latest run started, whatever its outcome; None: never
-        self.running = tuple(running)  # its `running` runs (rows with `id` and `started_at`), oldest first
+        # its `running` runs (rows with `id`, `started_at` and, for a late heartbeat, `heartbeat_at`), oldest first
+        self.running = tuple(running)
         self.watched_since_ms = watched_since_ms  # when a monitor first watched it (alert_pipelines), if ever
+        self.last_outcome = last_outcome  # the outcome of its latest finished run; None: none finished
 
 
 class PipelineStatus(Record):
     """One pipeline's status at one moment (times in ms since the epoch)."""
 
-    __slots__ = ("pipeline", "watched", "last_started_ms", "running", "overdue_since_ms", "too_long", "next_due_ms")
+    __slots__ = ("pipeline", "watched", "last_started_ms", "running", "overdue_since_ms", "too_long", "next_due_ms",
+                 "late_heartbeat", "last_outcome", "state")
 
     def __init__(self, pipeline: str, watched: bool, last_started_ms: int | None, running: tuple[dict[str, Any], ...],
-                 overdue_since_ms: int | None, too_long: list[int], next_due_ms: int | None) -> None:
+                 overdue_since_ms: int | None, too_long: list[int], next_due_ms: int | None,
+                 late_heartbeat: list[int] | None = None, last_outcome: str | None = None) -> None:
         self.pipeline = pipeline
         self.watched = watched  # it has a schedule or a maximum runtime: something can be overdue or too long
         self.last_started_ms = last_started_ms
@@ -68,6 +96,9 @@ class PipelineStatus(Record):
         self.overdue_since_ms = overdue_since_ms  # the scheduled time it missed; None while not overdue
         self.too_long = too_long  # ids of its running runs past max_runtime
         self.next_due_ms = next_due_ms  # its next scheduled time after now; None without a schedule
+        self.late_heartbeat = late_heartbeat or []  # ids of its running runs whose heartbeat is late
+        self.last_outcome = last_outcome
+        self.state = state_of(self)  # one of STATES
 
     @property
     def oldest_running(self) -> dict[str, Any] | None:
@@ -75,8 +106,11 @@ class PipelineStatus(Record):
         return self.running[0] if self.running else None
 
 
-def pipeline_status(pipeline: str, expect: Expectations, facts: PipelineFacts, now_ms: int) -> PipelineStatus:
-    """The status of `pipeline` at `now_ms` (the rules: this module's docstring)."""
+def pipeline_status(pipeline: str, expect: Expectations, facts: PipelineFacts, now_ms: int,
+                    heartbeat_timeout_s: float | None = None) -> PipelineStatus:
+    """The status of `pipeline` at `now_ms` (the rules: this module's docstring). `heartbeat_timeout_s`: the
+    reaper's timeout for another host's heartbeat (`settings.values.heartbeat_timeout_s`); None: no heartbeat is
+    judged late."""
     schedule = expect.schedule
     overdue = next_due = None
     if schedule is not None:
@@ -87,8 +121,35 @@ def pipeline_status(pipeline: str, expect: Expectations, facts: PipelineFacts, n
     limit = expect.max_runtime_s
     long_runs = [int(run["id"]) for run in facts.running
                  if limit is not None and too_long(to_ms(run.get("started_at")), limit, now_ms)]
+    late = [int(run["id"]) for run in facts.running
+            if heartbeat_timeout_s is not None and heartbeat_late(run, heartbeat_timeout_s, now_ms)]
     watched = schedule is not None or expect.max_runtime_s is not None
-    return PipelineStatus(pipeline, watched, facts.last_started_ms, facts.running, overdue, long_runs, next_due)
+    return PipelineStatus(pipeline, watched, facts.last_started_ms, facts.running, overdue, long_runs, next_due,
+                          late, facts.last_outcome)
+
+
+def state_of(status: PipelineStatus) -> str:
+    """The pipeline's one state: the first that applies, in the order of this module's docstring."""
+    if status.late_heartbeat:
+        return LATE_HEARTBEAT
+    if status.too_long:
+        return TOO_LONG
+    if status.running:
+        return RUNNING_STATE
+    if status.last_outcome == FAILURE:
+        return FAILING
+    if status.overdue_since_ms is not None:
+        return OVERDUE
+    if status.last_outcome is not None or status.last_started_ms is not None:
+        return OK
+    return NEVER_RAN
+
+
+def heartbeat_late(run: dict[str, Any], heartbeat_timeout_s: float, now_ms: int) -> bool:
+    """Whether a `running` run's last heartbeat is older than LATE_FRACTION of the heartbeat timeout; a run
+    without one (it never beat) is not late."""
+    beat = to_ms(run.get("heartbeat_at"))
+    return beat is not None and now_ms - beat > LATE_FRACTION * heartbeat_timeout_s * 1000
 
 
 def overdue_since(schedule: Schedule, grace_s: float, last_start_ms: int, now_ms: int) -> int | None:

@@ -88,7 +88,7 @@ class Dashboard:
         return [str(row["name"]) for row in self._read(PIPELINE_NAMES)]
 
     def running_runs(self) -> list[dict[str, Any]]:
-        return self._read(f"SELECT {RUN_LIST_COLUMNS}, hostname, pid FROM runs WHERE outcome = 'running'"
+        return self._read(f"SELECT {RUN_LIST_COLUMNS}, hostname, pid, heartbeat_at FROM runs WHERE outcome = 'running'"
                           " ORDER BY started_at, id")
 
     def running_run(self, pipeline: str) -> dict[str, Any] | None:
@@ -122,6 +122,26 @@ class Dashboard:
                 found[row["pipeline"]].append(row)
         for rows in found.values():
             rows.sort(key=lambda r: (r["started_at"], r["id"]), reverse=True)
+        return found
+
+    def why_failed(self, run_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+        """For each of these runs (the overview's failed and partial ones): its `exit_code`, `summary_json` and
+        `first_error`, the message of its first error row (None without one). Two statements per
+        PIPELINES_PER_QUERY runs, whatever their number: a probe of the primary key each, and one index range of
+        run_errors per run (as a run's page reads its errors)."""
+        found: dict[int, dict[str, Any]] = {}
+        ids = [int(i) for i in dict.fromkeys(run_ids)]
+        part = ("SELECT * FROM (SELECT run_id, error_message FROM run_errors WHERE run_id = ?"
+                " ORDER BY id LIMIT 1) AS t{n}")
+        for start in range(0, len(ids), PIPELINES_PER_QUERY):
+            chunk = ids[start : start + PIPELINES_PER_QUERY]
+            marks = ", ".join("?" * len(chunk))
+            for row in self._read(f"SELECT id, exit_code, summary_json FROM runs WHERE id IN ({marks})", chunk):
+                found[int(row["id"])] = {**row, "first_error": None}
+            sql = " UNION ALL ".join(part.format(n=i) for i in range(len(chunk)))
+            for row in self._read(sql, chunk):
+                if int(row["run_id"]) in found:
+                    found[int(row["run_id"])]["first_error"] = row["error_message"]
         return found
 
     def successful_durations(self, pipeline: str, limit: int, before: str | None = None) -> list[int]:

@@ -68,13 +68,14 @@ def pipelines(request: Request, web: Web, who: Principal) -> Response:
     for card in cards(web):
         latest, status = card["latest"], card["pipeline_status"]
         found.append({
-            "name": card["name"], "status": card["status"], "latest_run": latest,
+            "name": card["name"], "display_name": card["display_name"], "description": card["description"],
+            "state": card["state"], "why": card["why"], "status": card["status"], "latest_run": latest,
             "running_run": card["running"], "running": card["running_line"],
             "success_rate_percent": card["success_rate"], "recent_finished": card["finished"],
             "recent_successes": card["successes"],
             "can_start": card["command"] and card["running"] is None and who.may(START, card["name"]),
             "overdue_since": _iso(status.overdue_since_ms), "next_due": _iso(status.next_due_ms),
-            "runs_too_long": status.too_long,
+            "runs_too_long": status.too_long, "runs_heartbeat_late": status.late_heartbeat,
         })
     return JSONResponse({"pipelines": found})
 

@@ -26,10 +26,12 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from ..base.clock import iso, now_ms, to_ms
+from ..base.outcomes import RUNNING
 from ..base.schedule import croniter_available
 from ..base.status import PipelineFacts, PipelineStatus, pipeline_status
 from ..settings import configfile
 from ..settings.pipelines import PipelineConfig, Watch
+from ..settings.values import heartbeat_timeout_s
 from ..settings.web import DEMO_PASSWORD, DEMO_USER, WebSettings
 from ..storage import Runs, Store, open_store
 from ..storage.alerts import AlertStore
@@ -199,15 +201,19 @@ class Web:
         watched = self.dash.unchanged(("watched_since", unseen), lambda: AlertStore(self.store).watched_since(
             unseen)) if unseen else {}
         found, failed = {}, None
+        # A running run looks late half-way to the timeout after which the reaper would end it.
+        timeout = heartbeat_timeout_s()
         for name in names:
             rows = latest.get(name)
+            done = next((row["outcome"] for row in rows or () if row["outcome"] != RUNNING), None)
             facts = PipelineFacts(to_ms(rows[0]["started_at"]) if rows else None, by_pipeline.get(name, ()),
-                                  to_ms(watched[name]) if name in watched else None)
+                                  to_ms(watched[name]) if name in watched else None, done)
             try:
-                found[name] = pipeline_status(name, expected[name], facts, now)
+                found[name] = pipeline_status(name, expected[name], facts, now, timeout)
             except Exception as exc:  # a schedule croniter cannot walk: this pipeline's lines are left out
                 failed = failed or exc
-                found[name] = pipeline_status(name, dataclasses.replace(expected[name], schedule=None), facts, now)
+                found[name] = pipeline_status(name, dataclasses.replace(expected[name], schedule=None), facts, now,
+                                              timeout)
         if failed is not None:
             log.error("runtracker: the schedules cannot be shown (%s: %s)", type(failed).__name__, failed)
         return found

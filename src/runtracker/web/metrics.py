@@ -16,7 +16,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 
 from ..base.clock import iso, now_ms, to_ms
 from ..base.outcomes import FAILURE, PARTIAL, RUNNING, SUCCESS
-from ..base.status import PipelineStatus
+from ..base.status import STATES, PipelineStatus
 from ..storage.dashboard import Dashboard
 
 WINDOW_MS = 24 * 3600 * 1000
@@ -92,6 +92,7 @@ class _Collector:
         total.add_metric([], float(len(running_rows)))
         yield total
         yield from _schedule_metrics([statuses[name] for name in names if statuses[name].watched])
+        yield from _state_metrics([statuses[name] for name in names])
 
 
 def _schedule_metrics(statuses: Sequence[PipelineStatus]) -> Iterator[Metric]:
@@ -113,6 +114,21 @@ def _schedule_metrics(statuses: Sequence[PipelineStatus]) -> Iterator[Metric]:
             following.add_metric([name], status.next_due_ms / 1000)
         too_long.add_metric([name], float(len(status.too_long)))
     yield from (overdue, since, following, too_long)
+
+
+def _state_metrics(statuses: Sequence[PipelineStatus]) -> Iterator[Metric]:
+    """Each pipeline's state (the overview's badge: runtracker.base.status.STATES), and how many are in each."""
+    state = GaugeMetricFamily("runtracker_pipeline_state", "1 for the pipeline's state (as the overview's badge), "
+                              "0 for the others", labels=["pipeline", "state"])
+    total = GaugeMetricFamily("runtracker_pipelines", "Pipelines in each state", labels=["state"])
+    counted = dict.fromkeys(STATES, 0)
+    for status in statuses:
+        counted[status.state] += 1
+        for value in STATES:
+            state.add_metric([status.pipeline, value], 1.0 if status.state == value else 0.0)
+    for value, n in counted.items():
+        total.add_metric([value], float(n))
+    yield from (state, total)
 
 
 def exposition(dash: Dashboard, configured: Sequence[str], status_of: StatusOf) -> tuple[bytes, str]:

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import statistics
+import unicodedata
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -21,10 +23,9 @@ from markupsafe import Markup, escape
 from ..base.clock import now_ms, to_ms
 from ..base.outcomes import FAILURE, PARTIAL, RUNNING, SUCCESS
 from ..base.schedule import local_time, zone
-from ..base.status import PipelineStatus
+from ..base.status import NEVER_RAN, PipelineStatus
 from ..core.logring import split_stack
 
-NEVER_RAN = "never ran"
 # A run is flagged as slow when it took more than SLOW_FACTOR times the median of the pipeline's last
 # SLOW_BASIS successful runs (at least SLOW_MIN_BASIS of them).
 SLOW_FACTOR = 3.0
@@ -164,6 +165,59 @@ def card(name: str, latest_runs: list[dict[str, Any]], recent: list[dict[str, An
         "sparkline": chart(list(reversed(recent)), 150.0, 28.0, now, slots=RECENT_RUNS),
         "command": command,
     }
+
+
+# -- the overview at scale: names as people sort and search them, and why a run failed -------------------------
+_DIGITS = re.compile(r"(\d+)")
+WHY_CHARS = 140  # the card's "why it failed" line is cut here
+
+
+@functools.lru_cache(maxsize=8192)
+def folded(text: str) -> str:
+    """`text` as the overview compares it: case folded, accents dropped (NFKD, combining marks left out), so
+    "Zürich" matches and sorts with "zurich" on every machine (no locale)."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+@functools.lru_cache(maxsize=8192)
+def name_key(text: str) -> tuple[Any, ...]:
+    """The order people sort names in: folded (`folded`), and the numbers in them as numbers ("sync 2" before
+    "sync 10"); the text as given breaks ties. Split on digits, the parts alternate text and number, so two
+    keys compare text with text and number with number."""
+    parts = _DIGITS.split(folded(text))
+    return (*(int(part) if i % 2 else part for i, part in enumerate(parts)), text)
+
+
+def matches(search: str, *texts: str | None) -> bool:
+    """Whether the folded `search` is in one of the folded `texts` (the overview's name search)."""
+    needle = folded(search.strip())
+    return any(needle in folded(text) for text in texts if text)
+
+
+def one_line(text: object, limit: int = WHY_CHARS) -> str | None:
+    """The first non-empty line of `text`, cut at `limit` characters ("…")."""
+    line = next((part.strip() for part in str(text or "").splitlines() if part.strip()), "")
+    return (line[: limit - 1] + "…" if len(line) > limit else line) or None
+
+
+def why_failed(run: dict[str, Any] | None, detail: dict[str, Any] | None) -> str | None:
+    """A card's one line on why its last finished run failed (or ended partial): how it crashed (kind, signal
+    or exit status), then its error message — the crash's, else the run's first error — on one line, cut. None
+    for a run that did not fail. `detail`: `Dashboard.why_failed`'s row of the run."""
+    if run is None or run.get("outcome") not in (FAILURE, PARTIAL) or detail is None:
+        return None
+    info = summary(detail)
+    reaped = bool(run.get("reaped_at")) or run.get("ended_by") == "reaper"
+    kind = "timeout" if info.get("timeout") else str(info.get("kind") or ("lost" if reaped else "")) or None
+    exit_code = detail.get("exit_code") if detail.get("exit_code") is not None else info.get("exit_code")
+    how = CRASH_KINDS.get(kind, kind) if kind else None
+    if info.get("signal"):
+        how = f"{how or 'killed'} ({info['signal']})"
+    elif isinstance(exit_code, int) and exit_code != 0 and kind not in ("not_found", "not_executable"):
+        how = f"{how}, exit status {exit_code}" if how else f"exit status {exit_code}"
+    message = one_line(info.get("error") or detail.get("first_error"))
+    return f"{how}: {message}" if how and message else how or message
 
 
 def schedule(status: PipelineStatus, timezone: str, now: int) -> dict[str, Any]:

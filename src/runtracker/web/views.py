@@ -11,7 +11,8 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from ..base.clock import now_ms
-from ..base.outcomes import CRASH_STEP, RUNNING
+from ..base.outcomes import CRASH_STEP, FAILURE, PARTIAL, RUNNING, SUCCESS
+from ..base.status import FAILING, OK, OVERDUE, RUNNING_STATE, STATES
 from ..storage.dashboard import LOST, RUN_BAR_COLUMNS, Dashboard
 from ..storage.errorfilter import BY_PIPELINE, ErrorFilter
 from . import alert_history, grouping, present, runlist, start
@@ -91,13 +92,60 @@ async def logout(request: Request, web: Web, user: dict[str, Any], form: FormDat
 
 
 # -- the overview -------------------------------------------------------------------------------------------
+VIEWS = ("cards", "list")  # the overview's two views: cards, or a compact list of one line each
+VIEW_COOKIE = "rt_overview_view"  # the view chosen last (`?view=`), remembered by the browser
+ORDERS = ("state", "name")  # most urgent state first (then by name), or by name only
+FAST_REFRESH_S = 5  # the overview refreshes itself this often while a pipeline is running (app.js), else 60 s
+SEARCH_CHARS = 200
+STATE_RANK = {state: rank for rank, state in enumerate(STATES)}
+
+
 @page
 def overview(request: Request, web: Web, user: dict[str, Any]) -> Response:
-    return web.render(request, "overview.html", {"cards": cards(web)}, user=user)
+    """Every pipeline's state at a glance: the summary line (a count per state, each a link that filters), the
+    cards or the compact list, most urgent first; filtered by `state`, searched by `q` (display name and name,
+    case and accents ignored). Works without JavaScript: every choice is a link or a GET form."""
+    params = request.query_params
+    state = params.get("state") or None
+    if state is not None and state not in STATES:
+        raise BadRequest(f"`state` is one of: {', '.join(STATES)}")
+    order = params.get("order") or ORDERS[0]
+    if order not in ORDERS:
+        raise BadRequest(f"`order` is one of: {', '.join(ORDERS)}")
+    search = (params.get("q") or "").strip()[:SEARCH_CHARS]
+    chosen = params.get("view")
+    view = chosen if chosen in VIEWS else request.cookies.get(VIEW_COOKIE)
+    view = view if view in VIEWS else VIEWS[0]
+    every = cards(web)
+    counts = dict.fromkeys(STATES, 0)
+    for found in every:
+        counts[found["state"]] += 1
+    shown = [c for c in every if (state is None or c["state"] == state)
+             and (not search or present.matches(search, c["title"], c["name"]))]
+    if order == "state":
+        shown.sort(key=lambda c: STATE_RANK[c["state"]])  # stable: by name within a state
+
+    def link(**changes: object) -> str:
+        """This overview's URL with some of its choices changed (None: left out)."""
+        current: dict[str, object] = {"state": state, "q": search, "order": None if order == ORDERS[0] else order}
+        current.update(changes)
+        return url("/", **{k: v for k, v in current.items() if v is not None})
+
+    response = web.render(request, "overview.html", {
+        "cards": shown, "total": len(every), "state_counts": counts, "states": STATES, "state": state,
+        "search": search, "order": order, "view": view, "link": link,
+        "fast_refresh": FAST_REFRESH_S if any(c["running"] for c in every) else None,
+        # The summary names these four whatever their count (none failing is news too); the others when any.
+        "always_counted": (FAILING, OVERDUE, RUNNING_STATE, OK),
+    }, user=user)
+    if chosen in VIEWS:
+        response.set_cookie(VIEW_COOKIE, chosen, max_age=365 * 86400, httponly=True, samesite="lax")
+    return response
 
 
 def cards(web: Web) -> list[dict[str, Any]]:
-    """A card per pipeline: those with runs, and those the config file names."""
+    """A card per pipeline: those with runs, and those the config file names; in the order people sort names
+    (`present.name_key`: of the name shown, the display name if it has one)."""
     config = web.config()
     configured = tuple(sorted(config.pipelines))
     rows = web.dash.unchanged(("overview", configured), lambda: _OverviewRows(web.dash, configured))
@@ -106,27 +154,42 @@ def cards(web: Web) -> list[dict[str, Any]]:
     found = []
     for name in rows.names:
         status = statuses[name]
-        found.append(present.card(name, rows.latest[name], rows.recent[name], status.oldest_running,
-                                  rows.usual.get(name, []), start.command_of(config, name) is not None, now))
+        card = present.card(name, rows.latest[name], rows.recent[name], status.oldest_running,
+                            rows.usual.get(name, []), start.command_of(config, name) is not None, now)
         # "Overdue since today 07:00 CEST", "Next: tomorrow 07:00 CEST", the runs too long
-        found[-1]["schedule"] = present.schedule(status, watch_of(config, name).timezone, now) \
-            if status.watched else None
-        found[-1]["pipeline_status"] = status
+        card["schedule"] = present.schedule(status, watch_of(config, name).timezone, now) if status.watched else None
+        card["pipeline_status"] = status
+        card["state"] = status.state
+        own = config.pipelines.get(name)
+        card["display_name"] = own.display_name if own is not None else None
+        card["description"] = own.description if own is not None else None
+        card["title"] = card["display_name"] or name
+        card["why"] = rows.why.get(card["shown"]["id"]) if card["shown"] else None
+        found.append(card)
+    found.sort(key=lambda c: (present.name_key(c["title"]), present.name_key(c["name"])))
     return found
 
 
 class _OverviewRows:
     """What the overview reads, kept while the database does not change (`Dashboard.unchanged`): read-only."""
 
-    __slots__ = ("names", "recent", "latest", "running_rows", "usual")
+    __slots__ = ("names", "recent", "latest", "running_rows", "usual", "why")
 
     def __init__(self, dash: Dashboard, configured: tuple[str, ...]) -> None:
         self.names = sorted(set(dash.pipeline_names()) | set(configured))
         self.recent = dash.latest_runs(self.names, present.RECENT_RUNS, columns=RUN_BAR_COLUMNS)
         self.latest = dash.latest_runs(self.names, 2)
         self.running_rows = dash.running_runs()  # oldest first
-        self.usual = {name: dash.successful_durations(name, present.USUAL_RUNS)
-                      for name in dict.fromkeys(row["pipeline"] for row in self.running_rows)}
+        # How long the running pipelines' last successful runs took: one read for all of them (not one each).
+        usual = dash.latest_runs(list(dict.fromkeys(row["pipeline"] for row in self.running_rows)),
+                                 present.USUAL_RUNS, outcome=SUCCESS, columns="id, pipeline, started_at, duration_ms")
+        self.usual = {name: [int(r["duration_ms"]) for r in rows if r["duration_ms"] is not None]
+                      for name, rows in usual.items()}
+        # Why each pipeline's latest finished run failed (or ended partial), by run id: read for all at once.
+        ended = [next((r for r in rows if r["outcome"] != RUNNING), None) for rows in self.latest.values()]
+        failed = {int(r["id"]): r for r in ended if r is not None and r["outcome"] in (FAILURE, PARTIAL)}
+        details = dash.why_failed(list(failed))
+        self.why = {run_id: present.why_failed(run, details.get(run_id)) for run_id, run in failed.items()}
 
 
 # -- a pipeline's history -------------------------------------------------------------------------------------
@@ -195,11 +258,14 @@ def pipeline(request: Request, web: Web, user: dict[str, Any]) -> Response:
     for run in runs:
         run["slow"] = present.is_slow(run, usual)
     running = web.dash.running_run(name)
+    own = web.config().pipelines.get(name)
     axes = present.axes(chart_runs, CHART_WIDTH, CHART_HEIGHT, now, usual, runlist.display_zone(web, request),
                         slots=CHART_RUNS)
     path = f"/pipeline/{path_quote(name)}"
     return web.render(request, "pipeline.html", {
-        "name": name, "runs": runs, "usual": usual, "slow_factor": present.SLOW_FACTOR,
+        "name": name, "display_name": own.display_name if own else None,
+        "description": own.description if own else None,
+        "runs": runs, "usual": usual, "slow_factor": present.SLOW_FACTOR,
         "chart": present.chart(chart_runs, CHART_WIDTH, CHART_HEIGHT, now, usual, link=True, slots=CHART_RUNS,
                                scale_ms=axes["top_ms"]),
         "axes": axes, "chart_count": len(chart_runs), "outcome": outcome, "outcomes": runlist.OUTCOMES,

@@ -1,6 +1,8 @@
 // runtracker dashboard: small enhancements; every page works without this file.
 // - Refresh the page's content every 60 s without losing the scroll position, the open <details>, or a filter
-//   being edited (no refresh while a field of the page is focused or changed).
+//   being edited (no refresh while a field of the page is focused or changed); every few seconds instead while
+//   the page marks itself `data-fast-refresh` (the overview while a pipeline runs), so a run's end shows soon.
+//   The server answers such a refresh from its cache while nothing changed (Dashboard.unchanged).
 // - A spinning favicon while a run is running.
 // - A confirmation before the Start button.
 (function () {
@@ -72,8 +74,8 @@
 
   function refresh() {
     var content = document.getElementById("content");
-    if (!content || document.hidden || editing(content)) { return; }
-    fetch(window.location.href, { credentials: "same-origin", headers: { "X-Requested-With": "refresh" } })
+    if (!content || document.hidden || editing(content)) { return null; }
+    return fetch(window.location.href, { credentials: "same-origin", headers: { "X-Requested-With": "refresh" } })
       .then(function (response) {
         if (response.redirected || !response.ok) { return null; }
         return response.text();
@@ -101,11 +103,24 @@
       .catch(function () { /* the next refresh tries again */ });
   }
 
+  // The next refresh: in `seconds`, or sooner while the page asks for it (`data-fast-refresh`); the delay is
+  // judged again after each refresh, so it returns to `seconds` once nothing runs.
+  function later(seconds) {
+    var fast = document.querySelector("#content [data-fast-refresh]");
+    var quick = fast ? parseInt(fast.getAttribute("data-fast-refresh") || "0", 10) : 0;
+    var delay = quick > 0 && quick < seconds ? quick : seconds;
+    window.setTimeout(function () {
+      var pending = refresh();
+      var next = function () { later(seconds); };
+      if (pending) { pending.then(next, next); } else { next(); }
+    }, delay * 1000);
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     confirmations(document);
     var link = document.getElementById("favicon");
     if (link) { favicon(parseInt(link.getAttribute("data-running") || "0", 10)); }
     var seconds = parseInt(document.body.getAttribute("data-refresh") || "0", 10);
-    if (seconds > 0) { window.setInterval(refresh, seconds * 1000); }
+    if (seconds > 0) { later(seconds); }
   });
 })();
