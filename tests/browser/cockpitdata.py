@@ -177,4 +177,8 @@ VARIANTS = [
     "/errors?" + urlencode({"pipeline": HOSTILE, "member": LONG_MEMBER, "q": "Traceback"}),
     "/errors/clear?" + urlencode({"pipeline": HOSTILE, "member": LONG_MEMBER}),
     "/no/such/page",  # the message page (404)
+    "/?view=list",  # the overview's compact list (every pipeline state in it)
+    "/?" + urlencode({"view": "list", "q": "über"}),  # a search that finds the hostile name
+    "/runs?" + urlencode({"outcome": "failure"}),
+    "/alerts?" + urlencode({"state": "failed"}),
 ]

@@ -301,6 +301,7 @@ def test_natural_order_reads_numbers_as_numbers_and_breaks_ties_by_the_text():
     ({"outcome": "failure"}, {"first_error": "\n  first line  \nsecond"}, "first line"),
     ({"outcome": "failure"}, {"first_error": "x" * 200}, "x" * 139 + "…"),
     ({"outcome": "failure"}, {"exit_code": 3, "first_error": "boom"}, "exit status 3: boom"),
+    ({"outcome": "failure"}, {"exit_code": 3, "first_error": "exit status 3: boom"}, "exit status 3: boom"),
     ({"outcome": "failure", "reaped_at": "2026-07-02T12:00:00.000Z"}, {}, "lost process"),
     ({"outcome": "failure"}, {"summary_json": '{"timeout": true, "exit_code": 124}'}, "timeout, exit status 124"),
     ({"outcome": "failure"}, {"summary_json": '{"kind": "uncaught_exception", "error": "ValueError: no"}',

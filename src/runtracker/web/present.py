@@ -217,6 +217,8 @@ def why_failed(run: dict[str, Any] | None, detail: dict[str, Any] | None) -> str
     elif isinstance(exit_code, int) and exit_code != 0 and kind not in ("not_found", "not_executable"):
         how = f"{how}, exit status {exit_code}" if how else f"exit status {exit_code}"
     message = one_line(info.get("error") or detail.get("first_error"))
+    if how and message and message.startswith(how):  # "exit status 3: ..." said once, not twice
+        return message
     return f"{how}: {message}" if how and message else how or message
 
 
