@@ -343,6 +343,15 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE UNIQUE INDEX IF NOT EXISTS idx_runs_start_key ON runs (start_key) WHERE start_key IS NOT NULL",
         ),
     ),
+    Migration(
+        13,
+        "each dashboard user's own time zone",
+        (
+            # An IANA zone name (`Europe/Amsterdam`) the dashboard shows this user's pages in, over the browser's
+            # and the configured one (settings/display.py); NULL: none of their own.
+            "ALTER TABLE users ADD COLUMN timezone TEXT",
+        ),
+    ),
 )
 
 LATEST = MIGRATIONS[-1].version

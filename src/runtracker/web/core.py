@@ -28,8 +28,9 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from ..base.clock import iso, now_ms, to_ms
 from ..base.schedule import croniter_available
 from ..base.status import PipelineFacts, PipelineStatus, pipeline_status
-from ..settings import configfile
+from ..settings import configfile, display
 from ..settings.pipelines import PipelineConfig, Watch
+from ..settings.state import SETTINGS
 from ..settings.web import DEMO_PASSWORD, DEMO_USER, WebSettings
 from ..storage import Runs, Store, open_store
 from ..storage.alerts import AlertStore
@@ -151,7 +152,10 @@ class Web:
         # The templates ship with the package: no auto_reload, so no stat of each template on each page.
         self.templates = Templates(loader=jinja2.FileSystemLoader(str(HERE / "templates")), autoescape=True,
                                    trim_blocks=True, lstrip_blocks=True, auto_reload=False)
-        self.templates.filters.update(duration=present.duration, ago=present.ago, q=path_quote,
+        # Times: `ago` (relative), `local` (in the page's display zone), `utc` and `exact` (tooltips); the zone
+        # is the request's (`display_zone`), applied in web/present and nowhere else.
+        self.templates.filters.update(duration=present.duration, ago=present.ago, local=present.local,
+                                      utc=present.utc, exact=present.exact, q=path_quote,
                                       number=lambda n: f"{n:,}" if isinstance(n, int) else n)
         self.templates.globals.update(url=url)
         self._config: tuple[float | None, PipelineConfig] | None = None
@@ -180,6 +184,21 @@ class Web:
             loaded = PipelineConfig()
         self._config = (stamp, loaded)
         return loaded
+
+    def display_zone(self, request: Request, user: dict[str, Any] | None) -> present.DisplayZone:
+        """The zone this request's page shows times in: the user's own, else the browser's (the cookie the
+        page's script sets), else the configured one (settings/display.py), whose wrong value is warned about
+        once. A user's or browser's zone this machine does not know is skipped."""
+        own = display.usable(user.get("timezone")) if user is not None else None
+        if own is not None:
+            return present.DisplayZone(own, display.USER)
+        browser = display.usable(request.cookies.get(display.BROWSER_COOKIE))
+        if browser is not None:
+            return present.DisplayZone(browser, display.BROWSER)
+        configured = display.configured(self.config())
+        if configured.warnings:
+            SETTINGS.warn(configured)
+        return present.DisplayZone(str(configured.value), configured.source)
 
     def statuses(self, names: Sequence[str], latest: Mapping[str, Sequence[dict[str, Any]]],
                  running: Sequence[dict[str, Any]], now: int) -> dict[str, PipelineStatus]:
@@ -325,10 +344,17 @@ class Web:
                user: dict[str, Any] | None = None) -> HTMLResponse:
         session = self.sessions.load(request)
         running = self.dash.unchanged("running_count", self.dash.running_count) if user is not None else 0
-        html = self.templates.get_template(name).render(
-            request_path=request.url.path, user=user, csrf=session["csrf"], running_count=running,
-            flash=self.sessions.pop_flash(request), demo=self.settings.demo, disk_problem=self.store.disk_problem(),
-            **{"now": now_ms(), **context})
+        # A page's view ran in its zone already (`page`); a page made outside one (login) gets it here.
+        zone = present.display_zone() if present.zone_is_set() else self.display_zone(request, user)
+        with present.in_zone(zone):
+            html = self.templates.get_template(name).render(
+                request_path=request.url.path, user=user, csrf=session["csrf"], running_count=running,
+                flash=self.sessions.pop_flash(request), demo=self.settings.demo,
+                disk_problem=self.store.disk_problem(), display_zone=zone,
+                # The page's script may reload a page got by GET (never a form's answer) once it has set the
+                # browser's zone, unless the user's own zone is what the page uses anyway.
+                ask_zone=request.method == "GET" and zone.source != display.USER,
+                **{"now": now_ms(), **context})
         response = HTMLResponse(html, status_code=status)
         self.sessions.save(request, response)
         return response
@@ -378,10 +404,12 @@ def page(fn: Page) -> Callable[[Request], Response]:
         user = web.user(request)
         if user is None:
             return web.to_login(request)
-        try:
-            return fn(request, web, user)
-        except BadRequest as exc:
-            return web.render(request, "message.html", {"title": "Bad request", "message": str(exc)}, 400, user)
+        with present.in_zone(web.display_zone(request, user)):  # every time the page shows, in the reader's zone
+            try:
+                return fn(request, web, user)
+            except BadRequest as exc:
+                return web.render(request, "message.html", {"title": "Bad request", "message": str(exc)}, 400,
+                                  user)
 
     return endpoint
 

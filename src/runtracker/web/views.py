@@ -106,9 +106,8 @@ def cards(web: Web) -> list[dict[str, Any]]:
         status = statuses[name]
         found.append(present.card(name, rows.latest[name], rows.recent[name], status.oldest_running,
                                   rows.usual.get(name, []), start.command_of(config, name) is not None, now))
-        # "Overdue since today 07:00 CEST", "Next: tomorrow 07:00 CEST", the runs too long
-        found[-1]["schedule"] = present.schedule(status, watch_of(config, name).timezone, now) \
-            if status.watched else None
+        # "Overdue since today 07:00 CEST", "Next: tomorrow 07:00 CEST" (the display zone), the runs too long
+        found[-1]["schedule"] = present.schedule(status, now) if status.watched else None
         found[-1]["pipeline_status"] = status
     return found
 
