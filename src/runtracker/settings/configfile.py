@@ -43,9 +43,9 @@ errors (a typo must not silently drop a timeout), and so are wrong values: the m
 the table and the key. The whole file is read and checked before anything of it is used, so a broken file is
 never half applied. A wrong `ownerless_timeout` is a warning and is left out: the reaper reads it, and the
 reaper must go on; so is a wrong `[dashboard] timezone` (settings/display.py: times are shown in UTC), since a
-zone to read times in must never stop a pipeline. Cron expressions are checked with croniter when the caller uses schedules (the monitor, the
-dashboard): `runtracker exec` does not load it (`load(schedules=False)`). What the file says, once read, is a
-`PipelineConfig` (settings/pipelines.py).
+zone to read times in must never stop a pipeline. Cron expressions are checked with croniter when the caller
+uses schedules (the monitor, the dashboard): `runtracker exec` does not load it (`load(schedules=False)`).
+What the file says, once read, is a `PipelineConfig` (settings/pipelines.py).
 """
 
 from __future__ import annotations

@@ -314,7 +314,8 @@ def crash_panel(run: dict[str, Any], crash_rows: list[dict[str, Any]]) -> dict[s
     parts = [(r, *split_stack(r.get("error_stack"))) for r in crash_rows]
     exit_code = run.get("exit_code") if run.get("exit_code") is not None else info.get("exit_code")
     if reaped:
-        detected = f"{info.get('detected_by') or 'the reaper'}, at {local(info.get('detected_at') or run.get('reaped_at'))}"
+        at = local(info.get("detected_at") or run.get("reaped_at"))
+        detected = f"{info.get('detected_by') or 'the reaper'}, at {at}"
     elif "command" in info:
         detected = f"runtracker exec, when the command ended ({local(run.get('finished_at'))})"
     elif crash_rows and not crashed:

@@ -35,7 +35,6 @@ from .core import (
     path_quote,
     safe_next,
     url,
-    watch_of,
     web_of,
 )
 from .sessions import CSRF_FIELD
