@@ -44,7 +44,8 @@ def run_id(dashboard: Dashboard) -> int:
     try:
         with store.transaction() as cur:
             return store.insert_returning_id(
-                cur, "INSERT INTO runs (pipeline, started_at, finished_at, duration_ms, outcome) VALUES (?, ?, ?, ?, ?)",
+                cur, "INSERT INTO runs (pipeline, started_at, finished_at, duration_ms, outcome)"
+                     " VALUES (?, ?, ?, ?, ?)",
                 ("nikki", START, END, 330_000, "success"))
     finally:
         store.close()
