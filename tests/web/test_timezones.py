@@ -154,3 +154,45 @@ def test_a_forms_answer_does_not_ask_the_browser_to_reload_it(client):
     response = client.post("/pipeline/nikki/start", data={"csrf_token": "wrong"})
     assert response.status_code == 403
     assert "data-timezone-ask" not in response.text and 'data-timezone="America/New_York"' in response.text
+
+
+def error_rows(app, times: list[str]) -> None:
+    """A run of laposta started at each of `times`, with one error then, its message the time."""
+    store = app.state.web.store
+    for t in times:
+        run_id = add_run(store, "laposta", 0, started_at=t, finished_at=t, errors=[("sync", None, t)])
+        with store.transaction() as cur:
+            cur.execute(store.sql("UPDATE run_errors SET created_at = ? WHERE run_id = ?"), (t, run_id))
+
+
+def shown_errors(html: str) -> list[str]:
+    return re.findall(r'<td class="message">\s*(\S+?)\s*</td>', html)
+
+
+def test_the_error_browsers_days_are_the_readers_days_dst_included(app, client):
+    """`since` and `until` (whole days) are days on the reader's wall clock: in Amsterdam, 2026-03-29 (23 hours
+    long) runs from 23:00 UTC the day before to 22:00 UTC; an API client, with no page zone, keeps UTC days."""
+    times = ["2026-03-28T22:30:00.000Z", "2026-03-28T23:30:00.000Z", "2026-03-29T21:30:00.000Z",
+             "2026-03-29T22:30:00.000Z", "2026-03-30T02:00:00.000Z"]
+    error_rows(app, times)
+    query = "/errors?pipeline=laposta&since=2026-03-29&until=2026-03-29"
+    assert sorted(shown_errors(client.get(query).text)) == times[2:5]  # New York: UTC-4 that day
+    assert app.state.web.auth.set_timezone("alice", "Europe/Amsterdam")
+    assert sorted(shown_errors(client.get(query).text)) == times[1:3]  # 00:30 CET to 23:30 CEST
+    assert sorted(shown_errors(client.get(query.replace("since=2026-03-29", "since=2026-03-28T23:31Z")).text)) == \
+        times[2:3]
+    assert app.state.web.auth.set_timezone("alice", "UTC")
+    assert sorted(shown_errors(client.get(query).text)) == times[2:4]
+
+
+def test_clearing_errors_by_day_clears_the_days_the_page_counted(app, client):
+    """The clear form posts the same days the confirmation page counted in the reader's zone."""
+    times = ["2026-03-29T21:30:00.000Z", "2026-03-29T22:30:00.000Z"]  # 23:30 and 00:30 (the next day) in Amsterdam
+    error_rows(app, times)
+    assert app.state.web.auth.set_timezone("alice", "Europe/Amsterdam")
+    page = client.get("/errors/clear?pipeline=laposta&until=2026-03-29").text
+    assert re.search(r"\b1 error", page), page
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    client.post("/errors/clear", data={"csrf_token": token, "pipeline": "laposta", "until": "2026-03-29",
+                                       "confirm": "yes"})
+    assert shown_errors(client.get("/errors?pipeline=laposta").text) == [times[1]]

@@ -14,6 +14,7 @@ import os
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -25,8 +26,9 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
+from ..base import zones
 from ..base.clock import iso, now_ms, to_ms
-from ..base.schedule import croniter_available
+from ..base.schedule import croniter_available, to_instant
 from ..base.status import PipelineFacts, PipelineStatus, pipeline_status
 from ..settings import configfile, display
 from ..settings.pipelines import PipelineConfig, Watch
@@ -429,7 +431,9 @@ def form_post(fn: Form) -> Callable[[Request], Awaitable[Response]]:
             return body_refused(web, request, user, refused)
         if not web.sessions.csrf_ok(request, form.get(CSRF_FIELD)):
             return csrf_refused(web, request, user)
-        return await fn(request, web, user, form)
+        # The form's dates are on the reader's wall clock, as the page that sent it showed them.
+        with present.in_zone(web.display_zone(request, user)):
+            return await fn(request, web, user, form)
 
     return endpoint
 
@@ -470,7 +474,8 @@ def int_param(values: Values, name: str, low: int = 0, high: int = 2**63 - 1) ->
 
 
 def moment_param(values: Values, name: str, *, end: bool = False) -> str | None:
-    """A date (`2026-11-30`; as an end, the whole day is included) or a date and time (UTC), as stored text."""
+    """A date (`2026-11-30`; as an end, the whole day is included) or a date and time, on the wall clock of the
+    page's display zone (ending in `Z`: UTC), as stored text: the day a reader picks is their own day."""
     given = text_param(values, name)
     if given is None:
         return None
@@ -487,7 +492,11 @@ def moment_param(values: Values, name: str, *, end: bool = False) -> str | None:
     if ms is None:
         raise BadRequest(f"`{name}` is not a date: {given}")
     if end and _DATE.match(given):
-        ms += 86_400_000
+        ms += 86_400_000  # the next day's midnight, on the wall clock (a day of a DST change is 23 or 25 hours)
+    zone = present.display_zone().name
+    if not given.endswith("Z") and zone != "UTC":
+        wall = datetime.fromtimestamp(ms / 1000, UTC).replace(tzinfo=None)
+        ms = to_instant(wall, zones.zone(zone))
     return iso(ms)
 
 
