@@ -126,26 +126,42 @@ def zone_is_set() -> bool:
 def local(moment: object) -> str:
     """`2026-03-29 03:15:00 CEST`: a stored time (or milliseconds) in the display zone; `–` for none, and the text
     itself when it is not a time (a row written by another tool)."""
-    at = moment if isinstance(moment, int) and not isinstance(moment, bool) else to_ms(moment)
-    if at is None:
-        return str(moment or "–")
-    return zones.local_text(at, display_zone().name)
+    written = _written(moment, display_zone().name)
+    return str(moment or "–") if written is None else written[0]
 
 
 def utc(moment: object) -> str:
     """`2026-03-29 01:15:00.123 UTC`: a stored time (or milliseconds) as stored, for a tooltip; "" for none."""
-    at = moment if isinstance(moment, int) and not isinstance(moment, bool) else to_ms(moment)
-    return "" if at is None else zones.utc_text(at)
+    written = _written(moment, display_zone().name)
+    return "" if written is None else written[1]
 
 
 def exact(moment: object) -> str:
     """A relative time's tooltip: the exact time in the display zone, and in UTC unless that is the zone."""
-    at = moment if isinstance(moment, int) and not isinstance(moment, bool) else to_ms(moment)
-    if at is None:
-        return str(moment or "")
-    if display_zone().name == zones.DEFAULT:
-        return zones.utc_text(at)
-    return f"{zones.local_text(at, display_zone().name)} · {zones.utc_text(at)}"
+    written = _written(moment, display_zone().name)
+    return str(moment or "") if written is None else written[2]
+
+
+def _written(moment: object, zone: str) -> tuple[str, str, str] | None:
+    """(local, utc, exact) of a time in `zone`; None when it is not one."""
+    if isinstance(moment, str):
+        return _written_text(moment, zone)
+    if isinstance(moment, int) and not isinstance(moment, bool):
+        return _texts(moment, zone)
+    return None
+
+
+@functools.lru_cache(maxsize=16384)
+def _written_text(moment: str, zone: str) -> tuple[str, str, str] | None:
+    # The same stored times are written again at every refresh of every page (the overview's 200 cards each
+    # minute): writing one costs tens of microseconds, looking it up here a fraction of one.
+    at = to_ms(moment)
+    return None if at is None else _texts(at, zone)
+
+
+def _texts(at: int, zone: str) -> tuple[str, str, str]:
+    here, there = zones.local_text(at, zone), zones.utc_text(at)
+    return here, there, there if zone == zones.DEFAULT else f"{here} · {there}"
 
 
 def ago(moment: object, now: int | None = None) -> str:
