@@ -57,7 +57,8 @@ def test_without_a_users_zone_or_a_cookie_a_page_is_in_the_configured_zone(clien
            '</time>' in html
     assert '<time datetime="2026-03-29T01:20:30.000Z" title="2026-03-29 01:20:30.000 UTC">2026-03-28 21:20:30 EDT' \
            '</time>' in html
-    assert footer(html) == "Times in America/New_York (the dashboard's setting); exact UTC in each time's tooltip."
+    assert footer(html) == ("Times in America/New_York (the dashboard's setting); exact UTC in each time's tooltip. "
+                            "Change")
     assert 'data-timezone="America/New_York"' in html and "data-timezone-ask" in html
 
 
@@ -196,3 +197,42 @@ def test_clearing_errors_by_day_clears_the_days_the_page_counted(app, client):
     client.post("/errors/clear", data={"csrf_token": token, "pipeline": "laposta", "until": "2026-03-29",
                                        "confirm": "yes"})
     assert shown_errors(client.get("/errors?pipeline=laposta").text) == [times[1]]
+
+
+def csrf_of(client, path: str) -> str:
+    match = re.search(r'name="csrf_token" value="([^"]+)"', client.get(path).text)
+    assert match
+    return match.group(1)
+
+
+def test_the_account_page_sets_and_clears_the_users_own_zone(app, client, run_id):
+    """/account: the zone in use and why, a form suggesting every zone; saving one makes it the user's own (it
+    wins over the browser's), saving nothing clears it."""
+    client.cookies.set(display.BROWSER_COOKIE, "Asia/Tokyo")
+    page = client.get("/account").text
+    assert 'data-testid="zone-in-use">Asia/Tokyo</strong> (your browser' in page
+    assert '<option value="Europe/Amsterdam">' in page and '<option value="UTC">' in page
+    token = csrf_of(client, "/account")
+    response = client.post("/account/timezone", data={"csrf_token": token, "timezone": " Europe/Amsterdam "})
+    assert (response.status_code, response.headers["location"]) == (303, "/account")
+    assert app.state.web.auth.user("alice")["timezone"] == "Europe/Amsterdam"
+    assert "Times are now shown in Europe/Amsterdam." in client.get("/account").text
+    assert ">2026-03-29 03:15:00 CEST</time>" in client.get(f"/run/{run_id}").text
+    assert client.post("/account/timezone", data={"csrf_token": token, "timezone": ""}).status_code == 303
+    assert app.state.web.auth.user("alice")["timezone"] is None
+    assert ">2026-03-29 10:15:00 JST</time>" in client.get(f"/run/{run_id}").text
+
+
+@pytest.mark.parametrize("zone", ["Europe/Amsterdan", "../../etc/passwd", "x" * 1000])
+def test_the_account_page_refuses_a_name_that_is_no_zone(app, client, zone):
+    assert app.state.web.auth.set_timezone("alice", "Asia/Tokyo")
+    response = client.post("/account/timezone", data={"csrf_token": csrf_of(client, "/account"), "timezone": zone})
+    assert response.status_code == 400 and "not a time zone" in response.text
+    assert app.state.web.auth.user("alice")["timezone"] == "Asia/Tokyo"
+
+
+def test_the_account_page_needs_a_login_and_its_form_a_csrf_token(app, anon, client):
+    assert anon.get("/account").status_code == 303
+    assert anon.post("/account/timezone", data={"timezone": "UTC"}).status_code == 303
+    assert client.post("/account/timezone", data={"csrf_token": "forged", "timezone": "UTC"}).status_code == 403
+    assert app.state.web.auth.user("alice")["timezone"] is None

@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..settings.web import WebSettings
 from ..storage import Store
-from . import api, ingest, views
+from . import account, api, ingest, views
 from .core import HERE, Web, api_error, web_of
 from .ingest_http import IngestState
 from .outage import DatabaseOutage
@@ -90,6 +90,8 @@ def routes() -> list[Route | Mount]:
         Route("/errors/clear", views.clear_post, methods=["POST"]),
         Route("/errors/{run_id:id}", views.run_errors),
         Route("/member/{identifier:path}", views.member),
+        Route("/account", account.account, methods=["GET"]),
+        Route("/account/timezone", account.timezone_post, methods=["POST"]),
         Route("/health", api.health),
         Route("/metrics", api.metrics_page),
         *ingest.routes(),
