@@ -236,3 +236,17 @@ def test_the_account_page_needs_a_login_and_its_form_a_csrf_token(app, anon, cli
     assert anon.post("/account/timezone", data={"timezone": "UTC"}).status_code == 303
     assert client.post("/account/timezone", data={"csrf_token": "forged", "timezone": "UTC"}).status_code == 403
     assert app.state.web.auth.user("alice")["timezone"] is None
+
+
+def test_how_far_the_error_browser_searched_is_said_in_the_display_zone(app, client, monkeypatch):
+    """"Searched back to …" (a free-text search stopped at its window) is a time like any other."""
+    from runtracker.storage.search import ErrorSearch
+
+    monkeypatch.setattr(ErrorSearch, "ERROR_WINDOW", 3)
+    for minute in range(6):
+        add_run(app.state.web.store, "nikki", minute, errors=[("sync", "M1", "hay")])
+    html = client.get("/errors?q=needle").text
+    match = re.search(r'data-testid="window-end">Searched back to (<time [^>]*>[^<]*</time>)', html)
+    assert match, html
+    assert re.fullmatch(r'<time datetime="[^"]+Z" title="[^"]+ UTC">\d{4}-\d\d-\d\d \d\d:\d\d:\d\d E[SD]T</time>',
+                        match.group(1))
