@@ -250,3 +250,9 @@ def test_how_far_the_error_browser_searched_is_said_in_the_display_zone(app, cli
     assert match, html
     assert re.fullmatch(r'<time datetime="[^"]+Z" title="[^"]+ UTC">\d{4}-\d\d-\d\d \d\d:\d\d:\d\d E[SD]T</time>',
                         match.group(1))
+
+
+def test_the_login_page_never_asks_to_be_loaded_again(anon):
+    """The login page shows no time and is typed into: its script sets the browser's zone without a reload."""
+    html = anon.get("/login").text
+    assert 'data-timezone="America/New_York"' in html and "data-timezone-ask" not in html

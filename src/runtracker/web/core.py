@@ -353,9 +353,10 @@ class Web:
                 request_path=request.url.path, user=user, csrf=session["csrf"], running_count=running,
                 flash=self.sessions.pop_flash(request), demo=self.settings.demo,
                 disk_problem=self.store.disk_problem(), display_zone=zone,
-                # The page's script may reload a page got by GET (never a form's answer) once it has set the
-                # browser's zone, unless the user's own zone is what the page uses anyway.
-                ask_zone=request.method == "GET" and zone.source != display.USER,
+                # The page's script may reload a page got by GET (never a form's answer; not the login page,
+                # which shows no time and is being typed into) once it has set the browser's zone, unless the
+                # user's own zone is what the page uses anyway.
+                ask_zone=request.method == "GET" and user is not None and zone.source != display.USER,
                 **{"now": now_ms(), **context})
         response = HTMLResponse(html, status_code=status)
         self.sessions.save(request, response)
