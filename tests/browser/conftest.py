@@ -5,8 +5,8 @@
   thread looks as if it were inside an asyncio loop: a browser test cannot call `asyncio.run()` itself (run
   asyncio work in a thread of its own).
 - `context`, `page`: a fresh browser context (cookies, storage; 1280x800; the time zone UTC; `context_options`
-  adds options such as `bypass_csp` or `timezone_id`) and a page in it, for each test; a failing test leaves a screenshot, failure.png, in its
-  tmp_path.
+  adds options such as `bypass_csp` or `timezone_id`) and a page in it, for each test; a failing test leaves a
+  screenshot, failure.png, in its tmp_path.
 - `served_page(html, path="/") -> url`: serves an HTML string from a throwaway HTTP server on 127.0.0.1.
 - `dashboard`: a real `runtracker serve --demo` on a free port (browserlib.Dashboard: .url, .db_url, .proc),
   on the database `dashboard_db_url` gives (SQLite by default; both backends with
