@@ -68,6 +68,14 @@ def sqlite_url(tmp_path) -> str:
 
 
 @pytest.fixture(autouse=True)
+def _no_zone_of_the_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Times are shown in a display zone that the environment can set ($RUNTRACKER_TIMEZONE, and $TZ for the
+    command line): no test depends on the machine's. A test that wants a zone sets it."""
+    monkeypatch.delenv("RUNTRACKER_TIMEZONE", raising=False)
+    monkeypatch.delenv("TZ", raising=False)
+
+
+@pytest.fixture(autouse=True)
 def _fresh_process_state() -> Iterator[None]:
     testing.reset()
     yield

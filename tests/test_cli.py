@@ -59,8 +59,8 @@ def test_runs_lists_recent_runs_newest_first(db_url):
         t.end_step(s, "success", created=3, updated=2)
         t.end_run(outcome)
     out = invoke("runs", "--db", db_url).output.splitlines()
-    assert out[0].split() == ["id", "pipeline", "outcome", "started", "duration", "created", "updated", "skipped",
-                              "failed"]
+    assert out[0].split() == ["id", "pipeline", "outcome", "started", "(UTC)", "duration", "created", "updated",
+                              "skipped", "failed"]
     assert [line.split()[1:3] for line in out[1:]] == [["nikki", "partial"], ["freescout", "failure"],
                                                       ["nikki", "success"]]
     assert out[1].split()[-4:] == ["3", "2", "0", "0"]

@@ -69,15 +69,18 @@ def _statuses(web):
 
 
 def test_overview_status_says_overdue_since_next_run_and_too_long(setup):
-    """Times in the pipeline's zone; a run too long names its id; a pipeline without a schedule has no lines."""
+    """Times in the display zone (here Amsterdam's); a run too long names its id; a pipeline without a schedule
+    has no lines."""
     web, _, (long_run, adhoc_run) = setup
     statuses = _statuses(web)
-    lines = {name: present.schedule(status, "Europe/Amsterdam", to_ms(NOW)) for name, status in statuses.items()}
+    with present.in_zone(present.DisplayZone("Europe/Amsterdam", "user")):
+        lines = {name: present.schedule(status, to_ms(NOW)) for name, status in statuses.items()}
     assert lines["nikki"]["overdue_text"] == "Overdue since today 07:00 CEST"
     assert lines["nikki"]["next_text"] == lines["freescout"]["next_text"] == "Next: tomorrow 07:00 CEST"
     assert lines["freescout"]["overdue_text"] is None and lines["freescout"]["too_long"] == [long_run]
     assert lines["nikki"]["too_long"] == []
-    assert lines["backup"] == {"overdue_text": None, "next_text": None, "too_long": []}
+    assert lines["backup"] == {"overdue_text": None, "overdue_utc": None, "next_text": None, "next_utc": None,
+                               "too_long": []}
     assert lines["newcomer"]["overdue_text"] == "Overdue since yesterday 07:00 CEST"
     assert lines["adhoc"]["too_long"] == [adhoc_run] and statuses["adhoc"].watched
 

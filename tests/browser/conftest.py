@@ -4,9 +4,9 @@
   stopped when the worker's next test is outside tests/browser (see _Chromium for why). While it runs, the
   thread looks as if it were inside an asyncio loop: a browser test cannot call `asyncio.run()` itself (run
   asyncio work in a thread of its own).
-- `context`, `page`: a fresh browser context (cookies, storage; 1280x800; `context_options` adds options such as
-  `bypass_csp`) and a page in it, for each test; a failing test leaves a screenshot, failure.png, in its
-  tmp_path.
+- `context`, `page`: a fresh browser context (cookies, storage; 1280x800; the time zone UTC; `context_options`
+  adds options such as `bypass_csp` or `timezone_id`) and a page in it, for each test; a failing test leaves a
+  screenshot, failure.png, in its tmp_path.
 - `served_page(html, path="/") -> url`: serves an HTML string from a throwaway HTTP server on 127.0.0.1.
 - `dashboard`: a real `runtracker serve --demo` on a free port (browserlib.Dashboard: .url, .db_url, .proc),
   on the database `dashboard_db_url` gives (SQLite by default; both backends with
@@ -145,7 +145,10 @@ def context_options() -> dict[str, Any]:
 
 @pytest.fixture
 def context(browser: Browser, context_options: dict[str, Any]) -> Iterator[BrowserContext]:
-    ctx = browser.new_context(**{"viewport": {"width": 1280, "height": 800}, **context_options})
+    # The browser's zone is UTC, not the machine's: the pages show times in the browser's zone (a test of
+    # another zone says `timezone_id` in its context_options).
+    ctx = browser.new_context(**{"viewport": {"width": 1280, "height": 800}, "timezone_id": "UTC",
+                                 **context_options})
     ctx.set_default_timeout(DEFAULT_TIMEOUT_MS)
     try:
         yield ctx

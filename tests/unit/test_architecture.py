@@ -208,6 +208,7 @@ ALLOWED_GLOBALS = {
     "runtracker.core.state.STATE": "the process state",
     "runtracker.base.guard.GUARD": "the guard's part of the process state (STATE.guard; base imports no core)",
     "runtracker.core.context._current": "a ContextVar: the current `with tracker.run()` per thread and task",
+    "runtracker.web.present._zone": "a ContextVar: the display time zone of the page being made, per request",
     "runtracker.settings.state.SETTINGS": "the settings' part of the process state (STATE.settings; settings "
                                           "imports no core)",
     "runtracker.base.redact._current": "the redaction rules built from the settings (base imports no settings)",

@@ -21,6 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from . import zones
+
 TYPE_CHECKING = False  # `typing` is not imported at run time: see records.py
 if TYPE_CHECKING:
     from typing import Any
@@ -45,13 +47,8 @@ def croniter_class() -> Any:
 
 
 def zone(name: str) -> Any:
-    """The zoneinfo time zone `name`; ValueError when there is none of that name."""
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValueError(f"not a time zone: {name!r} (use a name such as Europe/Amsterdam or UTC)") from exc
+    """The zoneinfo time zone `name`; ValueError when there is none of that name (`zones.zone`)."""
+    return zones.zone(name)
 
 
 def check_expression(expression: str) -> None:

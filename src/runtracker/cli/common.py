@@ -16,8 +16,11 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import click
 from click.core import ParameterSource
 
+from ..base import zones
+from ..base.clock import to_ms
 from ..base.terminal import safe
-from ..settings.state import environment
+from ..settings import display
+from ..settings.state import SETTINGS, environment
 from ..settings.values import DB_ENV, resolve_db
 from ..storage import ForeignDatabase, NoDatabase, Store, open_store
 from ..storage.postgres import masked
@@ -68,7 +71,20 @@ class Seconds(click.ParamType):
         return seconds
 
 
+class ZoneType(click.ParamType):
+    """A time zone name this machine knows (`Europe/Amsterdam`, `UTC`); anything else is a usage error."""
+
+    name = "zone"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        problem = display.problem(value)
+        if problem is not None:
+            self.fail(f"{safe(str(value))!r} is {problem}", param, ctx)
+        return value
+
+
 DATABASE = DatabaseType()
+ZONE = ZoneType()
 
 
 def db_option(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -77,6 +93,48 @@ def db_option(fn: Callable[..., Any]) -> Callable[..., Any]:
         help="Database: a path, sqlite:///path or postgresql://... "
         "[env RUNTRACKER_DB; default ./data/dashboard.sqlite]",
     )(fn)
+
+
+def zone_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """`--utc`, `--timezone ZONE` and `--config PATH`: the zone a command prints times in (`times_zone`)."""
+    fn = click.option("--config", "config_path", default=None, metavar="PATH",
+                      help="Pipeline config file, for its [dashboard] timezone [env RUNTRACKER_CONFIG; default "
+                           "./runtracker.toml if it exists].")(fn)
+    fn = click.option("--timezone", "timezone", default=None, type=ZONE, metavar="ZONE",
+                      help="Print times in ZONE, e.g. Europe/Amsterdam [default: $RUNTRACKER_TIMEZONE, else the "
+                           "config file's [dashboard] timezone, else its [defaults] timezone, else $TZ, else "
+                           "UTC].")(fn)
+    return click.option("--utc", is_flag=True, help="Print times in UTC, as stored.")(fn)
+
+
+def times_zone(config_path: str | None, utc: bool, timezone: str | None) -> str:
+    """The zone the command prints times in (settings/display.for_commands). A config file that cannot be used
+    and a wrong zone name are warnings on stderr: the times are printed all the same."""
+    from ..settings import configfile
+
+    if utc and timezone:
+        raise click.UsageError("--utc and --timezone exclude each other")
+    config = None
+    if not utc and not timezone:
+        try:
+            config = configfile.load(config_path, schedules=False)
+        except configfile.ConfigError as exc:
+            click.echo(f"runtracker: {for_terminal(str(exc))}; its [dashboard] timezone is not used", err=True)
+    setting = display.for_commands(config, utc=utc, zone=timezone)
+    for warning in setting.warnings:
+        if warning not in SETTINGS.warned:
+            SETTINGS.warned.add(warning)
+            click.echo(for_terminal(warning), err=True)
+    return str(setting.value)
+
+
+def time_text(value: object, zone: str, *, millis: bool = False) -> str:
+    """A stored time in `zone`, with its offset (`2026-03-29 03:15:00 +02:00`); "-" for none, and the stored
+    text itself when it is not a time (a row written by another tool)."""
+    if value is None:
+        return "-"
+    at = to_ms(value)
+    return str(value) if at is None else zones.offset_text(at, zone, millis=millis)
 
 
 def store_for(db: str | None, *, create: bool = True) -> Store:

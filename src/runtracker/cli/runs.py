@@ -9,10 +9,11 @@ import click
 
 from ..base.terminal import safe
 from ..storage import Runs
-from .common import db_option, reading, store_for
+from .common import db_option, reading, store_for, time_text, times_zone, zone_options
 
 MAX_RUN_ID = 2**63 - 1  # the largest id either backend can store
 MAX_LIMIT = 1_000_000
+TIMES = ("started_at", "finished_at", "heartbeat_at", "reaped_at")  # `show` prints these in the display zone
 
 
 def _duration(ms: object) -> str:
@@ -39,9 +40,13 @@ def _table(rows: list[list[object]], headers: list[str]) -> str:
 @click.option("--outcome", default=None, type=click.Choice(["success", "partial", "failure", "running"]))
 @click.option("--limit", "-n", default=20, show_default=True, type=click.IntRange(1, MAX_LIMIT),
               help="How many runs, newest first.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a table.")
-def runs_command(db: str | None, pipeline: str | None, outcome: str | None, limit: int, as_json: bool) -> None:
-    """List recent runs: pipeline, outcome, start, duration and counts."""
+@click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a table (times in UTC, as stored).")
+@zone_options
+def runs_command(db: str | None, pipeline: str | None, outcome: str | None, limit: int, as_json: bool, utc: bool,
+                 timezone: str | None, config_path: str | None) -> None:
+    """List recent runs: pipeline, outcome, start (in the display time zone, with its offset), duration and
+    counts."""
+    zone = times_zone(config_path, utc, timezone) if not as_json else "UTC"
     store = store_for(db, create=False)
     with reading(db):
         runs = Runs(store).list_runs(pipeline=pipeline, outcome=outcome, limit=limit)
@@ -53,20 +58,24 @@ def runs_command(db: str | None, pipeline: str | None, outcome: str | None, limi
         click.echo("no runs")
         return
     rows: list[list[object]] = [
-        [r["id"], r["pipeline"], r["outcome"], r["started_at"], _duration(r["duration_ms"]),
+        [r["id"], r["pipeline"], r["outcome"], time_text(r["started_at"], zone), _duration(r["duration_ms"]),
          r["total_created"], r["total_updated"], r["total_skipped"], r["total_failed"]]
         for r in runs
     ]
-    click.echo(_table(rows, ["id", "pipeline", "outcome", "started", "duration", "created", "updated",
+    click.echo(_table(rows, ["id", "pipeline", "outcome", f"started ({zone})", "duration", "created", "updated",
                              "skipped", "failed"]))
 
 
 @click.command("show")
 @db_option
 @click.argument("run_id", type=click.IntRange(1, MAX_RUN_ID))
-@click.option("--json", "as_json", is_flag=True, help="Print the run, steps and errors as one JSON object.")
-def show_command(db: str | None, run_id: int, as_json: bool) -> None:
-    """Show one run with its steps and errors."""
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the run, steps and errors as one JSON object (times in UTC, as stored).")
+@zone_options
+def show_command(db: str | None, run_id: int, as_json: bool, utc: bool, timezone: str | None,
+                 config_path: str | None) -> None:
+    """Show one run with its steps and errors; times in the display time zone, with its offset."""
+    zone = times_zone(config_path, utc, timezone) if not as_json else "UTC"
     runs = Runs(store_for(db, create=False))
     with reading(db):
         run = runs.get_run(run_id)
@@ -83,7 +92,8 @@ def show_command(db: str | None, run_id: int, as_json: bool) -> None:
     for key in ("club_slug", "started_at", "finished_at", "heartbeat_at", "hostname", "pid", "exit_code",
                 "reaped_at", "reap_reason", "ended_by"):
         if run.get(key) is not None:
-            click.echo(f"  {key:<13} {safe(run[key])}")
+            value = time_text(run[key], zone, millis=True) if key in TIMES else run[key]
+            click.echo(f"  {key:<13} {safe(value)}" + (f" ({zone})" if key == "started_at" else ""))
     click.echo(f"  {'duration':<13} {_duration(run['duration_ms'])}")
     click.echo(f"  {'totals':<13} created {run['total_created']}, updated {run['total_updated']}, "
                f"skipped {run['total_skipped']}, failed {run['total_failed']}")

@@ -10,7 +10,7 @@ import click
 
 from ..base.terminal import safe
 from ..storage.auth import START, WRITE, Auth
-from .common import CONTEXT_SETTINGS, db_option, reading, store_for
+from .common import CONTEXT_SETTINGS, ZONE, db_option, reading, store_for, time_text, times_zone, zone_options
 
 MISSING_EXTRA = "the dashboard needs the web extra, which is not installed: pip install 'runtracker[web]'"
 MAX_NAME = 100
@@ -63,13 +63,16 @@ def _new_password_hash(password_stdin: bool) -> str:
 @db_option
 @click.argument("name")
 @click.option("--password-stdin", is_flag=True, help="Read the password from the first line of stdin (no prompt).")
-def user_add(db: str | None, name: str, password_stdin: bool) -> None:
+@click.option("--timezone", default=None, type=ZONE, metavar="ZONE",
+              help="The time zone the dashboard shows this user's times in (e.g. Europe/Amsterdam) [default: the "
+                   "browser's, else the configured one].")
+def user_add(db: str | None, name: str, password_stdin: bool, timezone: str | None) -> None:
     """Add a user; the password is prompted for (twice), or read from stdin."""
     name = _name(name)
     password_hash = _new_password_hash(password_stdin)
     auth = _auth(db)
     with reading(db):
-        added = auth.add_user(name, password_hash)
+        added = auth.add_user(name, password_hash, timezone)
     if not added:
         raise click.ClickException(f"the user {safe(name)} exists already (change a password: runtracker user "
                                    "password NAME)")
@@ -89,6 +92,25 @@ def user_password(db: str | None, name: str, password_stdin: bool) -> None:
     if not changed:
         raise click.ClickException(f"there is no user {safe(name)}")
     click.echo(f"changed the password of {safe(name)}")
+
+
+@user_group.command("timezone")
+@db_option
+@click.argument("name")
+@click.argument("zone", required=False, type=ZONE)
+@click.option("--clear", is_flag=True, help="No zone of their own: the browser's, else the configured one.")
+def user_timezone(db: str | None, name: str, zone: str | None, clear: bool) -> None:
+    """Set the time zone the dashboard shows NAME's times in (e.g. Europe/Amsterdam), over the browser's and the
+    configured one; --clear removes it."""
+    if (zone is None) == (not clear):
+        raise click.UsageError("give a ZONE (e.g. Europe/Amsterdam) or --clear, not both")
+    auth = _auth(db)
+    with reading(db):
+        changed = auth.set_timezone(name, zone)
+    if not changed:
+        raise click.ClickException(f"there is no user {safe(name)}")
+    click.echo(f"{safe(name)}'s times: {safe(zone)}" if zone else
+               f"{safe(name)}'s times: the browser's zone, else the configured one")
 
 
 @user_group.command("remove")
@@ -119,8 +141,10 @@ def user_logout(db: str | None, name: str) -> None:
 
 @user_group.command("list")
 @db_option
-def user_list(db: str | None) -> None:
-    """List the users and the API keys (names, dates, sessions, permissions; never a hash)."""
+@zone_options
+def user_list(db: str | None, utc: bool, timezone: str | None, config_path: str | None) -> None:
+    """List the users and the API keys (names, dates, sessions, time zones, permissions; never a hash)."""
+    zone = times_zone(config_path, utc, timezone)
     auth = _auth(db)
     with reading(db):
         users = auth.users()
@@ -129,14 +153,16 @@ def user_list(db: str | None) -> None:
         permissions = auth.permissions()
     for row in users:
         demo = "; demo mode only" if row["demo_only"] else ""
-        click.echo(f"user  {safe(row['name'])}  (since {row['created_at']}; {sessions.get(row['id'], 0)} "
-                   f"session(s){demo})")
+        own = f"; times in {safe(row['timezone'])}" if row["timezone"] else ""
+        click.echo(f"user  {safe(row['name'])}  (since {time_text(row['created_at'], zone)}; "
+                   f"{sessions.get(row['id'], 0)} session(s){own}{demo})")
     for row in keys:
-        used = row["last_used_at"] or "never"
+        used = time_text(row["last_used_at"], zone) if row["last_used_at"] else "never"
         granted = permissions.get(row["id"])
         may = [f"{verb} {safe(', '.join(granted.patterns(action)))}" for action, verb in
                ((WRITE, "writes"), (START, "starts")) if granted is not None and granted.patterns(action)]
-        click.echo(f"key   {safe(row['name'])}  ({'; '.join(may) or 'read-only'}; since {row['created_at']}, "
+        click.echo(f"key   {safe(row['name'])}  ({'; '.join(may) or 'read-only'}; since "
+                   f"{time_text(row['created_at'], zone)}, "
                    f"last used {used})")
     if not users and not keys:
         click.echo("no users and no API keys")

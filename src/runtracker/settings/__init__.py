@@ -5,7 +5,7 @@ and knowing where it came from. Above the base layer, below everything else.
 - `values`: the library's settings (database, retention, heartbeat, log lines, ownerless timeout, redaction),
   one function each; `checks`: the checks of their values;
 - `configfile`: the pipeline config file (runtracker.toml) read and checked; `pipelines`: what it says;
-- `web`: the dashboard's settings (the session secret);
+- `web`: the dashboard's settings (the session secret); `display`: the display time zone;
 - `state`: `SETTINGS`, what was resolved and warned about in this process (`reset()` forgets it, in one call);
 - `effective`: the `Settings` object, every setting with its source, as `runtracker config show` prints it.
 

@@ -30,6 +30,9 @@ overdue_repeat = "4h"      # an overdue pipeline is alerted again at most this o
 ops = "mailtos://alerts:secret@smtp.example.org?to=ops@example.org"
 chat = "slack://T0000/B0000/XXXXXXXX"
 
+[dashboard]
+timezone = "Europe/Amsterdam"   # times on the dashboard and in `runtracker runs`/`show` (docs/settings.md)
+
 [redact]                   # secrets out of recorded text (docs/redaction.md)
 enabled = true             # the default; false stores text as it is
 patterns = ["corp-[0-9a-f]{32}", "(?<=member-pin: )\\d+"]   # more regular expressions, each match -> ***
@@ -39,9 +42,10 @@ The file is `--config PATH`, else `$RUNTRACKER_CONFIG`, else `./runtracker.toml`
 errors (a typo must not silently drop a timeout), and so are wrong values: the message names the file, the line,
 the table and the key. The whole file is read and checked before anything of it is used, so a broken file is
 never half applied. A wrong `ownerless_timeout` is a warning and is left out: the reaper reads it, and the
-reaper must go on. Cron expressions are checked with croniter when the caller uses schedules (the monitor, the
-dashboard): `runtracker exec` does not load it (`load(schedules=False)`). What the file says, once read, is a
-`PipelineConfig` (settings/pipelines.py).
+reaper must go on; so is a wrong `[dashboard] timezone` (settings/display.py: times are shown in UTC), since a
+zone to read times in must never stop a pipeline. Cron expressions are checked with croniter when the caller
+uses schedules (the monitor, the dashboard): `runtracker exec` does not load it (`load(schedules=False)`).
+What the file says, once read, is a `PipelineConfig` (settings/pipelines.py).
 """
 
 from __future__ import annotations
@@ -84,7 +88,8 @@ EXEC_KEYS = ("lock", "timeout", "kill_after", "tail")
 WATCH_KEYS = ("timezone", "grace", "max_runtime", "alerts", "alert_on")
 DEFAULTS_KEYS = (*EXEC_KEYS, "ownerless_timeout", *WATCH_KEYS)
 PIPELINE_KEYS = ("command", "display_name", "description", "schedule", *DEFAULTS_KEYS)
-TOP_KEYS = ("defaults", "pipelines", "alerts", "redact")
+TOP_KEYS = ("defaults", "pipelines", "alerts", "dashboard", "redact")
+DASHBOARD_KEYS = ("timezone",)
 REDACT_KEYS = ("enabled", "patterns")
 ALERTS_KEYS = ("channels", "dashboard_url", "overdue_repeat")
 
@@ -149,8 +154,11 @@ def parse(data: dict[str, Any], path: str = "<config>", text: str | None = None,
             _watch(src, table, where, default_watch, alerts, schedules),
         )
     enabled, patterns = _redact_settings(src, src.table(data, ("redact",)))
+    dashboard = src.table(data, ("dashboard",))
+    src.check_keys(dashboard, ("dashboard",), DASHBOARD_KEYS)
+    # As given: settings/display checks it, and a wrong one is a warning there, never an error of the file.
     return PipelineConfig(path, defaults, pipelines, default_ownerless, default_watch, alerts, enabled, patterns,
-                          src.lines)
+                          src.lines, display_timezone=dashboard.get("timezone"))
 
 
 def _redact_settings(src: _Source, table: dict[str, Any]) -> tuple[bool | None, tuple[str, ...]]:

@@ -20,13 +20,13 @@ from urllib.parse import urlsplit
 from ..base import redact
 from ..base.records import Record
 from ..base.units import format_duration
-from . import configfile, values, web
+from . import configfile, display, values, web
 from .configfile import EXEC_KEYS
 from .pipelines import PipelineConfig, Watch
 from .state import ARGUMENT, CONFIG_FILE, DEFAULT, ENVIRONMENT, Setting, environment
 
 # The settings of the process, in the order `config show` prints them.
-NAMES = ("db", "config", *values.SPEC, "crash_dir", "hostname", "web_secret")
+NAMES = ("db", "config", *values.SPEC, "crash_dir", "hostname", "web_secret", "timezone", "cli_timezone")
 NOT_SET = "(none)"
 # Values in seconds and in bytes, by their names (a pipeline's keys too), shown as `2h` and `10KB`.
 _SECONDS = ("heartbeat_s", "heartbeat_timeout_s", "ownerless_timeout_s", "timeout", "kill_after", "ownerless_timeout",
@@ -51,6 +51,8 @@ class Settings(Record):
     crash_dir: Setting
     hostname: Setting
     web_secret: Setting
+    timezone: Setting  # the display time zone (settings/display.configured)
+    cli_timezone: Setting  # the one `runtracker runs` and `show` use (settings/display.for_commands)
 
     def __init__(self, **settings: Setting) -> None:
         for name in NAMES:
@@ -61,7 +63,8 @@ def current(db: object = None, config_path: str | None = None) -> Settings:
     """The settings now: `db` and `config_path` as the command line gives them (None: not given)."""
     found = {name: values.setting(name) for name in values.SPEC}
     return Settings(db=values.database(db), config=config_file(config_path), crash_dir=_crash_dir(),
-                    hostname=_hostname(), web_secret=_web_secret(), **found)
+                    hostname=_hostname(), web_secret=_web_secret(), timezone=display.configured(),
+                    cli_timezone=display.for_commands(), **found)
 
 
 def config_file(path: str | None = None) -> Setting:
@@ -88,6 +91,8 @@ def describe(db: object = None, config_path: str | None = None) -> list[dict[str
                 settings.config.warnings += (f"{exc}; nothing of the file is used",)
             else:
                 file_rows = _file_rows(config)
+                settings.timezone = display.configured(config)
+                settings.cli_timezone = display.for_commands(config)
                 if config.redact_enabled is not None:  # the file's [redact] enabled wins over the environment
                     settings.redact = Setting("redact", config.redact_enabled, CONFIG_FILE,
                                               config.place("redact", "enabled"), config.redact_enabled)

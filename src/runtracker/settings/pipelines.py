@@ -99,6 +99,8 @@ class PipelineConfig:
     redact_patterns: tuple[str, ...] = ()
     # The line of each table and key in the file (`place`), for `runtracker config show`.
     lines: dict[tuple[str, ...], int] = field(default_factory=dict, compare=False, repr=False)
+    # [dashboard] timezone as the file gives it (None: not given); settings/display checks it.
+    display_timezone: object = None
 
     def pipeline(self, name: str) -> Pipeline:
         """The configured pipeline, or one with the defaults and no command."""

@@ -83,13 +83,20 @@ class Auth:
         self.store = store
 
     # -- users ---------------------------------------------------------------------------------------------
-    def add_user(self, name: str, password_hash: str) -> bool:
-        """False if a user of that name exists."""
+    def add_user(self, name: str, password_hash: str, timezone: str | None = None) -> bool:
+        """False if a user of that name exists. `timezone`: the zone their pages show times in (None: theirs is
+        the browser's, else the configured one)."""
         with self.store.transaction() as cur:
-            cur.execute(self.store.sql("INSERT INTO users (name, password_hash, created_at) VALUES (?, ?, ?)"
-                                       " ON CONFLICT (name) DO NOTHING RETURNING id"),
-                        (name, password_hash, now_iso()))
+            cur.execute(self.store.sql("INSERT INTO users (name, password_hash, created_at, timezone)"
+                                       " VALUES (?, ?, ?, ?) ON CONFLICT (name) DO NOTHING RETURNING id"),
+                        (name, password_hash, now_iso(), timezone))
             return cur.fetchone() is not None
+
+    def set_timezone(self, name: str, timezone: str | None) -> bool:
+        """The user's own time zone (None: none, the browser's or the configured one); False: no such user."""
+        with self.store.transaction() as cur:
+            cur.execute(self.store.sql("UPDATE users SET timezone = ? WHERE name = ?"), (timezone, name))
+            return bool(cur.rowcount)
 
     def add_demo_user(self, name: str, password_hash: str) -> bool:
         """The demo mode's user, marked demo-only: a server not in demo mode refuses it."""
@@ -117,12 +124,12 @@ class Auth:
             return bool(cur.rowcount)
 
     def user(self, name: str) -> dict[str, Any] | None:
-        rows = self.store.read("SELECT id, name, password_hash, created_at, demo_only FROM users WHERE name = ?",
-                               (name,))
+        rows = self.store.read("SELECT id, name, password_hash, created_at, demo_only, timezone FROM users"
+                               " WHERE name = ?", (name,))
         return rows[0] if rows else None
 
     def users(self) -> list[dict[str, Any]]:
-        return self.store.read("SELECT id, name, created_at, demo_only FROM users ORDER BY name")
+        return self.store.read("SELECT id, name, created_at, demo_only, timezone FROM users ORDER BY name")
 
     def user_count(self) -> int:
         """How many real users there are: demo-only ones are not counted."""
@@ -145,7 +152,7 @@ class Auth:
         """The user of a session that was opened and not ended (a row as `user` gives, with the session's
         `expires_at`), or None."""
         rows = self.store.read(
-            "SELECT u.id, u.name, u.password_hash, u.created_at, u.demo_only, s.expires_at"
+            "SELECT u.id, u.name, u.password_hash, u.created_at, u.demo_only, u.timezone, s.expires_at"
             " FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id_hash = ?", (id_hash,))
         return rows[0] if rows else None
 

@@ -344,7 +344,16 @@ MIGRATIONS: tuple[Migration, ...] = (
         ),
     ),
     Migration(
-        16,
+        13,
+        "each dashboard user's own time zone",
+        (
+            # An IANA zone name (`Europe/Amsterdam`) the dashboard shows this user's pages in, over the browser's
+            # and the configured one (settings/display.py); NULL: none of their own.
+            "ALTER TABLE users ADD COLUMN timezone TEXT",
+        ),
+    ),
+    Migration(
+        14,
         "the runs page's indexes: every pipeline's runs of one outcome by start; the lost (reaped) runs by start",
         (
             # /runs?outcome=failure (last night's failures across all pipelines), newest first, and its counts by

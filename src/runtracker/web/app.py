@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..settings.web import WebSettings
 from ..storage import Store
-from . import alert_history, api, apidocs, ingest, runlist, views
+from . import account, alert_history, api, apidocs, ingest, runlist, views
 from .core import HERE, Web, api_error, web_of
 from .ingest_http import IngestState
 from .outage import DatabaseOutage
@@ -103,6 +103,8 @@ def routes() -> list[Route | Mount]:
         Route("/alerts", alert_history.alerts_page),
         Route(FAVICON_PATH, favicon),
         Route("/docs/api", apidocs.api_docs),
+        Route("/account", account.account, methods=["GET"]),
+        Route("/account/timezone", account.timezone_post, methods=["POST"]),
         Route("/health", api.health),
         Route("/metrics", api.metrics_page),
         *ingest.routes(),

@@ -14,6 +14,7 @@ import os
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -25,12 +26,14 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
+from ..base import zones
 from ..base.clock import iso, now_ms, to_ms
 from ..base.outcomes import RUNNING
-from ..base.schedule import croniter_available
+from ..base.schedule import croniter_available, to_instant
 from ..base.status import PipelineFacts, PipelineStatus, pipeline_status
-from ..settings import configfile
+from ..settings import configfile, display
 from ..settings.pipelines import PipelineConfig, Watch
+from ..settings.state import SETTINGS
 from ..settings.values import heartbeat_timeout_s
 from ..settings.web import DEMO_PASSWORD, DEMO_USER, WebSettings
 from ..storage import Runs, Store, open_store
@@ -153,7 +156,10 @@ class Web:
         # The templates ship with the package: no auto_reload, so no stat of each template on each page.
         self.templates = Templates(loader=jinja2.FileSystemLoader(str(HERE / "templates")), autoescape=True,
                                    trim_blocks=True, lstrip_blocks=True, auto_reload=False)
-        self.templates.filters.update(duration=present.duration, ago=present.ago, q=path_quote, plural=present.plural,
+        # Times: `ago` (relative), `local` (in the page's display zone), `utc` and `exact` (tooltips); the zone
+        # is the request's (`display_zone`), applied in web/present and nowhere else.
+        self.templates.filters.update(duration=present.duration, ago=present.ago, local=present.local,
+                                      utc=present.utc, exact=present.exact, q=path_quote, plural=present.plural,
                                       number=lambda n: f"{n:,}" if isinstance(n, int) else n)
         self.templates.globals.update(url=url)
         self._config: tuple[float | None, PipelineConfig] | None = None
@@ -182,6 +188,21 @@ class Web:
             loaded = PipelineConfig()
         self._config = (stamp, loaded)
         return loaded
+
+    def display_zone(self, request: Request, user: dict[str, Any] | None) -> present.DisplayZone:
+        """The zone this request's page shows times in: the user's own, else the browser's (the cookie the
+        page's script sets), else the configured one (settings/display.py), whose wrong value is warned about
+        once. A user's or browser's zone this machine does not know is skipped."""
+        own = display.usable(user.get("timezone")) if user is not None else None
+        if own is not None:
+            return present.DisplayZone(own, display.USER)
+        browser = display.usable(request.cookies.get(display.BROWSER_COOKIE))
+        if browser is not None:
+            return present.DisplayZone(browser, display.BROWSER)
+        configured = display.configured(self.config())
+        if configured.warnings:
+            SETTINGS.warn(configured)
+        return present.DisplayZone(str(configured.value), configured.source)
 
     def statuses(self, names: Sequence[str], latest: Mapping[str, Sequence[dict[str, Any]]],
                  running: Sequence[dict[str, Any]], now: int) -> dict[str, PipelineStatus]:
@@ -331,10 +352,18 @@ class Web:
                user: dict[str, Any] | None = None) -> HTMLResponse:
         session = self.sessions.load(request)
         running = self.dash.unchanged("running_count", self.dash.running_count) if user is not None else 0
-        html = self.templates.get_template(name).render(
-            request_path=request.url.path, user=user, csrf=session["csrf"], running_count=running,
-            flash=self.sessions.pop_flash(request), demo=self.settings.demo, disk_problem=self.store.disk_problem(),
-            **{"now": now_ms(), **context})
+        # A page's view ran in its zone already (`page`); a page made outside one (login) gets it here.
+        zone = present.display_zone() if present.zone_is_set() else self.display_zone(request, user)
+        with present.in_zone(zone):
+            html = self.templates.get_template(name).render(
+                request_path=request.url.path, user=user, csrf=session["csrf"], running_count=running,
+                flash=self.sessions.pop_flash(request), demo=self.settings.demo,
+                disk_problem=self.store.disk_problem(), display_zone=zone,
+                # The page's script may reload a page got by GET (never a form's answer; not the login page,
+                # which shows no time and is being typed into) once it has set the browser's zone, unless the
+                # user's own zone is what the page uses anyway.
+                ask_zone=request.method == "GET" and user is not None and zone.source != display.USER,
+                **{"now": now_ms(), **context})
         response = HTMLResponse(html, status_code=status)
         self.sessions.save(request, response)
         return response
@@ -384,10 +413,12 @@ def page(fn: Page) -> Callable[[Request], Response]:
         user = web.user(request)
         if user is None:
             return web.to_login(request)
-        try:
-            return fn(request, web, user)
-        except BadRequest as exc:
-            return web.render(request, "message.html", {"title": "Bad request", "message": str(exc)}, 400, user)
+        with present.in_zone(web.display_zone(request, user)):  # every time the page shows, in the reader's zone
+            try:
+                return fn(request, web, user)
+            except BadRequest as exc:
+                return web.render(request, "message.html", {"title": "Bad request", "message": str(exc)}, 400,
+                                  user)
 
     return endpoint
 
@@ -407,7 +438,9 @@ def form_post(fn: Form) -> Callable[[Request], Awaitable[Response]]:
             return body_refused(web, request, user, refused)
         if not web.sessions.csrf_ok(request, form.get(CSRF_FIELD)):
             return csrf_refused(web, request, user)
-        return await fn(request, web, user, form)
+        # The form's dates are on the reader's wall clock, as the page that sent it showed them.
+        with present.in_zone(web.display_zone(request, user)):
+            return await fn(request, web, user, form)
 
     return endpoint
 
@@ -448,7 +481,8 @@ def int_param(values: Values, name: str, low: int = 0, high: int = 2**63 - 1) ->
 
 
 def moment_param(values: Values, name: str, *, end: bool = False) -> str | None:
-    """A date (`2026-11-30`; as an end, the whole day is included) or a date and time (UTC), as stored text."""
+    """A date (`2026-11-30`; as an end, the whole day is included) or a date and time, on the wall clock of the
+    page's display zone (ending in `Z`: UTC), as stored text: the day a reader picks is their own day."""
     given = text_param(values, name)
     if given is None:
         return None
@@ -465,7 +499,11 @@ def moment_param(values: Values, name: str, *, end: bool = False) -> str | None:
     if ms is None:
         raise BadRequest(f"`{name}` is not a date: {given}")
     if end and _DATE.match(given):
-        ms += 86_400_000
+        ms += 86_400_000  # the next day's midnight, on the wall clock (a day of a DST change is 23 or 25 hours)
+    zone = present.display_zone().name
+    if not given.endswith("Z") and zone != "UTC":
+        wall = datetime.fromtimestamp(ms / 1000, UTC).replace(tzinfo=None)
+        ms = to_instant(wall, zones.zone(zone))
     return iso(ms)
 
 

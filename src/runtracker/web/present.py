@@ -14,14 +14,18 @@ import json
 import re
 import statistics
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
 from markupsafe import Markup, escape
 
+from ..base import zones
 from ..base.clock import now_ms, to_ms
 from ..base.outcomes import FAILURE, PARTIAL, RUNNING, SUCCESS
+from ..base.records import Record
 from ..base.schedule import local_time, zone
 from ..base.status import NEVER_RAN, PipelineStatus
 from ..core.logring import split_stack
@@ -84,21 +88,112 @@ def short_duration(ms: int) -> str:
     return f"{seconds / 3600:.1f}h".replace(".0h", "h")
 
 
-def ago(moment: object, now: int | None = None) -> str:
-    """`just now`, `5 min ago`, `3 h ago`, `2 days ago`; the text itself when it is not a time."""
+# -- times, in the display zone ---------------------------------------------------------------------------------
+class DisplayZone(Record):
+    """The zone a page shows times in, and where it came from (settings/display: `user`, `browser`, `environment`,
+    `config file` or `default`), for the page's footer."""
+
+    __slots__ = ("name", "source")
+
+    def __init__(self, name: str, source: str) -> None:
+        self.name = name
+        self.source = source
+
+    @property
+    def label(self) -> str:
+        """Where the zone came from, as the page's footer says it."""
+        return _ZONE_LABELS.get(self.source, self.source)
+
+
+_ZONE_LABELS = {"user": "your own setting", "browser": "your browser's zone", "environment": "the server's setting",
+                "config file": "the dashboard's setting", "default": "the default"}
+
+
+UTC_ZONE = DisplayZone(zones.DEFAULT, "default")
+# The zone of the page being made: set by `in_zone` around a request's view and its rendering (web/core.py), read
+# by every function below that writes a time. One place: a page that shows times with the `when` and `at`
+# macros, or the `ago`, `local` and `utc` filters, shows them in the reader's zone with nothing more to do.
+_zone: ContextVar[DisplayZone | None] = ContextVar("runtracker_display_zone", default=None)
+
+
+@contextmanager
+def in_zone(zone: DisplayZone) -> Iterator[DisplayZone]:
+    """Times written inside the block are in `zone`."""
+    token = _zone.set(zone)
+    try:
+        yield zone
+    finally:
+        _zone.reset(token)
+
+
+def display_zone() -> DisplayZone:
+    """The zone of the page being made (UTC outside a page)."""
+    return _zone.get() or UTC_ZONE
+
+
+def zone_is_set() -> bool:
+    return _zone.get() is not None
+
+
+def local(moment: object) -> str:
+    """`2026-03-29 03:15:00 CEST`: a stored time (or milliseconds) in the display zone; `–` for none, and the text
+    itself when it is not a time (a row written by another tool)."""
+    written = _written(moment, display_zone().name)
+    return str(moment or "–") if written is None else written[0]
+
+
+def utc(moment: object) -> str:
+    """`2026-03-29 01:15:00.123 UTC`: a stored time (or milliseconds) as stored, for a tooltip; "" for none."""
+    written = _written(moment, display_zone().name)
+    return "" if written is None else written[1]
+
+
+def exact(moment: object) -> str:
+    """A relative time's tooltip: the exact time in the display zone, and in UTC unless that is the zone."""
+    written = _written(moment, display_zone().name)
+    return str(moment or "") if written is None else written[2]
+
+
+def _written(moment: object, zone: str) -> tuple[str, str, str] | None:
+    """(local, utc, exact) of a time in `zone`; None when it is not one."""
+    if isinstance(moment, str):
+        return _written_text(moment, zone)
+    if isinstance(moment, int) and not isinstance(moment, bool):
+        return _texts(moment, zone)
+    return None
+
+
+@functools.lru_cache(maxsize=16384)
+def _written_text(moment: str, zone: str) -> tuple[str, str, str] | None:
+    # The same stored times are written again at every refresh of every page (the overview's 200 cards each
+    # minute): writing one costs tens of microseconds, looking it up here a fraction of one.
     at = to_ms(moment)
+    return None if at is None else _texts(at, zone)
+
+
+def _texts(at: int, zone: str) -> tuple[str, str, str]:
+    here, there = zones.local_text(at, zone), zones.utc_text(at)
+    return here, there, there if zone == zones.DEFAULT else f"{here} · {there}"
+
+
+def ago(moment: object, now: int | None = None) -> str:
+    """`just now`, `5 min ago`, `3 h ago`, `2 days ago`; ahead: `in 20 min`, `in 3 h`, `in 2 days`; the text
+    itself when it is not a time. Less than 45 s either way is `just now` (another host's clock may be ahead)."""
+    at = moment if isinstance(moment, int) and not isinstance(moment, bool) else to_ms(moment)
     if at is None:
         return str(moment or "–")
     delta = ((now_ms() if now is None else now) - at) // 1000
-    if delta < 0:
-        return "in the future"
+    ahead = delta < 0
+    delta = abs(delta)
     if delta < 45:
         return "just now"
     if delta < 3600:
-        return f"{max(1, round(delta / 60))} min ago"
-    if delta < 86400 * 2:
-        return f"{round(delta / 3600)} h ago"
-    return f"{round(delta / 86400)} days ago"
+        text = f"{max(1, round(delta / 60))} min"
+    elif delta < 86400 * 2:
+        text = f"{round(delta / 3600)} h"
+    else:
+        text = f"{round(delta / 86400)} days"
+    return f"in {text}" if ahead else f"{text} ago"
 
 
 def elapsed_ms(started_at: object, now: int | None = None) -> int:
@@ -222,13 +317,17 @@ def why_failed(run: dict[str, Any] | None, detail: dict[str, Any] | None) -> str
     return f"{how}: {message}" if how and message else how or message
 
 
-def schedule(status: PipelineStatus, timezone: str, now: int) -> dict[str, Any]:
-    """A card's lines about its schedule, times in the pipeline's time zone: "Overdue since today 07:00 CEST",
-    "Next: tomorrow 07:00 CEST" (None without one), and the ids of its runs running too long."""
+def schedule(status: PipelineStatus, now: int) -> dict[str, Any]:
+    """A card's lines about its schedule, times in the display zone: "Overdue since today 07:00 CEST",
+    "Next: tomorrow 07:00 CEST" (None without one), each with its UTC time for a tooltip, and the ids of its
+    runs running too long."""
     overdue, following = status.overdue_since_ms, status.next_due_ms
+    zone = display_zone().name
     return {
-        "overdue_text": f"Overdue since {local_time(overdue, timezone, now)}" if overdue is not None else None,
-        "next_text": f"Next: {local_time(following, timezone, now)}" if following is not None else None,
+        "overdue_text": f"Overdue since {local_time(overdue, zone, now)}" if overdue is not None else None,
+        "overdue_utc": utc(overdue) if overdue is not None else None,
+        "next_text": f"Next: {local_time(following, zone, now)}" if following is not None else None,
+        "next_utc": utc(following) if following is not None else None,
         "too_long": status.too_long,
     }
 
@@ -250,13 +349,14 @@ def chart(runs: list[dict[str, Any]], width: float, height: float, now: int, usu
         # The same finished runs draw the same bars: the overview, refreshed every minute by everyone, mostly
         # redraws what it drew before. (A running run's bar grows: it is drawn anew.)
         key = tuple((r["id"], r["outcome"], r["duration_ms"], r["started_at"]) for r in runs)
-        return _chart_of_finished(key, width, height, usual_ms, link, gap, slots, scale_ms)
+        return _chart_of_finished(key, width, height, usual_ms, link, gap, slots, scale_ms, display_zone().name)
     return _draw(runs, width, height, now, usual_ms, link, gap, slots, scale_ms)
 
 
 @functools.lru_cache(maxsize=4096)
 def _chart_of_finished(key: tuple[tuple[Any, ...], ...], width: float, height: float, usual_ms: float | None,
-                       link: bool, gap: float, slots: int, scale_ms: int | None) -> Markup:
+                       link: bool, gap: float, slots: int, scale_ms: int | None, zone: str) -> Markup:
+    # `zone`: the bars' titles show each run's start in it, so it is part of the key (set by the caller's page).
     runs = [{"id": i, "outcome": o, "duration_ms": d, "started_at": s} for i, o, d, s in key]
     return _draw(runs, width, height, 0, usual_ms, link, gap, slots, scale_ms)
 
@@ -288,7 +388,7 @@ def _draw(runs: list[dict[str, Any]], width: float, height: float, now: int, usu
         h = max(1.0, height * min(value, top) / top) if top else 1.0
         outcome = run["outcome"]
         slow = slow_above is not None and outcome != RUNNING and value > slow_above
-        title = escape(f"run {run['id']}: {outcome}, {duration(value)}, {run['started_at']}")
+        title = escape(f"run {run['id']}: {outcome}, {duration(value)}, {local(run['started_at'])}")
         rect = (f'<rect class="bar {outcome if outcome in _CLASSES else "other"}{" slow" if slow else ""}" '
                 f'x="{i * step + gap / 2:.1f}" y="{height - h:.1f}" width="{w:.1f}" height="{h:.1f}">'
                 f'<title>{title}{" — slow" if slow else ""}</title></rect>')
@@ -375,13 +475,14 @@ def crash_panel(run: dict[str, Any], crash_rows: list[dict[str, Any]]) -> dict[s
     parts = [(r, *split_stack(r.get("error_stack"))) for r in crash_rows]
     exit_code = run.get("exit_code") if run.get("exit_code") is not None else info.get("exit_code")
     if reaped:
-        detected = f"{info.get('detected_by') or 'the reaper'}, at {info.get('detected_at') or run.get('reaped_at')}"
+        at = local(info.get("detected_at") or run.get("reaped_at"))
+        detected = f"{info.get('detected_by') or 'the reaper'}, at {at}"
     elif "command" in info:
-        detected = f"runtracker exec, when the command ended ({run.get('finished_at')})"
+        detected = f"runtracker exec, when the command ended ({local(run.get('finished_at'))})"
     elif crash_rows and not crashed:
         detected = "the run's own process (a thread or task died; the run went on)"
     else:
-        detected = f"the run's own process, as it died ({run.get('finished_at')})"
+        detected = f"the run's own process, as it died ({local(run.get('finished_at'))})"
     return {
         "kind": kind or "crash",
         "kind_label": CRASH_KINDS.get(kind or "", kind or "crash"),
@@ -418,8 +519,9 @@ def timeline(run: dict[str, Any], steps: list[dict[str, Any]], now: int, width: 
         w = max(2.0, (max(e, s) - s) / span * width)
         found.append({"x": round(x, 2), "y": i * 22 + 2, "w": round(min(w, width - x) or 2.0, 2),
                       "outcome": step.get("outcome") or RUNNING, "name": step.get("step_name"),
-                      "title": f"{step.get('step_name')}: {step.get('started_at')} – "
-                               f"{step.get('finished_at') or 'open'} ({duration(step.get('duration_ms'))})"})
+                      "title": f"{step.get('step_name')}: {local(step.get('started_at'))} – "
+                               f"{local(step.get('finished_at')) if step.get('finished_at') else 'open'} "
+                               f"({duration(step.get('duration_ms'))})"})
     return {"bars": found, "width": width, "height": len(steps) * 22 + 4}
 
 

@@ -18,6 +18,7 @@ from ..base.clock import iso, now_ms, to_ms
 from ..base.outcomes import FAILURE, PARTIAL, RUNNING, SUCCESS
 from ..base.schedule import to_instant, zone
 from ..storage.dashboard import LOST
+from . import present
 from .core import COUNT_CAP, BadRequest, Web, int_param, page, text_param, url
 
 RUNS_PER_PAGE = 50
@@ -29,9 +30,9 @@ _FORMATS = ("%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M",
 
 
 def display_zone(web: Web, request: Request) -> str:
-    """The time zone the page's window is read and shown in. The one place to ask: UTC until display time zones
-    (config file, per user, the browser's) exist."""
-    return "UTC"
+    """The time zone the page's window is read and shown in: the page's display zone (the user's, else the
+    browser's, else the configured one; `present.display_zone`, set for each request)."""
+    return present.display_zone().name
 
 
 class Window:

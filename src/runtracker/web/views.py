@@ -37,7 +37,6 @@ from .core import (
     safe_next,
     text_param,
     url,
-    watch_of,
     web_of,
 )
 from .sessions import CSRF_FIELD
@@ -156,8 +155,8 @@ def cards(web: Web) -> list[dict[str, Any]]:
         status = statuses[name]
         card = present.card(name, rows.latest[name], rows.recent[name], status.oldest_running,
                             rows.usual.get(name, []), start.command_of(config, name) is not None, now)
-        # "Overdue since today 07:00 CEST", "Next: tomorrow 07:00 CEST", the runs too long
-        card["schedule"] = present.schedule(status, watch_of(config, name).timezone, now) if status.watched else None
+        # "Overdue since today 07:00 CEST", "Next: tomorrow 07:00 CEST" (the display zone), the runs too long
+        card["schedule"] = present.schedule(status, now) if status.watched else None
         card["pipeline_status"] = status
         card["state"] = status.state
         own = config.pipelines.get(name)

@@ -5,6 +5,7 @@
 //   The server answers such a refresh from its cache while nothing changed (Dashboard.unchanged).
 // - A spinning favicon while a run is running.
 // - A confirmation before the Start button.
+// - The browser's time zone in a cookie, so that pages show times in it (unless the user set a zone of their own).
 (function () {
   "use strict";
 
@@ -116,7 +117,34 @@
     }, delay * 1000);
   }
 
+  // The browser's zone (Intl) goes into a cookie the server reads for the next page; a page got by GET in
+  // another zone is loaded once more. No loop: the reload happens only when the cookie was just changed and
+  // reads back as set (cookies refused: no reload), and the next page finds it already equal.
+  var ZONE_COOKIE = "runtracker_tz";
+  function cookie(name) {
+    var found = null;
+    document.cookie.split(";").forEach(function (part) {
+      var pair = part.trim().split("=");
+      if (pair[0] === name) { found = pair.slice(1).join("="); }
+    });
+    return found;
+  }
+  function browserZone() {
+    var zone = "";
+    try { zone = Intl.DateTimeFormat().resolvedOptions().timeZone || ""; } catch (e) { return; }
+    if (!/^[A-Za-z][A-Za-z0-9_+\-]*(\/[A-Za-z0-9_+\-]+)*$/.test(zone) || zone.length > 64) { return; }
+    if (cookie(ZONE_COOKIE) === zone) { return; }
+    document.cookie = ZONE_COOKIE + "=" + zone + "; path=/; max-age=31536000; SameSite=Lax" +
+      (window.location.protocol === "https:" ? "; Secure" : "");
+    var body = document.body;
+    if (cookie(ZONE_COOKIE) === zone && body.hasAttribute("data-timezone-ask") &&
+        body.getAttribute("data-timezone") !== zone) {
+      window.location.reload();
+    }
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    browserZone();
     confirmations(document);
     var link = document.getElementById("favicon");
     if (link) { favicon(parseInt(link.getAttribute("data-running") || "0", 10)); }
