@@ -117,8 +117,8 @@ def alerts(store, ids: Cockpit, now: int) -> None:
     """The alert history's every delivery state, with a long reason and the hostile pipeline's name."""
     history = AlertStore(store)
     at, later = iso(now - 20 * MINUTE), iso(now - 10 * MINUTE)
-    rows = [("failed:run:%d" % ids.failed, "failed", "nikki", ids.failed, ("ops", "chat"), (SENT, PENDING)),
-            ("failed:run:%d" % ids.hostile, "failed", HOSTILE, ids.hostile, ("chat",), (FAILED,)),
+    rows = [(f"failed:run:{ids.failed}", "failed", "nikki", ids.failed, ("ops", "chat"), (SENT, PENDING)),
+            (f"failed:run:{ids.hostile}", "failed", HOSTILE, ids.hostile, ("chat",), (FAILED,)),
             ("overdue:hourly:1", "overdue", "hourly", None, ("chat",), (SENT,)),
             ("recovered:nikki:1", "recovered", "nikki", None, (), ())]
     for key, event, pipeline, run_id, channels, states in rows:

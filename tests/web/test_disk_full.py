@@ -9,8 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from starlette.testclient import TestClient
 from ingestlib import auth, write_key
+from starlette.testclient import TestClient
 from weblib import PASSWORD, SECRET, USER, login
 
 from runtracker import RunTracker
