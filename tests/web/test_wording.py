@@ -45,7 +45,7 @@ def test_one_successful_run_is_singular_and_its_144_ms_are_not_0s(app, client):
     add_run(store, "nikki", 0, duration_s=0.144)
     add_run(store, "nikki", 10, outcome="running")
     html = client.get("/").text
-    line = re.search(r'data-testid="running-line">([^<]*)<', html).group(1)
+    line = re.search(r'data-testid="running-link">([^<]*)<', html).group(1)
     assert "the last successful run took 144 ms" in line, line
     assert "1 successful runs" not in html and "took 0s" not in html
 
