@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .clock import to_ms
+from .outcomes import RUNNING
 from .records import Record
 from .schedule import NEXT_TIMES, Schedule
 
@@ -103,3 +104,25 @@ def overdue_since(schedule: Schedule, grace_s: float, last_start_ms: int, now_ms
 def too_long(started_ms: int | None, max_runtime_s: float | None, now_ms: int) -> bool:
     """Whether a run still `running` has run longer than its pipeline's maximum runtime."""
     return max_runtime_s is not None and started_ms is not None and now_ms - started_ms > max_runtime_s * 1000
+
+
+# A running run's heartbeat is late once it is older than LATE_BEATS heartbeat intervals (one slow beat is no
+# news: a busy database, a loaded host), or than the reaper's timeout if that comes first. Its process may be
+# dead or stuck: the run page says so before a reaper ends it (another host's run, after the timeout).
+LATE_BEATS = 3
+
+
+def heartbeat_late_after_s(interval_s: float, timeout_s: float) -> float:
+    """How old a running run's heartbeat may get before it is late (`heartbeat_late_s`)."""
+    return min(LATE_BEATS * interval_s, timeout_s)
+
+
+def heartbeat_late_s(run: dict[str, Any], now_ms: int, interval_s: float, timeout_s: float) -> float | None:
+    """Seconds since a `running` run's last heartbeat when that heartbeat is late; None when it is not, the run
+    has ended, or it records no heartbeat (a run of the original tool; of the ingest API before its first beat).
+    `interval_s`, `timeout_s`: the heartbeat settings of the one who asks, which the pipelines are to share."""
+    beat = to_ms(run.get("heartbeat_at"))
+    if run.get("outcome") != RUNNING or beat is None:
+        return None
+    age = (now_ms - beat) / 1000
+    return age if age > heartbeat_late_after_s(interval_s, timeout_s) else None

@@ -12,6 +12,7 @@ from starlette.responses import RedirectResponse, Response
 
 from ..base.clock import now_ms
 from ..base.outcomes import CRASH_STEP, RUNNING
+from ..settings.values import heartbeat_interval_s, heartbeat_timeout_s
 from ..storage.dashboard import RUN_BAR_COLUMNS, Dashboard
 from ..storage.errorfilter import BY_PIPELINE, ErrorFilter
 from . import grouping, present, start
@@ -206,6 +207,8 @@ def run_page(request: Request, web: Web, user: dict[str, Any]) -> Response:
         "summary": present.pretty_json(run.get("summary_json")), "command": info.get("command"),
         "exec_info": info if "command" in info else None, "now": now,
         "elapsed": present.elapsed_ms(run["started_at"], now) if run["outcome"] == RUNNING else None,
+        "heartbeat": present.heartbeat(run, now, heartbeat_interval_s(), heartbeat_timeout_s()),
+        "lost_end": present.lost_end(run),
     }, user=user)
 
 
