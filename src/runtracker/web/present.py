@@ -268,7 +268,7 @@ def heartbeat(run: dict[str, Any], now: int, interval_s: float, timeout_s: float
         return None
     age_s = max(0, now - at) / 1000
     late = heartbeat_late_s(run, now, interval_s, timeout_s)
-    return {"ago": f"{age_s:.0f} s ago" if age_s < 60 else ago(at, now), "late": late is not None,
+    return {"ago": f"{age_s:.0f} s ago" if age_s < 60 else ago(run["heartbeat_at"], now), "late": late is not None,
             "interval": duration(int(interval_s * 1000)), "timeout": duration(int(timeout_s * 1000)),
             "past_timeout": late is not None and late > timeout_s}
 
