@@ -21,6 +21,7 @@ import pytest
 from helpers import Db, app_env, wait_until
 from runtracker import RunTracker
 from runtracker.base.clock import iso, now_ms, to_ms
+from runtracker.core import liveness
 from runtracker.core.ending import (
     END_ESTIMATED,
     END_OBSERVED,
@@ -29,6 +30,8 @@ from runtracker.core.ending import (
     FROM_SEEN_ALIVE,
     FROM_START,
 )
+from runtracker.monitor import pidwatch
+from runtracker.storage import Runs
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "browser"))
 
@@ -178,3 +181,22 @@ def test_a_run_dead_before_any_sign_of_life_is_estimated_from_its_start(store, d
     summary = json.loads(run["summary_json"])
     assert run["finished_at"] == started and run["duration_ms"] == 0
     assert summary["estimated_from"] == FROM_START
+
+
+@pytest.mark.skipif(not pidwatch.AVAILABLE, reason="pidfds need Linux")
+def test_the_pidfd_wait_says_when_the_owner_was_last_alive_and_when_it_was_seen_dead(start_owner, store):
+    """`Deaths.wait` returns the killed owner's run with a window that holds the kill: alive before, seen after;
+    the pass has nothing to judge of an owner that is waited on."""
+    owner = start_owner(SLEEP, env=OWNER_BEAT)
+    deaths = pidwatch.Deaths()
+    try:
+        (row,) = Runs(store).running_runs()
+        assert deaths.follow([row], liveness.Observer.here(60, now_ms())) == []
+        assert deaths.watching(row) and deaths.wait(0) == []
+        killed_ms = now_ms()
+        os.kill(owner.proc.pid, signal.SIGKILL)
+        (found, death), = wait_until(lambda: deaths.wait(0.25), "the pidfd to report the death")
+        assert found["id"] == owner.run_id and not deaths.watching(row)
+        assert death.alive_ms <= killed_ms <= death.seen_ms, (death, killed_ms)
+    finally:
+        deaths.close()
