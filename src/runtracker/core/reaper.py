@@ -58,7 +58,7 @@ class Reaped(Record):
         self.message = message  # the crash row's message
         self.step_in_progress = step_in_progress
         self.finished_at = finished_at  # the moment its death was seen, else its last sign of life
-        self.end = end  # how finished_at is known: lifecycle.END_OBSERVED or END_ESTIMATED
+        self.end = end  # how finished_at is known: ending.END_OBSERVED or END_ESTIMATED
         self.reaped_at = reaped_at
         self.detected_by = detected_by
         self.traceback = traceback  # a faulthandler traceback was attached
