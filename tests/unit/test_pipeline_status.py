@@ -10,7 +10,6 @@ from runtracker.base.clock import iso, to_ms
 from runtracker.base.schedule import NextTimes, Schedule
 from runtracker.base.status import (
     FAILING,
-    LATE_FRACTION,
     LATE_HEARTBEAT,
     NEVER_RAN,
     OK,
@@ -169,7 +168,7 @@ def test_the_memo_computes_a_next_time_once_for_every_instant_before_it():
 
 # -- the state: one word per pipeline, the first that applies ----------------------------------------------------
 NOON = "2026-07-02T12:00:00.000Z"
-HEARTBEAT_TIMEOUT_S = 60.0  # late after 30 s (LATE_FRACTION)
+HEARTBEAT = (10.0, 60.0)  # interval, timeout: late after 30 s (3 beats)
 
 
 def _run(started: str, heartbeat: str | None = "2026-07-02T11:59:55.000Z") -> dict[str, object]:
@@ -202,7 +201,7 @@ def _run(started: str, heartbeat: str | None = "2026-07-02T11:59:55.000Z") -> di
 def test_each_pipeline_has_one_state_the_first_that_applies(watch, last_start, running, last_outcome, state):
     """Late heartbeat, too long, running, failing, overdue, ok, never ran: in that order of precedence."""
     facts = PipelineFacts(_ms(last_start), running, None, last_outcome)
-    status = pipeline_status("nikki", watch, facts, to_ms(NOON), HEARTBEAT_TIMEOUT_S)
+    status = pipeline_status("nikki", watch, facts, to_ms(NOON), HEARTBEAT)
     assert status.state == state
     assert status.late_heartbeat == ([1] if state == LATE_HEARTBEAT else [])
 
@@ -217,4 +216,3 @@ def test_without_a_heartbeat_timeout_no_heartbeat_is_judged_late():
 def test_the_states_are_listed_most_urgent_first_and_silenced_is_reserved():
     """STATES is the overview's order and its summary's; `silenced` is there, and nothing sets it yet."""
     assert STATES == (FAILING, OVERDUE, TOO_LONG, LATE_HEARTBEAT, RUNNING_STATE, OK, NEVER_RAN, SILENCED)
-    assert LATE_FRACTION == 0.5

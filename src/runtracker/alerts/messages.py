@@ -16,6 +16,7 @@ from ..base.outcomes import FAILURE, SUCCESS
 from ..base.outcomes import PARTIAL as PARTIAL_OUTCOME
 from ..base.schedule import local_time
 from ..base.units import format_duration
+from ..core.ending import END_OBSERVED, ESTIMATED_FROM, LOST
 from ..settings.pipelines import Pipeline
 from ..storage.alerts import NewAlert
 
@@ -53,6 +54,9 @@ def run_alert(event: str, kind: str | None, run: dict[str, Any], pipeline: Pipel
     if started is not None:
         ended = f", ended {local_time(finished, tz)}" if finished is not None else ""
         took = f" after {format_duration((run.get('duration_ms') or 0) / 1000)}" if finished is not None else ""
+        estimate = _estimated_end(summary, tz) if finished is not None else None
+        if estimate is not None:
+            took = took.replace(" after ", " after at least ") + estimate
         lines.append(f"Started {local_time(started, tz)}{ended}{took}.")
     if event == CRASHED:
         reason = f" ({run['reap_reason']})" if run.get("reap_reason") else ""
@@ -124,6 +128,18 @@ def _error_line(row: dict[str, Any]) -> str:
     if row.get("member_identifier"):
         where += f", member {row['member_identifier']}"
     return f"{where}: {text}" if where else text
+
+
+def _estimated_end(summary: dict[str, Any], tz: str) -> str | None:
+    """For a lost run whose death nobody saw: what its end was estimated from, and when it was found dead. None
+    for any other run (a reaped run's summary says `end`; one reaped before summaries said it is an estimate
+    too; one whose owner ended it after all has the owner's summary)."""
+    if summary.get("kind") != LOST or summary.get("end") == END_OBSERVED:
+        return None
+    source = ESTIMATED_FROM.get(str(summary.get("estimated_from")), "its last sign of life")
+    found = to_ms(summary.get("detected_at"))
+    dead = f"; found dead {local_time(found, tz)}" if found is not None else ""
+    return f" (the end is estimated from {source}: nobody saw it die{dead})"
 
 
 def _summary(run: dict[str, Any]) -> dict[str, Any]:

@@ -13,9 +13,11 @@ alerts (runtracker.alerts.watcher) all call it; the schedule arithmetic it needs
   never watched is not overdue (it counts from now, and now is never overdue).
 - **Too long**: a run still `running` for longer than the pipeline's `max_runtime`.
 - **Next due**: the first scheduled time after `now`.
-- **Late heartbeat**: a run still `running` whose `heartbeat_at` is older than LATE_FRACTION of the heartbeat
-  timeout after which the reaper judges another host's run lost (`liveness.judge`): it looks late before it is
-  reaped. A run that never beat (the ingest API's, the original tool's) is never late.
+- **Late heartbeat**: a run still `running` whose `heartbeat_at` is older than LATE_BEATS heartbeat intervals,
+  or than the timeout after which the reaper judges another host's run lost (`liveness.judge`) if that comes
+  first (`heartbeat_late_after_s`; 30 s with the defaults): it looks late before it is reaped. A run that never
+  beat (the ingest API's, the original tool's) is never late. The run page uses the same rule
+  (`heartbeat_late_s`).
 - **State**: one word per pipeline, the badge the overview shows and /metrics and /api/pipelines give (STATES).
   When several apply, the first of these wins: late heartbeat (its run may be dead), too long, running,
   failing (its latest finished run ended `failure`), overdue, ok (its latest finished run ended `success` or
@@ -28,7 +30,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .clock import to_ms
-from .outcomes import FAILURE
+from .outcomes import FAILURE, RUNNING
 from .records import Record
 from .schedule import NEXT_TIMES, Schedule
 
@@ -49,10 +51,6 @@ if TYPE_CHECKING:
 # A start this long before a scheduled time counts for it: the run's started_at is its own host's clock, and
 # a host a few seconds ahead (or a timer that fires early) must not make a pipeline that ran look overdue.
 EARLY_START_MS = 60_000
-# A running run's heartbeat is late once it is older than this fraction of the heartbeat timeout (60 s by default,
-# so late after 30 s: three missed beats of the default 10 s interval): the overview shows it late half-way to
-# being reaped.
-LATE_FRACTION = 0.5
 
 # The states, most urgent first: the overview's default order and its summary line (`base.status` docstring).
 FAILING = "failing"
@@ -107,10 +105,10 @@ class PipelineStatus(Record):
 
 
 def pipeline_status(pipeline: str, expect: Expectations, facts: PipelineFacts, now_ms: int,
-                    heartbeat_timeout_s: float | None = None) -> PipelineStatus:
-    """The status of `pipeline` at `now_ms` (the rules: this module's docstring). `heartbeat_timeout_s`: the
-    reaper's timeout for another host's heartbeat (`settings.values.heartbeat_timeout_s`); None: no heartbeat is
-    judged late."""
+                    heartbeat: tuple[float, float] | None = None) -> PipelineStatus:
+    """The status of `pipeline` at `now_ms` (the rules: this module's docstring). `heartbeat`: the heartbeat
+    interval and the reaper's timeout for another host's heartbeat, in seconds (`settings.values`); None: no
+    heartbeat is judged late."""
     schedule = expect.schedule
     overdue = next_due = None
     if schedule is not None:
@@ -122,7 +120,7 @@ def pipeline_status(pipeline: str, expect: Expectations, facts: PipelineFacts, n
     long_runs = [int(run["id"]) for run in facts.running
                  if limit is not None and too_long(to_ms(run.get("started_at")), limit, now_ms)]
     late = [int(run["id"]) for run in facts.running
-            if heartbeat_timeout_s is not None and heartbeat_late(run, heartbeat_timeout_s, now_ms)]
+            if heartbeat is not None and heartbeat_late(run, now_ms, *heartbeat)]
     watched = schedule is not None or expect.max_runtime_s is not None
     return PipelineStatus(pipeline, watched, facts.last_started_ms, facts.running, overdue, long_runs, next_due,
                           late, facts.last_outcome)
@@ -145,11 +143,11 @@ def state_of(status: PipelineStatus) -> str:
     return NEVER_RAN
 
 
-def heartbeat_late(run: dict[str, Any], heartbeat_timeout_s: float, now_ms: int) -> bool:
-    """Whether a `running` run's last heartbeat is older than LATE_FRACTION of the heartbeat timeout; a run
-    without one (it never beat) is not late."""
+def heartbeat_late(run: dict[str, Any], now_ms: int, interval_s: float, timeout_s: float) -> bool:
+    """Whether a `running` run's last heartbeat is late (`heartbeat_late_after_s`); a run without one (it never
+    beat) is not late."""
     beat = to_ms(run.get("heartbeat_at"))
-    return beat is not None and now_ms - beat > LATE_FRACTION * heartbeat_timeout_s * 1000
+    return beat is not None and (now_ms - beat) / 1000 > heartbeat_late_after_s(interval_s, timeout_s)
 
 
 def overdue_since(schedule: Schedule, grace_s: float, last_start_ms: int, now_ms: int) -> int | None:
@@ -164,3 +162,23 @@ def overdue_since(schedule: Schedule, grace_s: float, last_start_ms: int, now_ms
 def too_long(started_ms: int | None, max_runtime_s: float | None, now_ms: int) -> bool:
     """Whether a run still `running` has run longer than its pipeline's maximum runtime."""
     return max_runtime_s is not None and started_ms is not None and now_ms - started_ms > max_runtime_s * 1000
+
+
+# A running run's heartbeat is late once it is older than LATE_BEATS heartbeat intervals (one slow beat is no
+# news: a busy database, a loaded host), or than the reaper's timeout if that comes first. Its process may be
+# dead or stuck: the run page says so before a reaper ends it (another host's run, after the timeout).
+LATE_BEATS = 3
+
+
+def heartbeat_late_after_s(interval_s: float, timeout_s: float) -> float:
+    """How old a running run's heartbeat may get before it is late (`heartbeat_late_s`)."""
+    return min(LATE_BEATS * interval_s, timeout_s)
+
+
+def heartbeat_late_s(run: dict[str, Any], now_ms: int, interval_s: float, timeout_s: float) -> float | None:
+    """Seconds since a `running` run's last heartbeat when that heartbeat is late; None when it is not, the run
+    has ended, or it records no heartbeat (a run of the original tool; of the ingest API before its first beat).
+    `interval_s`, `timeout_s`: the heartbeat settings of the one who asks, which the pipelines are to share."""
+    if run.get("outcome") != RUNNING or not heartbeat_late(run, now_ms, interval_s, timeout_s):
+        return None
+    return (now_ms - to_ms(run["heartbeat_at"])) / 1000

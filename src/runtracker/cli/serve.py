@@ -9,8 +9,10 @@ import click
 
 from ..base.terminal import safe
 from ..monitor import loop
+from ..settings.values import heartbeat_timeout_s
 from .common import db_option, for_terminal, monitor_watcher, store_for
 
+DETECTED_BY = "runtracker serve"
 MISSING_EXTRA = "the dashboard needs the web extra, which is not installed: pip install 'runtracker[web]'"
 
 
@@ -42,20 +44,29 @@ def _web_modules() -> tuple[Any, Any, Any, Any]:
 @click.option("--header-timeout", default=10.0, show_default=True, type=click.FloatRange(0.1, 3600), metavar="S",
               help="Close a connection whose request headers are not complete within S seconds.")
 @click.option("--monitor", "with_monitor", is_flag=True,
-              help="Also run `runtracker monitor` in this process: reaping, schedules and alerts.")
+              help="Also run `runtracker monitor` in this process: schedules and alerts besides the reaping.")
+@click.option("--no-reap", "no_reap", is_flag=True,
+              help="Do not end lost runs from this process (a database user that may only read; another "
+                   "process reaps). By default the dashboard reaps: a run whose process died on this host at "
+                   "once, another host's once its heartbeat is older than the heartbeat timeout.")
 @click.option("--api-rate", default=50.0, show_default=True, type=click.FloatRange(0, 100_000), metavar="N",
               help="Ingest API requests a second per API key, in bursts of 2N; more get 429 (0: no limit).")
 @click.option("--pass-env", "pass_env", multiple=True, metavar="NAME",
               help="Also pass this variable of the server's environment to pipelines Start runs (globs allowed; "
                    "repeat it). They get PATH, HOME, the locale, TZ and RUNTRACKER_* but the web secret.")
 def serve_command(db: str | None, host: str, port: int, config_path: str | None, demo: bool,
-                  forwarded_allow_ips: str, header_timeout: float, with_monitor: bool, api_rate: float,
-                  pass_env: tuple[str, ...]) -> None:
+                  forwarded_allow_ips: str, header_timeout: float, with_monitor: bool, no_reap: bool,
+                  api_rate: float, pass_env: tuple[str, ...]) -> None:
     """Serve the web dashboard: overview, history, runs, errors, members, /health, /metrics and the API.
+
+    It also keeps runs true: a run whose process is gone is ended as lost (the reaper of `runtracker monitor`,
+    in this process; --no-reap turns it off). --monitor adds schedules and alerts.
 
     Needs a session secret in $RUNTRACKER_WEB_SECRET (at least 32 characters), except with --demo. Users:
     `runtracker user add NAME`.
     """
+    if no_reap and with_monitor:
+        raise click.UsageError("--no-reap and --monitor exclude each other: the monitor reaps")
     uvicorn, app, settings, serving = _web_modules()
     try:
         secret = settings.session_secret(demo)
@@ -75,12 +86,17 @@ def serve_command(db: str | None, host: str, port: int, config_path: str | None,
     elif users == 0:
         click.echo(for_terminal("no users yet: add one with `runtracker user add NAME`"))
     stop_monitor = None
-    if with_monitor:
+    if not no_reap:
+        # The dashboard shows what the database says: a run whose process is gone must not go on showing
+        # `running`. So it reaps, as `runtracker monitor` does (the same loop, alerts only with --monitor). Another
+        # reaper on the same database is harmless: each end is one compare-and-set on outcome = 'running'.
         monitor_store = store_for(db)  # a connection of its own: the loop runs in another thread
-        watcher, said = monitor_watcher(monitor_store, config_path)
-        stop_monitor = loop.in_background(monitor_store, watcher)
-        click.echo(f"monitoring {safe(monitor_store.url)} in this process every {loop.DEFAULT_MONITOR_INTERVAL_S:g} s; "
-                   f"{said}", err=True)
+        watcher, said = (monitor_watcher(monitor_store, config_path) if with_monitor
+                         else (None, "schedules and alerts: off (--monitor turns them on)"))
+        stop_monitor = loop.in_background(monitor_store, watcher, detected_by=DETECTED_BY)
+        click.echo(f"reaping lost runs of {safe(monitor_store.url)} in this process (a death on this host at once, "
+                   f"other hosts after {heartbeat_timeout_s():g} s without a heartbeat), passes every "
+                   f"{loop.DEFAULT_MONITOR_INTERVAL_S:g} s; {said}", err=True)
     try:
         # No proxy is trusted unless named: uvicorn's own default trusts 127.0.0.1, so a client on this host
         # could choose its address (and its login rate-limit bucket) with X-Forwarded-For.

@@ -26,17 +26,30 @@ SIGNAL = "signal"
 EXIT = "exit"
 LOST = "lost"  # ended by the reaper
 
+# How a lost run's end is known (`end` in its summary; docs/reaper.md#when-a-lost-run-ended).
+END_OBSERVED = "observed"  # a monitor saw its process die (pidfd): finished_at is that moment
+END_ESTIMATED = "estimated"  # nobody saw it die: finished_at is its last sign of life, `estimated_from`:
+FROM_HEARTBEAT = "heartbeat"  # its last heartbeat
+FROM_ACTIVITY = "activity"  # the last step start or end or error it wrote
+FROM_START = "start"  # its start (it died before any other sign of life)
+FROM_SEEN_ALIVE = "seen_alive"  # the last moment a monitor waiting on its process knew it alive
+# ... as the dashboard and the alerts say it: "ended: estimated from <this> at <finished_at>".
+ESTIMATED_FROM = {FROM_HEARTBEAT: "the last heartbeat", FROM_ACTIVITY: "the last step or error it wrote",
+                  FROM_START: "its start (no sign of life after it)",
+                  FROM_SEEN_ALIVE: "the last moment the monitor knew its process alive"}
+
 
 class Ending(Record):
     """How a run ended, as its ender knows it."""
 
     __slots__ = ("outcome", "summary_json", "summary", "kind", "message", "stack", "exit_code", "name_step",
-                 "reaped", "output_tail", "log_lines", "asked_ms")
+                 "reaped", "death", "output_tail", "log_lines", "asked_ms")
 
     def __init__(self, outcome: str, *, summary_json: str | None = None, summary: dict[str, Any] | None = None,
                  kind: str | None = None, message: str | None = None, stack: str | None = None,
                  exit_code: int | None = None, name_step: bool = False, reaped: tuple[str, str] | None = None,
-                 output_tail: str | None = None, log_lines: str | None = None, asked_ms: int | None = None) -> None:
+                 output_tail: str | None = None, log_lines: str | None = None, asked_ms: int | None = None,
+                 death: tuple[int, int] | None = None) -> None:
         self.outcome = outcome
         self.summary_json = summary_json  # a normal end: the pipeline's stats, stored as they are
         self.summary = summary  # or: fields of the summary object (a crash adds its own)
@@ -48,6 +61,9 @@ class Ending(Record):
         # (reaped_at, reason): the reaper's verdict. The run then ends at its last sign of life in the
         # database; any other end at the moment it is written (see `lifecycle._build`).
         self.reaped = reaped
+        # With the reaper's verdict, the owner's death as a monitor saw it (pidfd): (last known alive, seen dead),
+        # ms. The run then ends when it died, not at its last sign of life (see `lifecycle.lost_run_end`).
+        self.death = death
         self.output_tail = output_tail
         self.log_lines = log_lines  # the process's last log lines, after the stack in the crash row (logring)
         # When the owner asked for this end (its `end_run` call): the run's finished_at, even when the database

@@ -26,7 +26,17 @@ from ..base.outcomes import CRASH_STEP, FAILURE, NO_MESSAGE, NO_STEP, PARTIAL, R
 from ..base.records import Record
 from ..storage import ALREADY_ENDED, OVERRODE_REAPER, ErrorRow, RunEnd, RunFacts, Runs, StepEnd, Store
 from . import attach, crashfile, logring
-from .ending import EXIT, Ending, format_exception
+from .ending import (
+    END_ESTIMATED,
+    END_OBSERVED,
+    EXIT,
+    FROM_ACTIVITY,
+    FROM_HEARTBEAT,
+    FROM_SEEN_ALIVE,
+    FROM_START,
+    Ending,
+    format_exception,
+)
 from .state import STATE, OpenRun, OpenStep
 
 TYPE_CHECKING = False  # `typing` is not imported at run time: see records.py
@@ -43,14 +53,22 @@ log = logging.getLogger("runtracker")
 class EndReport(Record):
     """What `end_run` did (`result`: storage's ENDED, OVERRODE_REAPER or ALREADY_ENDED) and what it wrote."""
 
-    __slots__ = ("result", "finished_at", "message", "step_in_progress")
+    __slots__ = ("result", "finished_at", "message", "step_in_progress", "end")
 
     def __init__(self, result: str, finished_at: str | None = None, message: str | None = None,
-                 step_in_progress: str | None = None) -> None:
+                 step_in_progress: str | None = None, end: str | None = None) -> None:
         self.result = result
         self.finished_at = finished_at
         self.message = message  # the crash row's message
         self.step_in_progress = step_in_progress
+        self.end = end  # a lost run's: END_OBSERVED or END_ESTIMATED (see `lost_run_end`)
+
+
+# A death a monitor saw at most this long after it last knew the process alive counts as observed: it was
+# waiting on the process (one wait lasts monitor.loop.TICK_S), so it saw the death as it happened, and the run
+# ends then. Seen later (the monitor was busy, or the database away), the death lies somewhere in between: the
+# end is estimated, from the last moment it was known alive.
+OBSERVED_WITHIN_MS = 1000
 
 
 # -- opening ------------------------------------------------------------------------------------------------
@@ -270,7 +288,7 @@ def end_run(store: Store, run_id: int | None, ending: Ending, *, run: OpenRun | 
     report_: dict[str, Any] = {}
 
     def build(facts: RunFacts) -> RunEnd:
-        end, report_["message"], report_["step"] = _build(facts, ending)
+        end, report_["message"], report_["step"], report_["end"] = _build(facts, ending)
         report_["finished_at"] = end.finished_at
         if run is not None and run.log_rows:  # ERROR log records not written yet: with the end, before its crash
             end.errors = [*log_error_rows(run, int(facts.run["id"])), *end.errors]
@@ -292,7 +310,8 @@ def end_run(store: Store, run_id: int | None, ending: Ending, *, run: OpenRun | 
                         "reaper's verdict kept in reaped_at/reap_reason", run_id, ending.outcome)
         elif result == ALREADY_ENDED and ending.kind is None:
             log.warning("runtracker: run %s had already ended; end_run(%r) not applied", run_id, ending.outcome)
-    return EndReport(result, report_.get("finished_at"), report_.get("message"), report_.get("step"))
+    return EndReport(result, report_.get("finished_at"), report_.get("message"), report_.get("step"),
+                     report_.get("end"))
 
 
 def write_pending(store: Store) -> None:
@@ -346,11 +365,12 @@ def runs_of_dying_thread(thread: threading.Thread) -> list[OpenRun]:
     return [run for run in STATE.open_runs() if run.thread is thread or not run.thread.is_alive()]
 
 
-def _build(facts: RunFacts, ending: Ending) -> tuple[RunEnd, str | None, str | None]:
+def _build(facts: RunFacts, ending: Ending) -> tuple[RunEnd, str | None, str | None, str | None]:
     run = facts.run
     started_at = str(run["started_at"])
+    how_ended: dict[str, Any] = {}
     if ending.reaped is not None:
-        finished_at = last_sign_of_life(run, facts.last_activity())
+        finished_at, how_ended = lost_run_end(run, facts.last_activity(), ending.death)
         duration_ms = ms_between(started_at, finished_at)
     else:
         # The moment of the write, taken under the run's lock: later than every step start, step end and error
@@ -376,6 +396,7 @@ def _build(facts: RunFacts, ending: Ending) -> tuple[RunEnd, str | None, str | N
         if step_name is not None:
             summary["step_in_progress"] = step_name
         summary.update(ending.summary or {})
+        summary.update(how_ended)
         summary_json = sanitize.to_json(summary)
         detail = {"crash": ending.kind}
     errors: list[ErrorRow] = []
@@ -390,7 +411,7 @@ def _build(facts: RunFacts, ending: Ending) -> tuple[RunEnd, str | None, str | N
         errors=errors, reaped=ending.reaped,
         output_tail=sanitize.optional_text(ending.output_tail, sanitize.TAIL_LIMIT),
     )
-    return end, message, step_name
+    return end, message, step_name, how_ended.get("end")
 
 
 def _step_ends(open_steps: list[dict[str, Any]], outcome: str, at: str, detail: dict[str, Any]) -> list[StepEnd]:
@@ -418,11 +439,42 @@ def crash_row(run_id: int, step_id: int | None, club_slug: str | None, message: 
 
 def last_sign_of_life(run: dict[str, Any], activity: str | None) -> str:
     """The latest moment the owner is known to have been alive: heartbeat, step start/end, error."""
-    latest = str(run["started_at"])
-    for moment in (run.get("heartbeat_at"), activity):
-        if moment:
-            latest = later(latest, str(moment))
-    return latest
+    return _last_sign(run, activity)[0]
+
+
+def _last_sign(run: dict[str, Any], activity: str | None) -> tuple[str, str]:
+    """The owner's last sign of life in the database, and which it is (FROM_START, FROM_HEARTBEAT, FROM_ACTIVITY)."""
+    latest, source = str(run["started_at"]), FROM_START
+    for moment, what in ((run.get("heartbeat_at"), FROM_HEARTBEAT), (activity, FROM_ACTIVITY)):
+        if moment and later(latest, str(moment)) != latest:
+            latest, source = str(moment), what
+    return latest, source
+
+
+def lost_run_end(run: dict[str, Any], activity: str | None,
+                 death: tuple[int, int] | None) -> tuple[str, dict[str, Any]]:
+    """When a lost run ended, and how that is known: (its finished_at, the summary's fields that say so).
+
+    - Its death seen as it happened (`death`: a monitor waiting on its pidfd was woken by it, within
+      OBSERVED_WITHIN_MS of knowing it alive): that moment, `end` END_OBSERVED, and `alive_at`, the moment before
+      it that the process was known alive (the death lies between the two).
+    - Otherwise nobody saw it die, and the end is estimated (`end` END_ESTIMATED): its last sign of life — the
+      last heartbeat, step start or end, or error in the database, or the last moment a monitor knew its
+      process alive, whichever is latest — named in `estimated_from`. The death lies between that and its
+      detection (`detected_at`; `dead_by` when a monitor saw it dead earlier). The run's duration is then a
+      lower bound: a pipeline killed between two heartbeats ran longer than its record says.
+    """
+    latest, source = _last_sign(run, activity)
+    if death is None:
+        return latest, {"end": END_ESTIMATED, "estimated_from": source}
+    alive_ms, seen_ms = death
+    if seen_ms - alive_ms <= OBSERVED_WITHIN_MS:
+        # The same host's clock as the owner's: the death is after every sign of life it wrote (`later` only
+        # guards against a clock stepped back meanwhile).
+        return later(latest, iso(seen_ms)), {"end": END_OBSERVED, "alive_at": iso(alive_ms)}
+    if later(latest, iso(alive_ms)) != latest:
+        latest, source = iso(alive_ms), FROM_SEEN_ALIVE
+    return latest, {"end": END_ESTIMATED, "estimated_from": source, "dead_by": iso(seen_ms)}
 
 
 def _end_attached(run: OpenRun, ending: Ending, crash_write: bool) -> EndReport:
@@ -431,7 +483,7 @@ def _end_attached(run: OpenRun, ending: Ending, crash_write: bool) -> EndReport:
     exiting = ending.kind == EXIT  # no crash here: the wrapper records the exit status itself
 
     def build(facts: RunFacts) -> tuple[list[StepEnd], list[ErrorRow], str | None]:
-        end, _, _ = _build(facts, ending.without_crash_row() if exiting else ending)
+        end, _, _, _ = _build(facts, ending.without_crash_row() if exiting else ending)
         errors = [*log_error_rows(run, int(facts.run["id"])), *end.errors]
         summary = facts.run.get("summary_json")
         if not exiting:

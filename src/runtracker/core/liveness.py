@@ -128,6 +128,17 @@ class Verdict(Record):
         self.detail = detail  # a sentence for the crash row
 
 
+class Death(Record):
+    """An owner's death as a monitor saw it (its pidfd became readable, `runtracker.monitor.pidwatch`): the owner
+    was alive at `alive_ms` and dead at `seen_ms` (ms since the epoch, this host's clock, as the owner's own)."""
+
+    __slots__ = ("alive_ms", "seen_ms")
+
+    def __init__(self, alive_ms: int, seen_ms: int) -> None:
+        self.alive_ms = alive_ms  # the last moment the watcher knew the process alive
+        self.seen_ms = seen_ms  # the moment it saw the process dead: the death lies between the two
+
+
 class Observer(Record):
     """Who is judging: the reaper's host, the heartbeat timeout it applies to other hosts, and how long it lets
     a run that records no owner run (globally, and per pipeline)."""

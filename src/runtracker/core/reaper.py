@@ -3,8 +3,10 @@ loss, a lost host), which no in-process hook can see.
 
 `reap(store)` looks at the `running` runs (one probe of `idx_runs_running`), judges each owner
 (`liveness.judge`: same host by pid at once, another host by heartbeat age) and ends each lost run `failure`,
-with `finished_at` at its last sign of life (its last heartbeat, or a later step start/end or error: the true
-end lies between that and the detection), `duration_ms`, step totals, its open steps ended `failure`, a
+with `finished_at` at the moment its death was seen when a monitor saw it happen (`seen`: its pidfd), else at
+its last sign of life (its last heartbeat, or a later step start/end or error: the true end lies between that
+and the detection), which the summary says is an estimate, and from what (`lifecycle.lost_run_end`);
+`duration_ms`, step totals, its open steps ended `failure`, a
 `crash` error row saying the process was lost, how it was detected and which step was in progress (with the
 faulthandler traceback of a fatal signal when there is one), and `reaped_at` / `reap_reason` on the run.
 
@@ -21,7 +23,7 @@ reapers racing, or a reaper racing the owner's own end_run, never both act. An o
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from ..base.clock import iso, now_ms
 from ..base.outcomes import FAILURE
@@ -43,11 +45,11 @@ class Reaped(Record):
     """One run the reaper ended (`fields()` is what `runtracker reap --json` prints)."""
 
     __slots__ = ("run_id", "pipeline", "hostname", "pid", "reason", "message", "step_in_progress", "finished_at",
-                 "reaped_at", "detected_by", "traceback")
+                 "end", "reaped_at", "detected_by", "traceback")
 
     def __init__(self, run_id: int, pipeline: str, hostname: str | None, pid: int | None, reason: str,
-                 message: str, step_in_progress: str | None, finished_at: str, reaped_at: str, detected_by: str,
-                 traceback: bool) -> None:
+                 message: str, step_in_progress: str | None, finished_at: str, end: str | None, reaped_at: str,
+                 detected_by: str, traceback: bool) -> None:
         self.run_id = run_id
         self.pipeline = pipeline
         self.hostname = hostname
@@ -55,7 +57,8 @@ class Reaped(Record):
         self.reason = reason  # liveness.PID_GONE, PID_REUSED or HEARTBEAT_TIMEOUT
         self.message = message  # the crash row's message
         self.step_in_progress = step_in_progress
-        self.finished_at = finished_at  # the run's last sign of life
+        self.finished_at = finished_at  # the moment its death was seen, else its last sign of life
+        self.end = end  # how finished_at is known: ending.END_OBSERVED or END_ESTIMATED
         self.reaped_at = reaped_at
         self.detected_by = detected_by
         self.traceback = traceback  # a faulthandler traceback was attached
@@ -66,12 +69,14 @@ OnReaped = Callable[[Reaped], None]
 
 def reap(store: Store, *, heartbeat_timeout: float | None = None, detected_by: str = "runtracker reap",
          on_reaped: OnReaped | None = None, sweep: bool = True,
-         ownerless_timeout: float | None = None, rows: Sequence[dict[str, Any]] | None = None) -> list[Reaped]:
+         ownerless_timeout: float | None = None, rows: Sequence[dict[str, Any]] | None = None,
+         seen: Mapping[int, liveness.Death] | None = None) -> list[Reaped]:
     """End every `running` run of `store` whose owner is gone; returns what it ended. Raises on database errors.
 
     The runs this process has open itself are never judged. `sweep` also removes faulthandler files left by
     this host's dead processes that own no `running` run (see `crashfile.sweep`). `rows`: judge only these
-    runs (rows as `Runs.running_runs` gives them; the monitor's, whose owner it saw die).
+    runs (rows as `Runs.running_runs` gives them; the monitor's, whose owner it saw die). `seen`: run id -> the
+    death of its owner as the monitor saw it (pidfd): that run ends at that moment.
     """
     rows = Runs(store).running_runs() if rows is None else rows
     if sweep:
@@ -88,7 +93,8 @@ def reap(store: Store, *, heartbeat_timeout: float | None = None, detected_by: s
             continue
         try:
             verdict = liveness.judge(row, observer)
-            done = None if verdict is None else _reap_one(store, row, verdict, observer, detected_by, done_with)
+            done = None if verdict is None else _reap_one(store, row, verdict, observer, detected_by, done_with,
+                                                          (seen or {}).get(int(row["id"])))
         except Exception as exc:
             # One run that cannot be judged or ended (a row another tool wrote, a constraint it breaks) is
             # logged and skipped: never a stop for the others.
@@ -150,9 +156,10 @@ def describe(lost: Reaped) -> str:
 
 # -- ending one lost run ------------------------------------------------------------------------------------
 def _reap_one(store: Store, row: dict[str, Any], verdict: liveness.Verdict, observer: liveness.Observer,
-              detected_by: str, done_with: set[str]) -> Reaped | None:
-    """End a lost run `failure` at its last sign of life; None if someone else ended it first. The process's
-    crash file, once attached, goes into `done_with` (removed after the pass: its other runs need it too)."""
+              detected_by: str, done_with: set[str], death: liveness.Death | None) -> Reaped | None:
+    """End a lost run `failure` when its death was seen (`death`), else at its last sign of life; None if someone
+    else ended it first. The process's crash file, once attached, goes into `done_with` (removed after the pass:
+    its other runs need it too)."""
     reaped_at = iso(observer.now_ms)
     fault_path = crashfile.find(store, row)
     fault, last_words = crashfile.read(fault_path, int(row["id"]))
@@ -176,6 +183,7 @@ def _reap_one(store: Store, row: dict[str, Any], verdict: liveness.Verdict, obse
     stack = "\n\n".join(part for part in (last_words[1] if last_words else None, fault) if part) or None
     ending = Ending(
         FAILURE, kind=LOST, message=message, stack=stack, name_step=True, reaped=(reaped_at, verdict.reason),
+        death=None if death is None else (death.alive_ms, death.seen_ms),
         summary={"reason": verdict.reason, "detected_by": detected_by, "detected_at": reaped_at,
                  "last_heartbeat_at": row.get("heartbeat_at")},
     )
@@ -185,5 +193,5 @@ def _reap_one(store: Store, row: dict[str, Any], verdict: liveness.Verdict, obse
     if fault_path is not None:
         done_with.add(fault_path)
     return Reaped(row["id"], row["pipeline"], row.get("hostname"), row.get("pid"), verdict.reason,
-                  report.message or message, report.step_in_progress, report.finished_at or reaped_at, reaped_at,
-                  detected_by, bool(fault))
+                  report.message or message, report.step_in_progress, report.finished_at or reaped_at, report.end,
+                  reaped_at, detected_by, bool(fault))

@@ -1,11 +1,14 @@
-"""The monitor's loop: what `runtracker monitor` (`run`, in the foreground) and `runtracker serve --monitor`
-(`in_background`, a thread of the dashboard's process) both run, on a store of its own.
+"""The monitor's loop: what `runtracker monitor` (`run`, in the foreground) and `runtracker serve`
+(`in_background`, a thread of the dashboard's process: reaping only, or with `--monitor` the alerts too) both
+run, on a store of its own.
 
 - every `TICK_S` it reads the `running` runs (one probe of idx_runs_running), waits on the processes of this
   host's owners (`pidwatch`) and, with alerts, has the watcher look for runs that ended (`Watcher.tick`);
 - every `interval` it reaps (`reaper.reap`: also the other hosts' runs, by heartbeat age), has the watcher
   evaluate schedules and runtimes (`Watcher.evaluate`) and checkpoints a SQLite WAL (`Store.checkpoint`);
-- the moment an owner on this host dies, it reaps that owner's runs and ticks the watcher.
+- the moment an owner on this host dies, it reaps that owner's runs and ticks the watcher. The run ends at that
+  moment, the death it saw (`liveness.Death`); the passes leave the runs of owners it waits on to the wait, so
+  that no pass ends such a run at its last heartbeat a moment before the wait would have seen the death.
 
 What is reaped is decided by the reaper (`runtracker.core.reaper`), what is alerted by the alerts' watcher
 (`runtracker.alerts.watcher`), whose delivery threads send; this module only says when. The alerts extra is
@@ -42,7 +45,7 @@ TICK_S = 0.25
 ERROR_WAIT_S = 5.0
 DETECTED_BY = "runtracker monitor"
 THREAD_NAME = "runtracker-monitor"
-# How long `serve --monitor` waits at exit for the pass in progress.
+# How long `serve` waits at exit for the pass in progress.
 JOIN_S = 30.0
 
 
@@ -89,16 +92,18 @@ def run(store: Store, stop: threading.Event, *, watcher: Watcher | None = None,
     return stopped
 
 
-def in_background(store: Store, watcher: Watcher | None, *,
-                  interval: float = DEFAULT_MONITOR_INTERVAL_S) -> Callable[[], None]:
-    """`runtracker serve --monitor`: the loop in a daemon thread of this process, each reaped run logged.
-    Returns what stops it (waiting up to `JOIN_S` for the pass in progress)."""
+def in_background(store: Store, watcher: Watcher | None, *, interval: float = DEFAULT_MONITOR_INTERVAL_S,
+                  heartbeat_timeout: float | None = None,
+                  detected_by: str = DETECTED_BY) -> Callable[[], None]:
+    """`runtracker serve`: the loop in a daemon thread of this process (without a watcher it only reaps), each
+    reaped run logged. Returns what stops it (waiting up to `JOIN_S` for the pass in progress)."""
     stop = threading.Event()
     if watcher is not None:
         watcher.start()
     thread = threading.Thread(target=monitor, args=(store,), name=THREAD_NAME, daemon=True,
                               kwargs={"interval": interval, "stop": stop, "watcher": watcher,
-                                      "on_reaped": _log_reaped})
+                                      "heartbeat_timeout": heartbeat_timeout, "on_reaped": _log_reaped,
+                                      "detected_by": detected_by})
     thread.start()
 
     def finish() -> None:
@@ -116,12 +121,14 @@ def _log_reaped(lost: reaper.Reaped) -> None:
 
 def monitor(store: Store, *, interval: float = DEFAULT_MONITOR_INTERVAL_S, heartbeat_timeout: float | None = None,
             on_reaped: reaper.OnReaped | None = None, stop: threading.Event | None = None,
-            on_error: Callable[[Exception], None] | None = None, watcher: Watcher | None = None) -> None:
+            on_error: Callable[[Exception], None] | None = None, watcher: Watcher | None = None,
+            detected_by: str = DETECTED_BY) -> None:
     """The loop itself: reap every `interval` seconds until `stop` is set, and at once when the owner of a run on
     this host dies: it waits on their processes (`pidwatch`), and looks for new runs to wait on every `TICK_S`.
     With a `watcher` (the alerts) it also looks for ended runs every tick and evaluates schedules every pass. A
     failing pass (database down) is reported through `on_error` (default: logged) and the loop goes on. The
-    watcher's sending threads are the caller's to start and stop (`run`, `in_background`)."""
+    watcher's sending threads are the caller's to start and stop (`run`, `in_background`). `detected_by`: who
+    the crash rows name (`runtracker monitor`, `runtracker serve`)."""
     stop = stop or threading.Event()
     deaths = pidwatch.Deaths()
     timeout = heartbeat_timeout_s(heartbeat_timeout)
@@ -132,8 +139,11 @@ def monitor(store: Store, *, interval: float = DEFAULT_MONITOR_INTERVAL_S, heart
                 running = Runs(store).running_runs()
                 if time.monotonic() >= next_pass:
                     next_pass = time.monotonic() + interval
-                    if reaper.reap(store, heartbeat_timeout=timeout, detected_by=DETECTED_BY, on_reaped=on_reaped,
-                                   rows=running):
+                    # An owner waited on is left to the wait, which sees the moment it dies: judged here by its
+                    # pid, a death since the last wait would end its run at its last heartbeat instead.
+                    judged = [row for row in running if not deaths.watching(row)]
+                    if reaper.reap(store, heartbeat_timeout=timeout, detected_by=detected_by, on_reaped=on_reaped,
+                                   rows=judged):
                         running = Runs(store).running_runs()
                     if watcher is not None:
                         watcher.evaluate(running)
@@ -142,17 +152,22 @@ def monitor(store: Store, *, interval: float = DEFAULT_MONITOR_INTERVAL_S, heart
                     store.checkpoint()
                 elif watcher is not None:
                     watcher.tick(running)
+                # Owners found dead as they are first waited on died unseen: their runs end at their last sign
+                # of life. Those the wait sees die end at that moment.
                 dead = deaths.follow(running, liveness.Observer.here(timeout, now_ms()))
+                seen: dict[int, liveness.Death] = {}
                 if not dead:
                     wait = min(max(next_pass - time.monotonic(), 0.0), TICK_S)
                     if deaths.watched:
-                        dead = deaths.wait(wait)
+                        for row, death in deaths.wait(wait):
+                            dead.append(row)
+                            seen[int(row["id"])] = death
                     else:
                         stop.wait(wait)
                 if dead:
                     # One write per run: reap judges it again (its pid is gone now) and ends it.
-                    reaper.reap(store, heartbeat_timeout=timeout, detected_by=DETECTED_BY, on_reaped=on_reaped,
-                                sweep=False, rows=dead)
+                    reaper.reap(store, heartbeat_timeout=timeout, detected_by=detected_by, on_reaped=on_reaped,
+                                sweep=False, rows=dead, seen=seen)
                     if watcher is not None:
                         watcher.tick()
             except Exception as exc:

@@ -34,7 +34,7 @@ from ..base.status import PipelineFacts, PipelineStatus, pipeline_status
 from ..settings import configfile, display
 from ..settings.pipelines import PipelineConfig, Watch
 from ..settings.state import SETTINGS
-from ..settings.values import heartbeat_timeout_s
+from ..settings.values import heartbeat_interval_s, heartbeat_timeout_s
 from ..settings.web import DEMO_PASSWORD, DEMO_USER, WebSettings
 from ..storage import Runs, Store, open_store
 from ..storage.alerts import AlertStore
@@ -222,19 +222,19 @@ class Web:
         watched = self.dash.unchanged(("watched_since", unseen), lambda: AlertStore(self.store).watched_since(
             unseen)) if unseen else {}
         found, failed = {}, None
-        # A running run looks late half-way to the timeout after which the reaper would end it.
-        timeout = heartbeat_timeout_s()
+        # A running run looks late before the reaper would end it (base.status.heartbeat_late_after_s).
+        heartbeat = (heartbeat_interval_s(), heartbeat_timeout_s())
         for name in names:
             rows = latest.get(name)
             done = next((row["outcome"] for row in rows or () if row["outcome"] != RUNNING), None)
             facts = PipelineFacts(to_ms(rows[0]["started_at"]) if rows else None, by_pipeline.get(name, ()),
                                   to_ms(watched[name]) if name in watched else None, done)
             try:
-                found[name] = pipeline_status(name, expected[name], facts, now, timeout)
+                found[name] = pipeline_status(name, expected[name], facts, now, heartbeat)
             except Exception as exc:  # a schedule croniter cannot walk: this pipeline's lines are left out
                 failed = failed or exc
                 found[name] = pipeline_status(name, dataclasses.replace(expected[name], schedule=None), facts, now,
-                                              timeout)
+                                              heartbeat)
         if failed is not None:
             log.error("runtracker: the schedules cannot be shown (%s: %s)", type(failed).__name__, failed)
         return found

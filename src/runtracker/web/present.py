@@ -27,7 +27,8 @@ from ..base.clock import now_ms, to_ms
 from ..base.outcomes import FAILURE, PARTIAL, RUNNING, SUCCESS
 from ..base.records import Record
 from ..base.schedule import local_time, zone
-from ..base.status import NEVER_RAN, PipelineStatus
+from ..base.status import NEVER_RAN, PipelineStatus, heartbeat_late_s
+from ..core.ending import END_OBSERVED, ESTIMATED_FROM, LOST
 from ..core.logring import split_stack
 
 # A run is flagged as slow when it took more than SLOW_FACTOR times the median of the pipeline's last
@@ -502,6 +503,36 @@ def crash_panel(run: dict[str, Any], crash_rows: list[dict[str, Any]]) -> dict[s
         "outcome": run.get("outcome"),
         "partial": run.get("outcome") == PARTIAL,
     }
+
+
+# -- a run's heartbeat, and a lost run's end ------------------------------------------------------------------
+def heartbeat(run: dict[str, Any], now: int, interval_s: float, timeout_s: float) -> dict[str, Any] | None:
+    """A running run's last heartbeat as its page shows it: how long ago, and whether it is late (the rule is
+    `status.heartbeat_late_s`); None for a run that has ended or records no heartbeat."""
+    at = to_ms(run.get("heartbeat_at"))
+    if run.get("outcome") != RUNNING or at is None:
+        return None
+    age_s = max(0, now - at) / 1000
+    late = heartbeat_late_s(run, now, interval_s, timeout_s)
+    return {"ago": f"{age_s:.0f} s ago" if age_s < 60 else ago(run["heartbeat_at"], now), "late": late is not None,
+            "interval": duration(int(interval_s * 1000)), "timeout": duration(int(timeout_s * 1000)),
+            "past_timeout": late is not None and late > timeout_s}
+
+
+def lost_end(run: dict[str, Any]) -> dict[str, Any] | None:
+    """How a lost run's end is known, as its page says it: seen as its process died, or estimated (from what,
+    and when it was found dead: the death lies in between). None for a run the reaper did not end."""
+    info = summary(run)
+    if run.get("ended_by") != "reaper" or info.get("kind") != LOST:
+        return None
+    found = info.get("detected_at") or run.get("reaped_at")
+    who = info.get("detected_by") or "the reaper"
+    if info.get("end") == END_OBSERVED:
+        return {"estimated": False, "text": f"when its process died, seen by {who} as it happened "
+                                            f"(alive at {info.get('alive_at')})"}
+    source = ESTIMATED_FROM.get(str(info.get("estimated_from")), "its last sign of life")
+    return {"estimated": True, "text": f"estimated from {source} at {run.get('finished_at')}: nobody saw it die; "
+                                       f"{who} found it dead at {info.get('dead_by') or found}"}
 
 
 def timeline(run: dict[str, Any], steps: list[dict[str, Any]], now: int, width: float = 600.0) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from starlette.responses import RedirectResponse, Response
 from ..base.clock import now_ms
 from ..base.outcomes import CRASH_STEP, FAILURE, PARTIAL, RUNNING, SUCCESS
 from ..base.status import FAILING, OK, OVERDUE, RUNNING_STATE, STATES
+from ..settings.values import heartbeat_interval_s, heartbeat_timeout_s
 from ..storage.dashboard import LOST, RUN_BAR_COLUMNS, Dashboard
 from ..storage.errorfilter import BY_PIPELINE, ErrorFilter
 from . import alert_history, grouping, present, runlist, start
@@ -304,6 +305,8 @@ def run_page(request: Request, web: Web, user: dict[str, Any]) -> Response:
         "summary": present.pretty_json(run.get("summary_json")), "command": info.get("command"),
         "exec_info": info if "command" in info else None, "now": now,
         "elapsed": present.elapsed_ms(run["started_at"], now) if run["outcome"] == RUNNING else None,
+        "heartbeat": present.heartbeat(run, now, heartbeat_interval_s(), heartbeat_timeout_s()),
+        "lost_end": present.lost_end(run),
     }, user=user)
 
 
