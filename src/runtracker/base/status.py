@@ -179,6 +179,7 @@ def heartbeat_late_s(run: dict[str, Any], now_ms: int, interval_s: float, timeou
     """Seconds since a `running` run's last heartbeat when that heartbeat is late; None when it is not, the run
     has ended, or it records no heartbeat (a run of the original tool; of the ingest API before its first beat).
     `interval_s`, `timeout_s`: the heartbeat settings of the one who asks, which the pipelines are to share."""
-    if run.get("outcome") != RUNNING or not heartbeat_late(run, now_ms, interval_s, timeout_s):
+    beat = to_ms(run.get("heartbeat_at"))
+    if run.get("outcome") != RUNNING or beat is None or not heartbeat_late(run, now_ms, interval_s, timeout_s):
         return None
-    return (now_ms - to_ms(run["heartbeat_at"])) / 1000
+    return (now_ms - beat) / 1000
