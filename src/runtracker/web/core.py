@@ -38,7 +38,7 @@ from ..storage.dashboard import Dashboard
 from ..storage.errorfilter import ErrorFilter
 from ..storage.ingest import Ingest
 from ..storage.search import ErrorCursor, ErrorSearch
-from . import passwords, present
+from . import grouping, passwords, present
 from .bodies import BodyRefused, read_form
 from .sessions import CSRF_FIELD, RateLimit, Sessions, new_session_id, session_id_hash
 
@@ -143,6 +143,7 @@ class Web:
         # users and API keys, a run's records (clearing errors, the ingest API's writes), the ingest API's own.
         self.dash = Dashboard(self.store)
         self.search = ErrorSearch(self.store)
+        self.window_groups = grouping.WindowGroups()  # the grouped error pages' windows, kept
         self.auth = Auth(self.store)
         self.runs = Runs(self.store)
         self.ingest = Ingest(self.store)

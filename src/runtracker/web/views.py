@@ -242,8 +242,10 @@ def error_context(request: Request, web: Web, flt: ErrorFilter, grouped: bool, p
         window = int_param(request.query_params, "window", 1, max(GROUP_WINDOWS)) or DEFAULT_GROUP_WINDOW
         if window not in GROUP_WINDOWS:
             raise BadRequest(f"`window` is one of {', '.join(str(w) for w in GROUP_WINDOWS)}")
-        rows = web.search.error_window(flt, window)
-        context.update(window=window, window_rows=len(rows), groups=grouping.group(rows))
+        # Kept while nothing was committed; after a commit only the window's ids are read if it is unchanged.
+        count, groups = web.dash.unchanged(("error groups", tuple(flt.fields().items()), window),
+                                           lambda: web.window_groups.groups(web.search, flt, window))
+        context.update(window=window, window_rows=count, groups=groups)
         return context
     cursor = error_cursor(request.query_params)
     result = web.search.errors(flt, ERRORS_PER_PAGE, cursor)
