@@ -13,7 +13,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -156,6 +156,7 @@ class Web:
                                       number=lambda n: f"{n:,}" if isinstance(n, int) else n)
         self.templates.globals.update(url=url)
         self._config: tuple[float | None, PipelineConfig] | None = None
+        self._kept_pages: tuple[int, dict[Hashable, bytes]] = (0, {})  # render_kept's: (the second, pages)
         self._key_touched: dict[int, float] = {}
         self._keys: dict[str, tuple[ApiKey, float]] = {}  # key hash -> (the key, remembered until)
         if settings.demo:
@@ -332,6 +333,41 @@ class Web:
             **{"now": now_ms(), **context})
         response = HTMLResponse(html, status_code=status)
         self.sessions.save(request, response)
+        return response
+
+    # How many pages `render_kept` keeps within one second (one per browser session asking).
+    KEPT_PAGES = 32
+
+    def render_kept(self, request: Request, name: str, context: Callable[[], dict[str, Any]],
+                    user: dict[str, Any]) -> HTMLResponse:
+        """`render(request, name, context(), user=user)`, kept for the rest of the second while nothing was
+        committed: the same request (path, query, cookies: the session, so the user and CSRF token too) in the
+        same second, with the database (`Store.change_token`), the config file and the disk's state as they were,
+        gets the same page without reading or drawing it again. A page depends on nothing else: its times are
+        drawn to the second at most ("running for 10m 11s", "3 h ago"), so it is the page a render at that
+        moment would give. A session with a flash message to show is rendered (showing it changes the session).
+
+        The overview, refreshed every minute by every open browser, is what this is for: 200 pipelines are a
+        megabyte of HTML, which takes longer to draw than to read while nothing changes."""
+        session = self.sessions.load(request)
+        token = self.store.change_token()
+        if "flash" in session or token is None:
+            return self.render(request, name, context(), user=user)
+        config = self.config()
+        second = now_ms() // 1000
+        key = (name, request.url.path, request.url.query, request.headers.get("cookie"), user.get("id"), token,
+               self._config[0] if self._config else None, id(config), self.store.disk_problem())
+        kept_second, pages = self._kept_pages
+        if kept_second == second:
+            body = pages.get(key)
+            if body is not None:
+                return self.sessions.save(request, HTMLResponse(body))  # type: ignore[return-value]
+        response = self.render(request, name, context(), user=user)
+        if kept_second != second:
+            self._kept_pages = (second, {})
+            pages = self._kept_pages[1]
+        if response.status_code == 200 and len(pages) < self.KEPT_PAGES and "set-cookie" not in response.headers:
+            pages[key] = bytes(response.body)
         return response
 
     def to_login(self, request: Request) -> Response:

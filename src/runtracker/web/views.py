@@ -91,7 +91,7 @@ async def logout(request: Request, web: Web, user: dict[str, Any], form: FormDat
 # -- the overview -------------------------------------------------------------------------------------------
 @page
 def overview(request: Request, web: Web, user: dict[str, Any]) -> Response:
-    return web.render(request, "overview.html", {"cards": cards(web)}, user=user)
+    return web.render_kept(request, "overview.html", lambda: {"cards": cards(web)}, user)
 
 
 def cards(web: Web) -> list[dict[str, Any]]:
