@@ -363,7 +363,7 @@ def hand_member(b: Backend, ctx: dict[str, Any]) -> None:
 def pages(ctx: dict[str, Any]) -> list[tuple[str, str, str, Callable[[Backend, dict[str, Any]], None], str]]:
     member = ctx["member"]
     return [
-        ("overview", f"overview ({len(web_history.ALL_PIPELINES)} pipelines)", "/", hand_overview, 'data-testid="pipeline-card"'),
+        ("overview", f"overview ({CARDS} pipelines)", "/", hand_overview, 'data-testid="pipeline-card"'),
         ("overview_kept", "overview, nothing committed since the last request", "/", hand_overview,
          'data-testid="pipeline-card"'),
         ("overview_drawn", "overview, nothing committed, drawn again (a new second)", "/", hand_overview,
@@ -386,7 +386,8 @@ def pages(ctx: dict[str, Any]) -> list[tuple[str, str, str, Callable[[Backend, d
 
 
 CARDS = len(web_history.ALL_PIPELINES)
-EXPECTED_ROWS = {"overview": CARDS, "overview_kept": CARDS, "overview_drawn": CARDS, "history_1": PAGE_SIZE, "history_deep": PAGE_SIZE, "errors": 50,
+EXPECTED_ROWS = {"overview": CARDS, "overview_kept": CARDS, "overview_drawn": CARDS, "history_1": PAGE_SIZE,
+                 "history_deep": PAGE_SIZE, "errors": 50,
                  "errors_pipeline": 50, "errors_text": 50, "errors_pipeline_text": 50}
 
 
@@ -481,10 +482,14 @@ STATUS = re.compile(rb'data-testid="pipeline-card"[^>]*?data-status="([^"]*)"')
 
 
 def states(body: bytes) -> str:
-    """The overview's cards by status, as its HTML says (`data-status`), e.g. "181 ok, 14 failed, …"."""
+    """The overview's cards by status, as its HTML says (`data-status`; overdue and too long as its lines),
+    e.g. "145 success, 24 partial, …, 8 overdue"."""
     found: dict[str, int] = {}
     for match in STATUS.finditer(body):
         found[match.group(1).decode()] = found.get(match.group(1).decode(), 0) + 1
+    for marker, what in ((b'data-testid="overdue"', "overdue"), (b'data-testid="too-long"', "too long")):
+        if body.count(marker):
+            found[what] = body.count(marker)
     return ", ".join(f"{n} {state}" for state, n in sorted(found.items(), key=lambda kv: -kv[1]))
 
 
@@ -496,6 +501,9 @@ async def measure_pages(b: Backend, ctx: dict[str, Any], plan: dict[str, Any], c
         check_deep_cursor(store, ctx)
         meter = Meter(store)
         app = create_app(WebSettings(secret=SECRET, db=b.url, config_path=str(config)), store)
+
+        def forget_pages() -> None:  # the pages Web.render_kept keeps (code before it has none: harmless)
+            app.state.web._kept_pages = (0, {})
         cookie = await log_in(app)
         results: dict[str, Any] = {}
         for key, label, path, hand, marker in pages(ctx):
@@ -521,9 +529,7 @@ async def measure_pages(b: Backend, ctx: dict[str, Any], plan: dict[str, Any], c
             # it shows; only "overview_kept" measures the overview on a database unchanged since its last read
             # (its reads kept, and the page itself for the rest of the second: `Web.render_kept`), and
             # "overview_drawn" the same with the page drawn again, as at the first request of a second.
-            web = app.state.web
-            commit = {"overview_kept": lambda: None,
-                      "overview_drawn": lambda: setattr(web, "_kept_pages", (0, {}))}.get(key, b.commit_elsewhere)
+            commit = {"overview_kept": lambda: None, "overview_drawn": forget_pages}.get(key, b.commit_elsewhere)
             for _ in range(plan["warmup"]):
                 commit()
                 await asgi(app, "GET", path, cookie)
@@ -828,7 +834,8 @@ def report(mode: str, plan: dict[str, Any], facts: dict[str, str], results: dict
             f"### Overview throughput over HTTP (goal ≥ {GOAL_RPS:g} requests/s)",
             "",
             f"`runtracker serve` (uvicorn, one process) and a load generator in the benchmark's process (asyncio, "
-            f"{LOAD_CONNECTIONS} keep-alive connections, raw HTTP/1.1, every answer checked: 200 and {CARDS} cards) on the "
+            f"{LOAD_CONNECTIONS} keep-alive connections, raw HTTP/1.1, every answer checked: 200 and {CARDS} cards) "
+            "on the "
             "same 2 cores: the generator's CPU is taken from the server's. Nothing commits during the run, so the "
             "overview reuses its reads (see the overview's two rows above for what a commit costs).",
             "",

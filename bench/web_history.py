@@ -53,8 +53,8 @@ BUSY = ("nikki", "sportlink", "freescout", "laposta", "rondo-club", "exact", "tw
 _CLUBS = ("aalsmeer", "alkmaar", "almere", "amersfoort", "arnhem", "assen", "breda", "delft", "deventer", "dordrecht",
           "ede", "eindhoven", "emmen", "enschede", "gouda", "groningen", "haarlem", "helmond", "hengelo", "hilversum",
           "hoorn", "kampen", "leeuwarden", "leiden", "lelystad", "maastricht", "meppel", "nijmegen", "oss", "purmerend",
-          "roermond", "schiedam", "sittard", "sneek", "tiel", "tilburg", "utrecht", "veenendaal", "venlo", "vlaardingen",
-          "weert", "woerden", "zaandam", "zeist", "zutphen", "zwolle")
+          "roermond", "schiedam", "sittard", "sneek", "tiel", "tilburg", "utrecht", "veenendaal", "venlo",
+          "vlaardingen", "weert", "woerden", "zaandam", "zeist", "zutphen", "zwolle")
 _SYSTEMS = ("members", "contributions", "teams", "matches")
 # 184 more: a club's member, contribution, team and match syncs; one with a name that sorts as people sort it.
 OTHERS = tuple(f"{club}-{system}" for club in _CLUBS for system in _SYSTEMS)[:-1] + ("Zürich-ledenadmin",)

@@ -171,7 +171,7 @@ class NextTimes:
         found = schedule.next(at_ms)
         if found is None:
             return None  # no next time (or none within the walk's bound): not kept, rare and not a span
-        spans = dict(zip(highs, lows))
+        spans = dict(zip(highs, lows, strict=True))
         spans[found] = min(spans.get(found, at_ms), at_ms)
         if len(spans) > self.PER_SCHEDULE:  # the intervals furthest in the past go first
             for high in sorted(spans)[: len(spans) - self.PER_SCHEDULE]:

@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from ..base.clock import now_ms
-from ..base.outcomes import CRASH_STEP, RUNNING
+from ..base.outcomes import CRASH_STEP, RUNNING, SUCCESS
 from ..storage.dashboard import RUN_BAR_COLUMNS, Dashboard
 from ..storage.errorfilter import BY_PIPELINE, ErrorFilter
 from . import grouping, present, start
@@ -123,8 +123,12 @@ class _OverviewRows:
         self.recent = dash.latest_runs(self.names, present.RECENT_RUNS, columns=RUN_BAR_COLUMNS)
         self.latest = dash.latest_runs(self.names, 2)
         self.running_rows = dash.running_runs()  # oldest first
-        self.usual = {name: dash.successful_durations(name, present.USUAL_RUNS)
-                      for name in dict.fromkeys(row["pipeline"] for row in self.running_rows)}
+        # The running pipelines' latest successful durations: one statement for all of them, not one each.
+        running = list(dict.fromkeys(row["pipeline"] for row in self.running_rows))
+        successes = dash.latest_runs(running, present.USUAL_RUNS, outcome=SUCCESS,
+                                     columns="id, pipeline, started_at, duration_ms") if running else {}
+        self.usual = {name: [int(r["duration_ms"]) for r in rows if r["duration_ms"] is not None]
+                      for name, rows in successes.items()}
 
 
 # -- a pipeline's history -------------------------------------------------------------------------------------
