@@ -219,13 +219,16 @@ class Backend:
         """A commit from another connection, as a pipeline's would be: what the dashboard kept of its last reads
         (`Dashboard.unchanged`) is then read anew."""
         if not self._scratch:
-            self.raw.execute("CREATE TABLE IF NOT EXISTS bench_web_commits (n INTEGER)")
+            self.raw.execute(f"CREATE TABLE IF NOT EXISTS {self.scratch} (n INTEGER)")
             self._scratch = True
-        self.raw.execute("INSERT INTO bench_web_commits (n) VALUES (1)")
+        self.raw.execute(f"INSERT INTO {self.scratch} (n) VALUES (1)")
+
+    # The commits' table, one per benchmark process (two may measure the same history side by side).
+    scratch = f"bench_web_commits_{os.getpid()}"
 
     def close(self) -> None:
         if self._scratch:
-            self.raw.execute("DROP TABLE IF EXISTS bench_web_commits")
+            self.raw.execute(f"DROP TABLE IF EXISTS {self.scratch}")
         self.raw.close()
 
 
