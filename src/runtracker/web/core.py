@@ -12,6 +12,7 @@ import functools
 import logging
 import os
 import re
+import threading
 import time
 from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from pathlib import Path
@@ -157,6 +158,7 @@ class Web:
         self.templates.globals.update(url=url)
         self._config: tuple[float | None, PipelineConfig] | None = None
         self._kept_pages: tuple[int, dict[Hashable, bytes]] = (0, {})  # render_kept's: (the second, pages)
+        self._kept_lock = threading.Lock()
         self._key_touched: dict[int, float] = {}
         self._keys: dict[str, tuple[ApiKey, float]] = {}  # key hash -> (the key, remembered until)
         if settings.demo:
@@ -358,16 +360,20 @@ class Web:
         key = (name, request.url.path, request.url.query, request.headers.get("cookie"), user.get("id"), token,
                self._config[0] if self._config else None, id(config), self.store.disk_problem())
         kept_second, pages = self._kept_pages
-        if kept_second == second:
-            body = pages.get(key)
-            if body is not None:
-                return self.sessions.save(request, HTMLResponse(body))  # type: ignore[return-value]
-        response = self.render(request, name, context(), user=user)
-        if kept_second != second:
-            self._kept_pages = (second, {})
-            pages = self._kept_pages[1]
-        if response.status_code == 200 and len(pages) < self.KEPT_PAGES and "set-cookie" not in response.headers:
-            pages[key] = bytes(response.body)
+        if kept_second == second and key in pages:
+            return self.sessions.save(request, HTMLResponse(pages[key]))  # type: ignore[return-value]
+        # One draw at a time: the requests that come in while the page of a new second is drawn wait for it and
+        # take it, rather than all drawing it (drawing is Python: they would only take turns on the GIL).
+        with self._kept_lock:
+            kept_second, pages = self._kept_pages
+            if kept_second == second and key in pages:
+                return self.sessions.save(request, HTMLResponse(pages[key]))  # type: ignore[return-value]
+            response = self.render(request, name, context(), user=user)
+            if kept_second != second:
+                pages = {}
+                self._kept_pages = (second, pages)
+            if response.status_code == 200 and len(pages) < self.KEPT_PAGES and "set-cookie" not in response.headers:
+                pages[key] = bytes(response.body)
         return response
 
     def to_login(self, request: Request) -> Response:
