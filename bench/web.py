@@ -13,7 +13,7 @@ each backend:
    scope, a receive and a send), with a logged-in session cookie made by a real POST /login. The time is taken
    around the app call: routing, the session and user check, the queries, the rows into pages, Jinja2, the
    response. Each page is requested WARMUP times, then REQUESTS times: median and p95, against the goals
-   (≤ 25 ms p95 on SQLite, ≤ 50 ms on PostgreSQL).
+   (≤ 15 ms p95 on SQLite, ≤ 20 ms on PostgreSQL).
 2. **Database time against the same query written by hand.** While a page is served, `Store.read` is wrapped
    to sum the time of every query it makes (the session's user, the header's running count and the page's
    own). Alternating with each request, the minimal SQL that produces the same page (`HAND` below: the same
