@@ -2,13 +2,30 @@
 
 `python bench/web_history.py [--runs 1000000] [--backend sqlite|postgresql|both]` builds (or reuses) it.
 
-1,000,000 runs by default over 12 pipelines and the 365 days before the build, 2 steps and 5 errors per run on
-average (0–10), outcomes mixed (80 % success, 15 % partial, 5 % failure), durations around each pipeline's own
-mean, errors from 8 message templates with numbers and member ids in them (so that grouping has something to
-normalise), over a pool of 20,000 members. The schema is the tracker's own, made by the store (every migration
-and index), then filled by INSERT … SELECT over a series, and ANALYZEd, as a real database would be after a
-while. The SQLite file is cached in bench/.cache/ (per schema version); the PostgreSQL history lives in a schema
-of its own, `bench_web`, rebuilt when its row counts do not match.
+1,000,000 runs by default over the 365 days before the build, 2 steps and 5 errors per run on average (0–10),
+outcomes mixed (about 80 % success, 15 % partial, 5 % failure), durations around each pipeline's own mean, errors
+from 8 message templates with numbers and member ids in them (so that grouping has something to normalise), over
+a pool of 20,000 members.
+
+**200 pipelines**, as an organisation running many small syncs would have them, unevenly busy: the 12 busy
+ones (`BUSY`, every ~10 minutes) hold 80 % of the runs (66,667 each at 1,000,000), the 184 others (`OTHERS`, a
+few runs a day) share the rest (~1,087 each), and 4 more (`NEVER_RAN`) are only in the config file. The head of
+the history is what a morning view has to show:
+
+- `FAILING`: 14 pipelines whose latest run failed;
+- `RUNNING`: 5 pipelines with a `running` latest run, owned by another host (`worker-remote`), one of them
+  past its `max_runtime` (`TOO_LONG`). Another host's run is judged by its heartbeat, which stopped when the
+  history did: the benchmark serves with a heartbeat timeout of a year (`HEARTBEAT_TIMEOUT_S`) so that no
+  reaper ends them while it measures;
+- `OVERDUE`: 8 pipelines whose history ends 3 days before the others', with a daily schedule: overdue;
+- `config_text`: the config file that goes with it: schedules for 150 of them (in Europe/Amsterdam), so the
+  overdue rule runs for each on every overview, display names and descriptions for some, a command for each.
+
+The schema is the tracker's own, made by the store (every migration and index), then filled by INSERT … SELECT
+over a series, and ANALYZEd, as a real database would be after a while. The SQLite file is cached in
+bench/.cache/ (per schema and generator version); the PostgreSQL history lives in a schema of its own (default
+`bench_web`, `--pg-schema` / $RUNTRACKER_BENCH_WEB_SCHEMA), rebuilt when its row counts or generator version do
+not match.
 """
 
 from __future__ import annotations
@@ -28,23 +45,64 @@ from benchlib import cache_dir  # noqa: E402
 from runtracker.storage import open_store, schema  # noqa: E402
 
 PG_URL = os.environ.get("RUNTRACKER_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
-PG_SCHEMA = "bench_web"
-PIPELINES = ("nikki", "sportlink", "freescout", "laposta", "rondo-club", "exact", "twinfield", "mailchimp",
-             "wordpress", "teamsnap", "knvb-ds", "backup")
+PG_SCHEMA = os.environ.get("RUNTRACKER_BENCH_WEB_SCHEMA", "bench_web")
+# Bumped whenever what is generated changes: a cached history of another version is built again.
+GENERATOR = 2
+BUSY = ("nikki", "sportlink", "freescout", "laposta", "rondo-club", "exact", "twinfield", "mailchimp",
+        "wordpress", "teamsnap", "knvb-ds", "backup")
+_CLUBS = ("aalsmeer", "alkmaar", "almere", "amersfoort", "arnhem", "assen", "breda", "delft", "deventer", "dordrecht",
+          "ede", "eindhoven", "emmen", "enschede", "gouda", "groningen", "haarlem", "helmond", "hengelo", "hilversum",
+          "hoorn", "kampen", "leeuwarden", "leiden", "lelystad", "maastricht", "meppel", "nijmegen", "oss", "purmerend",
+          "roermond", "schiedam", "sittard", "sneek", "tiel", "tilburg", "utrecht", "veenendaal", "venlo",
+          "vlaardingen", "weert", "woerden", "zaandam", "zeist", "zutphen", "zwolle")
+_SYSTEMS = ("members", "contributions", "teams", "matches")
+# 184 more: a club's member, contribution, team and match syncs; one with a name that sorts as people sort it.
+OTHERS = tuple(f"{club}-{system}" for club in _CLUBS for system in _SYSTEMS)[:-1] + ("Zürich-ledenadmin",)
+PIPELINES = BUSY + OTHERS  # the pipelines with runs (196)
+NEVER_RAN = ("apeldoorn-members", "baarn-members", "bussum-members", "urk-members")  # in the config file only
+ALL_PIPELINES = PIPELINES + NEVER_RAN  # the overview's cards (200)
+FAILING = OTHERS[3:185:13]  # 14: their latest run failed
+RUNNING = OTHERS[8:185:37]  # 5: their latest run is `running` (another host's)
+TOO_LONG = RUNNING[:1]  # running past its max_runtime
+OVERDUE = OTHERS[10:185:23]  # 8: their history ends OVERDUE_S earlier: a daily schedule they missed
+OVERDUE_S = 3 * 86400
+RUNNING_HOST = "worker-remote"
+# The heartbeat timeout the benchmark serves with: the RUNNING runs' heartbeats stopped when the history did.
+HEARTBEAT_TIMEOUT_S = 365 * 86400
+BUSY_SHARE = 8  # of 10 runs
 # The history ends an hour before it is built and starts a year before that, so that "the last 7 days" of a
 # dashboard filter finds what it would on a live database. A cached one older than a week is built again.
 EPOCH = int(time.time()) - 3600
 SPAN_S = 365 * 86400
 MAX_AGE_S = 7 * 86400
 
+
+def _pipeline_number(n: str) -> str:
+    """The pipeline (index into PIPELINES) of run number `n`: 8 runs in 10 to a busy one, the rest spread."""
+    return (f"(CASE WHEN ({n}) % 10 < {BUSY_SHARE} THEN ({n}) % {len(BUSY)}"
+            f" ELSE {len(BUSY)} + (({n}) / 10) % {len(OTHERS)} END)")
+
+
+def _name_of(number: str) -> str:
+    return f"CASE {number} " + " ".join(f"WHEN {k} THEN '{p}'" for k, p in enumerate(PIPELINES)) + " END"
+
+
+def _shift(n: str) -> str:
+    """Seconds by which run number `n` started earlier than its place in the series says (OVERDUE's)."""
+    numbers = ", ".join(str(PIPELINES.index(p)) for p in OVERDUE)
+    return f"(CASE WHEN {_pipeline_number(n)} IN ({numbers}) THEN {OVERDUE_S} ELSE 0 END)"
+
+
 # The rows, as expressions of `i` over a series 1..N; {ts} formats seconds since the epoch as our timestamps.
+# The outcome hashes i and i / 10 so that every pipeline, busy or not, gets a mix.
 RUNS = (
     "INSERT INTO runs (id, club_slug, pipeline, started_at, finished_at, duration_ms, outcome, total_created,"
     " total_updated, total_skipped, total_failed, summary_json, hostname, pid, process_started_at, heartbeat_at,"
     " ended_by) SELECT i, 'rondo', {pipeline}, {ts_start}, {ts_end}, {duration} * 1000,"
-    " CASE WHEN i % 20 = 0 THEN 'failure' WHEN i % 20 < 4 THEN 'partial' ELSE 'success' END,"
-    " 40 + i % 17, i % 9, i % 13, CASE WHEN i % 20 < 4 THEN 1 + i % 5 ELSE 0 END, '{{\"contributions\": 40}}',"
-    " 'worker-' || (i % 3), 10000 + i % 30000, 1700000000.0, {ts_end}, 'owner' FROM {series}"
+    " CASE WHEN (i + i / 10) % 20 = 0 THEN 'failure' WHEN (i + i / 10) % 20 < 4 THEN 'partial' ELSE 'success' END,"
+    " 40 + i % 17, i % 9, i % 13, CASE WHEN (i + i / 10) % 20 < 4 THEN 1 + i % 5 ELSE 0 END,"
+    " '{{\"contributions\": 40}}', 'worker-' || (i % 3), 10000 + i % 30000, 1700000000.0, {ts_end}, 'owner'"
+    " FROM {series}"
 )
 STEPS = (
     "INSERT INTO run_steps (id, run_id, club_slug, step_name, started_at, finished_at, duration_ms, outcome,"
@@ -69,7 +127,6 @@ ERRORS = (
     " CASE WHEN i % 50 = 0 THEN 'Traceback (most recent call last):\n  File \"sync.py\", line 42, in sync\n'"
     " ELSE NULL END, {ts_error} FROM {series}"
 )
-PER_RUN = {"runs": 1, "run_steps": 2, "run_errors": 5}
 
 
 def _sqlite_exprs(runs: int) -> dict[str, str]:
@@ -87,26 +144,75 @@ def _pg_exprs(runs: int) -> dict[str, str]:
 
 
 def _exprs(ts: Callable[[str], str], start: Callable[[str], str]) -> dict[str, str]:
-    """SQL for each templated field; `start(n)`: seconds at which run number `n` (an SQL expression) started."""
-    duration = f"(300 + (i % {len(PIPELINES)}) * 60 + (i * 37) % 120)"
+    """SQL for each templated field; `start(n)`: seconds at which run number `n` (an SQL expression) started,
+    before OVERDUE's shift."""
+    duration = "(300 + (i % 12) * 60 + (i * 37) % 120)"
     run_of_step, run_of_error = "((i + 1) / 2)", "((i + 4) / 5)"
+
+    def begin(n: str) -> str:
+        return f"({start(n)} - {_shift(n)})"
+
     return {
-        "pipeline": "CASE i % 12 " + " ".join(f"WHEN {n} THEN '{p}'" for n, p in enumerate(PIPELINES)) + " END",
+        "pipeline": _name_of(_pipeline_number("i")),
         "duration": duration,
-        "ts_start": ts(start("i")),
-        "ts_end": ts(f"({start('i')} + {duration})"),
-        "ts_start_step": ts(start(run_of_step)),
-        "ts_end_step": ts(f"({start(run_of_step)} + 20)"),
-        "ts_error": ts(f"({start(run_of_error)} + 30)"),
+        "ts_start": ts(begin("i")),
+        "ts_end": ts(f"({begin('i')} + {duration})"),
+        "ts_start_step": ts(begin(run_of_step)),
+        "ts_end_step": ts(f"({begin(run_of_step)} + 20)"),
+        "ts_error": ts(f"({begin(run_of_error)} + 30)"),
     }
 
 
+PER_RUN = {"runs": 1, "run_steps": 2, "run_errors": 5}
+
+
+def _latest(names: tuple[str, ...]) -> str:
+    marks = ", ".join(f"'{name}'" for name in names)
+    return f"SELECT MAX(id) FROM runs WHERE pipeline IN ({marks}) GROUP BY pipeline"
+
+
+# The head of the history: FAILING's latest run failed, RUNNING's is still `running` on another host.
+HEAD = (
+    f"UPDATE runs SET outcome = 'failure', total_failed = 3 WHERE id IN ({_latest(FAILING)})",
+    f"UPDATE runs SET outcome = 'running', finished_at = NULL, duration_ms = NULL, ended_by = NULL, total_created = 0,"
+    f" total_updated = 0, total_skipped = 0, total_failed = 0, hostname = '{RUNNING_HOST}',"
+    f" heartbeat_at = started_at WHERE id IN ({_latest(RUNNING)})",
+    "CREATE TABLE bench_web_history (generator INTEGER NOT NULL)",
+    f"INSERT INTO bench_web_history (generator) VALUES ({GENERATOR})",
+)
+
+
+def config_text(command: str = "/bin/true") -> str:
+    """The config file that goes with the history: a command for every pipeline (the cards' Start buttons),
+    display names and descriptions for the busy ones, schedules in Europe/Amsterdam for 150 (so the overdue
+    rule runs for each on every overview), a max_runtime that one running run is past.
+
+    The history is frozen when it is built and cached up to MAX_AGE_S: a pipeline on schedule gets a grace of
+    10 days, longer than the cache lives, so that it does not turn overdue as the cache ages; OVERDUE's daily
+    schedule has the default grace (4 h) and their history ends 3 days early: overdue whenever measured."""
+    others = [p for p in OTHERS if p not in OVERDUE]
+    scheduled = {**{p: ("*/10 * * * *", "10d") for p in BUSY}, **{p: ("0 */8 * * *", "10d") for p in others[:126]},
+                 **{p: ("15 3 * * *", "4h") for p in OVERDUE + NEVER_RAN}}
+    lines = ['[defaults]', 'timezone = "Europe/Amsterdam"', '']
+    for name in ALL_PIPELINES:
+        lines += [f'[pipelines."{name}"]', f'command = ["{command}"]']
+        if name in BUSY:
+            lines += [f'display_name = "{name.capitalize()} sync"', f'description = "Members and more from {name}"']
+        if name in scheduled:
+            cron, grace = scheduled[name]
+            lines += [f'schedule = "{cron}"', f'grace = "{grace}"']
+        if name in TOO_LONG:
+            lines.append('max_runtime = "30m"')
+        lines.append("")
+    return "\n".join(lines)
+
+
 def sqlite_history(runs: int, log: object = print) -> Path:
-    """The cached SQLite history of `runs` runs at the current schema version."""
-    path = cache_dir() / f"web-history-{runs}-v{schema.LATEST}.sqlite"
+    """The cached SQLite history of `runs` runs at the current schema and generator version."""
+    path = cache_dir() / f"web-history-{runs}-g{GENERATOR}-v{schema.LATEST}.sqlite"
     if path.exists() and time.time() - path.stat().st_mtime < MAX_AGE_S:
         return path
-    for stale in path.parent.glob(f"web-history-{runs}-v*.sqlite*"):
+    for stale in path.parent.glob(f"web-history-{runs}-*v*.sqlite*"):
         stale.unlink()
     log(f"building {path.name} (once; cached in bench/.cache/)")  # type: ignore[operator]
     began = time.perf_counter()
@@ -126,6 +232,8 @@ def sqlite_history(runs: int, log: object = print) -> Path:
         n = runs * PER_RUN[table]
         series = f"(WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < {n}) SELECT i FROM s)"
         conn.execute(sql.format(series=series, **exprs))
+    for sql in HEAD:
+        conn.execute(sql)
     conn.execute("COMMIT")
     conn.execute("ANALYZE")
     conn.execute("PRAGMA journal_mode=WAL")
@@ -136,7 +244,8 @@ def sqlite_history(runs: int, log: object = print) -> Path:
 
 
 def postgres_history(runs: int, log: object = print) -> str:
-    """The PostgreSQL history of `runs` runs in schema bench_web (rebuilt unless it holds exactly those rows)."""
+    """The PostgreSQL history of `runs` runs in schema PG_SCHEMA (rebuilt unless it holds exactly those rows, of
+    this generator)."""
     from runtracker.storage.postgres import driver
 
     pg = driver()
@@ -150,7 +259,8 @@ def postgres_history(runs: int, log: object = print) -> str:
             found = {t: conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in expected}
             newest = conn.execute("SELECT MAX(started_at) FROM runs").fetchone()[0]
             fresh = newest is not None and newest >= time.strftime("%Y-%m-%d", time.gmtime(time.time() - MAX_AGE_S))
-            if found == expected and version == schema.LATEST and fresh:
+            generator = conn.execute("SELECT MAX(generator) FROM bench_web_history").fetchone()[0]
+            if found == expected and version == schema.LATEST and fresh and generator == GENERATOR:
                 return url
         except pg.Error:
             pass
@@ -167,6 +277,8 @@ def postgres_history(runs: int, log: object = print) -> str:
             for table, sql in (("runs", RUNS), ("run_steps", STEPS), ("run_errors", ERRORS)):
                 series = f"generate_series(1, {expected[table]}) AS n(i)"
                 conn.execute(sql.format(series=series, **exprs))
+            for sql in HEAD:
+                conn.execute(sql)
             for table in expected:
                 conn.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT MAX(id) FROM {table}))")
         for table in expected:
@@ -175,11 +287,21 @@ def postgres_history(runs: int, log: object = print) -> str:
     return url
 
 
+def use_schema(name: str) -> None:
+    """Build and read the PostgreSQL history in schema `name` (one's own, while others bench the default)."""
+    global PG_SCHEMA
+    if not name.replace("_", "").isalnum():
+        raise ValueError(f"not a schema name: {name!r}")
+    PG_SCHEMA = name
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=1_000_000)
     parser.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both")
+    parser.add_argument("--pg-schema", default=PG_SCHEMA, help="the PostgreSQL schema (default %(default)s)")
     args = parser.parse_args()
+    use_schema(args.pg_schema)
     if args.backend in ("sqlite", "both"):
         print(sqlite_history(args.runs))
     if args.backend in ("postgresql", "both"):

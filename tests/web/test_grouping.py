@@ -55,3 +55,49 @@ def test_the_grouped_view_shows_seven_digit_member_numbers_as_numbers(app, clien
     html = client.get("/errors?view=groups").text
     assert '<code class="pattern">member KNVB# not found</code>' in html
     assert 'data-count="2"' in html and "KNV&lt;hex&gt;" not in html
+
+
+def _as_json(groups):
+    return [g.as_json() for g in groups]
+
+
+def test_a_kept_window_groups_as_a_fresh_read_would_after_new_and_cleared_errors(app):
+    """WindowGroups keeps a window's rows by id and its groups: after errors are added (a few: read by id; many:
+    the window read again) or cleared, its groups are those of grouping the window read afresh."""
+    from runtracker.storage.errorfilter import ErrorFilter
+    from runtracker.web.grouping import WindowGroups
+
+    web = app.state.web
+    kept = WindowGroups()
+    flt = ErrorFilter()
+    for minute in range(12):
+        add_run(web.store, ("nikki", "laposta")[minute % 2], minute,
+                errors=[("sync", f"KNVB{minute}", f"member KNVB{minute} not found"), ("sync", None, "timeout 3 s")])
+
+    def check(size):
+        count, groups = kept.groups(web.search, flt, size)
+        fresh = web.search.error_window(flt, size)
+        assert count == len(fresh)
+        assert _as_json(groups) == _as_json(group(fresh))
+        return groups
+
+    first = check(10)
+    assert check(10) is first  # the same ids: the same groups, kept
+    add_run(web.store, "nikki", 20, errors=[("sync", "KNVB99", "member KNVB99 not found")])  # one new: by id
+    assert check(10) is not first
+    for minute in range(21, 30):  # most of the window new: read again
+        add_run(web.store, "backup", minute, errors=[("download", None, f"HTTP 503 after {minute} s")])
+    check(10)
+    web.runs.clear_errors(ErrorFilter(step="download"))
+    check(10)
+    check(50)
+
+
+def test_the_grouped_page_shows_a_dozen_pipelines_of_a_group_and_counts_the_rest(app, client):
+    """A group seen in many pipelines lists the 12 newest and says how many more."""
+    for minute in range(15):
+        add_run(app.state.web.store, f"sync-{minute:02d}", minute, errors=[("sync", None, "timeout after 3 s")])
+    html = client.get("/errors?view=groups").text
+    assert html.count('href="/pipeline/sync-') == 12
+    assert "and 3 more pipelines" in html
+    assert 'href="/pipeline/sync-14"' in html and 'href="/pipeline/sync-00"' not in html

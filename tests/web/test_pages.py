@@ -207,3 +207,27 @@ def test_pages_refresh_themselves_and_the_favicon_shows_a_running_run(app, clien
     html = client.get("/errors").text
     assert 'id="favicon"' in html and "favicon-running.svg" in html and 'data-running="1"' in html
     assert "1 running" in html
+
+
+def test_the_overview_is_drawn_once_a_second_while_nothing_is_committed(app, client, monkeypatch):
+    """Web.render_kept: the same request in the same second, with nothing committed, gets the page drawn for the
+    first; a commit (a new run) or the next second draws it again."""
+    from runtracker.web import core, views
+
+    add_run(app.state.web.store, "nikki", 1)
+    drawn = []
+    cards = views.cards
+    monkeypatch.setattr(views, "cards", lambda web: drawn.append(1) or cards(web))
+    now = core.now_ms()
+    monkeypatch.setattr(core, "now_ms", lambda: now)  # one second, however long the test takes
+    # PostgreSQL's change token moves with any write to the server (other tests'): a token of the test's own.
+    store, token = app.state.web.store, [1]
+    monkeypatch.setattr(store, "change_token", lambda: token[0])
+    first = client.get("/").text
+    assert client.get("/").text == first and len(drawn) == 1
+    add_run(store, "laposta", 2)
+    token[0] += 1
+    assert 'data-pipeline="laposta"' in client.get("/").text and len(drawn) == 2
+    monkeypatch.setattr(core, "now_ms", lambda: now + 1000)
+    client.get("/")
+    assert len(drawn) == 3

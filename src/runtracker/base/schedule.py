@@ -18,6 +18,7 @@ schedule is first used, never by `import runtracker` nor by `runtracker exec`.
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -147,27 +148,35 @@ class NextTimes:
     Keyed by the schedule (its expressions and time zone), so a changed config file is never answered from
     memory. Threads may race on an entry: the loser's interval is dropped, never a wrong one kept."""
 
-    PER_SCHEDULE = 4  # intervals kept per schedule (now, a start, and the odd late one)
+    # Intervals kept per schedule. Pipelines sharing a schedule (a hundred on "0 */8 * * *") each ask after their
+    # own latest start: those that started in the same period share an interval, but a busy schedule's starts
+    # fall in many periods, and with too few intervals kept each request would walk croniter again for most.
+    PER_SCHEDULE = 256
     SCHEDULES = 1024  # schedules kept; past it the memo starts again empty
 
     def __init__(self) -> None:
-        self._spans: dict[Schedule, tuple[tuple[int, int], ...]] = {}
+        # Per schedule: its intervals [low, high) sorted by `high` (disjoint: each lies between two scheduled
+        # instants and ends at the second), as two tuples, the highs apart for bisect.
+        self._spans: dict[Schedule, tuple[tuple[int, ...], tuple[int, ...]]] = {}
 
     def after(self, schedule: Schedule, at_ms: int) -> int | None:
         """`schedule.next(at_ms)`: the first scheduled instant strictly after `at_ms`."""
-        spans = self._spans.get(schedule, ())
-        for low, high in spans:
-            if low <= at_ms < high:
-                return high
+        highs, lows = self._spans.get(schedule, ((), ()))
+        k = bisect.bisect_right(highs, at_ms)  # the first interval ending after at_ms
+        if k < len(highs) and lows[k] <= at_ms:
+            return highs[k]
         found = schedule.next(at_ms)
         if found is None:
             return None  # no next time (or none within the walk's bound): not kept, rare and not a span
-        kept = [(min(low, at_ms), high) if high == found else (low, high) for low, high in spans]
-        if all(high != found for _, high in kept):
-            kept.insert(0, (at_ms, found))
+        spans = dict(zip(highs, lows, strict=True))
+        spans[found] = min(spans.get(found, at_ms), at_ms)
+        if len(spans) > self.PER_SCHEDULE:  # the intervals furthest in the past go first
+            for high in sorted(spans)[: len(spans) - self.PER_SCHEDULE]:
+                del spans[high]
         if len(self._spans) >= self.SCHEDULES and schedule not in self._spans:
             self._spans = {}
-        self._spans[schedule] = tuple(kept[: self.PER_SCHEDULE])
+        ordered = sorted(spans)
+        self._spans[schedule] = (tuple(ordered), tuple(spans[h] for h in ordered))
         return found
 
     def clear(self) -> None:

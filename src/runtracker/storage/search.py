@@ -26,8 +26,8 @@ from .errorfilter import BY_MEMBER, BY_PIPELINE, BY_STEP, ErrorFilter, like, lik
 ERROR_COLUMNS = (
     "e.id, e.run_id, e.run_step_id, e.step_name, e.member_identifier, e.error_message, e.error_stack, e.created_at"
 )
-# What grouping needs of an error.
-GROUP_COLUMNS = "e.run_id, e.step_name, e.member_identifier, e.error_message, e.created_at, r.pipeline"
+# What grouping needs of an error (and its id, by which a window's rows are kept: web.grouping.WindowGroups).
+GROUP_COLUMNS = "e.id, e.run_id, e.step_name, e.member_identifier, e.error_message, e.created_at, r.pipeline"
 CLUBS = (
     "WITH RECURSIVE c(slug) AS (SELECT MIN(club_slug) FROM run_errors UNION ALL"
     " SELECT (SELECT MIN(club_slug) FROM run_errors WHERE club_slug > c.slug) FROM c WHERE c.slug IS NOT NULL)"
@@ -131,6 +131,27 @@ class ErrorSearch:
             if window is None or len(rows) >= size:
                 break
         return rows
+
+    def error_window_ids(self, flt: ErrorFilter, size: int) -> list[int]:
+        """The ids of `error_window(flt, size)`'s rows, in its order: the same walk, reading only the id (for
+        the unfiltered window on SQLite, idx_run_errors_created alone). What a cache of the window's rows needs
+        to know that nothing in it changed: an error never changes once recorded and its id is never reused
+        (AUTOINCREMENT, a sequence), so the same ids are the same rows."""
+        for window_size in self._window_sizes(flt):
+            rows, window = self._bounded_read(flt, None, window_size, size, "e.id AS id")
+            if window is None or len(rows) >= size:
+                break
+        return [int(row["id"]) for row in rows]
+
+    def errors_by_id(self, ids: Sequence[int]) -> list[dict[str, Any]]:
+        """The errors `ids` with what grouping needs of them (GROUP_COLUMNS and the id), in no order: probes of
+        the primary key, 500 ids a statement."""
+        found: list[dict[str, Any]] = []
+        for start in range(0, len(ids), 500):
+            chunk = [int(i) for i in ids[start : start + 500]]
+            found += self._read(f"SELECT {GROUP_COLUMNS} FROM run_errors e LEFT JOIN runs r ON r.id = e.run_id"
+                                f" WHERE e.id IN ({', '.join('?' * len(chunk))})", chunk)
+        return found
 
     def count_errors(self, flt: ErrorFilter, cap: int) -> int:
         """How many errors match `flt` (within the window the first page searches), counting to `cap` + 1."""

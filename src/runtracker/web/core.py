@@ -12,8 +12,9 @@ import functools
 import logging
 import os
 import re
+import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,7 @@ from ..storage.dashboard import Dashboard
 from ..storage.errorfilter import ErrorFilter
 from ..storage.ingest import Ingest
 from ..storage.search import ErrorCursor, ErrorSearch
-from . import passwords, present
+from . import grouping, passwords, present
 from .bodies import BodyRefused, read_form
 from .sessions import CSRF_FIELD, RateLimit, Sessions, new_session_id, session_id_hash
 
@@ -148,6 +149,7 @@ class Web:
         # users and API keys, a run's records (clearing errors, the ingest API's writes), the ingest API's own.
         self.dash = Dashboard(self.store)
         self.search = ErrorSearch(self.store)
+        self.window_groups = grouping.WindowGroups()  # the grouped error pages' windows, kept
         self.auth = Auth(self.store)
         self.runs = Runs(self.store)
         self.ingest = Ingest(self.store)
@@ -163,6 +165,8 @@ class Web:
                                       number=lambda n: f"{n:,}" if isinstance(n, int) else n)
         self.templates.globals.update(url=url)
         self._config: tuple[float | None, PipelineConfig] | None = None
+        self._kept_pages: tuple[int, dict[Hashable, bytes]] = (0, {})  # render_kept's: (the second, pages)
+        self._kept_lock = threading.Lock()
         self._key_touched: dict[int, float] = {}
         self._keys: dict[str, tuple[ApiKey, float]] = {}  # key hash -> (the key, remembered until)
         if settings.demo:
@@ -366,6 +370,52 @@ class Web:
                 **{"now": now_ms(), **context})
         response = HTMLResponse(html, status_code=status)
         self.sessions.save(request, response)
+        return response
+
+    # How many pages `render_kept` keeps within one second (one per browser session asking).
+    KEPT_PAGES = 32
+
+    def render_kept(self, request: Request, name: str, context: Callable[[], dict[str, Any]],
+                    user: dict[str, Any], set_cookie: tuple[str, str] | None = None) -> HTMLResponse:
+        response = self._render_kept(request, name, context, user)
+        if set_cookie is not None:  # a choice the browser remembers (after keeping: a kept page sets none)
+            response.set_cookie(set_cookie[0], set_cookie[1], max_age=365 * 86400, httponly=True, samesite="lax")
+        return response
+
+    def _render_kept(self, request: Request, name: str, context: Callable[[], dict[str, Any]],
+                     user: dict[str, Any]) -> HTMLResponse:
+        """`render(request, name, context(), user=user)`, kept for the rest of the second while nothing was
+        committed: the same request (path, query, cookies: the session, so the user and CSRF token too) in the
+        same second, with the database (`Store.change_token`), the config file and the disk's state as they were,
+        gets the same page without reading or drawing it again. A page depends on nothing else: its times are
+        drawn to the second at most ("running for 10m 11s", "3 h ago"), so it is the page a render at that
+        moment would give. A session with a flash message to show is rendered (showing it changes the session).
+
+        The overview, refreshed every minute by every open browser, is what this is for: 200 pipelines are a
+        megabyte of HTML, which takes longer to draw than to read while nothing changes."""
+        session = self.sessions.load(request)
+        token = self.store.change_token()
+        if "flash" in session or token is None:
+            return self.render(request, name, context(), user=user)
+        config = self.config()
+        second = now_ms() // 1000
+        key = (name, request.url.path, request.url.query, request.headers.get("cookie"), user.get("id"), token,
+               self._config[0] if self._config else None, id(config), self.store.disk_problem())
+        kept_second, pages = self._kept_pages
+        if kept_second == second and key in pages:
+            return self.sessions.save(request, HTMLResponse(pages[key]))  # type: ignore[return-value]
+        # One draw at a time: the requests that come in while the page of a new second is drawn wait for it and
+        # take it, rather than all drawing it (drawing is Python: they would only take turns on the GIL).
+        with self._kept_lock:
+            kept_second, pages = self._kept_pages
+            if kept_second == second and key in pages:
+                return self.sessions.save(request, HTMLResponse(pages[key]))  # type: ignore[return-value]
+            response = self.render(request, name, context(), user=user)
+            if kept_second != second:
+                pages = {}
+                self._kept_pages = (second, pages)
+            if response.status_code == 200 and len(pages) < self.KEPT_PAGES and "set-cookie" not in response.headers:
+                pages[key] = bytes(response.body)
         return response
 
     def to_login(self, request: Request) -> Response:

@@ -116,6 +116,12 @@ def overview(request: Request, web: Web, user: dict[str, Any]) -> Response:
     chosen = params.get("view")
     view = chosen if chosen in VIEWS else request.cookies.get(VIEW_COOKIE)
     view = view if view in VIEWS else VIEWS[0]
+    return web.render_kept(request, "overview.html", lambda: _overview(web, state, order, search, view), user,
+                           set_cookie=(VIEW_COOKIE, chosen) if chosen in VIEWS else None)
+
+
+def _overview(web: Web, state: str | None, order: str, search: str, view: str) -> dict[str, Any]:
+    """The overview's page: every card counted by state, those shown in their order, and the links."""
     every = cards(web)
     counts = dict.fromkeys(STATES, 0)
     for found in every:
@@ -131,16 +137,13 @@ def overview(request: Request, web: Web, user: dict[str, Any]) -> Response:
         current.update(changes)
         return url("/", **{k: v for k, v in current.items() if v is not None})
 
-    response = web.render(request, "overview.html", {
+    return {
         "cards": shown, "total": len(every), "state_counts": counts, "states": STATES, "state": state,
         "search": search, "order": order, "view": view, "link": link,
         "fast_refresh": FAST_REFRESH_S if any(c["running"] for c in every) else None,
         # The summary names these four whatever their count (none failing is news too); the others when any.
         "always_counted": (FAILING, OVERDUE, RUNNING_STATE, OK),
-    }, user=user)
-    if chosen in VIEWS:
-        response.set_cookie(VIEW_COOKIE, chosen, max_age=365 * 86400, httponly=True, samesite="lax")
-    return response
+    }
 
 
 def cards(web: Web) -> list[dict[str, Any]]:
@@ -180,11 +183,12 @@ class _OverviewRows:
         self.recent = dash.latest_runs(self.names, present.RECENT_RUNS, columns=RUN_BAR_COLUMNS)
         self.latest = dash.latest_runs(self.names, 2)
         self.running_rows = dash.running_runs()  # oldest first
-        # How long the running pipelines' last successful runs took: one read for all of them (not one each).
-        usual = dash.latest_runs(list(dict.fromkeys(row["pipeline"] for row in self.running_rows)),
-                                 present.USUAL_RUNS, outcome=SUCCESS, columns="id, pipeline, started_at, duration_ms")
+        # The running pipelines' latest successful durations: one statement for all of them, not one each.
+        running = list(dict.fromkeys(row["pipeline"] for row in self.running_rows))
+        successes = dash.latest_runs(running, present.USUAL_RUNS, outcome=SUCCESS,
+                                     columns="id, pipeline, started_at, duration_ms") if running else {}
         self.usual = {name: [int(r["duration_ms"]) for r in rows if r["duration_ms"] is not None]
-                      for name, rows in usual.items()}
+                      for name, rows in successes.items()}
         # Why each pipeline's latest finished run failed (or ended partial), by run id: read for all at once.
         ended = [next((r for r in rows if r["outcome"] != RUNNING), None) for rows in self.latest.values()]
         failed = {int(r["id"]): r for r in ended if r is not None and r["outcome"] in (FAILURE, PARTIAL)}
@@ -343,8 +347,10 @@ def error_context(request: Request, web: Web, flt: ErrorFilter, grouped: bool, p
         window = int_param(request.query_params, "window", 1, max(GROUP_WINDOWS)) or DEFAULT_GROUP_WINDOW
         if window not in GROUP_WINDOWS:
             raise BadRequest(f"`window` is one of {', '.join(str(w) for w in GROUP_WINDOWS)}")
-        rows = web.search.error_window(flt, window)
-        context.update(window=window, window_rows=len(rows), groups=grouping.group(rows))
+        # Kept while nothing was committed; after a commit only the window's ids are read if it is unchanged.
+        count, groups = web.dash.unchanged(("error groups", tuple(flt.fields().items()), window),
+                                           lambda: web.window_groups.groups(web.search, flt, window))
+        context.update(window=window, window_rows=count, groups=groups)
         return context
     cursor = error_cursor(request.query_params)
     result = web.search.errors(flt, ERRORS_PER_PAGE, cursor)
