@@ -5,7 +5,8 @@ partial runs whose errors name members, a failure and a slow run (rows written w
 real processes with tracking on: a run that crashes with a traceback, a run SIGKILLed and reaped by `runtracker
 reap`, and a run still in progress — starts `runtracker serve --demo` on it with a config file (Start buttons,
 a schedule), logs in with Debian's Chromium, and saves full-page PNGs 1280 px wide to docs/screenshots/:
-overview, a pipeline's history, the crashed run, the error browser's grouped view and a member's page.
+overview (cards and list), a pipeline's history, the crashed run, the error browser's grouped view, a member's
+page and the runs since last night; and at 390 px in the dark theme the overview and the crashed run.
 
 Not a test (pytest collects test_*.py only); it needs what the browser tests need (`make browser`).
 """
@@ -172,6 +173,8 @@ def config_file(workdir: Path, now: int) -> Path:
     path = workdir / "runtracker.toml"
     path.write_text(textwrap.dedent(f"""\
         [pipelines.nikki]
+        display_name = "Nikki members"
+        description = "Members from the federation export into Nikki, nightly"
         command = ["node", "pipelines/sync-nikki.js"]
         schedule = "{at.tm_min} {at.tm_hour} * * *"
         timezone = "UTC"
@@ -213,7 +216,10 @@ def main() -> int:
         assert running.stdout is not None and running.stdout.readline().strip() == "running"
         server = start_dashboard(db, work / "serve.log", extra_args=["--config", str(config_file(work, now))])
         shots = [("overview.png", "/"), ("history.png", "/pipeline/nikki"), ("crashed-run.png", f"/run/{crashed}"),
-                 ("errors-grouped.png", "/errors?view=groups"), ("member.png", f"/member/{MEMBER}")]
+                 ("errors-grouped.png", "/errors?view=groups"), ("member.png", f"/member/{MEMBER}"),
+                 ("runs.png", "/runs"), ("overview-list.png", "/?view=list")]
+        # A phone in the dark: the overview and a run, 390 px wide.
+        phone = [("phone-overview-dark.png", "/?view=cards"), ("phone-run-dark.png", f"/run/{crashed}")]
         try:
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
@@ -225,6 +231,14 @@ def main() -> int:
                     page.wait_for_load_state("networkidle")
                     page.screenshot(path=str(args.out / name), full_page=True)
                     print(f"{args.out / name}: {path}")
+                dark = browser.new_page(viewport={"width": 390, "height": 844}, color_scheme="dark")
+                dark.set_default_timeout(DEFAULT_TIMEOUT_MS)
+                login(dark, server.url)
+                for name, path in phone:
+                    dark.goto(server.url + path)
+                    dark.wait_for_load_state("networkidle")
+                    dark.screenshot(path=str(args.out / name), full_page=True)
+                    print(f"{args.out / name}: {path} (390 px, dark)")
                 browser.close()
         finally:
             stop_dashboard(server)
