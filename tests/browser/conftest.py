@@ -242,3 +242,12 @@ def dashboard(dashboard_db_url: str, dashboard_args: list[str], tmp_path: Path,
         code = stop_dashboard(server)
         if _failed(request):
             print(f"--- runtracker serve (exit code {code}) output ---\n{server.output()}")
+
+
+@pytest.fixture
+def gate(tmp_path: Path) -> Iterator[Path]:
+    """The file that lets a gated test command end (it waits for it to exist); created at teardown whatever
+    happened, so no command lingers."""
+    path = tmp_path / "gate"
+    yield path
+    path.touch()

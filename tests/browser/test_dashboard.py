@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import re
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -32,14 +31,6 @@ while not os.path.exists(sys.argv[1]) and time.monotonic() < deadline:
     time.sleep(0.05)
 print("let through" if os.path.exists(sys.argv[1]) else "gave up waiting")
 """
-
-
-@pytest.fixture
-def gate(tmp_path: Path) -> Iterator[Path]:
-    """The file that lets sleepy's command end; created at teardown whatever happened, so no command lingers."""
-    path = tmp_path / "gate"
-    yield path
-    path.touch()
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import re
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -33,14 +32,6 @@ while not os.path.exists(sys.argv[1]) and time.monotonic() < deadline:
 """
 HOUR_MS = 3600_000
 FAST_REFRESH_S = 5  # web.views.FAST_REFRESH_S: the overview's refresh while a pipeline runs
-
-
-@pytest.fixture
-def gate(tmp_path: Path) -> Iterator[Path]:
-    """The file that lets sleepy's command end; created at teardown whatever happened, so no command lingers."""
-    path = tmp_path / "gate"
-    yield path
-    path.touch()
 
 
 @pytest.fixture

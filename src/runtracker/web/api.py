@@ -31,6 +31,7 @@ from .core import (
     error_cursor,
     error_filter,
     int_param,
+    run_cursor,
     text_param,
     web_of,
 )
@@ -90,13 +91,7 @@ def runs(request: Request, web: Web, who: Principal) -> Response:
     outcome = text_param(params, "outcome")
     if outcome is not None and outcome not in RUN_OUTCOMES:
         raise BadRequest(f"`outcome` is one of {', '.join(RUN_OUTCOMES)}")
-    before_id = int_param(params, "before", 1)
-    before = None
-    if before_id is not None:
-        anchor = web.dash.run_position(before_id)
-        if anchor is None:
-            raise BadRequest(f"there is no run {before_id}")
-        before = (anchor["started_at"], anchor["id"])
+    before = run_cursor(web, params)
     limit = _limit(request, 50)
     rows = web.dash.list_runs(pipeline=text_param(params, "pipeline"), outcome=outcome, limit=limit + 1,
                               before=before)

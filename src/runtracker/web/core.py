@@ -530,6 +530,18 @@ def int_param(values: Values, name: str, low: int = 0, high: int = 2**63 - 1) ->
     return int(value)
 
 
+def run_cursor(web: Web, values: Values) -> tuple[str, int] | None:
+    """The keyset cursor of a list of runs newest first: `before=<run id>` as (its started_at, its id); None
+    without one. 400 for a run that does not exist."""
+    before_id = int_param(values, "before", 1)
+    if before_id is None:
+        return None
+    anchor = web.dash.run_position(before_id)
+    if anchor is None:
+        raise BadRequest(f"there is no run {before_id}")
+    return anchor["started_at"], anchor["id"]
+
+
 def moment_param(values: Values, name: str, *, end: bool = False) -> str | None:
     """A date (`2026-11-30`; as an end, the whole day is included) or a date and time, on the wall clock of the
     page's display zone (ending in `Z`: UTC), as stored text: the day a reader picks is their own day."""

@@ -19,7 +19,7 @@ from ..base.outcomes import FAILURE, PARTIAL, RUNNING, SUCCESS
 from ..base.schedule import to_instant, zone
 from ..storage.dashboard import LOST
 from . import present
-from .core import COUNT_CAP, BadRequest, Web, int_param, page, text_param, url
+from .core import COUNT_CAP, BadRequest, Web, page, run_cursor, text_param, url
 
 RUNS_PER_PAGE = 50
 EVENING_HOUR = 18  # "last night" starts at 18:00 yesterday, in the display time zone
@@ -98,13 +98,7 @@ def runs_page(request: Request, web: Web, user: dict[str, Any]) -> Response:
     if outcome is not None and outcome not in OUTCOMES:
         raise BadRequest(f"`outcome` is one of {', '.join(OUTCOMES)}")
     pipeline = text_param(params, "pipeline")
-    before_id = int_param(params, "before", 1)
-    before = None
-    if before_id is not None:
-        anchor = web.dash.run_position(before_id)
-        if anchor is None:
-            raise BadRequest(f"there is no run {before_id}")
-        before = (anchor["started_at"], anchor["id"])
+    before = run_cursor(web, params)
     rows = web.dash.list_runs(pipeline=pipeline, outcome=None if outcome in (None, LOST) else outcome,
                               lost=outcome == LOST, since=window.since, until=window.until,
                               limit=RUNS_PER_PAGE + 1, before=before)
