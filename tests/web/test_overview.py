@@ -303,6 +303,8 @@ def test_natural_order_reads_numbers_as_numbers_and_breaks_ties_by_the_text():
     ({"outcome": "failure"}, {"exit_code": 3, "first_error": "boom"}, "exit status 3: boom"),
     ({"outcome": "failure"}, {"exit_code": 3, "first_error": "exit status 3: boom"}, "exit status 3: boom"),
     ({"outcome": "failure", "reaped_at": "2026-07-02T12:00:00.000Z"}, {}, "lost process"),
+    ({"outcome": "failure", "reaped_at": "2026-07-02T12:00:00.000Z"},
+     {"first_error": "process lost: pid 7 on vm no longer exists"}, "lost process: pid 7 on vm no longer exists"),
     ({"outcome": "failure"}, {"summary_json": '{"timeout": true, "exit_code": 124}'}, "timeout, exit status 124"),
     ({"outcome": "failure"}, {"summary_json": '{"kind": "uncaught_exception", "error": "ValueError: no"}',
                               "first_error": "an earlier error"}, "uncaught exception: ValueError: no"),

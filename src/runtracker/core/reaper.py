@@ -40,6 +40,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("runtracker")
 
+LOST_PREFIX = "process lost: "  # a lost run's crash row begins so: what follows is the verdict's detail
+
 
 class Reaped(Record):
     """One run the reaper ended (`fields()` is what `runtracker reap --json` prints)."""
@@ -173,7 +175,7 @@ def _reap_one(store: Store, row: dict[str, Any], verdict: liveness.Verdict, obse
             if fault_path is not None:
                 done_with.add(fault_path)
         return None
-    message = f"process lost: {verdict.detail}"
+    message = f"{LOST_PREFIX}{verdict.detail}"
     fatal = crashfile.fatal_error(fault)
     if fatal:
         message += f"; {fatal}"

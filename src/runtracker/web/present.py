@@ -29,6 +29,7 @@ from ..base.records import Record
 from ..base.schedule import local_time, zone
 from ..base.status import NEVER_RAN, PipelineStatus, heartbeat_late_s
 from ..core.ending import END_OBSERVED, ESTIMATED_FROM, LOST
+from ..core.reaper import LOST_PREFIX
 from ..core.logring import split_stack
 
 # A run is flagged as slow when it took more than SLOW_FACTOR times the median of the pipeline's last
@@ -313,6 +314,8 @@ def why_failed(run: dict[str, Any] | None, detail: dict[str, Any] | None) -> str
     elif isinstance(exit_code, int) and exit_code != 0 and kind not in ("not_found", "not_executable"):
         how = f"{how}, exit status {exit_code}" if how else f"exit status {exit_code}"
     message = one_line(info.get("error") or detail.get("first_error"))
+    if message and kind == "lost" and message.startswith(LOST_PREFIX):  # "lost process: pid 7 ...", not twice
+        message = message[len(LOST_PREFIX):]
     if how and message and message.startswith(how):  # "exit status 3: ..." said once, not twice
         return message
     return f"{how}: {message}" if how and message else how or message
