@@ -29,8 +29,8 @@ from ..base.records import Record
 from ..base.schedule import local_time, zone
 from ..base.status import NEVER_RAN, PipelineStatus, heartbeat_late_s
 from ..core.ending import END_OBSERVED, ESTIMATED_FROM, LOST
-from ..core.reaper import LOST_PREFIX
 from ..core.logring import split_stack
+from ..core.reaper import LOST_PREFIX
 
 # A run is flagged as slow when it took more than SLOW_FACTOR times the median of the pipeline's last
 # SLOW_BASIS successful runs (at least SLOW_MIN_BASIS of them).
