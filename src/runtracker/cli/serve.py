@@ -82,7 +82,7 @@ def serve_command(db: str | None, host: str, port: int, config_path: str | None,
     shown = "localhost" if host in ("127.0.0.1", "::1") else host
     click.echo(f"runtracker dashboard on http://{shown}:{port}/ (database {for_terminal(store.url, db)})")
     if demo:
-        click.echo("DEMO MODE: log in as demo / demo; the session secret is public: never serve real data so")
+        click.echo("DEMO MODE: log in as demo / demo; the session secret is public: never serve real data with it")
     elif users == 0:
         click.echo(for_terminal("no users yet: add one with `runtracker user add NAME`"))
     stop_monitor = None
