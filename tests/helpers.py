@@ -4,6 +4,7 @@ one way a test waits for something."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pg_schemas
+from runtracker.base.clock import now_ms
 from runtracker.storage import Runs, Store, open_store
 
 # Every test taking `db_url` runs on both; PostgreSQL gets a schema of its own per test (see pg_schemas).
@@ -116,6 +118,18 @@ def wait_until(predicate: Callable[[], T], what: str, timeout: float = 120, inte
         if time.monotonic() >= deadline:
             raise AssertionError(f"gave up waiting for {what} after {timeout:g} s; the last value was {value!r}")
         time.sleep(interval)
+
+
+def kill_2s_in(owner_proc: subprocess.Popen[str], started_ms: int, ready_ms: int) -> int:
+    """SIGKILL the owner 2 s into its run, and at least 1.5 s after it said its run was open (`ready_ms`: on a
+    loaded machine its first start_run may take a second to write the row a reaper must see first); the moment
+    of the kill (ms since the epoch)."""
+    at = max(started_ms + 2000, ready_ms + 1500)
+    wait_until(lambda: now_ms() >= at, "the moment to kill the owner", interval=0.005)
+    killed_ms = now_ms()
+    os.kill(owner_proc.pid, signal.SIGKILL)
+    owner_proc.wait()
+    return killed_ms
 
 
 def dead_pid() -> int:

@@ -4,13 +4,11 @@ found dead when nobody saw it die. A real `runtracker monitor`, a real webhook r
 
 from __future__ import annotations
 
-import os
 import re
-import signal
 
 from alertlib import wait_for_mark
 
-from helpers import Db, open_fresh, start_app, wait_until
+from helpers import Db, kill_2s_in, open_fresh, start_app
 from runtracker.base.clock import iso, now_ms, to_ms
 from runtracker.storage import Runs
 
@@ -38,12 +36,7 @@ def test_the_alert_of_a_run_killed_2s_in_says_it_ran_2s(tmp_path, db_url, receiv
         ready_ms = now_ms()
         started_ms = to_ms(Db(db_url).run(run_id)["started_at"])
         assert started_ms is not None
-        # 2 s into the run, and 1.5 s after its row was surely there for the monitor to see (a loaded machine's
-        # first start_run may take a second).
-        at = max(started_ms + 2000, ready_ms + 1500)
-        wait_until(lambda: now_ms() >= at, "2 s into the run", interval=0.005)
-        killed_ms = now_ms()
-        os.kill(owner.pid, signal.SIGKILL)
+        killed_ms = kill_2s_in(owner, started_ms, ready_ms)
     finally:
         if owner.poll() is None:
             owner.kill()

@@ -6,16 +6,14 @@ is late says so on its page before the reaper ends it, and then says its end is 
 
 from __future__ import annotations
 
-import os
 import re
-import signal
 from pathlib import Path
 
 import pytest
 from browserlib import Dashboard, login, start_dashboard, stop_dashboard
 from playwright.sync_api import Page, expect
 
-from helpers import BACKENDS, Db, open_fresh, start_app, wait_until
+from helpers import BACKENDS, Db, kill_2s_in, open_fresh, start_app, wait_until
 from runtracker.base.clock import iso, now_ms, to_ms
 from runtracker.storage import Runs
 
@@ -53,12 +51,7 @@ def test_plain_serve_shows_a_sigkilled_run_ended_within_5_s_with_its_real_durati
         expect(page.locator("#running-count")).to_have_text("1 running")
         started_ms = to_ms(Db(dashboard.db_url).run(run_id)["started_at"])
         assert started_ms is not None
-        # 2 s into the run, and 1.5 s after its row was surely there for serve to see (a loaded machine's first
-        # start_run may take a second).
-        at = max(started_ms + 2000, ready_ms + 1500)
-        wait_until(lambda: now_ms() >= at, "2 s into the run", interval=0.005)
-        killed_ms = now_ms()
-        os.kill(owner.pid, signal.SIGKILL)
+        killed_ms = kill_2s_in(owner, started_ms, ready_ms)
     finally:
         if owner.poll() is None:
             owner.kill()

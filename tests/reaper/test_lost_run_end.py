@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import Db, app_env, wait_until
+from helpers import Db, app_env, kill_2s_in, wait_until
 from runtracker import RunTracker
 from runtracker.base.clock import iso, now_ms, to_ms
 from runtracker.core import liveness
@@ -78,18 +78,6 @@ def reapers(tmp_path: Path, db_url: str) -> Iterator[Callable[[str], None]]:
     yield start
     for stop in stops:
         stop()
-
-
-def kill_2s_in(owner_proc: subprocess.Popen[str], started_ms: int, ready_ms: int) -> int:
-    """SIGKILL the owner 2 s into its run, and at least 1.5 s after it said its run was open (`ready_ms`: on a
-    loaded machine its first start_run may take a second to write the row a reaper must see first); the moment
-    of the kill (ms since the epoch)."""
-    at = max(started_ms + 2000, ready_ms + 1500)
-    wait_until(lambda: now_ms() >= at, "the moment to kill the owner", interval=0.005)
-    killed_ms = now_ms()
-    os.kill(owner_proc.pid, signal.SIGKILL)
-    owner_proc.wait()
-    return killed_ms
 
 
 @pytest.mark.parametrize("which", ["serve", "monitor", "serve+monitor"])
