@@ -223,22 +223,17 @@ def main() -> int:
         try:
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-                page = browser.new_page(viewport={"width": WIDTH, "height": HEIGHT})
-                page.set_default_timeout(DEFAULT_TIMEOUT_MS)
-                login(page, server.url)
-                for name, path in shots:
-                    page.goto(server.url + path)
-                    page.wait_for_load_state("networkidle")
-                    page.screenshot(path=str(args.out / name), full_page=True)
-                    print(f"{args.out / name}: {path}")
-                dark = browser.new_page(viewport={"width": 390, "height": 844}, color_scheme="dark")
-                dark.set_default_timeout(DEFAULT_TIMEOUT_MS)
-                login(dark, server.url)
-                for name, path in phone:
-                    dark.goto(server.url + path)
-                    dark.wait_for_load_state("networkidle")
-                    dark.screenshot(path=str(args.out / name), full_page=True)
-                    print(f"{args.out / name}: {path} (390 px, dark)")
+                # Each viewport (and theme) a page of its own, logged in once, then its shots in turn.
+                for viewport, scheme, shown in (({"width": WIDTH, "height": HEIGHT}, "light", shots),
+                                                ({"width": 390, "height": 844}, "dark", phone)):
+                    page = browser.new_page(viewport=viewport, color_scheme=scheme)
+                    page.set_default_timeout(DEFAULT_TIMEOUT_MS)
+                    login(page, server.url)
+                    for name, path in shown:
+                        page.goto(server.url + path)
+                        page.wait_for_load_state("networkidle")
+                        page.screenshot(path=str(args.out / name), full_page=True)
+                        print(f"{args.out / name}: {path} ({viewport['width']} px, {scheme})")
                 browser.close()
         finally:
             stop_dashboard(server)
